@@ -1,0 +1,285 @@
+"""The `Graph` artifact on disk, and the in-memory graph that the components share.
+
+A Graph artifact's directory is a TF-GNN *unigraph*: `schema.pbtxt` (a GraphSchema whose node
+and edge sets name their TFRecord files of tf.Examples keyed by `#id`, `#source`, `#target`), so
+TF-GNN's own tools (the Beam sampler, `unigraph.read_graph`) read it as it is. Two additions:
+
+- `seeds/<split>.csv` — one `id` column per split (train, eval, test) of the labelled node set,
+  in the unigraph table format that TF-GNN's `read_seeds` reads;
+- `graph_info.json` — which node set and feature hold the label, the number of classes, and the
+  table each set came from (so errors can name the user's file, not ours).
+
+A reversed edge set (paper->author from a writes table) shares its forward set's file and is
+declared with `metadata.extra {key: "edge_type" value: "reversed"}`, as in TF-GNN's MAG example.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+from typing import Optional
+
+import numpy as np
+
+SCHEMA_FILE = "schema.pbtxt"
+INFO_FILE = "graph_info.json"
+SEEDS_DIR = "seeds"
+SPLITS = ("train", "eval", "test")
+ID = "#id"
+SOURCE = "#source"
+TARGET = "#target"
+
+
+@dataclasses.dataclass
+class NodeSet:
+  ids: np.ndarray  # str node ids, one per row
+  features: dict[str, np.ndarray] = dataclasses.field(default_factory=dict)  # [rows, ...]
+  source_file: str = ""  # the user's table, for error messages
+
+  def __len__(self) -> int:
+    return len(self.ids)
+
+
+@dataclasses.dataclass
+class EdgeSet:
+  source_set: str
+  target_set: str
+  sources: np.ndarray  # str node ids of `source_set`
+  targets: np.ndarray  # str node ids of `target_set`
+  features: dict[str, np.ndarray] = dataclasses.field(default_factory=dict)
+  source_file: str = ""
+  reverse_of: Optional[str] = None  # name of the forward edge set this one reverses
+
+  def __len__(self) -> int:
+    return len(self.sources)
+
+
+@dataclasses.dataclass
+class Label:
+  node_set: str
+  feature: str
+  num_classes: int
+
+
+@dataclasses.dataclass
+class Graph:
+  node_sets: dict[str, NodeSet]
+  edge_sets: dict[str, EdgeSet]
+  splits: dict[str, np.ndarray] = dataclasses.field(default_factory=dict)  # split -> ids
+  label: Optional[Label] = None
+
+  def counts(self) -> dict[str, dict[str, int]]:
+    return {
+        "node_sets": {k: len(v) for k, v in self.node_sets.items()},
+        "edge_sets": {k: len(v) for k, v in self.edge_sets.items()},
+        "splits": {k: len(v) for k, v in self.splits.items()},
+    }
+
+
+def _tf():
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  return tf
+
+
+def _dtype_enum(array: np.ndarray) -> int:
+  tf = _tf()
+  if array.dtype.kind == "f":
+    return tf.float32.as_datatype_enum
+  if array.dtype.kind in "iub":
+    return tf.int64.as_datatype_enum
+  return tf.string.as_datatype_enum
+
+
+def _add_feature_schema(features_proto, name: str, array: np.ndarray) -> None:
+  feature = features_proto[name]
+  feature.dtype = _dtype_enum(array)
+  for size in array.shape[1:]:
+    feature.shape.dim.add().size = int(size)
+
+
+def build_schema(graph: Graph):
+  """The GraphSchema of `graph`, with each set pointing at its TFRecord file."""
+  import tensorflow_gnn as tfgnn  # pylint: disable=g-import-not-at-top
+  schema = tfgnn.GraphSchema()
+  for name, node_set in graph.node_sets.items():
+    proto = schema.node_sets[name]
+    for fname, array in node_set.features.items():
+      _add_feature_schema(proto.features, fname, array)
+    proto.metadata.filename = node_file(name)
+    proto.metadata.cardinality = len(node_set)
+    if node_set.source_file:
+      proto.metadata.extra.add(key="source_file", value=node_set.source_file)
+  for name, edge_set in graph.edge_sets.items():
+    proto = schema.edge_sets[name]
+    proto.source = edge_set.source_set
+    proto.target = edge_set.target_set
+    if edge_set.reverse_of is None:
+      for fname, array in edge_set.features.items():
+        _add_feature_schema(proto.features, fname, array)
+      proto.metadata.filename = edge_file(name)
+    else:
+      proto.metadata.filename = edge_file(edge_set.reverse_of)
+      proto.metadata.extra.add(key="edge_type", value="reversed")
+    proto.metadata.cardinality = len(edge_set)
+    if edge_set.source_file:
+      proto.metadata.extra.add(key="source_file", value=edge_set.source_file)
+  return schema
+
+
+def node_file(name: str) -> str:
+  return f"nodes_{name}.tfrecords"
+
+
+def edge_file(name: str) -> str:
+  return f"edges_{name}.tfrecords"
+
+
+def seeds_file(graph_dir: str, split: str) -> str:
+  return os.path.join(graph_dir, SEEDS_DIR, f"{split}.csv")
+
+
+def _feature(value: np.ndarray):
+  tf = _tf()
+  flat = np.asarray(value).reshape(-1)
+  if flat.dtype.kind == "f":
+    return tf.train.Feature(float_list=tf.train.FloatList(value=flat))
+  if flat.dtype.kind in "iub":
+    return tf.train.Feature(int64_list=tf.train.Int64List(value=flat))
+  return tf.train.Feature(
+      bytes_list=tf.train.BytesList(value=[str(v).encode() for v in flat]))
+
+
+def _write_examples(path: str, keys: dict[str, np.ndarray],
+                    features: dict[str, np.ndarray]) -> None:
+  """Writes one tf.Example per row to `path`, atomically (temp file, then rename)."""
+  tf = _tf()
+  tmp = path + ".tmp"
+  rows = len(next(iter(keys.values())))
+  with tf.io.TFRecordWriter(tmp) as writer:
+    for i in range(rows):
+      example = tf.train.Example()
+      fmap = example.features.feature
+      for key, column in keys.items():
+        fmap[key].bytes_list.value.append(str(column[i]).encode())
+      for fname, array in features.items():
+        fmap[fname].CopyFrom(_feature(array[i]))
+      writer.write(example.SerializeToString())
+  tf.io.gfile.rename(tmp, path, overwrite=True)
+
+
+def _write_text(path: str, text: str) -> None:
+  tf = _tf()
+  tmp = path + ".tmp"
+  with tf.io.gfile.GFile(tmp, "w") as f:
+    f.write(text)
+  tf.io.gfile.rename(tmp, path, overwrite=True)
+
+
+def write_graph(graph: Graph, graph_dir: str) -> None:
+  """Writes `graph` as a unigraph directory (plus seeds and graph_info.json).
+
+  Every file is written to a temporary name and renamed into place; the schema is written
+  last, so a directory with a schema is complete.
+  """
+  tf = _tf()
+  from google.protobuf import text_format  # pylint: disable=g-import-not-at-top
+  tf.io.gfile.makedirs(os.path.join(graph_dir, SEEDS_DIR))
+  for name, node_set in graph.node_sets.items():
+    _write_examples(os.path.join(graph_dir, node_file(name)), {ID: node_set.ids},
+                    node_set.features)
+  for name, edge_set in graph.edge_sets.items():
+    if edge_set.reverse_of is None:
+      _write_examples(os.path.join(graph_dir, edge_file(name)),
+                      {SOURCE: edge_set.sources, TARGET: edge_set.targets},
+                      edge_set.features)
+  for split, ids in graph.splits.items():
+    _write_text(seeds_file(graph_dir, split), "id\n" + "".join(f"{i}\n" for i in ids))
+  info = {
+      "label": dataclasses.asdict(graph.label) if graph.label else None,
+      "splits": {k: len(v) for k, v in graph.splits.items()},
+  }
+  _write_text(os.path.join(graph_dir, INFO_FILE), json.dumps(info, indent=2))
+  _write_text(os.path.join(graph_dir, SCHEMA_FILE),
+              text_format.MessageToString(build_schema(graph)))
+
+
+def read_schema(graph_dir: str):
+  import tensorflow_gnn as tfgnn  # pylint: disable=g-import-not-at-top
+  return tfgnn.read_schema(os.path.join(graph_dir, SCHEMA_FILE))
+
+
+def read_info(graph_dir: str) -> dict:
+  with _tf().io.gfile.GFile(os.path.join(graph_dir, INFO_FILE)) as f:
+    return json.load(f)
+
+
+def read_label(graph_dir: str) -> Optional[Label]:
+  label = read_info(graph_dir)["label"]
+  return Label(**label) if label else None
+
+
+def _read_examples(path: str, keys: tuple[str, ...], features) -> tuple[list, dict]:
+  """Reads a TFRecord file of tf.Examples into numpy columns."""
+  tf = _tf()
+  spec = {k: tf.io.FixedLenFeature([], tf.string) for k in keys}
+  for fname, feature in features.items():
+    shape = [d.size for d in feature.shape.dim]
+    spec[fname] = tf.io.FixedLenFeature(shape, tf.dtypes.as_dtype(feature.dtype))
+  columns: dict[str, list] = {k: [] for k in spec}
+  dataset = tf.data.TFRecordDataset(path).batch(4096).map(
+      lambda x: tf.io.parse_example(x, spec))
+  for batch in dataset.as_numpy_iterator():
+    for k, v in batch.items():
+      columns[k].append(v)
+  out = {}
+  for k, parts in columns.items():
+    if parts:
+      out[k] = np.concatenate(parts)
+    else:
+      dtype = object if spec[k].dtype == tf.string else spec[k].dtype.as_numpy_dtype
+      out[k] = np.zeros([0] + list(spec[k].shape), dtype=dtype)
+    if spec[k].dtype == tf.string:
+      out[k] = np.array([v.decode() for v in out[k]], dtype=object)
+  return [out.pop(k) for k in keys], out
+
+
+def _source_file(set_proto) -> str:
+  for kv in set_proto.metadata.extra:
+    if kv.key == "source_file":
+      return kv.value
+  return ""
+
+
+def read_graph(graph_dir: str) -> Graph:
+  """Reads a Graph artifact's directory back into memory (numpy arrays)."""
+  from tensorflow_gnn.data import unigraph  # pylint: disable=g-import-not-at-top
+  tf = _tf()
+  schema = read_schema(graph_dir)
+  node_sets = {}
+  for name, proto in schema.node_sets.items():
+    (ids,), feats = _read_examples(os.path.join(graph_dir, proto.metadata.filename), (ID,),
+                                   proto.features)
+    node_sets[name] = NodeSet(ids, feats, _source_file(proto))
+  edge_sets = {}
+  forward_by_file = {}
+  for name, proto in schema.edge_sets.items():
+    if not unigraph.is_edge_reversed(proto):
+      (src, tgt), feats = _read_examples(os.path.join(graph_dir, proto.metadata.filename),
+                                         (SOURCE, TARGET), proto.features)
+      edge_sets[name] = EdgeSet(proto.source, proto.target, src, tgt, feats,
+                                _source_file(proto))
+      forward_by_file[proto.metadata.filename] = name
+  for name, proto in schema.edge_sets.items():
+    if unigraph.is_edge_reversed(proto):
+      forward = forward_by_file[proto.metadata.filename]
+      fwd = edge_sets[forward]
+      edge_sets[name] = EdgeSet(proto.source, proto.target, fwd.targets, fwd.sources,
+                                dict(fwd.features), _source_file(proto), reverse_of=forward)
+  splits = {}
+  for split in SPLITS:
+    path = seeds_file(graph_dir, split)
+    if tf.io.gfile.exists(path):
+      with tf.io.gfile.GFile(path) as f:
+        lines = f.read().splitlines()[1:]
+      splits[split] = np.array(lines, dtype=object)
+  return Graph(node_sets, edge_sets, splits, read_label(graph_dir))

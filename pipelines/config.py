@@ -1,0 +1,297 @@
+"""The run configuration: one YAML file, validated on load.
+
+Every section rejects unknown keys, so a typo is an error that names the key rather than a
+silently ignored setting. Relative paths are resolved against the config file's directory.
+"""
+from __future__ import annotations
+
+import os
+from typing import Literal, Optional, Union
+
+import pydantic
+import yaml
+
+SPLIT_NAMES = ("train", "eval", "test")
+
+
+class ConfigError(ValueError):
+  """A configuration file that cannot be used; the message names the file and the key."""
+
+
+class _Strict(pydantic.BaseModel):
+  model_config = pydantic.ConfigDict(extra="forbid", frozen=True)
+
+
+# ---------------------------------------------------------------- data: the graph spec
+class NodeTable(_Strict):
+  """A node set read from one table: one row per node."""
+  file: str
+  id_column: str = "id"
+  # Feature columns; by default every column but the id and the label. A string column of
+  # space-separated numbers (e.g. `features`) becomes one fixed-length float vector.
+  features: Optional[list[str]] = None
+  label_column: Optional[str] = None
+
+
+class EdgeTable(_Strict):
+  """An edge set read from one table: one row per directed edge."""
+  file: str
+  source: str  # node set of the source endpoint
+  target: str  # node set of the target endpoint
+  source_column: str = "source"
+  target_column: str = "target"
+  features: Optional[list[str]] = None
+  reverse: Optional[str] = None  # also add the reversed edge set under this name
+
+
+class SplitTable(_Strict):
+  """Train/eval/test membership of the labelled node set: from a table or by ratio."""
+  file: Optional[str] = None  # columns `id`, `split` (train, eval/val/valid/validation, test)
+  id_column: str = "id"
+  split_column: str = "split"
+  ratios: Optional[dict[Literal["train", "eval", "test"], float]] = None
+  seed: int = 0
+
+  @pydantic.model_validator(mode="after")
+  def _one_source(self):
+    if (self.file is None) == (self.ratios is None):
+      raise ValueError("give exactly one of `file` or `ratios`")
+    if self.ratios is not None and abs(sum(self.ratios.values()) - 1.0) > 1e-6:
+      raise ValueError(f"ratios must sum to 1, got {sum(self.ratios.values())}")
+    return self
+
+
+class TablesSource(_Strict):
+  """A graph from node and edge tables (CSV, CSV.gz, Parquet)."""
+  directory: str = "."
+  node_sets: dict[str, NodeTable]
+  edge_sets: dict[str, EdgeTable]
+  label_node_set: Optional[str] = None  # default: the one node set with a label_column
+  num_classes: Optional[int] = None  # default: max label + 1
+  splits: SplitTable
+
+
+class SyntheticSource(_Strict):
+  """The embedded OGBN-MAG-shaped graph, generated deterministically from `seed`."""
+  num_papers: int = pydantic.Field(4000, gt=0)
+  num_classes: int = pydantic.Field(8, ge=2)
+  feature_dim: int = pydantic.Field(32, gt=0)
+  seed: int = 0
+
+
+class UnigraphSource(_Strict):
+  """An existing unigraph directory (its GraphSchema plus files), with a split table."""
+  schema: str  # the GraphSchema .pbtxt
+  label_node_set: str
+  label_feature: str = "label"
+  num_classes: Optional[int] = None
+  splits: SplitTable
+
+
+class DataConfig(_Strict):
+  synthetic: Optional[SyntheticSource] = None
+  tables: Optional[TablesSource] = None
+  unigraph: Optional[UnigraphSource] = None
+
+  @pydantic.model_validator(mode="after")
+  def _one_source(self):
+    given = [k for k in ("synthetic", "tables", "unigraph") if getattr(self, k) is not None]
+    if len(given) != 1:
+      raise ValueError(f"give exactly one of synthetic, tables, unigraph (got {given or 'none'})")
+    return self
+
+
+# ---------------------------------------------------------------- the other sections
+class ValidationConfig(_Strict):
+  allow_self_loops: bool = True
+  allow_duplicate_edges: bool = True
+  max_isolated_fraction: float = pydantic.Field(1.0, ge=0, le=1)
+
+
+class SamplingConfig(_Strict):
+  """Subgraphs rooted at each seed: `hops` rounds of uniform sampling without replacement,
+  from each reached node set along each of its outgoing edge sets named in `fanouts`."""
+  hops: int = pydantic.Field(2, ge=1, le=5)
+  fanouts: dict[str, int]
+  runner: Literal["beam"] = "beam"
+
+  @pydantic.field_validator("fanouts")
+  @classmethod
+  def _positive(cls, fanouts):
+    for name, value in fanouts.items():
+      if value <= 0:
+        raise ValueError(f"fanout of edge set {name!r} must be > 0, got {value}")
+    return fanouts
+
+
+class ModelConfig(_Strict):
+  """The MtAlbis model template; every MtAlbisGraphUpdate option is here."""
+  template: Literal["mt_albis"] = "mt_albis"
+  num_rounds: int = pydantic.Field(2, ge=1)
+  units: int = pydantic.Field(64, gt=0)
+  message_dim: int = pydantic.Field(64, gt=0)
+  attention_type: Literal["none", "multi_head", "gat_v2"] = "none"
+  attention_edge_set_names: Optional[list[str]] = None
+  attention_num_heads: int = 4
+  simple_conv_reduce_type: str = "mean"
+  simple_conv_use_receiver_state: bool = True
+  state_dropout_rate: float = pydantic.Field(0.0, ge=0, lt=1)
+  edge_dropout_rate: float = pydantic.Field(0.0, ge=0, lt=1)
+  l2_regularization: float = pydantic.Field(0.0, ge=0)
+  normalization_type: Literal["layer", "batch", "none"] = "layer"
+  batch_normalization_momentum: float = 0.99
+  next_state_type: Literal["dense", "residual"] = "dense"
+  edge_set_combine_type: Literal["concat", "sum"] = "concat"
+  # Node sets without features get a trainable embedding of their hashed ids.
+  id_embedding_dim: int = pydantic.Field(32, gt=0)
+  id_hash_bins: int = pydantic.Field(50_000, gt=0)
+  input_dropout_rate: float = pydantic.Field(0.0, ge=0, lt=1)
+  # Drop message passing altogether: a features-only baseline on the root node.
+  features_only: bool = False
+
+
+class TaskConfig(_Strict):
+  type: Literal["root_node_multiclass"] = "root_node_multiclass"
+
+
+class TrainerConfig(_Strict):
+  epochs: int = pydantic.Field(5, gt=0)
+  batch_size: int = pydantic.Field(128, gt=0)
+  learning_rate: float = pydantic.Field(1e-3, gt=0)
+  weight_decay: float = pydantic.Field(0.0, ge=0)
+  steps_per_epoch: Optional[int] = pydantic.Field(None, gt=0)
+  shuffle_buffer: int = pydantic.Field(10_000, gt=0)
+  seed: int = 0
+
+
+class EvaluationConfig(_Strict):
+  metric: Literal["accuracy", "macro_f1", "micro_f1"] = "accuracy"
+  lower_bound: float = pydantic.Field(0.0, ge=0, le=1)
+  # The candidate may be at most this much worse than the baseline (negative: must improve).
+  max_regression: float = 0.0
+
+
+class PushConfig(_Strict):
+  destination: str = "serving"  # relative to the pipeline root
+
+
+class MlflowConfig(_Strict):
+  tracking_uri: Optional[str] = None  # default: sqlite:///<root>/mlflow.db
+  experiment: Optional[str] = None  # default: the pipeline name
+
+
+class PipelineConfig(_Strict):
+  name: str = "tfx-gnn"
+  root: str = "runs"
+  metadata: Optional[str] = None  # default: <root>/metadata.sqlite
+  enable_cache: bool = True
+  beam_pipeline_args: list[str] = ["--runner=DirectRunner", "--direct_num_workers=1"]
+
+
+class Config(_Strict):
+  pipeline: PipelineConfig = PipelineConfig()
+  data: DataConfig
+  validation: ValidationConfig = ValidationConfig()
+  sampling: SamplingConfig
+  model: ModelConfig = ModelConfig()
+  task: TaskConfig = TaskConfig()
+  trainer: TrainerConfig = TrainerConfig()
+  evaluation: EvaluationConfig = EvaluationConfig()
+  push: PushConfig = PushConfig()
+  mlflow: MlflowConfig = MlflowConfig()
+
+  # Resolved locations (absolute), derived from the above.
+  @property
+  def root(self) -> str:
+    return os.path.abspath(self.pipeline.root)
+
+  @property
+  def metadata_path(self) -> str:
+    return os.path.abspath(self.pipeline.metadata or os.path.join(self.root, "metadata.sqlite"))
+
+  @property
+  def serving_dir(self) -> str:
+    return os.path.join(self.root, self.push.destination)
+
+  @property
+  def tracking_uri(self) -> str:
+    return self.mlflow.tracking_uri or "sqlite:///" + os.path.join(self.root, "mlflow.db")
+
+  @property
+  def experiment(self) -> str:
+    return self.mlflow.experiment or self.pipeline.name
+
+
+def _format_errors(source: str, error: pydantic.ValidationError) -> str:
+  lines = [f"invalid config {source}:"]
+  for e in error.errors():
+    key = ".".join(str(p) for p in e["loc"])
+    msg = e["msg"]
+    if e["type"] == "extra_forbidden":
+      msg = "unknown key"
+    lines.append(f"  {key}: {msg}")
+  return "\n".join(lines)
+
+
+# Data paths in a config file are relative to that file; the pipeline root is relative to
+# the working directory (where the user runs `tfx-gnn`).
+_PATH_KEYS = (("data", "tables", "directory"), ("data", "unigraph", "schema"),
+              ("data", "unigraph", "splits", "file"))
+
+
+def _resolve_paths(raw: dict, base: str) -> dict:
+  for path in _PATH_KEYS:
+    node = raw
+    for key in path[:-1]:
+      node = node.get(key) if isinstance(node, dict) else None
+    if isinstance(node, dict) and isinstance(node.get(path[-1]), str):
+      value = node[path[-1]]
+      if "://" not in value:
+        node[path[-1]] = os.path.normpath(os.path.join(base, value))
+  return raw
+
+
+def parse_config(raw: dict, source: str = "<config>", base_dir: str = ".") -> Config:
+  """Validates a config dict; relative paths resolve against `base_dir`."""
+  if not isinstance(raw, dict):
+    raise ConfigError(f"invalid config {source}: expected a mapping at the top level")
+  try:
+    return Config.model_validate(_resolve_paths(raw, os.path.abspath(base_dir)))
+  except pydantic.ValidationError as e:
+    raise ConfigError(_format_errors(source, e)) from None
+
+
+def load_config(path: str, overrides: Optional[dict] = None) -> Config:
+  """Loads and validates a YAML config file; `overrides` are merged on top (nested dicts)."""
+  try:
+    with open(path) as f:
+      raw = yaml.safe_load(f) or {}
+  except FileNotFoundError:
+    raise ConfigError(f"config file not found: {path}") from None
+  except yaml.YAMLError as e:
+    raise ConfigError(f"config {path} is not valid YAML: {e}") from None
+  if overrides:
+    raw = merge(raw, overrides)
+  return parse_config(raw, path, os.path.dirname(os.path.abspath(path)))
+
+
+def merge(base: dict, overrides: dict) -> dict:
+  out = dict(base)
+  for key, value in overrides.items():
+    if isinstance(value, dict) and isinstance(out.get(key), dict):
+      out[key] = merge(out[key], value)
+    else:
+      out[key] = value
+  return out
+
+
+def to_dict(config: Config) -> dict:
+  return config.model_dump(mode="json")
+
+
+def from_json(text: str) -> Config:
+  """The inverse of `config.model_dump_json()`: how executors receive the config."""
+  return Config.model_validate_json(text)
+
+
+ConfigLike = Union[Config, dict]
