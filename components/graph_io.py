@@ -167,7 +167,8 @@ def _write_examples(path: str, keys: dict[str, np.ndarray],
   tf.io.gfile.rename(tmp, path, overwrite=True)
 
 
-def _write_text(path: str, text: str) -> None:
+def write_text(path: str, text: str) -> None:
+  """Writes a text file atomically: a temporary name, then a rename."""
   tf = _tf()
   tmp = path + ".tmp"
   with tf.io.gfile.GFile(tmp, "w") as f:
@@ -193,19 +194,23 @@ def write_graph(graph: Graph, graph_dir: str) -> None:
                       {SOURCE: edge_set.sources, TARGET: edge_set.targets},
                       edge_set.features)
   for split, ids in graph.splits.items():
-    _write_text(seeds_file(graph_dir, split), "id\n" + "".join(f"{i}\n" for i in ids))
+    write_text(seeds_file(graph_dir, split), "id\n" + "".join(f"{i}\n" for i in ids))
   info = {
       "label": dataclasses.asdict(graph.label) if graph.label else None,
       "splits": {k: len(v) for k, v in graph.splits.items()},
   }
-  _write_text(os.path.join(graph_dir, INFO_FILE), json.dumps(info, indent=2))
-  _write_text(os.path.join(graph_dir, SCHEMA_FILE),
+  write_text(os.path.join(graph_dir, INFO_FILE), json.dumps(info, indent=2))
+  write_text(os.path.join(graph_dir, SCHEMA_FILE),
               text_format.MessageToString(build_schema(graph)))
 
 
-def read_schema(graph_dir: str):
+def read_schema_file(path: str):
   import tensorflow_gnn as tfgnn  # pylint: disable=g-import-not-at-top
-  return tfgnn.read_schema(os.path.join(graph_dir, SCHEMA_FILE))
+  return tfgnn.read_schema(path)
+
+
+def read_schema(graph_dir: str):
+  return read_schema_file(os.path.join(graph_dir, SCHEMA_FILE))
 
 
 def read_info(graph_dir: str) -> dict:

@@ -1,0 +1,37 @@
+# The two commands of the README: `make demo` and `make test`. Both install what is missing
+# (uv itself included) from pyproject.toml + uv.lock; a fresh machine needs python3, git, make.
+PYTHON ?= python3
+UV_VERSION := 0.13.9
+UV := .tools/bin/uv
+VENV := .venv
+# TF-GNN needs Keras 2, in every process (the CLI and the package set it too).
+export TF_USE_LEGACY_KERAS := 1
+# TFX and Beam reach for cloud metadata servers otherwise; this machine has no network.
+export NO_GCE_CHECK := true
+export GCE_METADATA_HOST := 127.0.0.1:1
+
+CONFIG ?= pipelines/configs/demo.yaml
+PYTEST_ARGS ?=
+
+.PHONY: install demo test run clean
+
+$(UV):
+	$(PYTHON) -m pip install --quiet --disable-pip-version-check --target .tools uv==$(UV_VERSION)
+
+$(VENV)/.installed: pyproject.toml uv.lock | $(UV)
+	$(UV) sync --frozen --extra test --python $(PYTHON)
+	touch $@
+
+install: $(VENV)/.installed
+
+demo: install  ## the main job: the whole pipeline on the embedded graph
+	$(VENV)/bin/tfx-gnn run $(CONFIG)
+
+run: install  ## any config: make run CONFIG=pipelines/configs/cora.yaml
+	$(VENV)/bin/tfx-gnn run $(CONFIG)
+
+test: install
+	$(VENV)/bin/pytest $(PYTEST_ARGS)
+
+clean:
+	rm -rf runs .pytest_cache

@@ -1,0 +1,63 @@
+"""GnnEvaluator's executor: evaluates candidate and baseline on the same test split, blesses."""
+import json
+import os
+
+from tfx.dsl.components.base import base_executor
+from tfx.types import artifact_utils
+from tfx.utils import path_utils
+
+from components import graph_io
+from components.gnn_trainer.executor import split_files
+from components.subgraph_sampler.executor import subgraph_schema_path
+from pipelines.config import EvaluationConfig
+
+METRICS_FILE = "metrics.json"
+EVAL_SPLIT = "test"
+
+
+class Executor(base_executor.BaseExecutor):
+
+  def Do(self, input_dict, output_dict, exec_properties):
+    from components.gnn_evaluator import evaluation  # pylint: disable=g-import-not-at-top
+    model = artifact_utils.get_single_instance(input_dict["model"])
+    baseline = (input_dict.get("baseline_model") or [None])[0]
+    examples = artifact_utils.get_single_instance(input_dict["examples"])
+    graph = artifact_utils.get_single_instance(input_dict["graph"])
+    evaluation_out = artifact_utils.get_single_instance(output_dict["evaluation"])
+    blessing = artifact_utils.get_single_instance(output_dict["blessing"])
+    config = EvaluationConfig.model_validate_json(exec_properties["evaluation_config"])
+
+    files = split_files(examples, EVAL_SPLIT)
+    if not files:
+      raise ValueError(f"examples {examples.uri} have no {EVAL_SPLIT!r} split to evaluate on")
+    schema = graph_io.read_schema_file(subgraph_schema_path(examples.uri))
+    label = graph_io.read_label(graph.uri)
+
+    def metrics_of(model_artifact):
+      labels, logits = evaluation.predict(
+          path_utils.serving_model_path(model_artifact.uri), files, schema, label)
+      return evaluation.classification_metrics(labels, logits, label.num_classes)
+
+    candidate = metrics_of(model)
+    # The baseline is evaluated here, on this run's test split, so the comparison is fair
+    # even when the data changed since the baseline was blessed.
+    baseline_metrics = metrics_of(baseline) if baseline is not None else None
+    blessed, reasons = evaluation.bless(candidate, baseline_metrics, config)
+
+    result = {"split": EVAL_SPLIT, "metric": config.metric, "candidate": candidate,
+              "baseline": baseline_metrics, "blessed": blessed, "reasons": reasons,
+              "baseline_model_uri": baseline.uri if baseline is not None else None}
+    graph_io.write_text(os.path.join(evaluation_out.uri, METRICS_FILE),
+                        json.dumps(result, indent=2))
+    for key in ("accuracy", "micro_f1", "macro_f1"):
+      evaluation_out.set_float_custom_property(key, candidate[key])
+    graph_io.write_text(os.path.join(blessing.uri, "BLESSED" if blessed else "NOT_BLESSED"),
+                        "\n".join(reasons))
+    # TFX's blessing conventions (read by the Pusher and LatestBlessedModelStrategy).
+    blessing.set_int_custom_property("blessed", int(blessed))
+    blessing.set_string_custom_property("current_model", model.uri)
+    blessing.set_int_custom_property("current_model_id", model.id)
+    if baseline is not None:
+      blessing.set_string_custom_property("baseline_model", baseline.uri)
+      blessing.set_int_custom_property("baseline_model_id", baseline.id)
+    blessing.set_string_custom_property("reasons", "; ".join(reasons))

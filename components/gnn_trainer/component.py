@@ -1,0 +1,49 @@
+"""GnnTrainer: trains a GNN with TF-GNN's Runner on sampled subgraphs.
+
+Outputs a `Model` (`Format-Serving/`: a SavedModel whose `serving_default` takes serialized
+GraphTensor tf.Examples and returns `logits`) and a `ModelRun` (checkpoints and TensorBoard
+summaries). Parameters, per-epoch metrics and the model are logged to MLflow; the run id is
+the Model's `mlflow_run_id` custom property.
+
+Usage:
+  trainer = GnnTrainer(examples=sampler.outputs["examples"], graph=ingest.outputs["graph"],
+                       model_config=config.model.model_dump_json(),
+                       trainer_config=config.trainer.model_dump_json(),
+                       tracking_uri=config.tracking_uri, experiment=config.experiment)
+"""
+from tfx.dsl.components.base import base_component, executor_spec
+from tfx.types import channel, component_spec, standard_artifacts
+
+from components import types
+from components.gnn_trainer import executor
+
+
+class GnnTrainerSpec(component_spec.ComponentSpec):
+  PARAMETERS = {
+      "model_config": component_spec.ExecutionParameter(type=str),  # ModelConfig JSON
+      "trainer_config": component_spec.ExecutionParameter(type=str),  # TrainerConfig JSON
+      "tracking_uri": component_spec.ExecutionParameter(type=str),
+      "experiment": component_spec.ExecutionParameter(type=str),
+  }
+  INPUTS = {
+      "examples": component_spec.ChannelParameter(type=standard_artifacts.Examples),
+      "graph": component_spec.ChannelParameter(type=types.Graph),
+  }
+  OUTPUTS = {
+      "model": component_spec.ChannelParameter(type=standard_artifacts.Model),
+      "model_run": component_spec.ChannelParameter(type=standard_artifacts.ModelRun),
+  }
+
+
+class GnnTrainer(base_component.BaseComponent):
+  """`tensorflow_gnn.runner.run` with a root-node classification task and MtAlbis."""
+  SPEC_CLASS = GnnTrainerSpec
+  EXECUTOR_SPEC = executor_spec.ExecutorClassSpec(executor.Executor)
+
+  def __init__(self, examples, graph, model_config: str, trainer_config: str,
+               tracking_uri: str, experiment: str):
+    super().__init__(spec=GnnTrainerSpec(
+        examples=examples, graph=graph, model_config=model_config,
+        trainer_config=trainer_config, tracking_uri=tracking_uri, experiment=experiment,
+        model=channel.Channel(type=standard_artifacts.Model),
+        model_run=channel.Channel(type=standard_artifacts.ModelRun)))

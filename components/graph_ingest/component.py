@@ -1,0 +1,29 @@
+"""GraphIngest: node and edge tables (or an existing unigraph) -> a `Graph` artifact.
+
+Usage:
+  ingest = GraphIngest(data=config.data.model_dump_json())
+  validator = GraphValidator(graph=ingest.outputs["graph"], ...)
+"""
+from tfx.dsl.components.base import base_component, executor_spec
+from tfx.types import channel, component_spec
+
+from components import types
+from components.graph_ingest import executor
+
+
+class GraphIngestSpec(component_spec.ComponentSpec):
+  PARAMETERS = {
+      # The `data` section of the run config (pipelines.config.DataConfig) as JSON.
+      "data": component_spec.ExecutionParameter(type=str),
+  }
+  INPUTS = {}
+  OUTPUTS = {"graph": component_spec.ChannelParameter(type=types.Graph)}
+
+
+class GraphIngest(base_component.BaseComponent):
+  """Builds a unigraph directory and its GraphSchema; records counts as artifact properties."""
+  SPEC_CLASS = GraphIngestSpec
+  EXECUTOR_SPEC = executor_spec.ExecutorClassSpec(executor.Executor)
+
+  def __init__(self, data: str):
+    super().__init__(spec=GraphIngestSpec(data=data, graph=channel.Channel(type=types.Graph)))

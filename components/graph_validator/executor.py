@@ -1,0 +1,36 @@
+"""GraphValidator's executor: writes statistics and anomalies, then fails on anomalies."""
+import dataclasses
+import json
+import os
+
+from tfx.dsl.components.base import base_executor
+from tfx.types import artifact_utils
+
+from components import graph_io
+from pipelines.config import ValidationConfig
+
+STATISTICS_FILE = "statistics.json"
+ANOMALIES_FILE = "anomalies.json"
+REPORT_FILE = "report.txt"
+
+
+class Executor(base_executor.BaseExecutor):
+
+  def Do(self, input_dict, output_dict, exec_properties):
+    from components.graph_validator import validation  # pylint: disable=g-import-not-at-top
+    graph_dir = artifact_utils.get_single_uri(input_dict["graph"])
+    statistics = artifact_utils.get_single_instance(output_dict["statistics"])
+    anomalies_artifact = artifact_utils.get_single_instance(output_dict["anomalies"])
+    config = ValidationConfig.model_validate_json(exec_properties["validation"])
+
+    graph = graph_io.read_graph(graph_dir)
+    stats = validation.compute_statistics(graph)
+    graph_io.write_text(os.path.join(statistics.uri, STATISTICS_FILE), json.dumps(stats, indent=2))
+    anomalies = validation.find_anomalies(graph, graph_io.read_schema(graph_dir), config)
+    report = validation.format_report(anomalies)
+    graph_io.write_text(os.path.join(anomalies_artifact.uri, ANOMALIES_FILE),
+           json.dumps([dataclasses.asdict(a) for a in anomalies], indent=2, default=str))
+    graph_io.write_text(os.path.join(anomalies_artifact.uri, REPORT_FILE), report)
+    anomalies_artifact.num_anomalies = len(anomalies)
+    # Anomalies fail the run here, before anything is sampled, trained or pushed.
+    validation.check(anomalies)

@@ -1,0 +1,69 @@
+"""The Pusher's executor: TFX's blessing check and bookkeeping, an atomic publish, MLflow."""
+import json
+import os
+import time
+
+from absl import logging
+from tfx.components.pusher import executor as tfx_pusher_executor
+from tfx.dsl.io import fileio
+from tfx.proto import pusher_pb2
+from tfx.types import artifact_utils
+from tfx.utils import io_utils, proto_utils
+
+
+def publish(model_path: str, base_directory: str) -> tuple[str, str]:
+  """Copies the SavedModel to `<base_directory>/<version>` atomically: a reader polling the
+  directory sees no version or a complete one. Returns (serving_path, version)."""
+  fileio.makedirs(base_directory)
+  version = int(time.time())
+  while fileio.exists(os.path.join(base_directory, str(version))):
+    version += 1  # two pushes in one second keep distinct versions
+  serving_path = os.path.join(base_directory, str(version))
+  staging = os.path.join(base_directory, f".{version}.incomplete")
+  io_utils.copy_dir(model_path, staging)
+  fileio.rename(staging, serving_path)
+  return serving_path, str(version)
+
+
+def register_in_mlflow(tracking_uri: str, name: str, run_id: str, blessing_uri: str,
+                       serving_path: str) -> str:
+  """Registers the trainer's logged model as a new version of `name`; returns the version."""
+  from components import tracking  # pylint: disable=g-import-not-at-top
+  client = tracking.client(tracking_uri)
+  try:
+    client.create_registered_model(name)
+  except Exception:  # pylint: disable=broad-except
+    pass  # already registered
+  run = client.get_run(run_id)
+  version = client.create_model_version(
+      name, source=f"{run.info.artifact_uri}/model", run_id=run_id,
+      tags={"blessed": "true", "blessing": blessing_uri, "serving_path": serving_path})
+  return version.version
+
+
+class Executor(tfx_pusher_executor.Executor):
+
+  def Do(self, input_dict, output_dict, exec_properties):
+    pushed = artifact_utils.get_single_instance(output_dict["pushed_model"])
+    if not self.CheckBlessing(input_dict):
+      self._MarkNotPushed(pushed)
+      return
+    destination = pusher_pb2.PushDestination()
+    proto_utils.json_to_proto(exec_properties["push_destination"], destination)
+    if destination.WhichOneof("destination") != "filesystem":
+      raise ValueError("push_destination: only `filesystem` is supported")
+    model = artifact_utils.get_single_instance(input_dict["model"])
+    serving_path, version = publish(self.GetModelPath(input_dict),
+                                    destination.filesystem.base_directory)
+    logging.info("Model pushed to %s", serving_path)
+    io_utils.copy_dir(self.GetModelPath(input_dict), pushed.uri)  # archive, as TFX does
+    self._MarkPushed(pushed, pushed_destination=serving_path, pushed_version=version)
+
+    custom = json.loads(exec_properties.get("custom_config") or "null") or {}
+    run_id = model.get_string_custom_property("mlflow_run_id")
+    if custom.get("mlflow_tracking_uri") and run_id:
+      blessing = artifact_utils.get_single_instance(input_dict["model_blessing"])
+      mlflow_version = register_in_mlflow(
+          custom["mlflow_tracking_uri"], custom.get("registered_model_name", "tfx-gnn"),
+          run_id, blessing.uri, serving_path)
+      pushed.set_string_custom_property("mlflow_model_version", mlflow_version)

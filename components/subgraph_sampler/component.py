@@ -1,0 +1,40 @@
+"""SubgraphSampler: TF-GNN's Beam sampler as a TFX Beam component.
+
+One Beam pipeline samples a subgraph around every seed of each split (train, eval, test) and
+writes `Examples` of serialized GraphTensors (`Split-<split>/*.tfrecord`, uncompressed, as
+`runner.TFRecordDatasetProvider` reads them), plus the subgraphs' GraphSchema (`schema.pbtxt`).
+The pipeline's `beam_pipeline_args` choose the runner (DirectRunner, Dataflow, Flink, Spark).
+
+Usage:
+  sampler = SubgraphSampler(graph=validator_gate_graph,
+                            sampling=config.sampling.model_dump_json())
+"""
+from tfx.dsl.components.base import base_beam_component, executor_spec
+from tfx.types import channel, component_spec, standard_artifacts
+
+from components import types
+from components.subgraph_sampler import executor
+
+
+class SubgraphSamplerSpec(component_spec.ComponentSpec):
+  PARAMETERS = {
+      # The `sampling` section of the run config (pipelines.config.SamplingConfig) as JSON.
+      "sampling": component_spec.ExecutionParameter(type=str),
+  }
+  INPUTS = {
+      "graph": component_spec.ChannelParameter(type=types.Graph),
+      # Consumed only to order sampling after a successful validation.
+      "anomalies": component_spec.ChannelParameter(type=types.GraphAnomalies),
+  }
+  OUTPUTS = {"examples": component_spec.ChannelParameter(type=standard_artifacts.Examples)}
+
+
+class SubgraphSampler(base_beam_component.BaseBeamComponent):
+  """Samples subgraphs rooted at the labelled node set's seeds, per split."""
+  SPEC_CLASS = SubgraphSamplerSpec
+  EXECUTOR_SPEC = executor_spec.BeamExecutorSpec(executor.Executor)
+
+  def __init__(self, graph, anomalies, sampling: str):
+    super().__init__(spec=SubgraphSamplerSpec(
+        graph=graph, anomalies=anomalies, sampling=sampling,
+        examples=channel.Channel(type=standard_artifacts.Examples)))

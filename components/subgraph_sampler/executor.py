@@ -1,0 +1,48 @@
+"""SubgraphSampler's executor: builds the sampling program, runs it on the TFX Beam pipeline."""
+import json
+import os
+
+from google.protobuf import text_format
+from tfx.dsl.components.base import base_beam_executor
+from tfx.types import artifact_utils
+
+from components import graph_io
+from pipelines.config import SamplingConfig
+
+SCHEMA_FILE = "schema.pbtxt"  # the sampled subgraphs' GraphSchema
+PROGRAM_DIR = "sampling_program"  # the program's TF artifacts; Beam workers read them
+
+
+def subgraph_schema_path(examples_uri: str) -> str:
+  return os.path.join(examples_uri, SCHEMA_FILE)
+
+
+class Executor(base_beam_executor.BaseBeamExecutor):
+
+  def Do(self, input_dict, output_dict, exec_properties):
+    from components.subgraph_sampler import sampling  # pylint: disable=g-import-not-at-top
+    graph = artifact_utils.get_single_instance(input_dict["graph"])
+    examples = artifact_utils.get_single_instance(output_dict["examples"])
+    config = SamplingConfig.model_validate_json(exec_properties["sampling"])
+
+    label = graph_io.read_label(graph.uri)
+    if label is None:
+      raise ValueError(f"graph {graph.uri} has no labelled node set to seed the sampling from")
+    schema = graph_io.read_schema(graph.uri)
+    spec = sampling.build_sampling_spec(schema, label.node_set, config.fanouts, config.hops)
+    program_dir = os.path.join(examples.uri, PROGRAM_DIR)
+    program, layers_mapping, subgraph_schema = sampling.prepare_program(schema, spec, program_dir)
+
+    splits = [s for s, n in json.loads(graph.split_counts or "{}").items() if n > 0]
+    outputs = {s: os.path.join(artifact_utils.get_split_uri([examples], s), "subgraphs")
+               for s in splits}
+    with self._make_beam_pipeline() as pipeline:
+      sampling.add_sampling(pipeline, graph_dir=graph.uri, program=program,
+                            layers_mapping=layers_mapping, artifacts_dir=program_dir,
+                            outputs=outputs)
+    graph_io.write_text(subgraph_schema_path(examples.uri),
+                        text_format.MessageToString(subgraph_schema))
+    examples.split_names = artifact_utils.encode_split_names(splits)
+    examples.set_string_custom_property("file_format", "tfrecord")
+    examples.set_string_custom_property("payload_format", "FORMAT_TF_EXAMPLE")
+    examples.set_string_custom_property("sampling_spec", text_format.MessageToString(spec))

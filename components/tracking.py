@@ -1,0 +1,69 @@
+"""MLflow tracking through MlflowClient (no global `mlflow.start_run` state, so several
+components and runs can share one process)."""
+from __future__ import annotations
+
+import os
+from typing import Optional
+
+import mlflow
+from mlflow.tracking import MlflowClient
+
+
+class TrackingError(RuntimeError):
+  """MLflow could not be reached or refused a write; the run fails rather than lose metrics."""
+
+
+def client(tracking_uri: str) -> MlflowClient:
+  if tracking_uri.startswith("sqlite:///"):
+    os.makedirs(os.path.dirname(tracking_uri[len("sqlite:///"):]) or ".", exist_ok=True)
+  return MlflowClient(tracking_uri=tracking_uri)
+
+
+def experiment_id(mlflow_client: MlflowClient, name: str) -> str:
+  experiment = mlflow_client.get_experiment_by_name(name)
+  if experiment is not None:
+    return experiment.experiment_id
+  try:
+    return mlflow_client.create_experiment(name)
+  except mlflow.exceptions.MlflowException:
+    # Created meanwhile by a concurrent run.
+    return mlflow_client.get_experiment_by_name(name).experiment_id
+
+
+class Run:
+  """One MLflow run: params, step metrics, artifacts, then a final status."""
+
+  def __init__(self, tracking_uri: str, experiment: str, run_name: str,
+               tags: Optional[dict[str, str]] = None):
+    try:
+      self.client = client(tracking_uri)
+      run = self.client.create_run(experiment_id(self.client, experiment), run_name=run_name,
+                                   tags=tags or {})
+    except Exception as e:  # pylint: disable=broad-except
+      raise TrackingError(f"MLflow at {tracking_uri} is not usable: {e}") from e
+    self.run_id = run.info.run_id
+    self.tracking_uri = tracking_uri
+
+  def log_params(self, params: dict) -> None:
+    for key, value in params.items():
+      self.client.log_param(self.run_id, key, str(value)[:6000])
+
+  def log_metrics(self, metrics: dict[str, float], step: Optional[int] = None) -> None:
+    for key, value in metrics.items():
+      self.client.log_metric(self.run_id, key, float(value), step=step or 0)
+
+  def log_artifacts(self, local_dir: str, artifact_path: Optional[str] = None) -> None:
+    self.client.log_artifacts(self.run_id, local_dir, artifact_path)
+
+  def finish(self, ok: bool) -> None:
+    self.client.set_terminated(self.run_id, "FINISHED" if ok else "FAILED")
+
+
+def flatten(prefix: str, value) -> dict:
+  """{'model': {'units': 64}} -> {'model.units': 64}: MLflow params are flat."""
+  if isinstance(value, dict):
+    out = {}
+    for k, v in value.items():
+      out.update(flatten(f"{prefix}.{k}" if prefix else k, v))
+    return out
+  return {prefix: value}

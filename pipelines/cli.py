@@ -1,0 +1,122 @@
+"""The `tfx-gnn` command line.
+
+  tfx-gnn run CONFIG [--set KEY=VALUE ...]   run the pipeline locally (LocalDagRunner)
+  tfx-gnn check CONFIG                      validate a config file, print it with defaults
+  tfx-gnn runs CONFIG                       list the pipeline's runs recorded in ML Metadata
+  tfx-gnn lineage CONFIG [--run RUN_ID]     a run's executions and artifacts (default: latest)
+  tfx-gnn summary CONFIG [--run RUN_ID]     a run's outcome as JSON
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+
+os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")  # before anything imports TensorFlow
+
+import yaml  # pylint: disable=g-import-not-at-top,wrong-import-position
+
+from pipelines import config as config_lib  # pylint: disable=wrong-import-position
+
+
+def parse_overrides(items: list[str]) -> dict:
+  """`--set trainer.epochs=3` -> {"trainer": {"epochs": 3}} (values parsed as YAML)."""
+  out: dict = {}
+  for item in items or []:
+    if "=" not in item:
+      raise config_lib.ConfigError(f"--set {item!r}: expected KEY=VALUE")
+    key, value = item.split("=", 1)
+    node = out
+    parts = key.split(".")
+    for part in parts[:-1]:
+      node = node.setdefault(part, {})
+    node[parts[-1]] = yaml.safe_load(value)
+  return out
+
+
+def _load(args) -> config_lib.Config:
+  return config_lib.load_config(args.config, parse_overrides(getattr(args, "set", None)))
+
+
+def cmd_run(args) -> int:
+  from pipelines import local_runner  # pylint: disable=g-import-not-at-top
+  config = _load(args)
+  start = time.time()
+  summary = local_runner.run(config)
+  summary["wall_time_s"] = round(time.time() - start, 1)
+  print(local_runner.format_summary(config, summary))
+  return 0
+
+
+def cmd_check(args) -> int:
+  print(yaml.safe_dump(config_lib.to_dict(_load(args)), sort_keys=False))
+  return 0
+
+
+def _store(args):
+  from pipelines import lineage  # pylint: disable=g-import-not-at-top
+  config = _load(args)
+  return config, lineage, lineage.open_store(config.metadata_path)
+
+
+def cmd_runs(args) -> int:
+  config, lineage, store = _store(args)
+  for run_id in lineage.run_ids(store, config.pipeline.name):
+    states = {r.component: r.state for r in lineage.executions(store, run_id)}
+    print(run_id, " ".join(f"{c}={s}" for c, s in states.items()))
+  return 0
+
+
+def _run_id(args, lineage, store, config) -> str:
+  run_id = args.run or lineage.latest_run_id(store, config.pipeline.name)
+  if run_id is None:
+    raise SystemExit(f"no runs of pipeline {config.pipeline.name!r} in {config.metadata_path}")
+  return run_id
+
+
+def cmd_lineage(args) -> int:
+  config, lineage, store = _store(args)
+  run_id = _run_id(args, lineage, store, config)
+  print(f"pipeline {config.pipeline.name}, run {run_id}")
+  print(lineage.format_lineage(lineage.executions(store, run_id)))
+  return 0
+
+
+def cmd_summary(args) -> int:
+  config, lineage, store = _store(args)
+  print(json.dumps(lineage.summarize(store, _run_id(args, lineage, store, config)), indent=2))
+  return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+  parser = argparse.ArgumentParser(prog="tfx-gnn", description=__doc__,
+                                   formatter_class=argparse.RawDescriptionHelpFormatter)
+  sub = parser.add_subparsers(dest="command", required=True)
+  for name, fn, help_text in (("run", cmd_run, "run the pipeline locally"),
+                              ("check", cmd_check, "validate a config file"),
+                              ("runs", cmd_runs, "list recorded runs"),
+                              ("lineage", cmd_lineage, "show a run's lineage"),
+                              ("summary", cmd_summary, "a run's outcome as JSON")):
+    p = sub.add_parser(name, help=help_text)
+    p.add_argument("config", help="the run's YAML config file")
+    p.add_argument("--set", action="append", metavar="KEY=VALUE",
+                   help="override a config value, e.g. --set trainer.epochs=3")
+    if name in ("lineage", "summary"):
+      p.add_argument("--run", help="pipeline run id (default: the latest)")
+    p.set_defaults(fn=fn)
+  return parser
+
+
+def main(argv=None) -> int:
+  args = build_parser().parse_args(argv)
+  try:
+    return args.fn(args)
+  except config_lib.ConfigError as e:
+    print(f"tfx-gnn: {e}", file=sys.stderr)
+    return 2
+
+
+if __name__ == "__main__":
+  sys.exit(main())

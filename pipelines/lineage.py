@@ -1,0 +1,144 @@
+"""Reading a pipeline's runs back from ML Metadata: executions, their input and output
+artifacts, and a run's summary (what was pushed, the test metrics, the MLflow run)."""
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+from typing import Optional
+
+from ml_metadata.metadata_store import metadata_store
+from ml_metadata.proto import metadata_store_pb2
+
+_STATES = {v: k for k, v in metadata_store_pb2.Execution.State.items()}
+_INPUT_EVENTS = (metadata_store_pb2.Event.INPUT, metadata_store_pb2.Event.DECLARED_INPUT)
+_OUTPUT_EVENTS = (metadata_store_pb2.Event.OUTPUT, metadata_store_pb2.Event.DECLARED_OUTPUT)
+
+
+def open_store(path: str) -> metadata_store.MetadataStore:
+  if not os.path.exists(path):
+    raise FileNotFoundError(f"no ML Metadata database at {path}: has the pipeline run yet?")
+  config = metadata_store_pb2.ConnectionConfig()
+  config.sqlite.filename_uri = path
+  config.sqlite.connection_mode = metadata_store_pb2.SqliteMetadataSourceConfig.READONLY
+  return metadata_store.MetadataStore(config)
+
+
+@dataclasses.dataclass
+class ArtifactRef:
+  id: int
+  type: str
+  key: str  # the channel key: graph, examples, model, blessing, ...
+  uri: str
+  properties: dict
+
+
+@dataclasses.dataclass
+class ExecutionRecord:
+  id: int
+  component: str
+  state: str  # COMPLETE, CACHED, FAILED, RUNNING ...
+  inputs: list[ArtifactRef]
+  outputs: list[ArtifactRef]
+
+
+def _value(v: metadata_store_pb2.Value):
+  kind = v.WhichOneof("value")
+  return getattr(v, kind) if kind in ("int_value", "double_value", "string_value") else str(v)
+
+
+def _props(artifact) -> dict:
+  out = {k: _value(v) for k, v in artifact.properties.items()}
+  out.update({k: _value(v) for k, v in artifact.custom_properties.items()
+              if not k.startswith("__") and k not in ("tfx_version", "state", "is_external")})
+  return out
+
+
+def run_ids(store, pipeline_name: str) -> list[str]:
+  """The pipeline's run ids, oldest first."""
+  runs = [c for c in store.get_contexts_by_type("pipeline_run")
+          if c.name and _belongs(store, c, pipeline_name)]
+  runs.sort(key=lambda c: c.create_time_since_epoch)
+  return [c.name for c in runs]
+
+
+def _belongs(store, run_context, pipeline_name: str) -> bool:
+  parents = store.get_parent_contexts_by_context(run_context.id)
+  return not parents or any(p.name == pipeline_name for p in parents)
+
+
+def executions(store, run_id: str) -> list[ExecutionRecord]:
+  """The executions of one pipeline run with their input and output artifacts, in order."""
+  run = store.get_context_by_type_and_name("pipeline_run", run_id)
+  if run is None:
+    raise KeyError(f"no pipeline run {run_id!r} in ML Metadata")
+  execs = sorted(store.get_executions_by_context(run.id), key=lambda e: e.id)
+  events = store.get_events_by_execution_ids([e.id for e in execs])
+  artifacts = {a.id: a for a in store.get_artifacts_by_id({ev.artifact_id for ev in events})}
+  types = {t.id: t.name for t in store.get_artifact_types()}
+  records = []
+  for e in execs:
+    node = [c.name for c in store.get_contexts_by_execution(e.id) if c.type_id ==
+            store.get_context_type("node").id]
+    component = node[0].split(".", 1)[-1] if node else str(e.type_id)
+    refs = {"in": [], "out": []}
+    for ev in (ev for ev in events if ev.execution_id == e.id):
+      a = artifacts[ev.artifact_id]
+      key = ev.path.steps[0].key if ev.path.steps else ""
+      ref = ArtifactRef(a.id, types[a.type_id], key, a.uri, _props(a))
+      if ev.type in _INPUT_EVENTS:
+        refs["in"].append(ref)
+      elif ev.type in _OUTPUT_EVENTS:
+        refs["out"].append(ref)
+    records.append(ExecutionRecord(e.id, component, _STATES.get(e.last_known_state, "?"),
+                                   refs["in"], refs["out"]))
+  return records
+
+
+def summarize(store, run_id: str) -> dict:
+  """What a user wants after a run: where the model went, how good it is, where to look."""
+  out: dict = {"run_id": run_id, "components": {}}
+  for record in executions(store, run_id):
+    out["components"][record.component] = record.state
+    for ref in record.outputs:
+      if ref.type == "Model":
+        out["model_uri"] = ref.uri
+        out["mlflow_run_id"] = ref.properties.get("mlflow_run_id")
+      elif ref.type == "ModelEvaluation":
+        metrics_file = os.path.join(ref.uri, "metrics.json")
+        if os.path.exists(metrics_file):
+          with open(metrics_file) as f:
+            result = json.load(f)
+          out["test_metrics"] = {k: result["candidate"][k]
+                                 for k in ("accuracy", "micro_f1", "macro_f1", "num_examples")}
+          out["baseline_metrics"] = (
+              {k: result["baseline"][k] for k in ("accuracy", "micro_f1", "macro_f1")}
+              if result["baseline"] else None)
+      elif ref.type == "ModelBlessing":
+        out["blessed"] = bool(ref.properties.get("blessed"))
+        out["blessing_reasons"] = ref.properties.get("reasons") or ""
+      elif ref.type == "PushedModel":
+        out["pushed"] = bool(ref.properties.get("pushed"))
+        out["pushed_to"] = ref.properties.get("pushed_destination")
+        out["mlflow_model_version"] = ref.properties.get("mlflow_model_version")
+  return out
+
+
+def latest_run_id(store, pipeline_name: str) -> Optional[str]:
+  ids = run_ids(store, pipeline_name)
+  return ids[-1] if ids else None
+
+
+def format_lineage(records: list[ExecutionRecord]) -> str:
+  lines = []
+  for r in records:
+    lines.append(f"[{r.state}] {r.component} (execution {r.id})")
+    for ref in r.inputs:
+      lines.append(f"    <- {ref.key}: {ref.type} #{ref.id} {ref.uri}")
+    for ref in r.outputs:
+      props = {k: v for k, v in ref.properties.items()
+               if k in ("node_counts", "edge_counts", "num_anomalies", "blessed", "pushed",
+                        "pushed_destination", "accuracy", "mlflow_run_id", "split_names")}
+      lines.append(f"    -> {ref.key}: {ref.type} #{ref.id} {ref.uri}"
+                   + (f"  {json.dumps(props)}" if props else ""))
+  return "\n".join(lines)

@@ -1,0 +1,49 @@
+"""Runs the pipeline on this machine with TFX's LocalDagRunner (embedded defaults: SQLite ML
+Metadata, a local MLflow store, Beam in-process) and summarizes the run from ML Metadata."""
+from __future__ import annotations
+
+import os
+
+from tfx.orchestration.local import local_dag_runner
+
+from pipelines import lineage
+from pipelines.config import Config
+from pipelines.pipeline import create_pipeline
+
+
+def run(config: Config) -> dict:
+  """Runs the whole pipeline; returns the run's summary (see `lineage.summarize`).
+
+  A failing component raises its own error (e.g. the validator's anomaly report); nothing
+  downstream of it runs, so nothing is pushed.
+  """
+  os.makedirs(config.root, exist_ok=True)
+  local_dag_runner.LocalDagRunner().run(create_pipeline(config))
+  store = lineage.open_store(config.metadata_path)
+  return lineage.summarize(store, lineage.latest_run_id(store, config.pipeline.name))
+
+
+def format_summary(config: Config, summary: dict) -> str:
+  lines = [f"pipeline {config.pipeline.name}: run {summary['run_id']}"]
+  for component, state in summary["components"].items():
+    lines.append(f"  {component:32s} {state}")
+  metrics = summary.get("test_metrics")
+  if metrics:
+    lines.append("test split: " + ", ".join(
+        f"{k}={v:.4f}" if isinstance(v, float) else f"{k}={v}" for k, v in metrics.items()))
+  if summary.get("baseline_metrics"):
+    lines.append("baseline (latest blessed model) on the same split: " + ", ".join(
+        f"{k}={v:.4f}" for k, v in summary["baseline_metrics"].items()))
+  lines.append(f"blessed: {summary.get('blessed')}"
+               + (f" ({summary['blessing_reasons']})" if summary.get("blessing_reasons") else ""))
+  lines.append(f"pushed model: {summary.get('pushed_to') or 'not pushed'}")
+  if summary.get("mlflow_model_version"):
+    lines.append(f"MLflow registered model: {config.pipeline.name} "
+                 f"version {summary['mlflow_model_version']}")
+  lines.append(f"MLflow run: {summary.get('mlflow_run_id')} at {config.tracking_uri} "
+               f"(experiment {config.experiment})")
+  lines.append(f"ML Metadata: {config.metadata_path} "
+               f"(tfx-gnn lineage CONFIG shows the lineage)")
+  if "wall_time_s" in summary:
+    lines.append(f"wall time: {summary['wall_time_s']} s")
+  return "\n".join(lines)

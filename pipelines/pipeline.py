@@ -1,0 +1,70 @@
+"""`create_pipeline(config)`: the one DAG that the local and the Kubeflow runners both run.
+
+GraphIngest -> GraphValidator -> SubgraphSampler -> GnnTrainer -> GnnEvaluator -> Pusher,
+with a Resolver that finds the latest blessed model as the evaluator's baseline.
+"""
+from __future__ import annotations
+
+import os
+
+from tfx.dsl.components.common import resolver
+from tfx.dsl.input_resolution.strategies import latest_blessed_model_strategy
+from tfx.orchestration import metadata
+from tfx.orchestration import pipeline as tfx_pipeline
+from tfx.proto import pusher_pb2
+from tfx.types import channel, standard_artifacts
+
+from components.gnn_evaluator.component import GnnEvaluator
+from components.gnn_trainer.component import GnnTrainer
+from components.graph_ingest.component import GraphIngest
+from components.graph_validator.component import GraphValidator
+from components.pusher.component import Pusher
+from components.subgraph_sampler.component import SubgraphSampler
+from pipelines.config import Config
+
+RESOLVER_ID = "latest_blessed_model_resolver"
+
+
+def pipeline_root(config: Config) -> str:
+  return os.path.join(config.root, "pipeline")
+
+
+def create_components(config: Config) -> list:
+  ingest = GraphIngest(data=config.data.model_dump_json())
+  validator = GraphValidator(graph=ingest.outputs["graph"],
+                             validation=config.validation.model_dump_json())
+  sampler = SubgraphSampler(graph=ingest.outputs["graph"],
+                            anomalies=validator.outputs["anomalies"],
+                            sampling=config.sampling.model_dump_json())
+  trainer = GnnTrainer(examples=sampler.outputs["examples"], graph=ingest.outputs["graph"],
+                       model_config=config.model.model_dump_json(),
+                       trainer_config=config.trainer.model_dump_json(),
+                       tracking_uri=config.tracking_uri, experiment=config.experiment)
+  baseline = resolver.Resolver(
+      strategy_class=latest_blessed_model_strategy.LatestBlessedModelStrategy,
+      model=channel.Channel(type=standard_artifacts.Model),
+      model_blessing=channel.Channel(type=standard_artifacts.ModelBlessing),
+  ).with_id(RESOLVER_ID)
+  evaluator = GnnEvaluator(model=trainer.outputs["model"],
+                           baseline_model=baseline.outputs["model"],
+                           examples=sampler.outputs["examples"], graph=ingest.outputs["graph"],
+                           evaluation_config=config.evaluation.model_dump_json())
+  pusher = Pusher(
+      model=trainer.outputs["model"], model_blessing=evaluator.outputs["blessing"],
+      push_destination=pusher_pb2.PushDestination(
+          filesystem=pusher_pb2.PushDestination.Filesystem(base_directory=config.serving_dir)),
+      custom_config={"mlflow_tracking_uri": config.tracking_uri,
+                     "registered_model_name": config.pipeline.name})
+  return [ingest, validator, sampler, trainer, baseline, evaluator, pusher]
+
+
+def create_pipeline(config: Config) -> tfx_pipeline.Pipeline:
+  return tfx_pipeline.Pipeline(
+      pipeline_name=config.pipeline.name,
+      pipeline_root=pipeline_root(config),
+      components=create_components(config),
+      enable_cache=config.pipeline.enable_cache,
+      metadata_connection_config=metadata.sqlite_metadata_connection_config(
+          config.metadata_path),
+      beam_pipeline_args=list(config.pipeline.beam_pipeline_args),
+  )
