@@ -6,15 +6,19 @@ TF-GNN's own tools (the Beam sampler, `unigraph.read_graph`) read it as it is. T
 
 - `seeds/<split>.csv` — one `id` column per split (train, eval, test) of the labelled node set,
   in the unigraph table format that TF-GNN's `read_seeds` reads;
-- `graph_info.json` — which node set and feature hold the label, the number of classes, and the
-  table each set came from (so errors can name the user's file, not ours).
+- `graph_info.json` — which node set and feature hold the label, and the number of classes.
+
+Each set's `metadata.extra {key: "source_file"}` names the user's table it came from, so errors
+can name the user's file, not ours.
 
 A reversed edge set (paper->author from a writes table) shares its forward set's file and is
 declared with `metadata.extra {key: "edge_type" value: "reversed"}`, as in TF-GNN's MAG example.
 """
 from __future__ import annotations
 
+import csv
 import dataclasses
+import io
 import json
 import os
 from typing import Optional
@@ -113,9 +117,10 @@ def build_schema(graph: Graph):
     proto = schema.edge_sets[name]
     proto.source = edge_set.source_set
     proto.target = edge_set.target_set
+    # A reversed set reads its forward set's file, features included.
+    for fname, array in edge_set.features.items():
+      _add_feature_schema(proto.features, fname, array)
     if edge_set.reverse_of is None:
-      for fname, array in edge_set.features.items():
-        _add_feature_schema(proto.features, fname, array)
       proto.metadata.filename = edge_file(name)
     else:
       proto.metadata.filename = edge_file(edge_set.reverse_of)
@@ -144,7 +149,7 @@ def _feature(value: np.ndarray):
   if flat.dtype.kind == "f":
     return tf.train.Feature(float_list=tf.train.FloatList(value=flat))
   if flat.dtype.kind in "iub":
-    return tf.train.Feature(int64_list=tf.train.Int64List(value=flat))
+    return tf.train.Feature(int64_list=tf.train.Int64List(value=flat.astype(np.int64)))
   return tf.train.Feature(
       bytes_list=tf.train.BytesList(value=[str(v).encode() for v in flat]))
 
@@ -194,9 +199,13 @@ def write_graph(graph: Graph, graph_dir: str) -> None:
                       {SOURCE: edge_set.sources, TARGET: edge_set.targets},
                       edge_set.features)
   for split, ids in graph.splits.items():
-    write_text(seeds_file(graph_dir, split), "id\n" + "".join(f"{i}\n" for i in ids))
+    # Quoted as CSV: TF-GNN's `read_seeds` parses the file with csv.reader.
+    buffer = io.StringIO()
+    csv.writer(buffer, lineterminator="\n").writerows([["id"]] + [[i] for i in ids])
+    write_text(seeds_file(graph_dir, split), buffer.getvalue())
   info = {
-      "label": dataclasses.asdict(graph.label) if graph.label else None,
+      "label": ({"node_set": graph.label.node_set, "feature": graph.label.feature,
+                 "num_classes": int(graph.label.num_classes)} if graph.label else None),
       "splits": {k: len(v) for k, v in graph.splits.items()},
   }
   write_text(os.path.join(graph_dir, INFO_FILE), json.dumps(info, indent=2))
@@ -244,7 +253,9 @@ def _read_examples(path: str, keys: tuple[str, ...], features) -> tuple[list, di
       dtype = object if spec[k].dtype == tf.string else spec[k].dtype.as_numpy_dtype
       out[k] = np.zeros([0] + list(spec[k].shape), dtype=dtype)
     if spec[k].dtype == tf.string:
-      out[k] = np.array([v.decode() for v in out[k]], dtype=object)
+      values = out[k]
+      out[k] = np.array([v.decode() for v in values.reshape(-1)],
+                        dtype=object).reshape(values.shape)
   return [out.pop(k) for k in keys], out
 
 
@@ -285,6 +296,6 @@ def read_graph(graph_dir: str) -> Graph:
     path = seeds_file(graph_dir, split)
     if tf.io.gfile.exists(path):
       with tf.io.gfile.GFile(path) as f:
-        lines = f.read().splitlines()[1:]
-      splits[split] = np.array(lines, dtype=object)
+        rows = list(csv.reader(io.StringIO(f.read())))[1:]
+      splits[split] = np.array([row[0] for row in rows], dtype=object)
   return Graph(node_sets, edge_sets, splits, read_label(graph_dir))

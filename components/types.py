@@ -3,24 +3,17 @@
 from tfx.types import artifact
 from tfx.types import standard_artifacts  # pylint: disable=unused-import  (re-exported)
 
-_STRING = artifact.Property(type=artifact.PropertyType.STRING)
-_INT = artifact.Property(type=artifact.PropertyType.INT)
+# Facts about an artifact are custom properties, not typed PROPERTIES: Kubeflow Pipelines v2
+# compiles custom artifact types with an empty property schema.
 
 
 class Graph(artifact.Artifact):
   """A heterogeneous graph as a TF-GNN unigraph directory (see `components.graph_io`).
 
-  Properties: `node_counts` and `edge_counts` (JSON objects set name -> count),
-  `split_counts`, `label_node_set`, `num_classes`.
+  Custom properties: `node_counts`, `edge_counts`, `split_counts` (JSON objects set name ->
+  count), `label_node_set`, `num_classes`.
   """
   TYPE_NAME = "tfx_gnn.Graph"
-  PROPERTIES = {
-      "node_counts": _STRING,
-      "edge_counts": _STRING,
-      "split_counts": _STRING,
-      "label_node_set": _STRING,
-      "num_classes": _INT,
-  }
 
 
 class GraphStatistics(artifact.Artifact):
@@ -29,6 +22,6 @@ class GraphStatistics(artifact.Artifact):
 
 
 class GraphAnomalies(artifact.Artifact):
-  """What GraphValidator found (`anomalies.json`, `report.txt`); `num_anomalies` property."""
+  """What GraphValidator found (`anomalies.json`, `report.txt`); `num_anomalies` custom
+  property."""
   TYPE_NAME = "tfx_gnn.GraphAnomalies"
-  PROPERTIES = {"num_anomalies": _INT}

@@ -1,6 +1,7 @@
 """The `tfx-gnn` command line.
 
   tfx-gnn run CONFIG [--set KEY=VALUE ...]   run the pipeline locally (LocalDagRunner)
+  tfx-gnn compile CONFIG [-o FILE]           a Kubeflow Pipelines v2 pipeline file
   tfx-gnn check CONFIG                      validate a config file, print it with defaults
   tfx-gnn runs CONFIG                       list the pipeline's runs recorded in ML Metadata
   tfx-gnn lineage CONFIG [--run RUN_ID]     a run's executions and artifacts (default: latest)
@@ -50,6 +51,15 @@ def cmd_run(args) -> int:
   return 0
 
 
+def cmd_compile(args) -> int:
+  from pipelines import kubeflow_runner  # pylint: disable=g-import-not-at-top
+  path = kubeflow_runner.compile_pipeline(_load(args), args.output)
+  spec = kubeflow_runner.load_pipeline_spec(path)
+  print(f"wrote {path}: {len(spec.root.dag.tasks)} tasks "
+        f"({', '.join(sorted(spec.root.dag.tasks))})")
+  return 0
+
+
 def cmd_check(args) -> int:
   print(yaml.safe_dump(config_lib.to_dict(_load(args)), sort_keys=False))
   return 0
@@ -95,6 +105,7 @@ def build_parser() -> argparse.ArgumentParser:
                                    formatter_class=argparse.RawDescriptionHelpFormatter)
   sub = parser.add_subparsers(dest="command", required=True)
   for name, fn, help_text in (("run", cmd_run, "run the pipeline locally"),
+                              ("compile", cmd_compile, "compile for Kubeflow Pipelines v2"),
                               ("check", cmd_check, "validate a config file"),
                               ("runs", cmd_runs, "list recorded runs"),
                               ("lineage", cmd_lineage, "show a run's lineage"),
@@ -103,6 +114,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("config", help="the run's YAML config file")
     p.add_argument("--set", action="append", metavar="KEY=VALUE",
                    help="override a config value, e.g. --set trainer.epochs=3")
+    if name == "compile":
+      p.add_argument("-o", "--output", help="pipeline file (default: kubeflow.output_file)")
     if name in ("lineage", "summary"):
       p.add_argument("--run", help="pipeline run id (default: the latest)")
     p.set_defaults(fn=fn)

@@ -81,7 +81,7 @@ class SyntheticSource(_Strict):
 
 class UnigraphSource(_Strict):
   """An existing unigraph directory (its GraphSchema plus files), with a split table."""
-  schema: str  # the GraphSchema .pbtxt
+  schema_file: str  # the GraphSchema .pbtxt (or its directory)
   label_node_set: str
   label_feature: str = "label"
   num_classes: Optional[int] = None
@@ -191,6 +191,13 @@ class PipelineConfig(_Strict):
                                    "--sdk_container_image=unused"]
 
 
+class KubeflowConfig(_Strict):
+  """`tfx-gnn compile`: a Kubeflow Pipelines v2 pipeline file from the same DAG."""
+  image: str = "tfx-gnn:latest"  # the container image every step runs in
+  pipeline_root: Optional[str] = None  # e.g. gs://bucket/tfx-gnn or s3://...; default: root
+  output_file: str = "pipeline.json"
+
+
 class Config(_Strict):
   pipeline: PipelineConfig = PipelineConfig()
   data: DataConfig
@@ -202,6 +209,7 @@ class Config(_Strict):
   evaluation: EvaluationConfig = EvaluationConfig()
   push: PushConfig = PushConfig()
   mlflow: MlflowConfig = MlflowConfig()
+  kubeflow: KubeflowConfig = KubeflowConfig()
 
   # Resolved locations (absolute), derived from the above.
   @property
@@ -238,7 +246,7 @@ def _format_errors(source: str, error: pydantic.ValidationError) -> str:
 
 # Data paths in a config file are relative to that file; the pipeline root is relative to
 # the working directory (where the user runs `tfx-gnn`).
-_PATH_KEYS = (("data", "tables", "directory"), ("data", "unigraph", "schema"),
+_PATH_KEYS = (("data", "tables", "directory"), ("data", "unigraph", "schema_file"),
               ("data", "unigraph", "splits", "file"))
 
 
@@ -254,14 +262,28 @@ def _resolve_paths(raw: dict, base: str) -> dict:
   return raw
 
 
+def _check_references(config: Config, source: str) -> None:
+  """Names that must agree across sections, where the config alone can tell."""
+  tables = config.data.tables
+  if tables is None:
+    return  # other sources' set names are known once the graph is ingested (the sampler checks)
+  edge_sets = set(tables.edge_sets) | {e.reverse for e in tables.edge_sets.values() if e.reverse}
+  unknown = sorted(set(config.sampling.fanouts) - edge_sets)
+  if unknown:
+    raise ConfigError(f"invalid config {source}:\n  sampling.fanouts: unknown edge set(s) "
+                      f"{', '.join(map(repr, unknown))}; the graph has {sorted(edge_sets)}")
+
+
 def parse_config(raw: dict, source: str = "<config>", base_dir: str = ".") -> Config:
   """Validates a config dict; relative paths resolve against `base_dir`."""
   if not isinstance(raw, dict):
     raise ConfigError(f"invalid config {source}: expected a mapping at the top level")
   try:
-    return Config.model_validate(_resolve_paths(raw, os.path.abspath(base_dir)))
+    config = Config.model_validate(_resolve_paths(raw, os.path.abspath(base_dir)))
   except pydantic.ValidationError as e:
     raise ConfigError(_format_errors(source, e)) from None
+  _check_references(config, source)
+  return config
 
 
 def load_config(path: str, overrides: Optional[dict] = None) -> Config:

@@ -58,10 +58,11 @@ def create_components(config: Config) -> list:
   return [ingest, validator, sampler, trainer, baseline, evaluator, pusher]
 
 
-def create_pipeline(config: Config) -> tfx_pipeline.Pipeline:
+def create_pipeline(config: Config, root: str | None = None) -> tfx_pipeline.Pipeline:
+  """The pipeline; `root` overrides the artifacts' location (Kubeflow's object store)."""
   return tfx_pipeline.Pipeline(
       pipeline_name=config.pipeline.name,
-      pipeline_root=pipeline_root(config),
+      pipeline_root=root or pipeline_root(config),
       components=create_components(config),
       enable_cache=config.pipeline.enable_cache,
       metadata_connection_config=metadata.sqlite_metadata_connection_config(

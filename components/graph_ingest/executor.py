@@ -17,9 +17,9 @@ class Executor(base_executor.BaseExecutor):
     scratch = os.path.join(self._get_tmp_dir(), "tables")
     graph = ingest.ingest(data, out_dir=graph_artifact.uri, scratch_dir=scratch)
     counts = graph.counts()
-    graph_artifact.node_counts = json.dumps(counts["node_sets"])
-    graph_artifact.edge_counts = json.dumps(counts["edge_sets"])
-    graph_artifact.split_counts = json.dumps(counts["splits"])
+    for key, value in (("node_counts", counts["node_sets"]), ("edge_counts", counts["edge_sets"]),
+                       ("split_counts", counts["splits"])):
+      graph_artifact.set_string_custom_property(key, json.dumps(value))
     if graph.label:
-      graph_artifact.label_node_set = graph.label.node_set
-      graph_artifact.num_classes = graph.label.num_classes
+      graph_artifact.set_string_custom_property("label_node_set", graph.label.node_set)
+      graph_artifact.set_int_custom_property("num_classes", graph.label.num_classes)

@@ -1,5 +1,4 @@
 """GraphValidator's executor: writes statistics and anomalies, then fails on anomalies."""
-import dataclasses
 import json
 import os
 
@@ -24,13 +23,12 @@ class Executor(base_executor.BaseExecutor):
     config = ValidationConfig.model_validate_json(exec_properties["validation"])
 
     graph = graph_io.read_graph(graph_dir)
-    stats = validation.compute_statistics(graph)
+    stats, anomalies = validation.validate(graph, graph_io.read_schema(graph_dir), config)
     graph_io.write_text(os.path.join(statistics.uri, STATISTICS_FILE), json.dumps(stats, indent=2))
-    anomalies = validation.find_anomalies(graph, graph_io.read_schema(graph_dir), config)
     report = validation.format_report(anomalies)
     graph_io.write_text(os.path.join(anomalies_artifact.uri, ANOMALIES_FILE),
-           json.dumps([dataclasses.asdict(a) for a in anomalies], indent=2, default=str))
+           json.dumps([a.to_dict() for a in anomalies], indent=2, default=str))
     graph_io.write_text(os.path.join(anomalies_artifact.uri, REPORT_FILE), report)
-    anomalies_artifact.num_anomalies = len(anomalies)
+    anomalies_artifact.set_int_custom_property("num_anomalies", len(anomalies))
     # Anomalies fail the run here, before anything is sampled, trained or pushed.
     validation.check(anomalies)

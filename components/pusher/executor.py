@@ -38,7 +38,7 @@ def register_in_mlflow(tracking_uri: str, name: str, run_id: str, blessing_uri: 
   version = client.create_model_version(
       name, source=f"{run.info.artifact_uri}/model", run_id=run_id,
       tags={"blessed": "true", "blessing": blessing_uri, "serving_path": serving_path})
-  return version.version
+  return str(version.version)
 
 
 class Executor(tfx_pusher_executor.Executor):

@@ -33,7 +33,9 @@ class Executor(base_beam_executor.BaseBeamExecutor):
     program_dir = os.path.join(examples.uri, PROGRAM_DIR)
     program, layers_mapping, subgraph_schema = sampling.prepare_program(schema, spec, program_dir)
 
-    splits = [s for s, n in json.loads(graph.split_counts or "{}").items() if n > 0]
+    split_counts = json.loads(graph.get_string_custom_property("split_counts") or "{}")
+    splits = [s for s, n in split_counts.items() if n > 0]
+    examples.split_names = artifact_utils.encode_split_names(splits)
     outputs = {s: os.path.join(artifact_utils.get_split_uri([examples], s), "subgraphs")
                for s in splits}
     with self._make_beam_pipeline() as pipeline:
@@ -42,7 +44,6 @@ class Executor(base_beam_executor.BaseBeamExecutor):
                             outputs=outputs)
     graph_io.write_text(subgraph_schema_path(examples.uri),
                         text_format.MessageToString(subgraph_schema))
-    examples.split_names = artifact_utils.encode_split_names(splits)
     examples.set_string_custom_property("file_format", "tfrecord")
     examples.set_string_custom_property("payload_format", "FORMAT_TF_EXAMPLE")
     examples.set_string_custom_property("sampling_spec", text_format.MessageToString(spec))

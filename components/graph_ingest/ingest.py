@@ -1,0 +1,582 @@
+"""GraphIngest's logic, without TFX: tables or a unigraph become a `graph_io.Graph`.
+
+Tables are read with pyarrow (its multi-threaded C++ CSV and Parquet readers) and converted
+column by column, never row by row, so a million-row table with vector features stays fast.
+Every problem is an `IngestError` that names the user's file, and where it helps the column
+and the line (CSV, counting the header as line 1) or the row (Parquet, 1-based): that is what
+the user has to fix. Data *quality* (NaN features, dangling edges, duplicate ids, labels out
+of range) is not checked here; GraphValidator reports it.
+"""
+from __future__ import annotations
+
+import csv
+import gzip
+import itertools
+import logging
+import os
+import time
+from typing import Callable, Iterable, Optional, Sequence, Union
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from components import graph_io
+from pipelines.config import (DataConfig, EdgeTable, NodeTable, SplitTable, TablesSource,
+                              UnigraphSource)
+
+LABEL = "label"  # the label feature's name in graphs built from tables
+SPLIT_ALIASES = {"train": "train", "eval": "eval", "val": "eval", "valid": "eval",
+                 "validation": "eval", "test": "test"}
+
+
+class IngestError(ValueError):
+  """Input that cannot be ingested; the message names the file, and the column and line."""
+
+
+# ---------------------------------------------------------------- reading tables
+def _table_format(path: str) -> str:
+  lower = path.lower()
+  if lower.endswith((".csv", ".csv.gz")):
+    return "csv"
+  if lower.endswith((".parquet", ".pq")):
+    return "parquet"
+  raise IngestError(f"{path}: unsupported table format (expected .csv, .csv.gz or .parquet)")
+
+
+class _Table:
+  """An Arrow table plus where it came from, so that errors can point into the file."""
+
+  def __init__(self, path: str, data: pa.Table):
+    self.path = path
+    self.data = data
+    self.is_csv = _table_format(path) == "csv"
+
+  def __len__(self) -> int:
+    return self.data.num_rows
+
+  def where(self, row: int) -> str:
+    # Physical line numbers for CSV (header = line 1); that is what an editor shows.
+    return f"line {row + 2}" if self.is_csv else f"row {row + 1}"
+
+  def column(self, name: str, role: str) -> pa.ChunkedArray:
+    if name not in self.data.column_names:
+      raise IngestError(f"{self.path}: no column {name!r} ({role}); the columns are: "
+                        f"{', '.join(self.data.column_names) or '(none)'}")
+    return self.data.column(name)
+
+
+def _open_csv_text(path: str):
+  if path.lower().endswith(".gz"):
+    return gzip.open(path, "rt", newline="")
+  return open(path, newline="")
+
+
+def _find_malformed_line(path: str) -> Optional[str]:
+  """The first CSV row whose field count differs from the header's, as a message.
+
+  Only called after pyarrow has refused the file (its own messages lack line numbers when it
+  reads with several threads), so the slow Python scan costs nothing on good files.
+  """
+  with _open_csv_text(path) as f:
+    reader = csv.reader(f)
+    header = next(reader, None)
+    if header is None:
+      return None
+    for row in reader:
+      if row and len(row) != len(header):
+        return (f"{path}: line {reader.line_num} has {len(row)} fields, expected "
+                f"{len(header)} as in the header ({','.join(header)})")
+  return None
+
+
+def _read_csv(path: str, string_columns: Sequence[str]) -> pa.Table:
+  from pyarrow import csv as pcsv  # pylint: disable=g-import-not-at-top
+  # Ids stay strings ("007" is not 7); pyarrow ignores names the file does not have.
+  convert = pcsv.ConvertOptions(column_types={c: pa.string() for c in string_columns})
+  try:
+    return pcsv.read_csv(path, convert_options=convert)
+  except pa.ArrowInvalid as e:
+    message = str(e)
+    if "Empty CSV file" in message:
+      raise IngestError(f"{path}: the file is empty (not even a header row)") from None
+    malformed = _find_malformed_line(path)
+    if malformed:
+      raise IngestError(malformed) from None
+    raise IngestError(f"{path}: cannot parse CSV: {message}") from None
+
+
+def read_arrow_table(path: str, string_columns: Sequence[str] = ()) -> pa.Table:
+  """Reads a .csv, .csv.gz or .parquet table; `string_columns` are kept as strings (ids)."""
+  fmt = _table_format(path)
+  if not os.path.exists(path):
+    raise IngestError(f"{path}: file not found")
+  if os.path.isdir(path):
+    raise IngestError(f"{path}: is a directory, expected a {fmt} file")
+  if os.path.getsize(path) == 0:
+    raise IngestError(f"{path}: the file is empty")
+  try:
+    if fmt == "csv":
+      table = _read_csv(path, string_columns)
+    else:
+      from pyarrow import parquet as pq  # pylint: disable=g-import-not-at-top
+      table = pq.read_table(path)
+  except IngestError:
+    raise
+  except (pa.ArrowException, OSError, EOFError, UnicodeDecodeError) as e:
+    raise IngestError(f"{path}: cannot read {fmt}: {e}") from None
+  return table
+
+
+def read_table(path: str, string_columns: Sequence[str] = ()) -> pd.DataFrame:
+  """Reads a .csv, .csv.gz or .parquet table into a DataFrame (errors: `IngestError`)."""
+  return read_arrow_table(path, string_columns).to_pandas()
+
+
+def _load(directory: str, file: str, string_columns: Sequence[str] = ()) -> _Table:
+  path = os.path.join(directory, file)
+  return _Table(path, read_arrow_table(path, string_columns))
+
+
+# ---------------------------------------------------------------- columns -> numpy
+def _check_lengths(table: _Table, name: str, lengths: np.ndarray) -> int:
+  """The common length of a vector column's rows; a ragged row is an error naming it."""
+  if len(lengths) == 0:
+    return 0
+  # Compare with the most common length (on a tie, the earliest row's), so that the odd
+  # row out is the one reported.
+  counts = np.bincount(lengths)
+  common = int(lengths[np.flatnonzero(counts[lengths] == counts.max())[0]])
+  bad = np.flatnonzero(lengths != common)
+  if bad.size:
+    i, ok = int(bad[0]), int(np.flatnonzero(lengths == common)[0])
+    raise IngestError(
+        f"{table.path}: column {name!r} has {lengths[i]} values at {table.where(i)} but "
+        f"{common} at {table.where(ok)}; every row of a vector feature needs the same length")
+  return common
+
+
+def _first_unparsable(flat: pa.Array, to_type: pa.DataType) -> int:
+  """Index of the first value of `flat` that does not cast to `to_type` (bisection with
+  Arrow's own cast, so that "numeric" means exactly what the conversion accepts)."""
+  lo, hi = 0, len(flat)  # the first failure lies in [lo, hi)
+  while hi - lo > 1:
+    mid = (lo + hi) // 2
+    try:
+      pc.cast(flat.slice(lo, mid - lo), to_type)
+      lo = mid
+    except pa.ArrowInvalid:
+      hi = mid
+  return lo
+
+
+def _strings_to_array(table: _Table, name: str, column: pa.ChunkedArray) -> np.ndarray:
+  """A string column of space-separated numbers: one number per row is a scalar, several
+  are a fixed-length float32 vector."""
+  column = column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
+  text = pc.utf8_trim_whitespace(column)
+  # An empty cell is an empty vector (or a missing scalar), not the number "".
+  text = pc.if_else(pc.equal(text, ""), pa.scalar(None, text.type), text)
+  tokens = pc.ascii_split_whitespace(text)
+  lengths = pc.fill_null(pc.list_value_length(tokens), 0).to_numpy(zero_copy_only=False)
+  lengths = lengths.astype(np.int64)
+  flat = pc.list_flatten(tokens)
+  try:
+    values = pc.cast(flat, pa.float32())
+  except pa.ArrowInvalid:
+    index = _first_unparsable(flat, pa.float32())
+    value = flat[index].as_py()
+    where = table.where(int(np.searchsorted(np.cumsum(lengths), index, side="right")))
+    raise IngestError(
+        f"{table.path}: column {name!r} is not numeric ({value[:40]!r} at {where}); features "
+        "must be numbers, lists of numbers or strings of space-separated numbers "
+        "(list the feature columns to leave this one out)") from None
+  if len(lengths) and lengths.max() <= 1:
+    # Scalars: integers stay int64 when every row has one.
+    out = np.full(len(lengths), np.nan, np.float32)
+    out[lengths == 1] = values.to_numpy(zero_copy_only=False)
+    if (lengths == 1).all():
+      try:
+        return pc.cast(flat, pa.int64()).to_numpy(zero_copy_only=False)
+      except pa.ArrowInvalid:
+        pass
+    return out
+  width = _check_lengths(table, name, lengths)
+  return values.to_numpy(zero_copy_only=False).reshape(len(lengths), width)
+
+
+def _numeric_to_numpy(array: Union[pa.Array, pa.ChunkedArray]) -> np.ndarray:
+  """int64 for integers without nulls, else float32 (nulls become NaN)."""
+  t = array.type
+  if pa.types.is_null(t):
+    return np.full(len(array), np.nan, np.float32)
+  if (pa.types.is_integer(t) or pa.types.is_boolean(t)) and array.null_count == 0:
+    return array.to_numpy(zero_copy_only=False).astype(np.int64)
+  if pa.types.is_floating(t):
+    return pc.cast(array, pa.float32(), safe=False).to_numpy(zero_copy_only=False)
+  return pc.cast(array, pa.float64()).to_numpy(zero_copy_only=False).astype(np.float32)
+
+
+def _is_numeric(t: pa.DataType) -> bool:
+  return (pa.types.is_integer(t) or pa.types.is_floating(t) or pa.types.is_boolean(t)
+          or pa.types.is_decimal(t) or pa.types.is_null(t))
+
+
+def _column_to_array(table: _Table, name: str, role: str = "feature") -> np.ndarray:
+  """A feature column as numpy: [rows] scalars or [rows, width] vectors."""
+  column = table.column(name, role)
+  t = column.type
+  if _is_numeric(t):
+    return _numeric_to_numpy(column)
+  if pa.types.is_string(t) or pa.types.is_large_string(t):
+    return _strings_to_array(table, name, column)
+  if (pa.types.is_list(t) or pa.types.is_large_list(t) or pa.types.is_fixed_size_list(t)) \
+      and _is_numeric(t.value_type):
+    column = column.combine_chunks()
+    lengths = pc.fill_null(pc.list_value_length(column), 0).to_numpy(zero_copy_only=False)
+    width = _check_lengths(table, name, lengths.astype(np.int64))
+    values = _numeric_to_numpy(pc.list_flatten(column))
+    if not pa.types.is_integer(t.value_type):
+      values = values.astype(np.float32)  # float lists (and decimals) are float32 vectors
+    return values.reshape(len(lengths), width)
+  raise IngestError(f"{table.path}: column {name!r} has type {t}; features must be numbers, "
+                    "lists of numbers or strings of space-separated numbers")
+
+
+def _ids(table: _Table, name: str, role: str) -> np.ndarray:
+  column = table.column(name, role)
+  if column.null_count:
+    i = int(np.flatnonzero(pc.is_null(column).to_numpy(zero_copy_only=False))[0])
+    raise IngestError(f"{table.path}: column {name!r} ({role}) is empty at {table.where(i)}")
+  if not (pa.types.is_string(column.type) or pa.types.is_large_string(column.type)):
+    try:
+      column = pc.cast(column, pa.string())
+    except pa.ArrowNotImplementedError:
+      raise IngestError(f"{table.path}: column {name!r} ({role}) has type {column.type}, "
+                        "which cannot be an id") from None
+  return column.to_numpy(zero_copy_only=False).astype(object, copy=False)
+
+
+def _labels(path: str, values: np.ndarray, where: Callable[[int], str],
+            name: str) -> np.ndarray:
+  """Labels as int64; a missing or fractional label is an error naming its row."""
+  if values.ndim == 2 and values.shape[1] == 1:
+    values = values[:, 0]
+  if values.ndim != 1:
+    raise IngestError(f"{path}: label {name!r} must be one integer per node, got shape "
+                      f"{list(values.shape[1:])} per node")
+  if values.dtype.kind in "iub":
+    return values.astype(np.int64)
+  if values.dtype.kind != "f":
+    raise IngestError(f"{path}: label {name!r} must be integers, got {values.dtype}")
+  bad = np.flatnonzero(~np.isfinite(values) | (values != np.round(values)))
+  if bad.size:
+    i = int(bad[0])
+    value = "empty" if np.isnan(values[i]) else f"{values[i].item()!r}"
+    raise IngestError(f"{path}: label {name!r} at {where(i)} is {value}; labels must be "
+                      "integers (every node of the labelled node set needs one)")
+  return values.astype(np.int64)
+
+
+def _num_classes(given: Optional[int], labels: np.ndarray) -> int:
+  if given is not None:
+    return int(given)
+  # json (graph_info.json) refuses numpy ints: keep it a Python int.
+  return int(labels.max()) + 1 if labels.size else 0
+
+
+# ---------------------------------------------------------------- tables -> Graph
+def _label_node_set(spec: TablesSource) -> str:
+  labelled = [k for k, v in spec.node_sets.items() if v.label_column]
+  if spec.label_node_set is not None:
+    if spec.label_node_set not in spec.node_sets:
+      raise IngestError(f"label_node_set {spec.label_node_set!r} is not a node set "
+                        f"(node sets: {', '.join(spec.node_sets)})")
+    if not spec.node_sets[spec.label_node_set].label_column:
+      raise IngestError(f"label_node_set {spec.label_node_set!r} has no label_column")
+    return spec.label_node_set
+  if len(labelled) != 1:
+    raise IngestError("cannot tell which node set holds the labels: "
+                      + (f"node sets {', '.join(labelled)} all have a label_column; set "
+                         "label_node_set" if labelled else
+                         "no node set has a label_column"))
+  return labelled[0]
+
+
+def _check_spec(spec: TablesSource) -> str:
+  """Checks the spec's cross-references before any file is read; returns the label set."""
+  label_set = _label_node_set(spec)
+  names = set(spec.edge_sets)
+  for name, table in spec.edge_sets.items():
+    for key in ("source", "target"):
+      node_set = getattr(table, key)
+      if node_set not in spec.node_sets:
+        raise IngestError(f"edge set {name!r}: {key} node set {node_set!r} is not defined "
+                          f"(node sets: {', '.join(spec.node_sets)})")
+    if table.reverse is not None:
+      if table.reverse in names:
+        raise IngestError(f"edge set {name!r}: reverse name {table.reverse!r} is already "
+                          "the name of an edge set")
+      names.add(table.reverse)
+  return label_set
+
+
+def _features(table: _Table, listed: Optional[Sequence[str]],
+              exclude: Sequence[str]) -> dict[str, np.ndarray]:
+  names = listed if listed is not None else [
+      c for c in table.data.column_names if c not in exclude]
+  features = {}
+  for name in names:
+    if name.startswith("#") or name in exclude:
+      raise IngestError(f"{table.path}: column {name!r} cannot be a feature (it is an id or "
+                        f"label column, or starts with '#', which TF-GNN reserves)")
+    features[name] = _column_to_array(table, name)
+  return features
+
+
+def _node_set(directory: str, name: str, spec: NodeTable,
+              labelled: bool) -> graph_io.NodeSet:
+  table = _load(directory, spec.file, [spec.id_column])
+  ids = _ids(table, spec.id_column, f"id_column of node set {name!r}")
+  exclude = [spec.id_column] + ([spec.label_column] if spec.label_column else [])
+  if labelled:
+    exclude.append(LABEL)  # the label feature's own name
+  features = _features(table, spec.features, exclude)
+  if labelled:
+    values = _column_to_array(table, spec.label_column, f"label_column of node set {name!r}")
+    features[LABEL] = _labels(table.path, values, table.where, spec.label_column)
+  return graph_io.NodeSet(ids, features, table.path)
+
+
+def tables_to_graph(spec: TablesSource) -> graph_io.Graph:
+  """Builds the in-memory graph from node and edge tables; paths are relative to
+  `spec.directory`."""
+  start = time.perf_counter()
+  label_set = _check_spec(spec)
+  node_sets = {}
+  for name, table_spec in spec.node_sets.items():
+    node_sets[name] = _node_set(spec.directory, name, table_spec, name == label_set)
+  edge_sets = {}
+  for name, table_spec in spec.edge_sets.items():
+    edge_sets.update(_edge_sets(spec.directory, name, table_spec))
+  labels = node_sets[label_set].features[LABEL]
+  label = graph_io.Label(label_set, LABEL, _num_classes(spec.num_classes, labels))
+  splits = make_splits(spec.splits, node_sets[label_set].ids, spec.directory)
+  graph = graph_io.Graph(node_sets, edge_sets, splits, label)
+  logging.info("ingested tables from %s in %.1f s: %s", spec.directory,
+               time.perf_counter() - start, graph.counts())
+  return graph
+
+
+def _edge_sets(directory: str, name: str, spec: EdgeTable) -> dict[str, graph_io.EdgeSet]:
+  table = _load(directory, spec.file, [spec.source_column, spec.target_column])
+  sources = _ids(table, spec.source_column, f"source_column of edge set {name!r}")
+  targets = _ids(table, spec.target_column, f"target_column of edge set {name!r}")
+  features = _features(table, spec.features or [], [spec.source_column, spec.target_column])
+  out = {name: graph_io.EdgeSet(spec.source, spec.target, sources, targets, features,
+                                table.path)}
+  if spec.reverse is not None:
+    # Shares the forward set's file on disk; graph_io.read_graph also gives it the forward
+    # set's features, so the in-memory graph does the same.
+    out[spec.reverse] = graph_io.EdgeSet(spec.target, spec.source, targets, sources,
+                                         dict(features), table.path, reverse_of=name)
+  return out
+
+
+# ---------------------------------------------------------------- splits
+def make_splits(split: SplitTable, label_ids: np.ndarray,
+                directory: str) -> dict[str, np.ndarray]:
+  """Train/eval/test ids of the labelled node set, from `split.file` (relative to
+  `directory`) or by `split.ratios` (a permutation of `label_ids` seeded by `split.seed`)."""
+  label_ids = np.asarray(label_ids, dtype=object)
+  if split.file is None:
+    ratios = split.ratios or {}
+    order = np.random.default_rng(split.seed).permutation(len(label_ids))
+    bounds = np.round(np.cumsum([ratios.get(s, 0.0) for s in graph_io.SPLITS])
+                      * len(label_ids)).astype(int)
+    bounds[-1] = len(label_ids)  # the ratios sum to 1 (the config checks); no id is lost
+    starts = np.concatenate([[0], bounds[:-1]])
+    return {s: label_ids[order[lo:hi]] for s, lo, hi in zip(graph_io.SPLITS, starts, bounds)}
+
+  table = _load(directory, split.file, [split.id_column, split.split_column])
+  ids = _ids(table, split.id_column, "split table id_column")
+  names = table.column(split.split_column, "split table split_column")
+  if not (pa.types.is_string(names.type) or pa.types.is_large_string(names.type)):
+    names = pc.cast(names, pa.string())
+  names = pc.utf8_lower(pc.utf8_trim_whitespace(pc.fill_null(names, "")))
+  canonical = np.empty(len(names), dtype=object)
+  for value in pc.unique(names).to_pylist():  # a handful of values, compared in Arrow
+    mask = pc.equal(names, value).to_numpy(zero_copy_only=False)
+    if value not in SPLIT_ALIASES:
+      i = int(np.flatnonzero(mask)[0])
+      raise IngestError(
+          f"{table.path}: {table.where(i)}: split {value!r} is not one of train, eval "
+          "(or val, valid, validation), test")
+    canonical[mask] = SPLIT_ALIASES[value]
+  # A hash lookup that also works when the node ids have duplicates (the validator's job).
+  unknown = ~pd.Series(ids, dtype=object).isin(label_ids).to_numpy()
+  if unknown.any():
+    i = int(np.flatnonzero(unknown)[0])
+    raise IngestError(f"{table.path}: {table.where(i)}: id {ids[i]!r} is not a node of the "
+                      f"labelled node set ({unknown.sum()} such ids)")
+  duplicated = pd.Series(ids).duplicated().to_numpy()
+  if duplicated.any():
+    i = int(np.flatnonzero(duplicated)[0])
+    first = int(np.flatnonzero(ids == ids[i])[0])
+    raise IngestError(f"{table.path}: id {ids[i]!r} is listed twice ({table.where(first)} "
+                      f"and {table.where(i)})")
+  return {s: ids[canonical == s] for s in graph_io.SPLITS}
+
+
+# ---------------------------------------------------------------- unigraph -> Graph
+def _example_columns(records: Iterable, num_keys: int, features, desc: str,
+                     ) -> tuple[list[np.ndarray], dict[str, np.ndarray]]:
+  """Columns from TF-GNN's (ids..., tf.Example) records; `features` is the set's schema."""
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  specs = {}
+  for fname, feature in features.items():
+    shape = [d.size for d in feature.shape.dim]
+    if any(s < 0 for s in shape):
+      raise IngestError(f"{desc}: feature {fname!r} has a variable size {shape}; only "
+                        "fixed-size features can be ingested")
+    dtype = tf.dtypes.as_dtype(feature.dtype)
+    kind = ("float_list" if dtype.is_floating else
+            "int64_list" if dtype.is_integer or dtype.is_bool else "bytes_list")
+    specs[fname] = (shape, kind, int(np.prod(shape)))
+  keys: list[list] = [[] for _ in range(num_keys)]
+  values: dict[str, list] = {f: [] for f in specs}
+  row = -1
+  try:
+    for row, record in enumerate(records):
+      *ids, example = record
+      for column, value in zip(keys, ids):
+        column.append(value.decode() if isinstance(value, bytes) else str(value))
+      fmap = example.features.feature
+      for fname, (shape, kind, size) in specs.items():
+        if fname not in fmap:
+          raise IngestError(f"{desc}: record {row + 1} has no feature {fname!r}")
+        got = getattr(fmap[fname], kind).value
+        if len(got) != size:
+          raise IngestError(f"{desc}: record {row + 1}: feature {fname!r} has {len(got)} "
+                            f"values, the schema's shape {shape} needs {size}")
+        values[fname].append(got)
+  except IngestError:
+    raise
+  except (ValueError, TypeError, IndexError, KeyError, OSError, tf.errors.OpError) as e:
+    raise IngestError(f"{desc}: cannot read record {row + 2}: {e}") from None
+  n = len(keys[0]) if keys else 0
+  out = {}
+  for fname, (shape, kind, size) in specs.items():
+    flat_values = itertools.chain.from_iterable(values[fname])  # C-level, no Python frames
+    if kind == "bytes_list":
+      flat = np.array([v.decode() for v in flat_values], dtype=object)
+    else:
+      dtype = np.float32 if kind == "float_list" else np.int64
+      flat = np.fromiter(flat_values, dtype, count=n * size)
+    out[fname] = flat.reshape([n] + shape)
+  return [np.array(k, dtype=object) for k in keys], out
+
+
+def unigraph_to_graph(spec: UnigraphSource) -> graph_io.Graph:
+  """Reads an existing unigraph (its GraphSchema .pbtxt, or the directory holding it) with
+  TF-GNN's own readers (`unigraph.DictStreams`: TFRecord of tf.Example, or CSV)."""
+  from google.protobuf import text_format  # pylint: disable=g-import-not-at-top
+  from tensorflow_gnn.data import unigraph  # pylint: disable=g-import-not-at-top
+  start = time.perf_counter()
+  if not os.path.exists(spec.schema_file):
+    raise IngestError(f"{spec.schema_file}: schema file not found")
+  try:
+    schema_path = unigraph.find_schema_filename(spec.schema_file)
+    # unigraph.read_schema makes each set's filename absolute (relative to the schema).
+    schema = unigraph.read_schema(schema_path)
+  except (ValueError, text_format.ParseError) as e:
+    raise IngestError(f"{spec.schema_file}: not a readable GraphSchema: {e}") from None
+
+  node_streams = unigraph.DictStreams.iter_nodes_via_schema(schema)
+  node_sets = {}
+  for name, proto in schema.node_sets.items():
+    if name not in node_streams:
+      raise IngestError(f"{schema_path}: node set {name!r} names no file (metadata.filename)")
+    desc = f"{schema_path}: node set {name!r} ({proto.metadata.filename})"
+    (ids,), features = _example_columns(node_streams[name], 1, proto.features, desc)
+    node_sets[name] = graph_io.NodeSet(ids, features, proto.metadata.filename)
+
+  edge_streams = unigraph.DictStreams.iter_edges_via_schema(schema)
+  edge_sets: dict[str, graph_io.EdgeSet] = {}
+  forward_by_file = {}
+  for name, proto in schema.edge_sets.items():
+    for key in ("source", "target"):
+      if getattr(proto, key) not in schema.node_sets:
+        raise IngestError(f"{schema_path}: edge set {name!r}: {key} node set "
+                          f"{getattr(proto, key)!r} is not defined (node sets: "
+                          f"{', '.join(schema.node_sets)})")
+    if name not in edge_streams:
+      raise IngestError(f"{schema_path}: edge set {name!r} names no file (metadata.filename)")
+    if not unigraph.is_edge_reversed(proto):
+      desc = f"{schema_path}: edge set {name!r} ({proto.metadata.filename})"
+      (src, tgt), features = _example_columns(edge_streams[name], 2, proto.features, desc)
+      edge_sets[name] = graph_io.EdgeSet(proto.source, proto.target, src, tgt, features,
+                                         proto.metadata.filename)
+      forward_by_file.setdefault(proto.metadata.filename, name)
+  for name, proto in schema.edge_sets.items():
+    if not unigraph.is_edge_reversed(proto):
+      continue
+    forward = forward_by_file.get(proto.metadata.filename)
+    if forward is not None and (edge_sets[forward].source_set, edge_sets[forward].target_set
+                                ) == (proto.target, proto.source):
+      fwd = edge_sets[forward]
+      edge_sets[name] = graph_io.EdgeSet(proto.source, proto.target, fwd.targets, fwd.sources,
+                                         dict(fwd.features), proto.metadata.filename,
+                                         reverse_of=forward)
+    else:
+      # No forward set declares this file: keep the reversed edges as a set of their own
+      # (DictStreams has already swapped source and target).
+      desc = f"{schema_path}: edge set {name!r} ({proto.metadata.filename})"
+      (src, tgt), features = _example_columns(edge_streams[name], 2, proto.features, desc)
+      edge_sets[name] = graph_io.EdgeSet(proto.source, proto.target, src, tgt, features,
+                                         proto.metadata.filename)
+
+  if spec.label_node_set not in node_sets:
+    raise IngestError(f"{schema_path}: label_node_set {spec.label_node_set!r} is not a node "
+                      f"set (node sets: {', '.join(node_sets)})")
+  label_set = node_sets[spec.label_node_set]
+  if spec.label_feature not in label_set.features:
+    raise IngestError(
+        f"{schema_path}: node set {spec.label_node_set!r} has no feature "
+        f"{spec.label_feature!r} (features: {', '.join(sorted(label_set.features)) or '(none)'})")
+  labels = _labels(schema_path, label_set.features[spec.label_feature],
+                   lambda i: f"node {label_set.ids[i]!r}", spec.label_feature)
+  label_set.features[spec.label_feature] = labels
+  label = graph_io.Label(spec.label_node_set, spec.label_feature,
+                         _num_classes(spec.num_classes, labels))
+  splits = make_splits(spec.splits, label_set.ids, os.path.dirname(schema_path))
+  graph = graph_io.Graph(node_sets, edge_sets, splits, label)
+  logging.info("ingested unigraph %s in %.1f s: %s", schema_path,
+               time.perf_counter() - start, graph.counts())
+  return graph
+
+
+# ---------------------------------------------------------------- the component's work
+def ingest(data: Union[DataConfig, dict], out_dir: str, scratch_dir: str) -> graph_io.Graph:
+  """Builds the graph that `data` describes and writes it to `out_dir` as a Graph artifact's
+  unigraph directory; the synthetic source generates its tables under `scratch_dir`."""
+  if isinstance(data, dict):
+    data = DataConfig.model_validate(data)
+  if data.synthetic is not None:
+    from pipelines import synthetic  # pylint: disable=g-import-not-at-top
+    s = data.synthetic
+    raw = synthetic.generate_tables(scratch_dir, num_papers=s.num_papers,
+                                    num_classes=s.num_classes, feature_dim=s.feature_dim,
+                                    seed=s.seed)
+    tables = raw if isinstance(raw, TablesSource) else TablesSource.model_validate(raw)
+    if not os.path.isabs(tables.directory):
+      tables = tables.model_copy(
+          update={"directory": os.path.join(scratch_dir, tables.directory)})
+    graph = tables_to_graph(tables)
+  elif data.tables is not None:
+    graph = tables_to_graph(data.tables)
+  else:
+    graph = unigraph_to_graph(data.unigraph)
+  graph_io.write_graph(graph, out_dir)
+  return graph

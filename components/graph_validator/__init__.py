@@ -1,0 +1,1 @@
+"""GraphValidator: statistics and anomalies of a `Graph` artifact (logic in `validation`)."""

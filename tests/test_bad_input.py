@@ -1,0 +1,115 @@
+"""Bad input through the real pipeline: each case fails with an error that names the file,
+set, row or ids, before anything is trained, and no model is pushed."""
+import os
+
+import pytest
+
+from pipelines import config as config_lib
+from pipelines import lineage, local_runner
+
+PAPERS = "id,label,features\n" + "".join(
+    f"p{i},{i % 2},{i % 3} {i % 5} 1\n" for i in range(12))
+AUTHORS = "id\n" + "".join(f"a{i}\n" for i in range(4))
+CITES = "src,dst\n" + "".join(f"p{i},p{(i + 1) % 12}\n" for i in range(12))
+WRITES = "author,paper\n" + "".join(f"a{i % 4},p{i}\n" for i in range(12))
+SPLIT = "id,split\n" + "".join(
+    f"p{i},{'train' if i < 6 else 'valid' if i < 9 else 'test'}\n" for i in range(12))
+
+
+def make_config(tmp_path, **replace) -> config_lib.Config:
+  """A small valid graph in tmp_path/data, with some tables replaced by bad ones."""
+  data = tmp_path / "data"
+  data.mkdir()
+  tables = {"papers.csv": PAPERS, "authors.csv": AUTHORS, "cites.csv": CITES,
+            "writes.csv": WRITES, "split.csv": SPLIT}
+  tables.update(replace)
+  for name, text in tables.items():
+    (data / name).write_text(text)
+  raw = {
+      "pipeline": {"name": "bad-input", "root": str(tmp_path / "run")},
+      "data": {"tables": {
+          "directory": str(data),
+          "node_sets": {
+              "paper": {"file": "papers.csv", "label_column": "label"},
+              "author": {"file": "authors.csv"}},
+          "edge_sets": {
+              "cites": {"file": "cites.csv", "source": "paper", "target": "paper",
+                        "source_column": "src", "target_column": "dst"},
+              "writes": {"file": "writes.csv", "source": "author", "target": "paper",
+                         "source_column": "author", "target_column": "paper",
+                         "reverse": "written"}},
+          "splits": {"file": "split.csv"}}},
+      "sampling": {"fanouts": {"cites": 2, "written": 2}},
+      "trainer": {"epochs": 1},
+  }
+  return config_lib.parse_config(raw)
+
+
+def run_and_expect_failure(config, *patterns):
+  with pytest.raises(Exception) as info:
+    local_runner.run(config)
+  message = str(info.value)
+  for pattern in patterns:
+    assert pattern in message, f"{pattern!r} not in error:\n{message}"
+  store = lineage.open_store(config.metadata_path)
+  run_id = lineage.latest_run_id(store, config.pipeline.name)
+  produced = {ref.type for r in lineage.executions(store, run_id) for ref in r.outputs}
+  assert not produced & {"Examples", "Model", "PushedModel"}, produced
+  assert not os.path.exists(config.serving_dir)
+  return message
+
+
+def test_dangling_edge_endpoint(tmp_path):
+  config = make_config(tmp_path, **{"cites.csv": CITES + "p3,p99\n"})
+  run_and_expect_failure(config, "cites", "cites.csv", "p99")
+
+
+def test_duplicate_node_id(tmp_path):
+  config = make_config(tmp_path, **{"papers.csv": PAPERS + "p5,1,0 0 1\n"})
+  run_and_expect_failure(config, "paper", "papers.csv", "p5")
+
+
+def test_nan_feature(tmp_path):
+  config = make_config(tmp_path, **{"papers.csv": PAPERS.replace("p7,1,1 2 1", "p7,1,1 nan 1")})
+  run_and_expect_failure(config, "paper", "papers.csv", "p7")
+
+
+def test_label_out_of_range(tmp_path):
+  bad = make_config(tmp_path, **{"papers.csv": PAPERS.replace("p4,0,", "p4,-3,")})
+  run_and_expect_failure(bad, "paper", "p4")
+
+
+def test_missing_column(tmp_path):
+  config = make_config(tmp_path, **{"cites.csv": CITES.replace("src,dst", "from,dst")})
+  run_and_expect_failure(config, "cites.csv", "src")
+
+
+def test_malformed_csv_row(tmp_path):
+  config = make_config(tmp_path, **{"writes.csv": WRITES + "a1,p2,extra\n"})
+  run_and_expect_failure(config, "writes.csv", "line 14")
+
+
+def test_split_with_unknown_id(tmp_path):
+  config = make_config(tmp_path, **{"split.csv": SPLIT + "p404,test\n"})
+  run_and_expect_failure(config, "split.csv", "p404")
+
+
+def test_unknown_edge_set_in_sampling_is_a_config_error(tmp_path):
+  with pytest.raises(config_lib.ConfigError, match=r"sampling\.fanouts.*'citez'"):
+    cfg = make_config(tmp_path)
+    config_lib.parse_config(config_lib.merge(
+        config_lib.to_dict(cfg), {"sampling": {"fanouts": {"citez": 2}}}))
+
+
+def test_malformed_config_key(tmp_path):
+  raw = config_lib.to_dict(make_config(tmp_path))
+  raw["model"]["unitz"] = 3
+  with pytest.raises(config_lib.ConfigError, match=r"model\.unitz: unknown key"):
+    config_lib.parse_config(raw)
+
+
+def test_zero_fanout_is_a_config_error(tmp_path):
+  raw = config_lib.to_dict(make_config(tmp_path))
+  raw["sampling"]["fanouts"]["cites"] = 0
+  with pytest.raises(config_lib.ConfigError, match=r"sampling\.fanouts.*'cites' must be > 0"):
+    config_lib.parse_config(raw)
