@@ -40,6 +40,7 @@ class ExecutionRecord:
   state: str  # COMPLETE, CACHED, FAILED, RUNNING ...
   inputs: list[ArtifactRef]
   outputs: list[ArtifactRef]
+  seconds: float  # from the execution's creation to its last update in ML Metadata
 
 
 def _value(v: metadata_store_pb2.Value):
@@ -90,16 +91,18 @@ def executions(store, run_id: str) -> list[ExecutionRecord]:
         refs["in"].append(ref)
       elif ev.type in _OUTPUT_EVENTS:
         refs["out"].append(ref)
+    seconds = (e.last_update_time_since_epoch - e.create_time_since_epoch) / 1000
     records.append(ExecutionRecord(e.id, component, _STATES.get(e.last_known_state, "?"),
-                                   refs["in"], refs["out"]))
+                                   refs["in"], refs["out"], seconds))
   return records
 
 
 def summarize(store, run_id: str) -> dict:
   """What a user wants after a run: where the model went, how good it is, where to look."""
-  out: dict = {"run_id": run_id, "components": {}}
+  out: dict = {"run_id": run_id, "components": {}, "seconds": {}}
   for record in executions(store, run_id):
     out["components"][record.component] = record.state
+    out["seconds"][record.component] = round(record.seconds, 1)
     for ref in record.outputs:
       if ref.type == "Model":
         out["model_uri"] = ref.uri
@@ -132,7 +135,7 @@ def latest_run_id(store, pipeline_name: str) -> Optional[str]:
 def format_lineage(records: list[ExecutionRecord]) -> str:
   lines = []
   for r in records:
-    lines.append(f"[{r.state}] {r.component} (execution {r.id})")
+    lines.append(f"[{r.state}] {r.component} (execution {r.id}, {r.seconds:.1f} s)")
     for ref in r.inputs:
       lines.append(f"    <- {ref.key}: {ref.type} #{ref.id} {ref.uri}")
     for ref in r.outputs:

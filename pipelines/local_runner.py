@@ -26,7 +26,7 @@ def run(config: Config) -> dict:
 def format_summary(config: Config, summary: dict) -> str:
   lines = [f"pipeline {config.pipeline.name}: run {summary['run_id']}"]
   for component, state in summary["components"].items():
-    lines.append(f"  {component:32s} {state}")
+    lines.append(f"  {component:32s} {state:9s} {summary['seconds'][component]:7.1f} s")
   metrics = summary.get("test_metrics")
   if metrics:
     lines.append("test split: " + ", ".join(

@@ -1,0 +1,122 @@
+"""Unit tests of the components' plain logic: sampling spec, metrics and blessing, the
+pusher's publish, the config and the CLI's overrides."""
+import os
+
+import numpy as np
+import pytest
+
+from components import graph_io
+from pipelines import cli
+from pipelines import config as config_lib
+
+
+def small_graph() -> graph_io.Graph:
+  ids = np.array(["p0", "p1", "p2"], dtype=object)
+  authors = np.array(["a0", "a1"], dtype=object)
+  writes = graph_io.EdgeSet("author", "paper", authors[[0, 1, 1]], ids[[0, 1, 2]])
+  return graph_io.Graph(
+      node_sets={"paper": graph_io.NodeSet(ids, {"feat": np.ones([3, 2], np.float32),
+                                                 "label": np.array([0, 1, 0])}),
+                 "author": graph_io.NodeSet(authors)},
+      edge_sets={"cites": graph_io.EdgeSet("paper", "paper", ids[[0, 1]], ids[[1, 2]]),
+                 "writes": writes,
+                 "written": graph_io.EdgeSet("paper", "author", writes.targets, writes.sources,
+                                             reverse_of="writes")},
+      splits={"train": ids[:2], "test": ids[2:]},
+      label=graph_io.Label("paper", "label", 2))
+
+
+# ------------------------------------------------------------------ sampling spec
+def test_sampling_spec_follows_fanouts_hop_by_hop():
+  from components.subgraph_sampler import sampling
+  schema = graph_io.build_schema(small_graph())
+  spec = sampling.build_sampling_spec(schema, "paper", {"cites": 5, "written": 3, "writes": 2},
+                                      hops=2)
+  ops = [(op.edge_set_name, op.sample_size) for op in spec.sampling_ops]
+  # Hop 1 from paper: cites and written; hop 2 from paper (via cites): cites, written;
+  # from author (via written): writes.
+  assert sorted(ops) == sorted([("cites", 5), ("written", 3), ("cites", 5), ("written", 3),
+                                ("writes", 2)])
+  assert {op.strategy for op in spec.sampling_ops} == {1}  # RANDOM_UNIFORM
+  assert spec.seed_op.node_set_name == "paper"
+
+
+def test_sampling_spec_errors_name_the_sets():
+  from components.subgraph_sampler import sampling
+  schema = graph_io.build_schema(small_graph())
+  with pytest.raises(sampling.SamplingSpecError, match="unknown edge set.*'citez'"):
+    sampling.build_sampling_spec(schema, "paper", {"citez": 2}, hops=1)
+  with pytest.raises(sampling.SamplingSpecError, match="seed node set 'venue'"):
+    sampling.build_sampling_spec(schema, "venue", {"cites": 2}, hops=1)
+  with pytest.raises(sampling.SamplingSpecError, match="no edge set leaves.*'paper'"):
+    sampling.build_sampling_spec(schema, "paper", {"writes": 2}, hops=1)
+
+
+# ------------------------------------------------------------------ metrics and blessing
+def test_classification_metrics():
+  from components.gnn_evaluator import evaluation
+  labels = np.array([0, 0, 1, 1, 2])
+  logits = np.eye(3)[[0, 1, 1, 1, 0]]
+  m = evaluation.classification_metrics(labels, logits, 3)
+  assert m["accuracy"] == pytest.approx(3 / 5)
+  assert m["micro_f1"] == m["accuracy"]
+  # per-class F1: class 0: 2*1/(2+2)=0.5, class 1: 2*2/(3+2)=0.8, class 2: 0.
+  assert m["macro_f1"] == pytest.approx((0.5 + 0.8 + 0.0) / 3)
+  assert m["confusion_matrix"] == [[1, 1, 0], [0, 2, 0], [1, 0, 0]]
+
+
+def test_blessing_thresholds():
+  from components.gnn_evaluator import evaluation
+  cfg = config_lib.EvaluationConfig(metric="accuracy", lower_bound=0.5, max_regression=0.01)
+  assert evaluation.bless({"accuracy": 0.8}, None, cfg) == (True, [])
+  assert evaluation.bless({"accuracy": 0.795}, {"accuracy": 0.8}, cfg)[0]
+  blessed, reasons = evaluation.bless({"accuracy": 0.7}, {"accuracy": 0.8}, cfg)
+  assert not blessed and "worse than the baseline" in reasons[0]
+  blessed, reasons = evaluation.bless({"accuracy": 0.4}, None, cfg)
+  assert not blessed and "below the lower bound" in reasons[0]
+
+
+# ------------------------------------------------------------------ pusher
+def test_publish_is_versioned_and_leaves_no_partial_directory(tmp_path):
+  from components.pusher import executor
+  model = tmp_path / "model"
+  (model / "variables").mkdir(parents=True)
+  (model / "saved_model.pb").write_bytes(b"pb")
+  (model / "variables" / "v.data").write_bytes(b"x" * 1000)
+  serving = tmp_path / "serving"
+  path1, v1 = executor.publish(str(model), str(serving))
+  path2, v2 = executor.publish(str(model), str(serving))
+  assert int(v2) > int(v1)  # two pushes in the same second keep distinct versions
+  assert sorted(os.listdir(serving)) == sorted([v1, v2])  # no staging directory left
+  assert (serving / v1 / "variables" / "v.data").read_bytes() == b"x" * 1000
+  assert path1 == str(serving / v1)
+
+
+# ------------------------------------------------------------------ config and CLI
+def test_cli_overrides_are_parsed_as_yaml():
+  assert cli.parse_overrides(["trainer.epochs=3", "model.features_only=true",
+                              "pipeline.name=x"]) == {
+      "trainer": {"epochs": 3}, "model": {"features_only": True}, "pipeline": {"name": "x"}}
+  with pytest.raises(config_lib.ConfigError, match="KEY=VALUE"):
+    cli.parse_overrides(["trainer.epochs"])
+
+
+def test_config_errors_name_file_and_key(tmp_path):
+  path = tmp_path / "c.yaml"
+  path.write_text("data: {synthetic: {num_papers: -1}}\nsampling: {fanouts: {cites: 2}}\n")
+  with pytest.raises(config_lib.ConfigError) as info:
+    config_lib.load_config(str(path))
+  assert str(path) in str(info.value)
+  assert "data.synthetic.num_papers" in str(info.value)
+  path.write_text("data: {}\nsampling: {fanouts: {cites: 2}}\n")
+  with pytest.raises(config_lib.ConfigError, match="exactly one of synthetic, tables"):
+    config_lib.load_config(str(path))
+  with pytest.raises(config_lib.ConfigError, match="not found"):
+    config_lib.load_config(str(tmp_path / "missing.yaml"))
+
+
+def test_shipped_configs_are_valid():
+  configs = os.path.join(os.path.dirname(__file__), "..", "pipelines", "configs")
+  for name in sorted(os.listdir(configs)):
+    config = config_lib.load_config(os.path.join(configs, name))
+    assert config.sampling.fanouts, name
