@@ -146,6 +146,9 @@ class ModelConfig(_Strict):
   id_embedding_dim: int = pydantic.Field(32, gt=0)
   id_hash_bins: int = pydantic.Field(50_000, gt=0)
   input_dropout_rate: float = pydantic.Field(0.0, ge=0, lt=1)
+  # Per-node normalization of the input feature vector: "sum" divides by its L1 norm (as
+  # GCN and GAT do for bag-of-words), "l2" by its L2 norm.
+  feature_normalization: Literal["none", "sum", "l2"] = "none"
   # Drop message passing altogether: a features-only baseline on the root node.
   features_only: bool = False
 

@@ -120,3 +120,15 @@ def test_shipped_configs_are_valid():
   for name in sorted(os.listdir(configs)):
     config = config_lib.load_config(os.path.join(configs, name))
     assert config.sampling.fanouts, name
+
+
+def test_every_mt_albis_option_is_configurable():
+  import inspect
+  from tensorflow_gnn.models import mt_albis
+  from components.gnn_trainer import training
+  params = set(inspect.signature(mt_albis.MtAlbisGraphUpdate).parameters)
+  assert set(training.MT_ALBIS_OPTIONS) <= params
+  assert set(training.MT_ALBIS_OPTIONS) <= set(config_lib.ModelConfig.model_fields)
+  # Every MtAlbis argument is either configurable or set by the trainer itself.
+  set_by_trainer = {"receiver_tag", "node_set_names", "edge_feature_name", "kernel_initializer"}
+  assert params - set(training.MT_ALBIS_OPTIONS) <= set_by_trainer

@@ -56,6 +56,14 @@ def test_pushed_model_serves_serialized_subgraphs(two_runs):
   serve = tf.saved_model.load(summary["pushed_to"]).signatures["serving_default"]
   logits = serve(examples=tf.constant(batch))["logits"]
   assert logits.shape == (7, 4)
+  # A serving request carries no label: the model must not need one.
+  unlabelled = []
+  for serialized in batch:
+    example = tf.train.Example.FromString(serialized)
+    del example.features.feature["nodes/paper.label"]
+    unlabelled.append(example.SerializeToString())
+  same = serve(examples=tf.constant(unlabelled))["logits"]
+  assert tf.reduce_all(tf.abs(same - logits) < 1e-5)
 
 
 def test_mlmd_holds_every_artifact_type_linked_by_executions(two_runs):

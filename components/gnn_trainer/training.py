@@ -19,10 +19,20 @@ from components import graph_io
 from pipelines.config import ModelConfig, TrainerConfig
 
 OUTPUT_NAME = "logits"
+# The ModelConfig fields that are MtAlbisGraphUpdate arguments, passed through unchanged.
+MT_ALBIS_OPTIONS = (
+    "units", "message_dim", "attention_type", "attention_edge_set_names",
+    "attention_num_heads", "simple_conv_reduce_type", "simple_conv_use_receiver_state",
+    "state_dropout_rate", "edge_dropout_rate", "l2_regularization", "normalization_type",
+    "batch_normalization_momentum", "next_state_type", "edge_set_combine_type")
 
 
 def _input_features(node_set_spec) -> list[str]:
   return sorted(k for k in node_set_spec.features_spec if not k.startswith("#"))
+
+
+def _l2(factor: float):
+  return tf.keras.regularizers.l2(factor) if factor else None
 
 
 def initial_states(gtspec: tfgnn.GraphTensorSpec, cfg: ModelConfig) -> tf.keras.layers.Layer:
@@ -39,13 +49,20 @@ def initial_states(gtspec: tfgnn.GraphTensorSpec, cfg: ModelConfig) -> tf.keras.
           value = tf.expand_dims(value, -1)
         parts.append(value)
       x = tf.concat(parts, -1) if len(parts) > 1 else parts[0]
+      if cfg.feature_normalization == "sum":  # as GCN/GAT row-normalize bag-of-words
+        x = x / tf.maximum(tf.reduce_sum(tf.abs(x), -1, keepdims=True), 1e-12)
+      elif cfg.feature_normalization == "l2":
+        x = tf.math.l2_normalize(x, -1)
       if cfg.input_dropout_rate:
         x = tf.keras.layers.Dropout(cfg.input_dropout_rate)(x)
-      return tf.keras.layers.Dense(cfg.units, name=f"project_{node_set_name}")(x)
+      return tf.keras.layers.Dense(
+          cfg.units, name=f"project_{node_set_name}",
+          kernel_regularizer=_l2(cfg.l2_regularization))(x)
     if graph_io.ID in gtspec.node_sets_spec[node_set_name].features_spec:
       ids = tf.keras.layers.Hashing(cfg.id_hash_bins)(node_set[graph_io.ID])
-      return tf.keras.layers.Embedding(cfg.id_hash_bins, cfg.id_embedding_dim,
-                                       name=f"embed_{node_set_name}")(ids)
+      return tf.keras.layers.Embedding(
+          cfg.id_hash_bins, cfg.id_embedding_dim, name=f"embed_{node_set_name}",
+          embeddings_regularizer=_l2(cfg.l2_regularization))(ids)
     # Neither features nor ids: a constant state; messages still carry structure.
     return tfgnn.keras.layers.MakeEmptyFeature()(node_set)
 
@@ -67,9 +84,7 @@ def build_model_fn(cfg: ModelConfig, root_node_set: str) -> Callable[[tfgnn.Grap
               if node_set_name == root_node_set else ns[tfgnn.HIDDEN_STATE]),
           name="features_only")(graph)
       return tf.keras.Model(inputs, graph)
-    options = {
-        f.name: getattr(cfg, f.name) for f in dataclasses.fields(_MtAlbisOptions)
-    }
+    options = {name: getattr(cfg, name) for name in MT_ALBIS_OPTIONS}
     for i in range(cfg.num_rounds):
       last = i == cfg.num_rounds - 1
       graph = mt_albis.MtAlbisGraphUpdate(
@@ -81,25 +96,6 @@ def build_model_fn(cfg: ModelConfig, root_node_set: str) -> Callable[[tfgnn.Grap
     return tf.keras.Model(inputs, graph)
 
   return model_fn
-
-
-@dataclasses.dataclass
-class _MtAlbisOptions:
-  """The ModelConfig fields that are MtAlbisGraphUpdate arguments."""
-  units: int
-  message_dim: int
-  attention_type: str
-  attention_edge_set_names: Optional[list]
-  attention_num_heads: int
-  simple_conv_reduce_type: str
-  simple_conv_use_receiver_state: bool
-  state_dropout_rate: float
-  edge_dropout_rate: float
-  l2_regularization: float
-  normalization_type: str
-  batch_normalization_momentum: float
-  next_state_type: str
-  edge_set_combine_type: str
 
 
 @dataclasses.dataclass
