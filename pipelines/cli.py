@@ -45,7 +45,16 @@ def cmd_run(args) -> int:
   from pipelines import local_runner  # pylint: disable=g-import-not-at-top
   config = _load(args)
   start = time.time()
-  summary = local_runner.run(config)
+  try:
+    summary = local_runner.run(config)
+  except Exception as e:  # pylint: disable=broad-except
+    if not type(e).__module__.startswith(("components.", "pipelines.")):
+      raise  # not one of ours: keep the traceback
+    # Our errors (bad tables, anomalies, bad sampling spec, MLflow down) explain themselves.
+    print(f"tfx-gnn: the run failed: {type(e).__name__}: {e}\n"
+          f"nothing downstream ran; nothing was pushed. "
+          f"`tfx-gnn lineage {args.config}` shows what did.", file=sys.stderr)
+    return 1
   summary["wall_time_s"] = round(time.time() - start, 1)
   print(local_runner.format_summary(config, summary))
   return 0

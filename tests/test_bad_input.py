@@ -113,3 +113,15 @@ def test_zero_fanout_is_a_config_error(tmp_path):
   raw["sampling"]["fanouts"]["cites"] = 0
   with pytest.raises(config_lib.ConfigError, match=r"sampling\.fanouts.*'cites' must be > 0"):
     config_lib.parse_config(raw)
+
+
+def test_cli_reports_a_failed_run_without_a_traceback(tmp_path, capsys):
+  import yaml
+  from pipelines import cli
+  config = make_config(tmp_path, **{"cites.csv": CITES + "p3,p99\n"})
+  path = tmp_path / "config.yaml"
+  path.write_text(yaml.safe_dump(config_lib.to_dict(config)))
+  assert cli.main(["run", str(path)]) == 1
+  err = capsys.readouterr().err
+  assert "GraphValidationError" in err and "p99" in err and "nothing was pushed" in err
+  assert "Traceback" not in err
