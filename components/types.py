@@ -3,8 +3,11 @@
 from tfx.types import artifact
 from tfx.types import standard_artifacts  # pylint: disable=unused-import  (re-exported)
 
-# Facts about an artifact are custom properties, not typed PROPERTIES: Kubeflow Pipelines v2
-# compiles custom artifact types with an empty property schema.
+# Two constraints from Kubeflow Pipelines v2 (TFX's KubeflowV2DagRunner and its container
+# entrypoint): a custom type's TYPE_NAME must be `module.Class` and the import path of the
+# class (the entrypoint imports it by that name; the `tfx_gnn` package re-exports these
+# types for it), and facts about an artifact must be custom properties, not typed PROPERTIES
+# (custom types compile with an empty property schema).
 
 
 class Graph(artifact.Artifact):

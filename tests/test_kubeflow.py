@@ -47,3 +47,36 @@ def test_compiled_pipeline_loads_into_kfp_protos_with_the_whole_dag(tmp_path):
     # The Beam args reach the sampler unchanged.
     if name.startswith("SubgraphSampler"):
       assert "--runner=FnApiRunner" in args
+
+
+def test_replayed_pipeline_file_pushes_a_model_and_resolves_its_baseline(tmp_path):
+  """Every container step of the compiled file, run through TFX's Kubeflow v2 entrypoint with
+  the exact command and arguments; twice, so the second run resolves the first's blessing."""
+  import kfp_replay
+  config = config_lib.load_config(TINY, {
+      "pipeline": {"root": str(tmp_path / "root")},
+      "push": {"destination": str(tmp_path / "serving")}})
+  path = kubeflow_runner.compile_pipeline(config, str(tmp_path / "pipeline.json"))
+  store = kfp_replay.ReplayStore()
+
+  first = kfp_replay.replay(path, store)
+  assert {n: r["state"] for n, r in first.items() if not n.startswith("latest")} == {
+      n: "COMPLETE" for n in ("GraphIngest", "GraphValidator", "SubgraphSampler", "GnnTrainer",
+                              "GnnEvaluator", "Pusher")}
+  assert first["latest_blessed_model_resolver-model-resolver"]["outputs"] == {}
+  blessing = first["GnnEvaluator"]["outputs"]["blessing"]
+  assert blessing["metadata"]["blessed"] == 1
+  # The entrypoint rewrote the model id into the artifact's name, as KFP's resolver needs.
+  model = first["GnnTrainer"]["outputs"]["model"]
+  assert blessing["metadata"]["current_model_id"] == model["name"]
+  pushed = first["Pusher"]["outputs"]["pushed_model"]
+  assert pushed["metadata"]["pushed"] == 1
+  assert os.path.exists(os.path.join(pushed["metadata"]["pushed_destination"], "saved_model.pb"))
+
+  second = kfp_replay.replay(path, store)
+  for name in ("GraphIngest", "GraphValidator", "SubgraphSampler", "GnnTrainer"):
+    assert second[name]["state"] == "CACHED", name
+  assert second["latest_blessed_model_resolver-model-resolver"]["outputs"]["model"] == model
+  assert second["GnnEvaluator"]["state"] == "COMPLETE"
+  second_blessing = second["GnnEvaluator"]["outputs"]["blessing"]
+  assert second_blessing["metadata"]["baseline_model_id"] == model["name"]

@@ -2,7 +2,7 @@
 import json
 import os
 
-from tfx.dsl.components.base import base_executor
+from tfx.components.evaluator import executor as tfx_evaluator_executor
 from tfx.types import artifact_utils
 from tfx.utils import path_utils
 
@@ -15,7 +15,11 @@ METRICS_FILE = "metrics.json"
 EVAL_SPLIT = "test"
 
 
-class Executor(base_executor.BaseExecutor):
+# A subclass of TFX's Evaluator executor only so that TFX's Kubeflow v2 container entrypoint
+# treats its blessing as an Evaluator's: it rewrites `current_model_id`/`baseline_model_id` from
+# TFX's integer ids to the metadata store's artifact names, which the compiled "latest blessed
+# model" resolver query matches. `Do` is entirely ours.
+class Executor(tfx_evaluator_executor.Executor):
 
   def Do(self, input_dict, output_dict, exec_properties):
     from components.gnn_evaluator import evaluation  # pylint: disable=g-import-not-at-top
