@@ -132,3 +132,14 @@ def test_every_mt_albis_option_is_configurable():
   # Every MtAlbis argument is either configurable or set by the trainer itself.
   set_by_trainer = {"receiver_tag", "node_set_names", "edge_feature_name", "kernel_initializer"}
   assert params - set(training.MT_ALBIS_OPTIONS) <= set_by_trainer
+
+
+def test_sampling_programs_built_in_one_process_all_have_a_sink(tmp_path):
+  # LocalDagRunner runs every component in one process; Keras' layer-name counters must not
+  # rename the program's "sink" stage of a second sampling model.
+  from components.subgraph_sampler import sampling
+  schema = graph_io.build_schema(small_graph())
+  spec = sampling.build_sampling_spec(schema, "paper", {"cites": 2}, hops=1)
+  for i in range(2):
+    program, _, _ = sampling.prepare_program(schema, spec, str(tmp_path / str(i)))
+    assert "sink" in program.layers

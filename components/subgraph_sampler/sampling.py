@@ -74,6 +74,11 @@ def prepare_program(schema: tfgnn.GraphSchema, spec: sampler_lib.SamplingSpec,
 
   Returns (program, layers_mapping, subgraph_schema).
   """
+  # The program names its stages after Keras layer names, and the executor looks for the
+  # stage named exactly "sink": start from fresh layer-name counters, or a second sampling
+  # model built in the same process (LocalDagRunner runs every component in one) gets
+  # "sink_1" and fails.
+  tf.keras.backend.clear_session()
   model, layers_mapping = beam_sampler.get_sampling_model(schema, spec)
   program, artifacts = experimental_sampler.create_program(model)
   tf.io.gfile.makedirs(artifacts_dir)
