@@ -175,7 +175,7 @@ class EvaluationConfig(_Strict):
 
 
 class PushConfig(_Strict):
-  destination: str = "serving"  # relative to the pipeline root
+  destination: str = "serving"  # relative to pipeline.root (kubeflow.pipeline_root when compiled)
 
 
 class MlflowConfig(_Strict):
@@ -225,7 +225,11 @@ class Config(_Strict):
 
   @property
   def serving_dir(self) -> str:
-    return os.path.join(self.root, self.push.destination)
+    return self.serving_dir_under(self.root)
+
+  def serving_dir_under(self, base: str) -> str:
+    """Where pushed versions go when artifacts live under `base` (a path or gs:// URL)."""
+    return os.path.join(base, self.push.destination)
 
   @property
   def tracking_uri(self) -> str:

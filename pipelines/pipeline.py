@@ -25,11 +25,7 @@ from pipelines.config import Config
 RESOLVER_ID = "latest_blessed_model_resolver"
 
 
-def pipeline_root(config: Config) -> str:
-  return os.path.join(config.root, "pipeline")
-
-
-def create_components(config: Config) -> list:
+def create_components(config: Config, base: str) -> list:
   ingest = GraphIngest(data=config.data.model_dump_json())
   validator = GraphValidator(graph=ingest.outputs["graph"],
                              validation=config.validation.model_dump_json())
@@ -52,18 +48,22 @@ def create_components(config: Config) -> list:
   pusher = Pusher(
       model=trainer.outputs["model"], model_blessing=evaluator.outputs["blessing"],
       push_destination=pusher_pb2.PushDestination(
-          filesystem=pusher_pb2.PushDestination.Filesystem(base_directory=config.serving_dir)),
+          filesystem=pusher_pb2.PushDestination.Filesystem(
+              base_directory=config.serving_dir_under(base))),
       custom_config={"mlflow_tracking_uri": config.tracking_uri,
                      "registered_model_name": config.pipeline.name})
   return [ingest, validator, sampler, trainer, baseline, evaluator, pusher]
 
 
-def create_pipeline(config: Config, root: str | None = None) -> tfx_pipeline.Pipeline:
-  """The pipeline; `root` overrides the artifacts' location (Kubeflow's object store)."""
+def create_pipeline(config: Config, base: str | None = None) -> tfx_pipeline.Pipeline:
+  """The pipeline. Artifacts go to `<base>/pipeline` and pushed models to
+  `<base>/<push.destination>`; `base` defaults to `pipeline.root` (Kubeflow: its
+  `kubeflow.pipeline_root`, e.g. gs://bucket/tfx-gnn)."""
+  base = base or config.root
   return tfx_pipeline.Pipeline(
       pipeline_name=config.pipeline.name,
-      pipeline_root=root or pipeline_root(config),
-      components=create_components(config),
+      pipeline_root=os.path.join(base, "pipeline"),
+      components=create_components(config, base),
       enable_cache=config.pipeline.enable_cache,
       metadata_connection_config=metadata.sqlite_metadata_connection_config(
           config.metadata_path),

@@ -33,7 +33,11 @@ def test_compiled_pipeline_loads_into_kfp_protos_with_the_whole_dag(tmp_path):
   assert producer("GnnEvaluator", "baseline_model").startswith("latest_blessed_model_resolver")
 
   job = json.load(open(path))
-  assert job["runtimeConfig"]["gcsOutputDirectory"] == "gs://bucket/root"
+  assert job["runtimeConfig"]["gcsOutputDirectory"] == "gs://bucket/root/pipeline"
+  # Pushed models go under the cluster's root too, not a path of the compiling machine.
+  push = json.loads(job["pipelineSpec"]["root"]["dag"]["tasks"]["Pusher"]["inputs"][
+      "parameters"]["push_destination"]["runtimeValue"]["constantValue"]["stringValue"])
+  assert push["filesystem"]["base_directory"] == "gs://bucket/root/serving"
   executors = spec.deployment_spec["executors"]
   for name, executor in executors.items():
     if "container" not in executor:
