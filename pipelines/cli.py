@@ -16,6 +16,7 @@ import sys
 import time
 
 os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")  # before anything imports TensorFlow
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "1")  # TensorFlow's C++ INFO lines are noise here
 
 import yaml  # pylint: disable=g-import-not-at-top,wrong-import-position
 
