@@ -6,12 +6,10 @@ silently ignored setting. Relative paths are resolved against the config file's 
 from __future__ import annotations
 
 import os
-from typing import Literal, Optional, Union
+from typing import Literal, Optional
 
 import pydantic
 import yaml
-
-SPLIT_NAMES = ("train", "eval", "test")
 
 
 class ConfigError(ValueError):
@@ -113,7 +111,6 @@ class SamplingConfig(_Strict):
   from each reached node set along each of its outgoing edge sets named in `fanouts`."""
   hops: int = pydantic.Field(2, ge=1, le=5)
   fanouts: dict[str, int]
-  runner: Literal["beam"] = "beam"
 
   @pydantic.field_validator("fanouts")
   @classmethod
@@ -320,10 +317,3 @@ def merge(base: dict, overrides: dict) -> dict:
 def to_dict(config: Config) -> dict:
   return config.model_dump(mode="json")
 
-
-def from_json(text: str) -> Config:
-  """The inverse of `config.model_dump_json()`: how executors receive the config."""
-  return Config.model_validate_json(text)
-
-
-ConfigLike = Union[Config, dict]

@@ -64,8 +64,9 @@ def run_ids(store, pipeline_name: str) -> list[str]:
 
 
 def _belongs(store, run_context, pipeline_name: str) -> bool:
+  # TFX makes each pipeline_run context a child of its pipeline's context.
   parents = store.get_parent_contexts_by_context(run_context.id)
-  return not parents or any(p.name == pipeline_name for p in parents)
+  return any(p.name == pipeline_name for p in parents)
 
 
 def executions(store, run_id: str) -> list[ExecutionRecord]:
