@@ -28,12 +28,14 @@ def publish(model_path: str, base_directory: str) -> tuple[str, str]:
 def register_in_mlflow(tracking_uri: str, name: str, run_id: str, blessing_uri: str,
                        serving_path: str) -> str:
   """Registers the trainer's logged model as a new version of `name`; returns the version."""
+  from mlflow.exceptions import MlflowException  # pylint: disable=g-import-not-at-top
   from components import tracking  # pylint: disable=g-import-not-at-top
   client = tracking.client(tracking_uri)
   try:
     client.create_registered_model(name)
-  except Exception:  # pylint: disable=broad-except
-    pass  # already registered
+  except MlflowException as e:
+    if e.error_code != "RESOURCE_ALREADY_EXISTS":
+      raise
   run = client.get_run(run_id)
   version = client.create_model_version(
       name, source=f"{run.info.artifact_uri}/model", run_id=run_id,
