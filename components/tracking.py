@@ -3,6 +3,8 @@ components and runs can share one process)."""
 from __future__ import annotations
 
 import os
+import urllib.error
+import urllib.request
 from typing import Optional
 
 import mlflow
@@ -13,7 +15,32 @@ class TrackingError(RuntimeError):
   """MLflow could not be reached or refused a write; the run fails rather than lose metrics."""
 
 
+# Seconds to wait for a tracking server's /health before giving up on it.
+PROBE_TIMEOUT_S = 5.0
+
+
+def check_reachable(tracking_uri: str, timeout: float = PROBE_TIMEOUT_S) -> None:
+  """Fails fast, naming the URI, when an http(s) tracking server does not answer.
+
+  MlflowClient's REST calls retry with exponential backoff (minutes) on a refused or
+  timed-out connection; one short probe of the server's `/health` endpoint turns that into
+  an immediate TrackingError. Any HTTP answer (even 404 behind a proxy) counts as reachable.
+  """
+  if not tracking_uri.startswith(("http://", "https://")):
+    return
+  url = tracking_uri.rstrip("/") + "/health"
+  try:
+    urllib.request.urlopen(url, timeout=timeout).close()  # pylint: disable=consider-using-with
+  except urllib.error.HTTPError:
+    return
+  except (urllib.error.URLError, OSError, ValueError) as e:
+    reason = getattr(e, "reason", e)
+    raise TrackingError(f"MLflow tracking server {tracking_uri} (mlflow.tracking_uri) is not "
+                        f"reachable: GET {url} failed: {reason}") from None
+
+
 def client(tracking_uri: str) -> MlflowClient:
+  check_reachable(tracking_uri)
   if tracking_uri.startswith("sqlite:///"):
     os.makedirs(os.path.dirname(tracking_uri[len("sqlite:///"):]) or ".", exist_ok=True)
   return MlflowClient(tracking_uri=tracking_uri)
@@ -39,6 +66,8 @@ class Run:
       self.client = client(tracking_uri)
       run = self.client.create_run(experiment_id(self.client, experiment), run_name=run_name,
                                    tags=tags or {})
+    except TrackingError:
+      raise  # already names the URI and the cause
     except Exception as e:  # pylint: disable=broad-except
       raise TrackingError(f"MLflow at {tracking_uri} is not usable: {e}") from e
     self.run_id = run.info.run_id

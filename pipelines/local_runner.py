@@ -6,6 +6,7 @@ import os
 
 from tfx.orchestration.local import local_dag_runner
 
+from components import tracking
 from pipelines import lineage
 from pipelines.config import Config
 from pipelines.pipeline import create_pipeline
@@ -17,6 +18,8 @@ def run(config: Config) -> dict:
   A failing component raises its own error (e.g. the validator's anomaly report); nothing
   downstream of it runs, so nothing is pushed.
   """
+  # An unreachable MLflow server would otherwise surface only at the trainer, after sampling.
+  tracking.check_reachable(config.tracking_uri)
   os.makedirs(config.root, exist_ok=True)
   local_dag_runner.LocalDagRunner().run(create_pipeline(config))
   store = lineage.open_store(config.metadata_path)

@@ -125,3 +125,125 @@ def test_cli_reports_a_failed_run_without_a_traceback(tmp_path, capsys):
   err = capsys.readouterr().err
   assert "GraphValidationError" in err and "p99" in err and "nothing was pushed" in err
   assert "Traceback" not in err
+
+
+# ---------------------------------------------------------------- more of the matrix
+def with_overrides(config, overrides) -> config_lib.Config:
+  return config_lib.parse_config(config_lib.merge(config_lib.to_dict(config), overrides))
+
+
+def test_non_numeric_feature(tmp_path):
+  config = make_config(tmp_path, **{"papers.csv": PAPERS.replace("p3,1,0 3 1", "p3,1,0 x 1")})
+  run_and_expect_failure(config, "papers.csv", "'features'", "not numeric", "line 5")
+
+
+def test_ragged_feature_vectors(tmp_path):
+  config = make_config(tmp_path, **{"papers.csv": PAPERS.replace("p5,1,2 0 1", "p5,1,2 0")})
+  run_and_expect_failure(config, "papers.csv", "'features'", "2 values at line 7")
+
+
+def test_empty_file(tmp_path):
+  config = make_config(tmp_path, **{"authors.csv": ""})
+  run_and_expect_failure(config, "authors.csv", "empty")
+
+
+def test_self_loop_when_disallowed(tmp_path):
+  config = with_overrides(make_config(tmp_path, **{"cites.csv": CITES + "p3,p3\n"}),
+                          {"validation": {"allow_self_loops": False}})
+  run_and_expect_failure(config, "cites", "cites.csv", "self-loop", "'p3' -> 'p3'",
+                         "allow_self_loops")
+
+
+def test_inf_feature(tmp_path):
+  config = make_config(tmp_path, **{"papers.csv": PAPERS.replace("p8,0,2 3 1", "p8,0,2 inf 1")})
+  run_and_expect_failure(config, "paper", "papers.csv", "NaN or Inf", "p8")
+
+
+def test_empty_label_for_a_seed(tmp_path):
+  config = make_config(tmp_path, **{"papers.csv": PAPERS.replace("p4,0,", "p4,,")})
+  run_and_expect_failure(config, "papers.csv", "label", "line 6", "empty")
+
+
+def test_split_overlap(tmp_path):
+  config = make_config(tmp_path, **{"split.csv": SPLIT + "p2,test\n"})
+  run_and_expect_failure(config, "split.csv", "'p2'", "line 4", "line 14")
+
+
+def test_empty_train_split(tmp_path):
+  config = make_config(tmp_path, **{"split.csv": SPLIT.replace(",train", ",valid")})
+  run_and_expect_failure(config, "train split", "empty", "data.*.splits")
+
+
+def test_edge_endpoint_is_an_unknown_node_set(tmp_path):
+  raw = config_lib.to_dict(make_config(tmp_path))
+  raw["data"]["tables"]["edge_sets"]["cites"]["target"] = "papr"
+  raw["sampling"]["fanouts"] = {"written": 2}
+  run_and_expect_failure(config_lib.parse_config(raw), "edge set 'cites'", "'papr'",
+                         "not defined", "data.tables.edge_sets.cites.target")
+
+
+def test_schema_declares_a_feature_the_data_lacks(tmp_path):
+  data = tmp_path / "graph"
+  data.mkdir()
+  (data / "paper.csv").write_text("id,year,label\n" + "".join(
+      f"p{i},{2000 + i},{i % 2}\n" for i in range(6)))
+  (data / "cites.csv").write_text("source,target\n" + "".join(
+      f"p{i},p{(i + 1) % 6}\n" for i in range(6)))
+  (data / "split.csv").write_text("id,split\np0,train\np1,train\np2,valid\np3,test\n")
+  (data / "graph.pbtxt").write_text("""
+node_sets { key: "paper" value {
+  features { key: "year" value { dtype: DT_INT64 } }
+  features { key: "venue" value { dtype: DT_INT64 } }
+  features { key: "label" value { dtype: DT_INT64 } }
+  metadata { filename: "paper.csv" } } }
+edge_sets { key: "cites" value { source: "paper" target: "paper"
+  metadata { filename: "cites.csv" } } }
+""")
+  config = config_lib.parse_config({
+      "pipeline": {"name": "bad-input", "root": str(tmp_path / "run")},
+      "data": {"unigraph": {"schema_file": str(data / "graph.pbtxt"),
+                            "label_node_set": "paper", "splits": {"file": "split.csv"}}},
+      "sampling": {"fanouts": {"cites": 2}}, "trainer": {"epochs": 1}})
+  run_and_expect_failure(config, "graph.pbtxt", "node set 'paper'", "paper.csv", "'venue'")
+
+
+def test_config_value_of_the_wrong_type(tmp_path):
+  raw = config_lib.to_dict(make_config(tmp_path))
+  raw["trainer"]["epochs"] = "ten"
+  with pytest.raises(config_lib.ConfigError, match=r"trainer\.epochs: .*integer"):
+    config_lib.parse_config(raw)
+
+
+def test_unknown_top_level_section(tmp_path):
+  raw = config_lib.to_dict(make_config(tmp_path))
+  raw["trainr"] = {"epochs": 3}
+  with pytest.raises(config_lib.ConfigError, match=r"trainr: unknown key"):
+    config_lib.parse_config(raw)
+
+
+def test_model_directory_that_is_not_a_saved_model(tmp_path):
+  from components import graph_io
+  from components.gnn_evaluator import evaluation
+  empty = tmp_path / "Format-Serving"
+  empty.mkdir()
+  with pytest.raises(Exception) as info:
+    evaluation.predict(str(empty), [], subgraph_schema=None, label=graph_io.Label("paper", "label", 2))
+  message = str(info.value)
+  assert str(empty) in message and "not a SavedModel" in message, message
+
+
+def test_unreachable_mlflow_fails_fast_and_pushes_nothing(tmp_path):
+  import time
+  from components import tracking
+  config = with_overrides(make_config(tmp_path),
+                          {"mlflow": {"tracking_uri": "http://127.0.0.1:9"}})
+  # The trainer's own call fails in seconds (MLflow's client alone retries for minutes).
+  start = time.perf_counter()
+  with pytest.raises(tracking.TrackingError, match=r"http://127\.0\.0\.1:9.*not reachable"):
+    tracking.Run(config.tracking_uri, "bad-input", run_name="probe")
+  assert time.perf_counter() - start < 10
+  # The local runner checks before running anything: nothing is sampled, trained or pushed.
+  with pytest.raises(tracking.TrackingError, match=r"http://127\.0\.0\.1:9.*not reachable"):
+    local_runner.run(config)
+  assert not os.path.exists(config.metadata_path)
+  assert not os.path.exists(config.serving_dir)

@@ -17,6 +17,10 @@ def predict(model_dir: str, files: Sequence[str], subgraph_schema: tfgnn.GraphSc
 
   Returns (labels, logits): each subgraph's root label, read from the examples themselves.
   """
+  # TF's own error here is a raw OSError about saved_model.pb{,txt}; say what the dir is.
+  if not tf.saved_model.contains_saved_model(model_dir):
+    raise ValueError(f"model directory {model_dir} is not a SavedModel (no saved_model.pb); "
+                     "was the trainer's export interrupted?")
   serve = tf.saved_model.load(model_dir).signatures["serving_default"]
   gtspec = tfgnn.create_graph_spec_from_schema_pb(subgraph_schema)
 

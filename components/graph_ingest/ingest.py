@@ -312,8 +312,10 @@ def _check_spec(spec: TablesSource) -> str:
     for key in ("source", "target"):
       node_set = getattr(table, key)
       if node_set not in spec.node_sets:
+        # Also name the config key, which is where the user fixes it.
         raise IngestError(f"edge set {name!r}: {key} node set {node_set!r} is not defined "
-                          f"(node sets: {', '.join(spec.node_sets)})")
+                          f"(node sets: {', '.join(spec.node_sets)}; config key "
+                          f"data.tables.edge_sets.{name}.{key})")
     if table.reverse is not None:
       if table.reverse in names:
         raise IngestError(f"edge set {name!r}: reverse name {table.reverse!r} is already "

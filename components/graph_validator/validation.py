@@ -590,7 +590,9 @@ def _label_and_split_anomalies(graph: graph_io.Graph, index: _GraphIndex) -> lis
   if (label is not None or graph.splits) and len(graph.splits.get("train", ())) == 0:
     out.append(Anomaly(SPLIT_EMPTY_TRAIN, "train", _seeds_file("train"),
                        f"the train split ({_seeds_file('train')}) is "
-                       f"{'empty' if 'train' in graph.splits else 'missing'}", count=0))
+                       f"{'empty' if 'train' in graph.splits else 'missing'}: no node is "
+                       "assigned to 'train' by the split table or ratios (data.*.splits)",
+                       count=0))
 
   # Labels.
   if label is None:
