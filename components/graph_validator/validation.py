@@ -177,6 +177,17 @@ def _edge_rows(edge_set: graph_io.EdgeSet, rows: np.ndarray) -> list[dict]:
           for r in rows[:MAX_EXAMPLES]]
 
 
+def _edge_rows_anomaly(kind: str, name: str, file: str, edge_set: graph_io.EdgeSet,
+                       mask: np.ndarray, describe) -> Anomaly:
+  """One anomaly for the edge rows where `mask` holds; `describe(count)` says what they are."""
+  rows = np.flatnonzero(mask)
+  examples = _edge_rows(edge_set, rows)
+  return Anomaly(kind, name, file,
+                 f"edge set {name!r} ({file}): {describe(len(rows))}: "
+                 f"{_preview(examples, len(rows))}",
+                 examples=examples, count=len(rows))
+
+
 def _is_checked(graph: graph_io.Graph, name: str) -> bool:
   """False for a valid reversed edge set: its data is its forward set's, checked there."""
   edge_set = graph.edge_sets[name]
@@ -501,30 +512,18 @@ def _structure_anomalies(graph: graph_io.Graph, index: _GraphIndex,
     for fname, array in edge_set.features.items():
       bad = _row_non_finite(np.asarray(array))
       if bad is not None and bad.any():
-        rows = np.flatnonzero(bad)
-        examples = _edge_rows(edge_set, rows)
-        out.append(Anomaly(
-            NON_FINITE_FEATURE, name, file,
-            f"edge set {name!r} ({file}): feature {fname!r} is NaN or Inf for "
-            f"{_plural(len(rows), 'edge')}: {_preview(examples, len(rows))}",
-            examples=examples, count=len(rows)))
+        out.append(_edge_rows_anomaly(
+            NON_FINITE_FEATURE, name, file, edge_set, bad,
+            lambda n: f"feature {fname!r} is NaN or Inf for {_plural(n, 'edge')}"))
     if not config.allow_self_loops and loops.any():
-      rows = np.flatnonzero(loops)
-      examples = _edge_rows(edge_set, rows)
-      out.append(Anomaly(
-          SELF_LOOP, name, file,
-          f"edge set {name!r} ({file}): {_plural(len(rows), 'self-loop')} (not allowed by "
-          f"validation.allow_self_loops): {_preview(examples, len(rows))}",
-          examples=examples, count=len(rows)))
+      out.append(_edge_rows_anomaly(
+          SELF_LOOP, name, file, edge_set, loops,
+          lambda n: f"{_plural(n, 'self-loop')} (not allowed by validation.allow_self_loops)"))
     if not config.allow_duplicate_edges and duplicate.any():
-      rows = np.flatnonzero(duplicate)
-      examples = _edge_rows(edge_set, rows)
-      out.append(Anomaly(
-          DUPLICATE_EDGE, name, file,
-          f"edge set {name!r} ({file}): {_plural(len(rows), 'duplicate edge')} (repeats of an "
-          f"earlier row; not allowed by validation.allow_duplicate_edges): "
-          f"{_preview(examples, len(rows))}",
-          examples=examples, count=len(rows)))
+      out.append(_edge_rows_anomaly(
+          DUPLICATE_EDGE, name, file, edge_set, duplicate,
+          lambda n: f"{_plural(n, 'duplicate edge')} (repeats of an earlier row; not allowed "
+                    f"by validation.allow_duplicate_edges)"))
 
   # Isolated nodes: no edge of any edge set, in either direction.
   for name, mask in has_edge.items():
