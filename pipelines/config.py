@@ -111,6 +111,11 @@ class SamplingConfig(_Strict):
   from each reached node set along each of its outgoing edge sets named in `fanouts`."""
   hops: int = pydantic.Field(2, ge=1, le=5)
   fanouts: dict[str, int]
+  # `fast`: the project's engine (numpy CSR, reproducible from `seed`), run in Beam DoFns;
+  # `tfgnn_beam`: TF-GNN's Beam sampler (unseeded).
+  engine: Literal["fast", "tfgnn_beam"] = "fast"
+  seed: int = 0  # the fast engine's subgraphs are a function of (seed, split, seed node id)
+  batch_size: int = pydantic.Field(256, gt=0)  # seeds per Beam element (fast engine)
 
   @pydantic.field_validator("fanouts")
   @classmethod

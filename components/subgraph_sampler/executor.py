@@ -30,20 +30,31 @@ class Executor(base_beam_executor.BaseBeamExecutor):
       raise ValueError(f"graph {graph.uri} has no labelled node set to seed the sampling from")
     schema = graph_io.read_schema(graph.uri)
     spec = sampling.build_sampling_spec(schema, label.node_set, config.fanouts, config.hops)
-    program_dir = os.path.join(examples.uri, PROGRAM_DIR)
-    program, layers_mapping, subgraph_schema = sampling.prepare_program(schema, spec, program_dir)
 
     split_counts = json.loads(graph.get_string_custom_property("split_counts") or "{}")
     splits = [s for s, n in split_counts.items() if n > 0]
     examples.split_names = artifact_utils.encode_split_names(splits)
     outputs = {s: os.path.join(artifact_utils.get_split_uri([examples], s), "subgraphs")
                for s in splits}
-    with self._make_beam_pipeline() as pipeline:
-      sampling.add_sampling(pipeline, graph_dir=graph.uri, program=program,
-                            layers_mapping=layers_mapping, artifacts_dir=program_dir,
-                            outputs=outputs)
+    if config.engine == "fast":
+      from components.subgraph_sampler import fast_beam, fast_sampler  # pylint: disable=g-import-not-at-top
+      subgraph_schema = fast_sampler.subgraph_schema(schema, spec)
+      with self._make_beam_pipeline() as pipeline:
+        fast_beam.add_fast_sampling(pipeline, graph_dir=graph.uri, spec=spec, seed=config.seed,
+                                    batch_size=config.batch_size, outputs=outputs)
+    else:
+      program_dir = os.path.join(examples.uri, PROGRAM_DIR)
+      program, layers_mapping, subgraph_schema = sampling.prepare_program(schema, spec,
+                                                                          program_dir)
+      with self._make_beam_pipeline() as pipeline:
+        sampling.add_sampling(pipeline, graph_dir=graph.uri, program=program,
+                              layers_mapping=layers_mapping, artifacts_dir=program_dir,
+                              outputs=outputs)
     graph_io.write_text(subgraph_schema_path(examples.uri),
                         text_format.MessageToString(subgraph_schema))
     examples.set_string_custom_property("file_format", "tfrecord")
     examples.set_string_custom_property("payload_format", "FORMAT_TF_EXAMPLE")
     examples.set_string_custom_property("sampling_spec", text_format.MessageToString(spec))
+    examples.set_string_custom_property("sampling_engine", config.engine)
+    if config.engine == "fast":
+      examples.set_int_custom_property("sampling_seed", config.seed)

@@ -241,6 +241,39 @@ def _positions_within_sub(sub: np.ndarray) -> np.ndarray:
   return np.arange(len(sub)) - np.searchsorted(sub, sub, side="left")
 
 
+def subgraph_schema(graph_schema, spec):
+  """The GraphSchema of the subgraphs sampled by `spec` (what `sampling.output_schema` reads
+  off TF-GNN's sampling model): the node sets that the sampled edge sets touch, in order of
+  first appearance, then the seeds'; per node set its features, or `#id` when it has none."""
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  import tensorflow_gnn as tfgnn  # pylint: disable=g-import-not-at-top
+  edge_sets = list(dict.fromkeys(op.edge_set_name for op in spec.sampling_ops))
+  node_sets = []
+  for name in edge_sets:
+    node_sets += [graph_schema.edge_sets[name].source, graph_schema.edge_sets[name].target]
+  node_sets = list(dict.fromkeys(node_sets + [spec.seed_op.node_set_name]))
+
+  def copy_features(features, out) -> None:
+    for fname, feature in features.items():
+      out[fname].dtype = feature.dtype
+      if feature.shape.dim:
+        out[fname].shape.CopyFrom(feature.shape)
+
+  out = tfgnn.GraphSchema()
+  for name in node_sets:
+    features = graph_schema.node_sets[name].features
+    if features:
+      copy_features(features, out.node_sets[name].features)
+    else:
+      out.node_sets[name].features[ID].dtype = tf.string.as_datatype_enum
+  for name in edge_sets:
+    edge_set = out.edge_sets[name]
+    edge_set.source = graph_schema.edge_sets[name].source
+    edge_set.target = graph_schema.edge_sets[name].target
+    copy_features(graph_schema.edge_sets[name].features, edge_set.features)
+  return out
+
+
 class FastSampler:
   """Samples subgraphs around seed nodes; see the module docstring for the semantics.
 
@@ -362,33 +395,11 @@ class FastSampler:
       return np.ascontiguousarray(values, dtype=np.int64)
     return values
 
-  # ---------------------------------------------------------------- the subgraphs' schema
   def subgraph_schema(self):
-    """The GraphSchema of the sampled subgraphs (what `sampling.output_schema` reads off
-    TF-GNN's sampling model): per node set its features, or `#id` when it has none."""
-    import tensorflow as tf  # pylint: disable=g-import-not-at-top
-    import tensorflow_gnn as tfgnn  # pylint: disable=g-import-not-at-top
+    """The GraphSchema of the sampled subgraphs (see `subgraph_schema`)."""
     if self._schema is None:
       raise FastSamplerError("subgraph_schema() needs the graph's schema (from_graph_dir)")
-    out = tfgnn.GraphSchema()
-    for name in self._out_node_sets:
-      node_set = out.node_sets[name]
-      features = self._schema.node_sets[name].features
-      if features:
-        for fname, feature in features.items():
-          node_set.features[fname].dtype = feature.dtype
-          if feature.shape.dim:
-            node_set.features[fname].shape.CopyFrom(feature.shape)
-      else:
-        node_set.features[ID].dtype = tf.string.as_datatype_enum
-    for name, csr in self._csr.items():
-      edge_set = out.edge_sets[name]
-      edge_set.source, edge_set.target = csr.source_set, csr.target_set
-      for fname, feature in self._schema.edge_sets[name].features.items():
-        edge_set.features[fname].dtype = feature.dtype
-        if feature.shape.dim:
-          edge_set.features[fname].shape.CopyFrom(feature.shape)
-    return out
+    return subgraph_schema(self._schema, self._spec)
 
   # ---------------------------------------------------------------- sampling
   def _sample_op(self, op: _Op, inputs: _Pieces, keys: np.ndarray) -> _Pieces:

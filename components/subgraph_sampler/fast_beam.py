@@ -1,0 +1,80 @@
+"""The fast engine on a Beam pipeline: batches of seeds -> a DoFn that samples them.
+
+The DoFn carries only the Graph artifact's path, the serialized SamplingSpec and the seed; its
+`setup` loads the CSR engine (once per worker process, shared by the DoFn's instances), so the
+sampling scales out on any Beam runner whose workers can read the artifact. Subgraphs do not
+depend on how seeds are batched or spread over workers (see `fast_sampler`).
+"""
+from __future__ import annotations
+
+import csv
+import io
+import threading
+
+import apache_beam as beam
+
+from components import graph_io
+from components.subgraph_sampler import fast_sampler
+
+_CACHE: dict[tuple, fast_sampler.FastSampler] = {}
+_CACHE_LOCK = threading.Lock()
+
+
+def load_sampler(graph_dir: str, spec_bytes: bytes, seed: int) -> fast_sampler.FastSampler:
+  """The sampler of (graph, spec, seed), built once per process."""
+  key = (graph_dir, spec_bytes, seed)
+  with _CACHE_LOCK:
+    if key not in _CACHE:
+      from tensorflow_gnn import sampler as sampler_lib  # pylint: disable=g-import-not-at-top
+      spec = sampler_lib.SamplingSpec.FromString(spec_bytes)
+      _CACHE.clear()  # one graph at a time: a worker that moves on frees the previous one
+      _CACHE[key] = fast_sampler.FastSampler.from_graph_dir(graph_dir, spec, seed=seed)
+    return _CACHE[key]
+
+
+def read_seeds(graph_dir: str, split: str) -> list[str]:
+  """The seed ids of one split (`seeds/<split>.csv`, column `id`)."""
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  path = graph_io.seeds_file(graph_dir, split)
+  with tf.io.gfile.GFile(path) as f:
+    rows = list(csv.reader(io.StringIO(f.read())))
+  if not rows or rows[0][:1] != ["id"]:
+    raise fast_sampler.FastSamplerError(f"{path}: expected a header row `id`")
+  return [row[0] for row in rows[1:]]
+
+
+class SampleBatches(beam.DoFn):
+  """(split, [seed ids]) -> serialized subgraphs, tagged with their split."""
+
+  def __init__(self, graph_dir: str, spec_bytes: bytes, seed: int):
+    super().__init__()
+    self._graph_dir = graph_dir
+    self._spec_bytes = spec_bytes
+    self._seed = seed
+    self._sampler = None
+
+  def setup(self):
+    self._sampler = load_sampler(self._graph_dir, self._spec_bytes, self._seed)
+
+  def process(self, element):
+    split, seed_ids = element
+    for example in self._sampler.sample(seed_ids, salt=split):
+      yield beam.pvalue.TaggedOutput(split, example)
+
+
+def add_fast_sampling(root: beam.Pipeline, *, graph_dir: str, spec, seed: int,
+                      batch_size: int, outputs: dict[str, str]) -> None:
+  """Adds to `root` the sampling of each split's seeds to TFRecord files of serialized
+  GraphTensors at `outputs[split]` (a file prefix), with the fast engine."""
+  batches = []
+  for split in outputs:
+    ids = read_seeds(graph_dir, split)
+    batches += [(split, ids[i:i + batch_size]) for i in range(0, len(ids), batch_size)]
+  splits = list(outputs)
+  sampled = (root
+             | "FastSeedBatches" >> beam.Create(batches)
+             | "FastSample" >> beam.ParDo(
+                 SampleBatches(graph_dir, spec.SerializeToString(), seed)).with_outputs(*splits))
+  for split, prefix in outputs.items():
+    _ = sampled[split] | f"Write[{split}]" >> beam.io.WriteToTFRecord(
+        prefix, file_name_suffix=".tfrecord")
