@@ -13,7 +13,7 @@ export GCE_METADATA_HOST := 127.0.0.1:1
 CONFIG ?= pipelines/configs/demo.yaml
 PYTEST_ARGS ?=
 
-.PHONY: install demo test run clean
+.PHONY: install demo test run clean bench
 
 $(UV):
 	$(PYTHON) -m pip install --quiet --disable-pip-version-check --target .tools uv==$(UV_VERSION)
@@ -32,6 +32,10 @@ run: install  ## any config: make run CONFIG=pipelines/configs/cora.yaml
 
 test: install
 	$(VENV)/bin/pytest $(PYTEST_ARGS)
+
+BENCH_ARGS ?=
+bench: install  ## sampler benchmark: fast engine vs TF-GNN's samplers (BENCH_ARGS="--papers 4000")
+	$(VENV)/bin/python -m benchmarks.sampler_bench $(BENCH_ARGS)
 
 clean:
 	rm -rf runs .pytest_cache

@@ -1,9 +1,12 @@
-"""SubgraphSampler: TF-GNN's Beam sampler as a TFX Beam component.
+"""SubgraphSampler: subgraph sampling as a TFX Beam component.
 
 One Beam pipeline samples a subgraph around every seed of each split (train, eval, test) and
 writes `Examples` of serialized GraphTensors (`Split-<split>/*.tfrecord`, uncompressed, as
 `runner.TFRecordDatasetProvider` reads them), plus the subgraphs' GraphSchema (`schema.pbtxt`).
 The pipeline's `beam_pipeline_args` choose the runner (DirectRunner, Dataflow, Flink, Spark).
+`sampling.engine` chooses the sampler: `fast` (the project's engine, `fast_sampler`, in Beam
+DoFns; reproducible from `sampling.seed`) or `tfgnn_beam` (TF-GNN's Beam sampler); both write
+the same GraphTensor encoding, parsed with the same schema.
 
 Usage:
   sampler = SubgraphSampler(graph=validator_gate_graph,

@@ -1,0 +1,337 @@
+"""Sampler benchmark: the fast engine against TF-GNN's samplers, side by side, same graph and spec.
+
+  make bench                                   # the 20k-paper synthetic MAG graph
+  .venv/bin/python -m benchmarks.sampler_bench --papers 4000 --beam-seeds 200
+
+One driver process starts one child process per measurement (so each child's peak RSS is its
+own) and prints a table; the JSON (absolute figures, ratios, the machine) goes to `--out`.
+
+(a) on Beam (FnApiRunner, in-process, one worker): the fast engine's Beam transform (as the
+    SubgraphSampler runs it) vs TF-GNN's Beam sampler (`tfgnn_sampler`'s library calls, as the
+    `tfgnn_beam` engine runs them). Each is run twice in its child, on a few seeds and on many:
+    the end-to-end rate of the big run includes the fixed cost (building the program, loading
+    the graph, starting Beam); the marginal rate, (n_big - n_small) / (t_big - t_small),
+    excludes it. TF-GNN's is capped at `--beam-seeds` seeds to keep the bench to minutes.
+(b) in memory, one process: the fast engine's `sample()` (serialized tf.Examples) vs TF-GNN's
+    in-memory sampler (`InMemUniformEdgesSampler` in a `tf.function` with a fixed signature)
+    plus `tfgnn.write_example` on each subgraph. Per core = subgraphs / process CPU seconds.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import resource
+import subprocess
+import sys
+import time
+
+DEFAULT_FANOUTS = {"cites": 8, "cited_by": 8, "written": 4, "writes": 4, "has_topic": 4,
+                   "topic_of": 4}  # pipelines/configs/demo.yaml's
+
+
+# ------------------------------------------------------------------ children
+def _peak_rss_mb() -> float:
+  return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+def build_graph(args) -> dict:
+  """The synthetic graph as a Graph artifact directory (reused when it exists)."""
+  from components import graph_io
+  graph_dir = os.path.join(args.workdir, f"graph-{args.papers}", "graph")
+  start = time.time()
+  if not os.path.exists(os.path.join(graph_dir, graph_io.SCHEMA_FILE)):
+    from components.graph_ingest import ingest
+    from pipelines import config as config_lib
+    from pipelines import synthetic
+    spec = synthetic.generate_tables(os.path.join(args.workdir, f"graph-{args.papers}", "tables"),
+                                     num_papers=args.papers, num_classes=8, feature_dim=128,
+                                     seed=0)
+    graph_io.write_graph(ingest.tables_to_graph(config_lib.TablesSource.model_validate(spec)),
+                         graph_dir)
+  graph = graph_io.read_graph(graph_dir)
+  ids = list(graph.node_sets["paper"].ids)
+  for n in {args.small, args.beam_seeds, args.fast_seeds}:
+    # Seed files the samplers read as splits named `bench<n>` (the first n papers, cycled).
+    rows = "id\n" + "".join(f"{ids[i % len(ids)]}\n" for i in range(n))
+    graph_io.write_text(graph_io.seeds_file(graph_dir, f"bench{n}"), rows)
+  return {"graph_dir": graph_dir, "seconds": time.time() - start,
+          "counts": graph.counts(), "feature_dim": 128}
+
+
+def _spec(graph_dir: str, fanouts: dict, hops: int):
+  from components import graph_io
+  from components.subgraph_sampler import sampling
+  return sampling.build_sampling_spec(graph_io.read_schema(graph_dir), "paper", fanouts, hops)
+
+
+def _beam_pipeline(workdir: str):
+  import apache_beam as beam
+  from apache_beam.options.pipeline_options import PipelineOptions
+  return beam.Pipeline(options=PipelineOptions(
+      ["--runner=FnApiRunner", "--direct_num_workers=1", f"--temp_location={workdir}"]))
+
+
+def _count_records(prefix: str) -> int:
+  import glob
+  import tensorflow as tf
+  return sum(1 for f in glob.glob(prefix + "*")
+             for _ in tf.data.TFRecordDataset(f).as_numpy_iterator())
+
+
+def beam_run(args, engine: str) -> dict:
+  """Two runs (a few seeds, many seeds) of one engine on Beam; times and counts."""
+  import shutil
+  from components import graph_io
+  from components.subgraph_sampler import fast_beam
+  from components.subgraph_sampler import sampling
+  spec = _spec(args.graph_dir, args.fanouts, args.hops)
+  big = args.beam_seeds if engine == "tfgnn_beam" else args.fast_seeds
+  runs = []
+  for n in (args.small, big):
+    out_dir = os.path.join(args.workdir, f"out-{engine}-{n}")
+    shutil.rmtree(out_dir, ignore_errors=True)
+    os.makedirs(out_dir)
+    split, prefix = f"bench{n}", os.path.join(out_dir, "subgraphs")
+    fast_beam._CACHE.clear()  # pylint: disable=protected-access  (each run loads the graph)
+    start, cpu = time.time(), time.process_time()
+    if engine == "fast":
+      with _beam_pipeline(out_dir) as pipeline:
+        fast_beam.add_fast_sampling(pipeline, graph_dir=args.graph_dir, spec=spec, seed=0,
+                                    batch_size=256, outputs={split: prefix})
+    else:
+      program_dir = os.path.join(out_dir, "program")
+      program, layers_mapping, _ = sampling.prepare_program(
+          graph_io.read_schema(args.graph_dir), spec, program_dir)
+      with _beam_pipeline(out_dir) as pipeline:
+        sampling.add_sampling(pipeline, graph_dir=args.graph_dir, program=program,
+                              layers_mapping=layers_mapping, artifacts_dir=program_dir,
+                              outputs={split: prefix})
+    seconds, cpu_seconds = time.time() - start, time.process_time() - cpu
+    written = _count_records(prefix)
+    if written != n:
+      raise RuntimeError(f"{engine}: {written} subgraphs written for {n} seeds")
+    runs.append({"seeds": n, "seconds": seconds, "cpu_seconds": cpu_seconds})
+    shutil.rmtree(out_dir, ignore_errors=True)
+  small, large = runs
+  return {"engine": engine, "runs": runs,
+          "end_to_end_per_s": large["seeds"] / large["seconds"],
+          "marginal_per_s": (large["seeds"] - small["seeds"]) /
+                            max(large["seconds"] - small["seconds"], 1e-9),
+          "fixed_cost_s": small["seconds"] - small["seeds"] * (
+              (large["seconds"] - small["seconds"]) / max(large["seeds"] - small["seeds"], 1)),
+          "peak_rss_mb": _peak_rss_mb()}
+
+
+def in_memory(args) -> dict:
+  """The fast engine's `sample()` vs TF-GNN's in-memory sampler + write_example."""
+  import numpy as np
+  import tensorflow as tf
+  import tensorflow_gnn as tfgnn
+  from tensorflow_gnn.experimental import sampler
+  from tensorflow_gnn.experimental.sampler import subgraph_pipeline
+  from components import graph_io
+  from components.subgraph_sampler import fast_sampler
+  spec = _spec(args.graph_dir, args.fanouts, args.hops)
+  graph = graph_io.read_graph(args.graph_dir)
+  schema = graph_io.read_schema(args.graph_dir)
+  ids = graph.node_sets["paper"].ids
+  seeds = ids[np.arange(args.fast_seeds) % len(ids)]
+  batch = 512
+  result = {}
+
+  start = time.time()
+  engine = fast_sampler.FastSampler(graph, spec, seed=0, schema=schema)
+  result["fast_setup_s"] = time.time() - start
+  engine.sample(seeds[:batch])  # warm-up
+  start, cpu = time.time(), time.process_time()
+  num_bytes = 0
+  for i in range(0, len(seeds), batch):
+    num_bytes += sum(len(e) for e in engine.sample(seeds[i:i + batch]))
+  seconds, cpu_seconds = time.time() - start, time.process_time() - cpu
+  result["fast"] = {"subgraphs": len(seeds), "seconds": seconds, "cpu_seconds": cpu_seconds,
+                    "per_s": len(seeds) / seconds, "per_cpu_s": len(seeds) / cpu_seconds,
+                    "mean_example_bytes": num_bytes / len(seeds)}
+
+  # TF-GNN's in-memory sampler, as DESIGN.md measured it: a tf.function with a fixed signature.
+  index = {n: {v: i for i, v in enumerate(s.ids)} for n, s in graph.node_sets.items()}
+
+  def edge_sampler(op):
+    e = graph.edge_sets[op.edge_set_name]
+    return sampler.InMemUniformEdgesSampler(
+        num_source_nodes=len(graph.node_sets[e.source_set]),
+        source=np.array([index[e.source_set][x] for x in e.sources], np.int64),
+        target=np.array([index[e.target_set][x] for x in e.targets], np.int64),
+        sample_size=op.sample_size, edge_set_name=op.edge_set_name)
+
+  def features(node_set):
+    f = graph.node_sets[node_set].features
+    return sampler.InMemIndexToFeaturesAccessor(f) if f else None
+
+  pipeline = subgraph_pipeline.SamplingPipeline(schema, spec, edge_sampler, features)
+  sample_fn = tf.function(lambda roots: pipeline(tf.RaggedTensor.from_tensor(roots[:, None])),
+                          input_signature=[tf.TensorSpec([batch], tf.int64)])
+  roots = np.arange(args.fast_seeds) % len(ids)
+  usable = len(roots) // batch * batch
+  sample_fn(tf.constant(roots[:batch]))  # tracing
+  start, cpu = time.time(), time.process_time()
+  graphs = [sample_fn(tf.constant(roots[i:i + batch])) for i in range(0, usable, batch)]
+  seconds, cpu_seconds = time.time() - start, time.process_time() - cpu
+  result["tfgnn_sampling_only"] = {"subgraphs": usable, "seconds": seconds,
+                                   "cpu_seconds": cpu_seconds, "per_s": usable / seconds,
+                                   "per_cpu_s": usable / cpu_seconds}
+  # ... plus tfgnn.write_example on each subgraph (capped: it is the slow part).
+  n_write = min(args.write_cap, usable)
+  start, cpu = time.time(), time.process_time()
+  written = 0
+  for graph_tensor in graphs:
+    for one in tf.data.Dataset.from_tensors(graph_tensor).unbatch():
+      tfgnn.write_example(one).SerializeToString()
+      written += 1
+      if written == n_write:
+        break
+    if written == n_write:
+      break
+  write_seconds, write_cpu = time.time() - start, time.process_time() - cpu
+  per_sub = seconds / usable + write_seconds / written
+  per_sub_cpu = cpu_seconds / usable + write_cpu / written
+  result["tfgnn_with_write_example"] = {"subgraphs_serialized": written,
+                                        "serialize_seconds": write_seconds,
+                                        "per_s": 1.0 / per_sub, "per_cpu_s": 1.0 / per_sub_cpu}
+  result["peak_rss_mb"] = _peak_rss_mb()
+  return result
+
+
+# ------------------------------------------------------------------ driver
+def machine() -> dict:
+  model = ""
+  try:
+    with open("/proc/cpuinfo") as f:
+      model = next((line.split(":", 1)[1].strip() for line in f
+                    if line.startswith("model name")), "")
+  except OSError:
+    pass
+  mem_gb = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
+  return {"cpu_count": os.cpu_count(), "cpu_model": model, "memory_gb": round(mem_gb, 1),
+          "load_average_at_start": os.getloadavg(), "python": platform.python_version(),
+          "platform": platform.platform()}
+
+
+def _child(role: str, args, extra: list[str]) -> dict:
+  cmd = [sys.executable, "-m", "benchmarks.sampler_bench", "--role", role,
+         "--papers", str(args.papers), "--beam-seeds", str(args.beam_seeds),
+         "--fast-seeds", str(args.fast_seeds), "--small", str(args.small),
+         "--hops", str(args.hops), "--fanouts", json.dumps(args.fanouts),
+         "--write-cap", str(args.write_cap), "--workdir", args.workdir] + extra
+  env = dict(os.environ, TF_USE_LEGACY_KERAS="1", TF_CPP_MIN_LOG_LEVEL="2")
+  print(f"[bench] {role} ...", flush=True)
+  start = time.time()
+  proc = subprocess.run(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+  if proc.returncode != 0:
+    sys.stderr.write(proc.stderr[-5000:])
+    raise SystemExit(f"benchmark child {role!r} failed (exit {proc.returncode})")
+  result = json.loads(proc.stdout.strip().splitlines()[-1])
+  print(f"[bench] {role} done in {time.time() - start:.0f} s", flush=True)
+  return result
+
+
+def _table(rows: list[tuple]) -> str:
+  widths = [max(len(str(r[i])) for r in rows) for i in range(len(rows[0]))]
+  return "\n".join("  ".join(str(c).ljust(w) for c, w in zip(r, widths)) for r in rows)
+
+
+def main(argv=None) -> None:
+  parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+  parser.add_argument("--papers", type=int, default=20000, help="synthetic graph size")
+  parser.add_argument("--beam-seeds", type=int, default=300,
+                      help="seeds for TF-GNN's Beam sampler's big run (it is slow)")
+  parser.add_argument("--fast-seeds", type=int, default=20000,
+                      help="seeds for the fast engine's big run and the in-memory runs")
+  parser.add_argument("--small", type=int, default=20, help="seeds of the small (fixed cost) runs")
+  parser.add_argument("--hops", type=int, default=2)
+  parser.add_argument("--fanouts", type=json.loads, default=DEFAULT_FANOUTS)
+  parser.add_argument("--write-cap", type=int, default=500,
+                      help="subgraphs serialized with tfgnn.write_example")
+  parser.add_argument("--workdir", default="runs/bench")
+  parser.add_argument("--out", default="runs/bench/sampler_bench.json")
+  parser.add_argument("--role", default="driver", help=argparse.SUPPRESS)
+  parser.add_argument("--graph-dir", default="", help=argparse.SUPPRESS)
+  args = parser.parse_args(argv)
+  args.workdir = os.path.abspath(args.workdir)
+
+  if args.role != "driver":
+    role = {"build": build_graph, "fast_beam": lambda a: beam_run(a, "fast"),
+            "tfgnn_beam": lambda a: beam_run(a, "tfgnn_beam"), "in_memory": in_memory}
+    print(json.dumps(role[args.role](args)))
+    return
+
+  os.makedirs(args.workdir, exist_ok=True)
+  report = {"machine": machine(), "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            "params": {"papers": args.papers, "hops": args.hops, "fanouts": args.fanouts,
+                       "beam_seeds": args.beam_seeds, "fast_seeds": args.fast_seeds,
+                       "small": args.small, "write_cap": args.write_cap}}
+  built = _child("build", args, [])
+  report["graph"] = built
+  graph_args = ["--graph-dir", built["graph_dir"]]
+  fast_beam = _child("fast_beam", args, graph_args)
+  tfgnn_beam = _child("tfgnn_beam", args, graph_args)
+  memory = _child("in_memory", args, graph_args)
+  report["beam"] = {"fast": fast_beam, "tfgnn_beam": tfgnn_beam}
+  report["in_memory"] = memory
+  report["ratios"] = {
+      "beam_end_to_end_fast_over_tfgnn": fast_beam["end_to_end_per_s"] /
+                                         tfgnn_beam["end_to_end_per_s"],
+      "beam_marginal_fast_over_tfgnn": fast_beam["marginal_per_s"] /
+                                       tfgnn_beam["marginal_per_s"],
+      "beam_peak_rss_fast_over_tfgnn": fast_beam["peak_rss_mb"] / tfgnn_beam["peak_rss_mb"],
+      "in_memory_per_core_fast_over_tfgnn_with_write_example":
+          memory["fast"]["per_cpu_s"] / memory["tfgnn_with_write_example"]["per_cpu_s"],
+      "in_memory_per_core_fast_over_tfgnn_sampling_only":
+          memory["fast"]["per_cpu_s"] / memory["tfgnn_sampling_only"]["per_cpu_s"],
+  }
+  report["targets"] = {
+      "fast_beam_at_least_100x_tfgnn_beam": report["ratios"]["beam_marginal_fast_over_tfgnn"] >= 100,
+      "fast_at_least_3000_per_core_with_serialization": memory["fast"]["per_cpu_s"] >= 3000,
+  }
+  report["machine"]["load_average_at_end"] = os.getloadavg()
+
+  f = lambda x: f"{x:,.0f}" if x >= 100 else f"{x:,.1f}"
+  counts = built["counts"]
+  print(f"\ngraph: {args.papers:,} papers, nodes {counts['node_sets']}, edges "
+        f"{sum(counts['edge_sets'].values()):,}; fanouts {args.fanouts}, hops {args.hops}")
+  print(f"machine: {report['machine']['cpu_count']} CPUs ({report['machine']['cpu_model']}), "
+        f"{report['machine']['memory_gb']} GB; load average at start "
+        f"{report['machine']['load_average_at_start'][0]:.1f}\n")
+  rows = [("(a) Beam, FnApiRunner 1 worker", "seeds", "end-to-end /s", "marginal /s",
+           "fixed cost s", "peak RSS MB")]
+  for name, r in (("fast engine", fast_beam), ("TF-GNN Beam sampler", tfgnn_beam)):
+    rows.append((name, r["runs"][1]["seeds"], f(r["end_to_end_per_s"]), f(r["marginal_per_s"]),
+                 f"{r['fixed_cost_s']:.1f}", f(r["peak_rss_mb"])))
+  rows.append(("ratio fast / TF-GNN", "", f(report["ratios"]["beam_end_to_end_fast_over_tfgnn"]) +
+               "x", f(report["ratios"]["beam_marginal_fast_over_tfgnn"]) + "x", "",
+               f"{report['ratios']['beam_peak_rss_fast_over_tfgnn']:.2f}x"))
+  print(_table(rows) + "\n")
+  rows = [("(b) in memory, incl. serialization", "subgraphs/s", "subgraphs/s per core")]
+  rows.append(("fast engine sample() -> tf.Example bytes", f(memory["fast"]["per_s"]),
+               f(memory["fast"]["per_cpu_s"])))
+  rows.append(("TF-GNN in-memory sampler (sampling only)",
+               f(memory["tfgnn_sampling_only"]["per_s"]),
+               f(memory["tfgnn_sampling_only"]["per_cpu_s"])))
+  rows.append(("TF-GNN in-memory sampler + write_example",
+               f(memory["tfgnn_with_write_example"]["per_s"]),
+               f(memory["tfgnn_with_write_example"]["per_cpu_s"])))
+  rows.append(("ratio fast / TF-GNN + write_example", "",
+               f(report["ratios"]["in_memory_per_core_fast_over_tfgnn_with_write_example"]) + "x"))
+  print(_table(rows))
+  print(f"\ntargets: {report['targets']}")
+  os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
+  tmp = args.out + ".tmp"
+  with open(tmp, "w") as out:
+    json.dump(report, out, indent=2)
+  os.replace(tmp, args.out)
+  print(f"written: {args.out}")
+
+
+if __name__ == "__main__":
+  main()
