@@ -45,6 +45,20 @@ def _load(args) -> config_lib.Config:
   return config_lib.load_config(args.config, parse_overrides(getattr(args, "set", None)))
 
 
+# A run that lost a race for a database lock to a concurrent run: nothing is corrupted (SQLite
+# rolls the write back) and rerunning reuses every component that finished.
+RETRYABLE_MARKERS = ("database is locked", "database table is locked", "database is busy")
+EXIT_RETRYABLE = 75  # EX_TEMPFAIL
+
+
+def is_retryable(error: BaseException) -> bool:
+  while error is not None:
+    if any(m in str(error).lower() for m in RETRYABLE_MARKERS):
+      return True
+    error = error.__cause__ or error.__context__
+  return False
+
+
 def cmd_run(args) -> int:
   from pipelines import local_runner  # pylint: disable=g-import-not-at-top
   config = _load(args)
@@ -52,6 +66,13 @@ def cmd_run(args) -> int:
   try:
     summary = local_runner.run(config)
   except Exception as e:  # pylint: disable=broad-except
+    if is_retryable(e):
+      print(f"tfx-gnn: the run failed on a busy database, most likely a concurrent run of the "
+            f"same pipeline: {type(e).__name__}: {secrets.redact(str(e))[:500]}\n"
+            f"this is retryable: retry `tfx-gnn run {args.config}`; the components that "
+            f"finished are reused from the cache. Nothing was corrupted or half-published.",
+            file=sys.stderr)
+      return EXIT_RETRYABLE
     if not type(e).__module__.startswith(("components.", "pipelines.")):
       raise  # not one of ours: keep the traceback
     # Our errors (bad tables, anomalies, bad sampling spec, MLflow down) explain themselves.
@@ -144,6 +165,8 @@ def cmd_mlflow(args) -> int:
     print(f"tfx-gnn: warning: the MLflow server on {args.host} has no authentication; "
           f"anyone who can reach it can read and change runs", file=sys.stderr)
   os.makedirs(config.root, exist_ok=True)
+  # MLflow 3's server otherwise starts a pool of job-runner processes (GenAI jobs) unused here.
+  os.environ.setdefault("MLFLOW_SERVER_ENABLE_JOB_EXECUTION", "false")
   command = mlflow_server_command(config, args.host, args.port)
   os.execv(command[0], command)
   return 0  # not reached

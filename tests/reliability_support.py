@@ -94,8 +94,9 @@ def files_under(pattern: str) -> list[str]:
 
 
 def run_states(store, pipeline_name: str) -> list[dict[str, str]]:
-  """Per run (oldest first): component -> execution state."""
-  return [{r.component: r.state for r in lineage.executions(store, run_id)}
+  """Per run (oldest first): component -> execution state (the resolver left out)."""
+  return [{r.component: r.state for r in lineage.executions(store, run_id)
+           if not r.component.endswith("_resolver")}
           for run_id in lineage.run_ids(store, pipeline_name)]
 
 

@@ -200,3 +200,56 @@ def test_mlflow_server_listens_on_loopback_only(mlflow_server):
         if state == "0A" and int(port_hex, 16) == port:  # 0A: LISTEN
           listening.add(address)
   assert listening == {"0100007F"}, listening  # 127.0.0.1 only
+
+
+# ---------------------------------------------------------------- concurrency
+# Last in this module: two more runs of the same pipeline at once, on the crash test's ML
+# Metadata database and MLflow store (the SQLite file itself, beside the server), so the
+# finished sampling is reused and both write ML Metadata and MLflow at the same time.
+@pytest.fixture(scope="module")
+def concurrent_runs(crash_runs):
+  root = crash_runs[0]
+  versions_before = support.serving_versions(str(root / "serving"))
+  runs = [support.Run(str(root / "config.yaml"), str(root / f"concurrent{i}.log"),
+                      "--set", f"mlflow.tracking_uri=sqlite:///{root}/mlflow.db")
+          for i in (1, 2)]
+  codes = [run.wait() for run in runs]
+  return root, runs, codes, versions_before
+
+
+def test_two_concurrent_runs_both_succeed_or_fail_retryably(concurrent_runs):
+  _, runs, codes, _ = concurrent_runs
+  for run, code in zip(runs, codes):
+    if code != 0:  # the only acceptable failure: a clear, retryable one
+      assert code == 75 and "retry" in run.output(), run.output()[-5000:]
+  assert 0 in codes, [run.output()[-3000:] for run in runs]
+
+
+def test_concurrent_runs_leave_metadata_and_mlflow_intact(concurrent_runs):
+  from mlflow.tracking import MlflowClient  # pylint: disable=g-import-not-at-top
+  root, runs, codes, versions_before = concurrent_runs
+  store = lineage.open_store(str(root / "metadata.sqlite"))  # still opens
+  states = support.run_states(store, NAME)
+  assert len(states) == 5
+  print("\nML Metadata executions of the two concurrent runs:")
+  for run_states in states[3:]:
+    print("  " + ", ".join(f"{c}={s}" for c, s in run_states.items()))
+  complete = [s for s in states[3:] if s.get("Pusher") == "COMPLETE"]
+  assert len(complete) == codes.count(0)
+  for run_states in complete:  # reused the sampling, trained, evaluated and pushed
+    assert run_states["SubgraphSampler"] == "CACHED"
+    assert run_states["GnnTrainer"] == run_states["GnnEvaluator"] == "COMPLETE"
+  assert lineage.check_live_artifacts(store) == []
+  # Every push is a whole, distinct version, registered once in MLflow.
+  versions = support.serving_versions(str(root / "serving"))
+  assert len(versions) == len(versions_before) + len(complete)
+  client = MlflowClient(f"sqlite:///{root}/mlflow.db")
+  assert len(client.search_model_versions(f"name='{NAME}'")) == len(versions)
+  experiment = client.get_experiment_by_name(NAME)
+  trainer_runs = client.search_runs([experiment.experiment_id],
+                                    "tags.`tfx.component` = 'GnnTrainer'")
+  finished = [r for r in trainer_runs if r.info.status == "FINISHED"]
+  assert len(finished) == 1 + len(complete)
+  for run in finished:  # every epoch's metrics are there
+    steps = {m.step for m in client.get_metric_history(run.info.run_id, "loss")}
+    assert max(steps) == EPOCHS - 1

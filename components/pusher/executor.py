@@ -1,6 +1,5 @@
 """The Pusher's executor: TFX's blessing check and bookkeeping, an atomic publish, MLflow."""
 import json
-import os
 
 from absl import logging
 from tfx.components.pusher import executor as tfx_pusher_executor
