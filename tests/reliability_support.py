@@ -40,7 +40,8 @@ class Run:
         env={**os.environ, "TF_USE_LEGACY_KERAS": "1", **(env or {})})
 
   def output(self) -> str:
-    self._out.flush()
+    if not self._out.closed:
+      self._out.flush()
     with open(self.log) as f:
       return f.read()
 

@@ -165,6 +165,7 @@ def test_training_resumed_from_its_last_checkpoint(crash_runs):
   assert 1 <= resumed[0] <= killed[-1] + 1, (killed, resumed)
   assert resumed == list(range(resumed[0], EPOCHS))
   assert "resuming from the backup" in runs[2].output()
+  assert trainer_runs[1].data.tags["resumed_at_epoch"] == str(resumed[0])
   # Exported: the backup is gone.
   assert not support.files_under(str(root / "pipeline/GnnTrainer/.backup/**/*"))
 
@@ -204,21 +205,21 @@ def test_mlflow_server_listens_on_loopback_only(mlflow_server):
 
 # ---------------------------------------------------------------- concurrency
 # Last in this module: two more runs of the same pipeline at once, on the crash test's ML
-# Metadata database and MLflow store (the SQLite file itself, beside the server), so the
-# finished sampling is reused and both write ML Metadata and MLflow at the same time.
+# Metadata database (one SQLite file, written by both processes) and MLflow store (through
+# its server), so the finished sampling is reused and both write at the same time.
 @pytest.fixture(scope="module")
 def concurrent_runs(crash_runs):
-  root = crash_runs[0]
+  root, port = crash_runs[0], crash_runs[1]
   versions_before = support.serving_versions(str(root / "serving"))
   runs = [support.Run(str(root / "config.yaml"), str(root / f"concurrent{i}.log"),
-                      "--set", f"mlflow.tracking_uri=sqlite:///{root}/mlflow.db")
+                      env={"MLFLOW_TRACKING_TOKEN": TOKEN})
           for i in (1, 2)]
   codes = [run.wait() for run in runs]
-  return root, runs, codes, versions_before
+  return root, port, runs, codes, versions_before
 
 
 def test_two_concurrent_runs_both_succeed_or_fail_retryably(concurrent_runs):
-  _, runs, codes, _ = concurrent_runs
+  _, _, runs, codes, _ = concurrent_runs
   for run, code in zip(runs, codes):
     if code != 0:  # the only acceptable failure: a clear, retryable one
       assert code == 75 and "retry" in run.output(), run.output()[-5000:]
@@ -227,7 +228,7 @@ def test_two_concurrent_runs_both_succeed_or_fail_retryably(concurrent_runs):
 
 def test_concurrent_runs_leave_metadata_and_mlflow_intact(concurrent_runs):
   from mlflow.tracking import MlflowClient  # pylint: disable=g-import-not-at-top
-  root, runs, codes, versions_before = concurrent_runs
+  root, port, runs, codes, versions_before = concurrent_runs
   store = lineage.open_store(str(root / "metadata.sqlite"))  # still opens
   states = support.run_states(store, NAME)
   assert len(states) == 5
@@ -243,7 +244,7 @@ def test_concurrent_runs_leave_metadata_and_mlflow_intact(concurrent_runs):
   # Every push is a whole, distinct version, registered once in MLflow.
   versions = support.serving_versions(str(root / "serving"))
   assert len(versions) == len(versions_before) + len(complete)
-  client = MlflowClient(f"sqlite:///{root}/mlflow.db")
+  client = MlflowClient(f"http://127.0.0.1:{port}")
   assert len(client.search_model_versions(f"name='{NAME}'")) == len(versions)
   experiment = client.get_experiment_by_name(NAME)
   trainer_runs = client.search_runs([experiment.experiment_id],

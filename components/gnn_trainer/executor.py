@@ -102,15 +102,25 @@ class Executor(base_executor.BaseExecutor):
       export_dir = path_utils.serving_model_path(model.uri)
       with exclusive_backup_dir(backup_dir(model.uri, examples, graph, exec_properties)) as backup:
         if tf.io.gfile.exists(backup) and tf.io.gfile.listdir(backup):
-          logging.info("GnnTrainer: resuming from the backup in %s", backup)
+          logging.warning("GnnTrainer: resuming from the backup in %s (an earlier run of "
+                          "this training was interrupted)", backup)
+        epochs_run = []
+
+        def on_epoch(epoch, logs):
+          epochs_run.append(epoch)
+          run.log_metrics(logs, step=epoch)
+
         result = training.train(
             train_files=train_files, eval_files=split_files(examples, "eval"),
             subgraph_schema=graph_io.read_schema_file(subgraph_schema_path(examples.uri)),
             label=graph_io.read_label(graph.uri), model_cfg=model_cfg, trainer_cfg=trainer_cfg,
             model_dir=model_run.uri, export_dir=export_dir, backup_dir=backup,
-            on_epoch=lambda epoch, logs: run.log_metrics(logs, step=epoch))
+            on_epoch=on_epoch)
         run.log_artifacts(export_dir, "model")
         remove_backup(backup)  # exported: the backup has served its purpose
+      if epochs_run and epochs_run[0] > 0:  # resumed: epochs before it came from the backup
+        model.set_int_custom_property("resumed_at_epoch", epochs_run[0])
+        run.client.set_tag(run.run_id, "resumed_at_epoch", str(epochs_run[0]))
       for key, values in result.history.items():
         model.set_float_custom_property(f"final_{key}", values[-1])
       ok = True
