@@ -211,8 +211,9 @@ def test_mlflow_server_listens_on_loopback_only(mlflow_server):
 def concurrent_runs(crash_runs):
   root, port = crash_runs[0], crash_runs[1]
   versions_before = support.serving_versions(str(root / "serving"))
+  # A new trainer config (the same in both): both runs train the same model at once.
   runs = [support.Run(str(root / "config.yaml"), str(root / f"concurrent{i}.log"),
-                      env={"MLFLOW_TRACKING_TOKEN": TOKEN})
+                      "--set", "trainer.epochs=2", env={"MLFLOW_TRACKING_TOKEN": TOKEN})
           for i in (1, 2)]
   codes = [run.wait() for run in runs]
   return root, port, runs, codes, versions_before
@@ -253,4 +254,4 @@ def test_concurrent_runs_leave_metadata_and_mlflow_intact(concurrent_runs):
   assert len(finished) == 1 + len(complete)
   for run in finished:  # every epoch's metrics are there
     steps = {m.step for m in client.get_metric_history(run.info.run_id, "loss")}
-    assert max(steps) == EPOCHS - 1
+    assert max(steps) == int(run.data.params["trainer.epochs"]) - 1
