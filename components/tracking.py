@@ -50,8 +50,14 @@ def experiment_id(mlflow_client: MlflowClient, name: str) -> str:
   experiment = mlflow_client.get_experiment_by_name(name)
   if experiment is not None:
     return experiment.experiment_id
+  # A local SQLite store keeps run artifacts beside it (MLflow's default is ./mlruns in the
+  # working directory, wherever that happens to be).
+  location = None
+  uri = mlflow_client.tracking_uri
+  if uri.startswith("sqlite:///"):
+    location = "file://" + os.path.join(os.path.dirname(uri[len("sqlite:///"):]), "mlartifacts")
   try:
-    return mlflow_client.create_experiment(name)
+    return mlflow_client.create_experiment(name, artifact_location=location)
   except mlflow.exceptions.MlflowException:
     # Created meanwhile by a concurrent run.
     return mlflow_client.get_experiment_by_name(name).experiment_id

@@ -6,6 +6,8 @@
   tfx-gnn runs CONFIG                       list the pipeline's runs recorded in ML Metadata
   tfx-gnn lineage CONFIG [--run RUN_ID]     a run's executions and artifacts (default: latest)
   tfx-gnn summary CONFIG [--run RUN_ID]     a run's outcome as JSON
+  tfx-gnn verify CONFIG                     check that every LIVE artifact has its files
+  tfx-gnn mlflow CONFIG [--host H] [--port P]  an MLflow server (UI) on the run's local store
 """
 from __future__ import annotations
 
@@ -20,6 +22,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "1")  # TensorFlow's C++ INFO line
 
 import yaml  # pylint: disable=g-import-not-at-top,wrong-import-position
 
+from components import secrets  # pylint: disable=wrong-import-position
 from pipelines import config as config_lib  # pylint: disable=wrong-import-position
 
 
@@ -42,6 +45,20 @@ def _load(args) -> config_lib.Config:
   return config_lib.load_config(args.config, parse_overrides(getattr(args, "set", None)))
 
 
+# A run that lost a race for a database lock to a concurrent run: nothing is corrupted (SQLite
+# rolls the write back) and rerunning reuses every component that finished.
+RETRYABLE_MARKERS = ("database is locked", "database table is locked", "database is busy")
+EXIT_RETRYABLE = 75  # EX_TEMPFAIL
+
+
+def is_retryable(error: BaseException) -> bool:
+  while error is not None:
+    if any(m in str(error).lower() for m in RETRYABLE_MARKERS):
+      return True
+    error = error.__cause__ or error.__context__
+  return False
+
+
 def cmd_run(args) -> int:
   from pipelines import local_runner  # pylint: disable=g-import-not-at-top
   config = _load(args)
@@ -49,15 +66,22 @@ def cmd_run(args) -> int:
   try:
     summary = local_runner.run(config)
   except Exception as e:  # pylint: disable=broad-except
+    if is_retryable(e):
+      print(f"tfx-gnn: the run failed on a busy database, most likely a concurrent run of the "
+            f"same pipeline: {type(e).__name__}: {secrets.redact(str(e))[:500]}\n"
+            f"this is retryable: retry `tfx-gnn run {args.config}`; the components that "
+            f"finished are reused from the cache. Nothing was corrupted or half-published.",
+            file=sys.stderr)
+      return EXIT_RETRYABLE
     if not type(e).__module__.startswith(("components.", "pipelines.")):
       raise  # not one of ours: keep the traceback
     # Our errors (bad tables, anomalies, bad sampling spec, MLflow down) explain themselves.
-    print(f"tfx-gnn: the run failed: {type(e).__name__}: {e}\n"
+    print(f"tfx-gnn: the run failed: {type(e).__name__}: {secrets.redact(str(e))}\n"
           f"nothing downstream ran; nothing was pushed. "
           f"`tfx-gnn lineage {args.config}` shows what did.", file=sys.stderr)
     return 1
   summary["wall_time_s"] = round(time.time() - start, 1)
-  print(local_runner.format_summary(config, summary))
+  print(secrets.redact(local_runner.format_summary(config, summary)))
   return 0
 
 
@@ -71,7 +95,7 @@ def cmd_compile(args) -> int:
 
 
 def cmd_check(args) -> int:
-  print(yaml.safe_dump(config_lib.to_dict(_load(args)), sort_keys=False))
+  print(secrets.redact(yaml.safe_dump(config_lib.to_dict(_load(args)), sort_keys=False)))
   return 0
 
 
@@ -110,6 +134,44 @@ def cmd_summary(args) -> int:
   return 0
 
 
+def cmd_verify(args) -> int:
+  config, lineage, store = _store(args)
+  problems = lineage.check_live_artifacts(store)
+  for problem in problems:
+    print(problem)
+  print(f"{len(problems)} problem(s) in the LIVE artifacts of {config.metadata_path}")
+  return 1 if problems else 0
+
+
+LOOPBACK = "127.0.0.1"
+
+
+def mlflow_server_command(config, host: str = LOOPBACK, port: int = 5000) -> list[str]:
+  """`mlflow server` on the run's local store (`<root>/mlflow.db` unless `mlflow.tracking_uri`
+  names another local store), with artifacts under `<root>/mlartifacts`. Loopback by default:
+  the server has no authentication, so exposing it is an explicit `--host`."""
+  uri = config.tracking_uri
+  if not uri.startswith(("sqlite:", "file:", "postgresql", "mysql")):
+    uri = "sqlite:///" + os.path.join(config.root, "mlflow.db")
+  return [os.path.join(os.path.dirname(sys.executable), "mlflow"), "server",
+          "--backend-store-uri", uri,
+          "--artifacts-destination", os.path.join(config.root, "mlartifacts"),
+          "--host", host, "--port", str(port), "--workers", "1"]
+
+
+def cmd_mlflow(args) -> int:
+  config = _load(args)
+  if args.host not in (LOOPBACK, "localhost", "::1"):
+    print(f"tfx-gnn: warning: the MLflow server on {args.host} has no authentication; "
+          f"anyone who can reach it can read and change runs", file=sys.stderr)
+  os.makedirs(config.root, exist_ok=True)
+  # MLflow 3's server otherwise starts a pool of job-runner processes (GenAI jobs) unused here.
+  os.environ.setdefault("MLFLOW_SERVER_ENABLE_JOB_EXECUTION", "false")
+  command = mlflow_server_command(config, args.host, args.port)
+  os.execv(command[0], command)
+  return 0  # not reached
+
+
 def build_parser() -> argparse.ArgumentParser:
   parser = argparse.ArgumentParser(prog="tfx-gnn", description=__doc__,
                                    formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -119,13 +181,18 @@ def build_parser() -> argparse.ArgumentParser:
                               ("check", cmd_check, "validate a config file"),
                               ("runs", cmd_runs, "list recorded runs"),
                               ("lineage", cmd_lineage, "show a run's lineage"),
-                              ("summary", cmd_summary, "a run's outcome as JSON")):
+                              ("summary", cmd_summary, "a run's outcome as JSON"),
+                              ("verify", cmd_verify, "check the LIVE artifacts' files"),
+                              ("mlflow", cmd_mlflow, "an MLflow server on the local store")):
     p = sub.add_parser(name, help=help_text)
     p.add_argument("config", help="the run's YAML config file")
     p.add_argument("--set", action="append", metavar="KEY=VALUE",
                    help="override a config value, e.g. --set trainer.epochs=3")
     if name == "compile":
       p.add_argument("-o", "--output", help="pipeline file (default: kubeflow.output_file)")
+    if name == "mlflow":
+      p.add_argument("--host", default=LOOPBACK, help="bind address (default: loopback only)")
+      p.add_argument("--port", type=int, default=5000)
     if name in ("lineage", "summary"):
       p.add_argument("--run", help="pipeline run id (default: the latest)")
     p.set_defaults(fn=fn)

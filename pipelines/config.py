@@ -11,6 +11,8 @@ from typing import Literal, Optional
 import pydantic
 import yaml
 
+from components import secrets
+
 
 class ConfigError(ValueError):
   """A configuration file that cannot be used; the message names the file and the key."""
@@ -176,8 +178,24 @@ class EvaluationConfig(_Strict):
   max_regression: float = 0.0
 
 
+def _inside_root(path: Optional[str], what: str) -> Optional[str]:
+  """A relative path must stay inside the pipeline root: `..` may not lead out of it (an
+  absolute path is an explicit choice and is kept)."""
+  if path is None or os.path.isabs(path) or "://" in path:
+    return path
+  normalized = os.path.normpath(path)
+  if normalized == ".." or normalized.startswith(".." + os.sep):
+    raise ValueError(f"{path!r} escapes {what}; give a path inside it (or an absolute path)")
+  return path
+
+
 class PushConfig(_Strict):
   destination: str = "serving"  # relative to pipeline.root (kubeflow.pipeline_root when compiled)
+
+  @pydantic.field_validator("destination")
+  @classmethod
+  def _inside(cls, value):
+    return _inside_root(value, "pipeline.root")
 
 
 class MlflowConfig(_Strict):
@@ -188,12 +206,21 @@ class MlflowConfig(_Strict):
 class PipelineConfig(_Strict):
   name: str = "tfx-gnn"
   root: str = "runs"
-  metadata: Optional[str] = None  # default: <root>/metadata.sqlite
+  metadata: Optional[str] = None  # default: <root>/metadata.sqlite; relative: to the root
   enable_cache: bool = True
   # Local default: Beam's in-process FnApiRunner (plain DirectRunner first tries to download
   # Prism); `sdk_container_image` stops TFX from building an sdist of itself for every run.
   beam_pipeline_args: list[str] = ["--runner=FnApiRunner", "--direct_num_workers=1",
                                    "--sdk_container_image=unused"]
+  # The most memory the graph's tables may take once read (GB); a larger graph is refused at
+  # ingest, naming the table, before the kernel's OOM killer would end the run. Default: 80%
+  # of the memory available when the run starts.
+  memory_limit_gb: Optional[float] = pydantic.Field(None, gt=0)
+
+  @pydantic.field_validator("metadata")
+  @classmethod
+  def _metadata_inside(cls, value):
+    return _inside_root(value, "pipeline.root")
 
 
 class KubeflowConfig(_Strict):
@@ -223,7 +250,7 @@ class Config(_Strict):
 
   @property
   def metadata_path(self) -> str:
-    return os.path.abspath(self.pipeline.metadata or os.path.join(self.root, "metadata.sqlite"))
+    return os.path.abspath(os.path.join(self.root, self.pipeline.metadata or "metadata.sqlite"))
 
   @property
   def serving_dir(self) -> str:
@@ -235,7 +262,10 @@ class Config(_Strict):
 
   @property
   def tracking_uri(self) -> str:
-    return self.mlflow.tracking_uri or "sqlite:///" + os.path.join(self.root, "mlflow.db")
+    """Without credentials: this is what ML Metadata, logs and summaries see (the local runner
+    hands a URI's user and password to MLflow through its environment, `secrets`)."""
+    uri = self.mlflow.tracking_uri or "sqlite:///" + os.path.join(self.root, "mlflow.db")
+    return secrets.strip_credentials(uri)[0]
 
   @property
   def experiment(self) -> str:

@@ -146,3 +146,56 @@ def format_lineage(records: list[ExecutionRecord]) -> str:
       lines.append(f"    -> {ref.key}: {ref.type} #{ref.id} {ref.uri}"
                    + (f"  {json.dumps(props)}" if props else ""))
   return "\n".join(lines)
+
+
+# Files that a complete artifact of each type has (relative to its URI); `check_live_artifacts`
+# reports a LIVE artifact that lacks one.
+_REQUIRED_FILES = {
+    "tfx_gnn.Graph": ("schema.pbtxt", "graph_info.json"),
+    "tfx_gnn.GraphStatistics": ("statistics.json",),
+    "tfx_gnn.GraphAnomalies": ("anomalies.json", "report.txt"),
+    "Examples": ("schema.pbtxt",),
+    "Model": ("Format-Serving/saved_model.pb",),
+    "ModelEvaluation": ("metrics.json",),
+}
+
+
+def _artifact_problems(type_name: str, artifact) -> list[str]:
+  uri = artifact.uri
+  if "://" in uri:
+    return []  # remote: not checked here
+  if not os.path.isdir(uri):
+    return ["its directory is missing"]
+  problems = [f"lacks {name}" for name in _REQUIRED_FILES.get(type_name, ())
+              if not os.path.exists(os.path.join(uri, name))]
+  props = _props(artifact)
+  if type_name == "Examples":
+    for split in json.loads(props.get("split_names") or "[]"):
+      split_dir = os.path.join(uri, f"Split-{split}")
+      if not os.path.isdir(split_dir) or not os.listdir(split_dir):
+        problems.append(f"split {split} has no files")
+  elif type_name == "ModelBlessing":
+    if not any(os.path.exists(os.path.join(uri, f)) for f in ("BLESSED", "NOT_BLESSED")):
+      problems.append("has neither BLESSED nor NOT_BLESSED")
+  elif type_name == "PushedModel" and props.get("pushed"):
+    destination = props.get("pushed_destination") or ""
+    if not os.path.exists(os.path.join(destination, "saved_model.pb")):
+      problems.append(f"its pushed version {destination} has no saved_model.pb")
+  for parent, dirs, files in os.walk(uri):
+    for name in dirs + files:
+      if name.endswith((".incomplete", ".tmp")) or name.startswith("beam-temp"):
+        problems.append(f"holds an unfinished file {os.path.join(parent, name)}")
+  return problems
+
+
+def check_live_artifacts(store) -> list[str]:
+  """Every artifact that ML Metadata marks LIVE, checked for the files it must have; returns
+  one line per problem (empty: every LIVE artifact is complete)."""
+  types = {t.id: t.name for t in store.get_artifact_types()}
+  out = []
+  for artifact in store.get_artifacts():
+    if artifact.state != metadata_store_pb2.Artifact.LIVE:
+      continue
+    for problem in _artifact_problems(types[artifact.type_id], artifact):
+      out.append(f"{types[artifact.type_id]} #{artifact.id} at {artifact.uri}: {problem}")
+  return out

@@ -6,7 +6,7 @@ import os
 
 from tfx.orchestration.local import local_dag_runner
 
-from components import tracking
+from components import secrets, tracking
 from pipelines import lineage
 from pipelines.config import Config
 from pipelines.pipeline import create_pipeline
@@ -18,6 +18,9 @@ def run(config: Config) -> dict:
   A failing component raises its own error (e.g. the validator's anomaly report); nothing
   downstream of it runs, so nothing is pushed.
   """
+  secrets.install_log_redaction()
+  if config.mlflow.tracking_uri:
+    secrets.export_credentials(config.mlflow.tracking_uri)
   # An unreachable MLflow server would otherwise surface only at the trainer, after sampling.
   tracking.check_reachable(config.tracking_uri)
   os.makedirs(config.root, exist_ok=True)

@@ -26,7 +26,8 @@ RESOLVER_ID = "latest_blessed_model_resolver"
 
 
 def create_components(config: Config, base: str) -> list:
-  ingest = GraphIngest(data=config.data.model_dump_json())
+  ingest = GraphIngest(data=config.data.model_dump_json(),
+                       memory_limit_gb=config.pipeline.memory_limit_gb)
   validator = GraphValidator(graph=ingest.outputs["graph"],
                              validation=config.validation.model_dump_json())
   sampler = SubgraphSampler(graph=ingest.outputs["graph"],

@@ -6,7 +6,7 @@ from tfx.components.evaluator import executor as tfx_evaluator_executor
 from tfx.types import artifact_utils
 from tfx.utils import path_utils
 
-from components import graph_io
+from components import graph_io, publish
 from components.gnn_trainer.executor import split_files
 from components.subgraph_sampler.executor import subgraph_schema_path
 from pipelines.config import EvaluationConfig
@@ -19,6 +19,7 @@ EVAL_SPLIT = "test"
 # treats its blessing as an Evaluator's: it rewrites `current_model_id`/`baseline_model_id` from
 # TFX's integer ids to the metadata store's artifact names, which the compiled "latest blessed
 # model" resolver query matches. `Do` is entirely ours.
+@publish.atomic_outputs
 class Executor(tfx_evaluator_executor.Executor):
 
   def Do(self, input_dict, output_dict, exec_properties):

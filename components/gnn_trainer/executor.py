@@ -1,12 +1,23 @@
-"""GnnTrainer's executor: reads the subgraph schema and splits, trains, logs to MLflow."""
+"""GnnTrainer's executor: reads the subgraph schema and splits, trains, logs to MLflow.
+
+Training backs up to a directory that outlives the execution (`backup_dir`), keyed by what
+determines the training, so a rerun after a crash resumes from the last completed epoch.
+"""
+import contextlib
+import fcntl
+import hashlib
+import json
 import os
+import shutil
+import uuid
 
 import tensorflow as tf
+from absl import logging
 from tfx.dsl.components.base import base_executor
 from tfx.types import artifact_utils
 from tfx.utils import path_utils
 
-from components import graph_io, tracking
+from components import graph_io, publish, tracking
 from components.subgraph_sampler.executor import subgraph_schema_path
 from pipelines.config import ModelConfig, TrainerConfig
 
@@ -19,6 +30,53 @@ def split_files(examples, split: str) -> list[str]:
       artifact_utils.get_split_uri([examples], split), "*")))
 
 
+BACKUP_DIR = ".backup"  # under the component's directory: <pipeline root>/GnnTrainer/.backup
+
+
+def backup_dir(model_uri: str, examples, graph, exec_properties) -> str:
+  """A checkpoint directory shared by every execution that would train the same model: keyed
+  by the input artifacts and the model and trainer configs (not by the execution)."""
+  key = json.dumps({"examples": examples.id, "graph": graph.id,
+                    "model": json.loads(exec_properties["model_config"]),
+                    "trainer": json.loads(exec_properties["trainer_config"])}, sort_keys=True)
+  fingerprint = hashlib.sha256(key.encode()).hexdigest()[:16]
+  component_dir = os.path.dirname(os.path.dirname(publish.final_path(model_uri)))
+  return os.path.join(component_dir, BACKUP_DIR, fingerprint)
+
+
+@contextlib.contextmanager
+def exclusive_backup_dir(path: str):
+  """Yields `path`, locked for this process; if another live process trains the same model
+  from it, a private directory instead (no resume, but no two writers of one checkpoint).
+  The lock dies with its process, so a killed run's backup is free for the rerun."""
+  if not publish.is_local(path):
+    yield path
+    return
+  os.makedirs(path, exist_ok=True)
+  with open(os.path.join(os.path.dirname(path), os.path.basename(path) + ".lock"), "w") as lock:
+    try:
+      fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+      private = f"{path}-{uuid.uuid4().hex[:8]}"
+      logging.warning("backup %s is in use by another run; training without resume in %s",
+                      path, private)
+      try:
+        yield private
+      finally:
+        shutil.rmtree(private, ignore_errors=True)
+      return
+    yield path
+
+
+def remove_backup(path: str) -> None:
+  if tf.io.gfile.exists(path):
+    tf.io.gfile.rmtree(path)
+  lock = path + ".lock"
+  if os.path.exists(lock):
+    os.remove(lock)
+
+
+@publish.atomic_outputs
 class Executor(base_executor.BaseExecutor):
 
   def Do(self, input_dict, output_dict, exec_properties):
@@ -35,19 +93,34 @@ class Executor(base_executor.BaseExecutor):
       raise ValueError(f"examples {examples.uri} have no train split to train on")
     run = tracking.Run(exec_properties["tracking_uri"], exec_properties["experiment"],
                        run_name=f"train-{model.id or 'local'}",
-                       tags={"tfx.component": "GnnTrainer", "tfx.model_uri": model.uri})
+                       tags={"tfx.component": "GnnTrainer",
+                             "tfx.model_uri": publish.final_path(model.uri)})
     run.log_params({**tracking.flatten("model", model_cfg.model_dump()),
                     **tracking.flatten("trainer", trainer_cfg.model_dump())})
     ok = False
     try:
       export_dir = path_utils.serving_model_path(model.uri)
-      result = training.train(
-          train_files=train_files, eval_files=split_files(examples, "eval"),
-          subgraph_schema=graph_io.read_schema_file(subgraph_schema_path(examples.uri)),
-          label=graph_io.read_label(graph.uri), model_cfg=model_cfg, trainer_cfg=trainer_cfg,
-          model_dir=model_run.uri, export_dir=export_dir,
-          on_epoch=lambda epoch, logs: run.log_metrics(logs, step=epoch))
-      run.log_artifacts(export_dir, "model")
+      with exclusive_backup_dir(backup_dir(model.uri, examples, graph, exec_properties)) as backup:
+        if tf.io.gfile.exists(backup) and tf.io.gfile.listdir(backup):
+          logging.warning("GnnTrainer: resuming from the backup in %s (an earlier run of "
+                          "this training was interrupted)", backup)
+        epochs_run = []
+
+        def on_epoch(epoch, logs):
+          epochs_run.append(epoch)
+          run.log_metrics(logs, step=epoch)
+
+        result = training.train(
+            train_files=train_files, eval_files=split_files(examples, "eval"),
+            subgraph_schema=graph_io.read_schema_file(subgraph_schema_path(examples.uri)),
+            label=graph_io.read_label(graph.uri), model_cfg=model_cfg, trainer_cfg=trainer_cfg,
+            model_dir=model_run.uri, export_dir=export_dir, backup_dir=backup,
+            on_epoch=on_epoch)
+        run.log_artifacts(export_dir, "model")
+        remove_backup(backup)  # exported: the backup has served its purpose
+      if epochs_run and epochs_run[0] > 0:  # resumed: epochs before it came from the backup
+        model.set_int_custom_property("resumed_at_epoch", epochs_run[0])
+        run.client.set_tag(run.run_id, "resumed_at_epoch", str(epochs_run[0]))
       for key, values in result.history.items():
         model.set_float_custom_property(f"final_{key}", values[-1])
       ok = True

@@ -123,8 +123,10 @@ class _History(tf.keras.callbacks.Callback):
 def train(*, train_files: Sequence[str], eval_files: Sequence[str],
           subgraph_schema: tfgnn.GraphSchema, label: graph_io.Label, model_cfg: ModelConfig,
           trainer_cfg: TrainerConfig, model_dir: str, export_dir: str,
+          backup_dir: Optional[str] = None,
           on_epoch: Optional[Callable[[int, dict], None]] = None) -> TrainResult:
-  """Trains and exports the model; `model_dir` holds checkpoints (training resumes from them)."""
+  """Trains and exports the model; `model_dir` holds checkpoints; training backs up to
+  `backup_dir` (default `<model_dir>/backup`) after each epoch and resumes from it."""
   tf.keras.utils.set_random_seed(trainer_cfg.seed)
   gtspec = tfgnn.create_graph_spec_from_schema_pb(subgraph_schema)
   task = runner.RootNodeMulticlassClassification(
@@ -134,6 +136,7 @@ def train(*, train_files: Sequence[str], eval_files: Sequence[str],
   trainer = runner.KerasTrainer(
       strategy=tf.distribute.get_strategy(),
       model_dir=model_dir,
+      backup_dir=backup_dir,
       steps_per_epoch=trainer_cfg.steps_per_epoch,
       callbacks=[history],
       verbose=0)

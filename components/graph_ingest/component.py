@@ -15,6 +15,8 @@ class GraphIngestSpec(component_spec.ComponentSpec):
   PARAMETERS = {
       # The `data` section of the run config (pipelines.config.DataConfig) as JSON.
       "data": component_spec.ExecutionParameter(type=str),
+      # The most memory the tables may take once read (pipeline.memory_limit_gb).
+      "memory_limit_gb": component_spec.ExecutionParameter(type=float, optional=True),
   }
   INPUTS = {}
   OUTPUTS = {"graph": component_spec.ChannelParameter(type=types.Graph)}
@@ -25,5 +27,6 @@ class GraphIngest(base_component.BaseComponent):
   SPEC_CLASS = GraphIngestSpec
   EXECUTOR_SPEC = executor_spec.ExecutorClassSpec(executor.Executor)
 
-  def __init__(self, data: str):
-    super().__init__(spec=GraphIngestSpec(data=data, graph=channel.Channel(type=types.Graph)))
+  def __init__(self, data: str, memory_limit_gb: float | None = None):
+    super().__init__(spec=GraphIngestSpec(data=data, memory_limit_gb=memory_limit_gb,
+                                          graph=channel.Channel(type=types.Graph)))

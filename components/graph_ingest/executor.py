@@ -5,9 +5,12 @@ import os
 from tfx.dsl.components.base import base_executor
 from tfx.types import artifact_utils
 
+from components import publish
+
 from pipelines.config import DataConfig
 
 
+@publish.atomic_outputs
 class Executor(base_executor.BaseExecutor):
 
   def Do(self, input_dict, output_dict, exec_properties):
@@ -15,7 +18,8 @@ class Executor(base_executor.BaseExecutor):
     graph_artifact = artifact_utils.get_single_instance(output_dict["graph"])
     data = DataConfig.model_validate_json(exec_properties["data"])
     scratch = os.path.join(self._get_tmp_dir(), "tables")
-    graph = ingest.ingest(data, out_dir=graph_artifact.uri, scratch_dir=scratch)
+    graph = ingest.ingest(data, out_dir=graph_artifact.uri, scratch_dir=scratch,
+                          memory_limit_gb=exec_properties.get("memory_limit_gb"))
     counts = graph.counts()
     for key, value in (("node_counts", counts["node_sets"]), ("edge_counts", counts["edge_sets"]),
                        ("split_counts", counts["splits"])):

@@ -560,9 +560,100 @@ def unigraph_to_graph(spec: UnigraphSource) -> graph_io.Graph:
 
 
 # ---------------------------------------------------------------- the component's work
-def ingest(data: Union[DataConfig, dict], out_dir: str, scratch_dir: str) -> graph_io.Graph:
+# ---------------------------------------------------------------- memory bound
+# Bytes in memory per byte of table, once read: Arrow columns, then NumPy arrays of Python id
+# strings (~60 bytes per short id) and float features, alive together until written.
+TEXT_EXPANSION = 4.0
+PARQUET_EXPANSION = 2.0  # per uncompressed byte (Parquet metadata knows it)
+MEMORY_SHARE = 0.8  # of the memory available at start, when no limit is configured
+
+
+def _table_memory_estimate(path: str) -> int:
+  """About how many bytes reading `path` takes in memory (from its size, not its content)."""
+  lower = path.lower()
+  if lower.endswith((".parquet", ".pq")):
+    import pyarrow.parquet as pq  # pylint: disable=g-import-not-at-top
+    try:
+      metadata = pq.ParquetFile(path).metadata
+      raw = sum(metadata.row_group(i).total_byte_size for i in range(metadata.num_row_groups))
+    except Exception:  # pylint: disable=broad-except
+      raw = os.path.getsize(path)  # unreadable: the reader will say why
+    return int(raw * PARQUET_EXPANSION)
+  size = os.path.getsize(path)
+  if lower.endswith(".gz"):
+    with open(path, "rb") as f:  # gzip's trailer: the uncompressed size modulo 2**32
+      f.seek(max(size - 4, 0))
+      isize = int.from_bytes(f.read(4), "little")
+    size = max(isize, size)
+  return int(size * TEXT_EXPANSION)
+
+
+def available_memory_bytes() -> int:
+  """Memory this process can still take: the smaller of the system's available memory and
+  the room left under its cgroup's limit (a container's)."""
+  available = None
+  try:
+    with open("/proc/meminfo") as f:
+      for line in f:
+        if line.startswith("MemAvailable:"):
+          available = int(line.split()[1]) * 1024
+  except OSError:
+    pass
+  try:
+    with open("/sys/fs/cgroup/memory.max") as f:
+      limit = f.read().strip()
+    with open("/sys/fs/cgroup/memory.current") as f:
+      current = int(f.read())
+    if limit != "max":
+      room = int(limit) - current
+      available = room if available is None else min(available, room)
+  except (OSError, ValueError):
+    pass
+  return available if available is not None else 1 << 62
+
+
+def _source_files(data: DataConfig) -> list[str]:
+  if data.tables is not None:
+    t = data.tables
+    files = [n.file for n in t.node_sets.values()] + [e.file for e in t.edge_sets.values()]
+    if t.splits.file:
+      files.append(t.splits.file)
+    return [os.path.join(t.directory, f) for f in files]
+  if data.unigraph is not None and os.path.exists(data.unigraph.schema_file):
+    schema_dir = (data.unigraph.schema_file if os.path.isdir(data.unigraph.schema_file)
+                  else os.path.dirname(data.unigraph.schema_file))
+    return [os.path.join(schema_dir, f) for f in sorted(os.listdir(schema_dir))]
+  return []
+
+
+def check_memory(files: Sequence[str], limit_gb: Optional[float]) -> None:
+  """Refuses, before reading anything, a graph whose tables would not fit in memory: an
+  IngestError naming the largest table and the estimate, instead of the kernel's OOM killer."""
+  sizes = {f: _table_memory_estimate(f) for f in files if os.path.isfile(f)}
+  if not sizes:
+    return
+  if limit_gb is not None:
+    limit, source = limit_gb * 1e9, "pipeline.memory_limit_gb"
+  else:
+    available = available_memory_bytes()
+    limit = available * MEMORY_SHARE
+    source = (f"{MEMORY_SHARE:.0%} of the {available / 1e9:.1f} GB available; "
+              f"set pipeline.memory_limit_gb to override")
+  total = sum(sizes.values())
+  if total > limit:
+    largest = max(sizes, key=sizes.get)
+    raise IngestError(
+        f"the graph's tables need about {total / 1e9:.3g} GB of memory once read, more than "
+        f"the limit of {limit / 1e9:.3g} GB ({source}); the largest is {largest} "
+        f"(about {sizes[largest] / 1e9:.3g} GB). Nothing was read.")
+
+
+def ingest(data: Union[DataConfig, dict], out_dir: str, scratch_dir: str,
+           memory_limit_gb: Optional[float] = None) -> graph_io.Graph:
   """Builds the graph that `data` describes and writes it to `out_dir` as a Graph artifact's
-  unigraph directory; the synthetic source generates its tables under `scratch_dir`."""
+  unigraph directory; the synthetic source generates its tables under `scratch_dir`. A graph
+  whose tables would not fit in `memory_limit_gb` (default: most of the available memory) is
+  refused before it is read (`check_memory`)."""
   if isinstance(data, dict):
     data = DataConfig.model_validate(data)
   if data.synthetic is not None:
@@ -575,10 +666,13 @@ def ingest(data: Union[DataConfig, dict], out_dir: str, scratch_dir: str) -> gra
     if not os.path.isabs(tables.directory):
       tables = tables.model_copy(
           update={"directory": os.path.join(scratch_dir, tables.directory)})
+    check_memory(_source_files(DataConfig(tables=tables)), memory_limit_gb)
     graph = tables_to_graph(tables)
   elif data.tables is not None:
+    check_memory(_source_files(data), memory_limit_gb)
     graph = tables_to_graph(data.tables)
   else:
+    check_memory(_source_files(data), memory_limit_gb)
     graph = unigraph_to_graph(data.unigraph)
   graph_io.write_graph(graph, out_dir)
   return graph

@@ -5,7 +5,7 @@ import os
 from tfx.dsl.components.base import base_executor
 from tfx.types import artifact_utils
 
-from components import graph_io
+from components import graph_io, publish
 from pipelines.config import ValidationConfig
 
 STATISTICS_FILE = "statistics.json"
@@ -13,6 +13,7 @@ ANOMALIES_FILE = "anomalies.json"
 REPORT_FILE = "report.txt"
 
 
+@publish.atomic_outputs
 class Executor(base_executor.BaseExecutor):
 
   def Do(self, input_dict, output_dict, exec_properties):

@@ -1,28 +1,20 @@
 """The Pusher's executor: TFX's blessing check and bookkeeping, an atomic publish, MLflow."""
 import json
-import os
-import time
 
 from absl import logging
 from tfx.components.pusher import executor as tfx_pusher_executor
-from tfx.dsl.io import fileio
 from tfx.proto import pusher_pb2
 from tfx.types import artifact_utils
 from tfx.utils import io_utils, proto_utils
+
+from components import publish as publish_lib
 
 
 def publish(model_path: str, base_directory: str) -> tuple[str, str]:
   """Copies the SavedModel to `<base_directory>/<version>` atomically: a reader polling the
   directory sees no version or a complete one. Returns (serving_path, version)."""
-  fileio.makedirs(base_directory)
-  version = int(time.time())
-  while fileio.exists(os.path.join(base_directory, str(version))):
-    version += 1  # two pushes in one second keep distinct versions
-  serving_path = os.path.join(base_directory, str(version))
-  staging = os.path.join(base_directory, f".{version}.incomplete")
-  io_utils.copy_dir(model_path, staging)
-  fileio.rename(staging, serving_path)
-  return serving_path, str(version)
+  return publish_lib.publish_new_version(
+      lambda staging: io_utils.copy_dir(model_path, staging), base_directory)
 
 
 def register_in_mlflow(tracking_uri: str, name: str, run_id: str, blessing_uri: str,
@@ -43,6 +35,7 @@ def register_in_mlflow(tracking_uri: str, name: str, run_id: str, blessing_uri: 
   return str(version.version)
 
 
+@publish_lib.atomic_outputs
 class Executor(tfx_pusher_executor.Executor):
 
   def Do(self, input_dict, output_dict, exec_properties):

@@ -6,7 +6,7 @@ from google.protobuf import text_format
 from tfx.dsl.components.base import base_beam_executor
 from tfx.types import artifact_utils
 
-from components import graph_io
+from components import graph_io, publish
 from pipelines.config import SamplingConfig
 
 SCHEMA_FILE = "schema.pbtxt"  # the sampled subgraphs' GraphSchema
@@ -17,6 +17,7 @@ def subgraph_schema_path(examples_uri: str) -> str:
   return os.path.join(examples_uri, SCHEMA_FILE)
 
 
+@publish.atomic_outputs
 class Executor(base_beam_executor.BaseBeamExecutor):
 
   def Do(self, input_dict, output_dict, exec_properties):

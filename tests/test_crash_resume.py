@@ -1,0 +1,257 @@
+"""Crash and resume, with real processes: `tfx-gnn run` is SIGKILLed in the middle of the
+sampler (seen RUNNING in ML Metadata), rerun and SIGKILLed in the middle of training (its first
+epoch backup on disk), then rerun to the end. The last run reuses what finished (CACHED),
+training resumes from its backup, nothing incomplete is LIVE and exactly one model is pushed.
+
+The runs track to a real MLflow server (`tfx-gnn mlflow`, loopback) through a URI with a
+password and a token in the environment: neither may appear in logs, ML Metadata or MLflow.
+"""
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+
+import pytest
+
+import reliability_support as support
+from pipelines import lineage
+
+PASSWORD = "pa55-w0rd-xyz"
+TOKEN = "tok-0123456789abcdef"
+EPOCHS = 12
+NAME = "crash"
+
+
+def _free_port() -> int:
+  with socket.socket() as s:
+    s.bind(("127.0.0.1", 0))
+    return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def mlflow_server(tmp_path_factory):
+  """`tfx-gnn mlflow CONFIG` with its defaults (loopback), on the crash test's root."""
+  root = tmp_path_factory.mktemp("crash")
+  config = support.write_config(str(root / "server.yaml"),
+                                pipeline={"name": NAME, "root": str(root)})
+  port = _free_port()
+  log = open(root / "mlflow-server.log", "w")  # pylint: disable=consider-using-with
+  proc = subprocess.Popen(  # pylint: disable=consider-using-with
+      [sys.executable, "-m", "pipelines.cli", "mlflow", config, "--port", str(port)],
+      cwd=support.REPO, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+  try:
+    deadline = time.time() + 180
+    while True:
+      try:
+        urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2).close()
+        break
+      except OSError:
+        assert proc.poll() is None and time.time() < deadline, (
+            "the MLflow server did not start:\n" + (root / "mlflow-server.log").read_text())
+        time.sleep(0.5)
+    yield root, port, proc
+  finally:
+    os.killpg(proc.pid, 9)  # the server and its workers (their own session)
+    proc.wait()
+    log.close()
+
+
+@pytest.fixture(scope="module")
+def crash_runs(mlflow_server):
+  root, port, _ = mlflow_server
+  config = support.write_config(
+      str(root / "config.yaml"), pipeline={"name": NAME, "root": str(root)},
+      trainer={"epochs": EPOCHS, "batch_size": 8},
+      mlflow={"tracking_uri": f"http://alice:{PASSWORD}@127.0.0.1:{port}"})
+  metadata = str(root / "metadata.sqlite")
+  pipeline_dir = root / "pipeline"
+  env = {"MLFLOW_TRACKING_TOKEN": TOKEN}
+  runs = []
+
+  first = support.Run(config, str(root / "run1.log"), env=env)
+  runs.append(first)
+  first.kill_when(
+      lambda: (support.execution_state(metadata, NAME, "SubgraphSampler") == "RUNNING"
+               and support.files_under(str(pipeline_dir / "SubgraphSampler/examples/.*/**"))),
+      "the sampler writing its examples")
+
+  second = support.Run(config, str(root / "run2.log"), env=env)
+  runs.append(second)
+  second.kill_when(
+      lambda: support.files_under(str(pipeline_dir / "GnnTrainer/.backup/**/checkpoint")),
+      "the trainer's first epoch backup")
+
+  third = support.Run(config, str(root / "run3.log"), env=env)
+  runs.append(third)
+  rc = third.wait()
+  assert rc == 0, third.output()[-5000:]
+  store = lineage.open_store(metadata)
+  states = support.run_states(store, NAME)
+  print("\nML Metadata executions of the three runs:")
+  for i, run in enumerate(states, 1):
+    print(f"  run {i}: " + ", ".join(f"{c}={s}" for c, s in run.items()))
+  return root, port, store, states, runs
+
+
+def test_first_run_was_killed_in_the_sampler(crash_runs):
+  states = crash_runs[3]
+  assert len(states) == 3
+  assert states[0] == {"GraphIngest": "COMPLETE", "GraphValidator": "COMPLETE",
+                       "SubgraphSampler": "RUNNING"}
+
+
+def test_second_run_reused_ingest_and_was_killed_in_training(crash_runs):
+  second = crash_runs[3][1]
+  assert second["GraphIngest"] == second["GraphValidator"] == "CACHED"
+  assert second["SubgraphSampler"] == "COMPLETE"  # the killed sampling was not reused
+  assert second["GnnTrainer"] == "RUNNING"
+  assert "Pusher" not in second
+
+
+def test_rerun_completes_reusing_finished_components(crash_runs):
+  third = crash_runs[3][2]
+  for component in ("GraphIngest", "GraphValidator", "SubgraphSampler"):
+    assert third[component] == "CACHED", third
+  for component in ("GnnTrainer", "GnnEvaluator", "Pusher"):
+    assert third[component] == "COMPLETE", third
+
+
+def test_no_live_artifact_is_incomplete(crash_runs):
+  root, _, store, _, _ = crash_runs
+  assert lineage.check_live_artifacts(store) == []
+  # The killed executions' outputs are not LIVE: no reader can pick them up.
+  killed = [r for run_id in lineage.run_ids(store, NAME) for r in lineage.executions(store, run_id)
+            if r.state == "RUNNING"]
+  assert len(killed) == 2
+  live_uris = {a.uri for a in store.get_artifacts() if a.state == a.LIVE}
+  for record in killed:
+    assert not {ref.uri for ref in record.outputs} & live_uris
+  # `tfx-gnn verify` says the same.
+  out = subprocess.run([sys.executable, "-m", "pipelines.cli", "verify", str(root / "config.yaml")],
+                       cwd=support.REPO, capture_output=True, text=True, check=False)
+  assert out.returncode == 0 and "0 problem(s)" in out.stdout, out.stdout + out.stderr
+
+
+def test_exactly_one_model_is_pushed(crash_runs):
+  from mlflow.tracking import MlflowClient  # pylint: disable=g-import-not-at-top
+  root, port, _, _, _ = crash_runs
+  versions = support.serving_versions(str(root / "serving"))
+  assert len(versions) == 1, versions
+  assert os.path.exists(root / "serving" / versions[0] / "saved_model.pb")
+  assert not [n for n in os.listdir(root / "serving") if n.startswith(".")]
+  client = MlflowClient(f"http://127.0.0.1:{port}")
+  assert len(client.search_model_versions(f"name='{NAME}'")) == 1
+
+
+def test_training_resumed_from_its_last_checkpoint(crash_runs):
+  from mlflow.tracking import MlflowClient  # pylint: disable=g-import-not-at-top
+  root, port, _, _, runs = crash_runs
+  client = MlflowClient(f"http://127.0.0.1:{port}")
+  experiment = client.get_experiment_by_name(NAME)
+  trainer_runs = sorted(
+      client.search_runs([experiment.experiment_id], "tags.`tfx.component` = 'GnnTrainer'"),
+      key=lambda r: r.info.start_time)
+  assert [r.info.status for r in trainer_runs] == ["RUNNING", "FINISHED"]  # killed, resumed
+
+  def epochs(run):
+    return sorted(m.step for m in client.get_metric_history(run.info.run_id, "loss"))
+
+  killed, resumed = epochs(trainer_runs[0]), epochs(trainer_runs[1])
+  assert killed and killed[0] == 0
+  # The resumed run starts where the killed one's last backup left it, not at epoch 0, and
+  # ends at the last epoch.
+  assert 1 <= resumed[0] <= killed[-1] + 1, (killed, resumed)
+  assert resumed == list(range(resumed[0], EPOCHS))
+  assert "resuming from the backup" in runs[2].output()
+  assert trainer_runs[1].data.tags["resumed_at_epoch"] == str(resumed[0])
+  # Exported: the backup is gone.
+  assert not support.files_under(str(root / "pipeline/GnnTrainer/.backup/**/*"))
+
+
+def test_secrets_are_never_shown(crash_runs):
+  from mlflow.tracking import MlflowClient  # pylint: disable=g-import-not-at-top
+  root, port, _, _, runs = crash_runs
+  for run in runs:
+    text = run.output()
+    assert PASSWORD not in text and TOKEN not in text, run.log
+  # The CLI's summary names the server, without its credentials.
+  assert f"at http://127.0.0.1:{port} " in runs[2].output()
+  with open(root / "metadata.sqlite", "rb") as f:
+    database = f.read()
+  assert PASSWORD.encode() not in database and TOKEN.encode() not in database
+  client = MlflowClient(f"http://127.0.0.1:{port}")
+  experiment = client.get_experiment_by_name(NAME)
+  for run in client.search_runs([experiment.experiment_id]):
+    values = " ".join(list(run.data.params.values()) + list(run.data.tags.values()))
+    assert PASSWORD not in values and TOKEN not in values
+
+
+def test_mlflow_server_listens_on_loopback_only(mlflow_server):
+  _, port, _ = mlflow_server
+  listening = set()
+  for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+    if not os.path.exists(table):
+      continue
+    with open(table) as f:
+      for line in f.readlines()[1:]:
+        local, state = line.split()[1], line.split()[3]
+        address, port_hex = local.rsplit(":", 1)
+        if state == "0A" and int(port_hex, 16) == port:  # 0A: LISTEN
+          listening.add(address)
+  assert listening == {"0100007F"}, listening  # 127.0.0.1 only
+
+
+# ---------------------------------------------------------------- concurrency
+# Last in this module: two more runs of the same pipeline at once, on the crash test's ML
+# Metadata database (one SQLite file, written by both processes) and MLflow store (through
+# its server), so the finished sampling is reused and both write at the same time.
+@pytest.fixture(scope="module")
+def concurrent_runs(crash_runs):
+  root, port = crash_runs[0], crash_runs[1]
+  versions_before = support.serving_versions(str(root / "serving"))
+  # A new trainer config (the same in both): both runs train the same model at once.
+  runs = [support.Run(str(root / "config.yaml"), str(root / f"concurrent{i}.log"),
+                      "--set", "trainer.epochs=2", env={"MLFLOW_TRACKING_TOKEN": TOKEN})
+          for i in (1, 2)]
+  codes = [run.wait() for run in runs]
+  return root, port, runs, codes, versions_before
+
+
+def test_two_concurrent_runs_both_succeed_or_fail_retryably(concurrent_runs):
+  _, _, runs, codes, _ = concurrent_runs
+  for run, code in zip(runs, codes):
+    if code != 0:  # the only acceptable failure: a clear, retryable one
+      assert code == 75 and "retry" in run.output(), run.output()[-5000:]
+  assert 0 in codes, [run.output()[-3000:] for run in runs]
+
+
+def test_concurrent_runs_leave_metadata_and_mlflow_intact(concurrent_runs):
+  from mlflow.tracking import MlflowClient  # pylint: disable=g-import-not-at-top
+  root, port, runs, codes, versions_before = concurrent_runs
+  store = lineage.open_store(str(root / "metadata.sqlite"))  # still opens
+  states = support.run_states(store, NAME)
+  assert len(states) == 5
+  print("\nML Metadata executions of the two concurrent runs:")
+  for run_states in states[3:]:
+    print("  " + ", ".join(f"{c}={s}" for c, s in run_states.items()))
+  complete = [s for s in states[3:] if s.get("Pusher") == "COMPLETE"]
+  assert len(complete) == codes.count(0)
+  for run_states in complete:  # reused the sampling, trained, evaluated and pushed
+    assert run_states["SubgraphSampler"] == "CACHED"
+    assert run_states["GnnTrainer"] == run_states["GnnEvaluator"] == "COMPLETE"
+  assert lineage.check_live_artifacts(store) == []
+  # Every push is a whole, distinct version, registered once in MLflow.
+  versions = support.serving_versions(str(root / "serving"))
+  assert len(versions) == len(versions_before) + len(complete)
+  client = MlflowClient(f"http://127.0.0.1:{port}")
+  assert len(client.search_model_versions(f"name='{NAME}'")) == len(versions)
+  experiment = client.get_experiment_by_name(NAME)
+  trainer_runs = client.search_runs([experiment.experiment_id],
+                                    "tags.`tfx.component` = 'GnnTrainer'")
+  finished = [r for r in trainer_runs if r.info.status == "FINISHED"]
+  assert len(finished) == 1 + len(complete)
+  for run in finished:  # every epoch's metrics are there
+    steps = {m.step for m in client.get_metric_history(run.info.run_id, "loss")}
+    assert max(steps) == int(run.data.params["trainer.epochs"]) - 1
