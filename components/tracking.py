@@ -73,6 +73,28 @@ class Run:
     self.run_id = run.info.run_id
     self.tracking_uri = tracking_uri
 
+  @classmethod
+  def attach(cls, tracking_uri: str, run_id: str) -> "Run":
+    """An existing run (e.g. the trainer's), to add what later components found about its
+    model; MLflow accepts metrics and artifacts on a finished run."""
+    self = cls.__new__(cls)
+    try:
+      self.client = client(tracking_uri)
+      self.client.get_run(run_id)
+    except TrackingError:
+      raise
+    except Exception as e:  # pylint: disable=broad-except
+      raise TrackingError(f"MLflow run {run_id} at {tracking_uri} is not usable: {e}") from e
+    self.run_id, self.tracking_uri = run_id, tracking_uri
+    return self
+
+  def set_tags(self, tags: dict[str, str]) -> None:
+    for key, value in tags.items():
+      self.client.set_tag(self.run_id, key, str(value))
+
+  def log_artifact(self, local_file: str, artifact_path: Optional[str] = None) -> None:
+    self.client.log_artifact(self.run_id, local_file, artifact_path)
+
   def log_params(self, params: dict) -> None:
     for key, value in params.items():
       self.client.log_param(self.run_id, key, str(value)[:6000])
