@@ -46,12 +46,22 @@ def client(tracking_uri: str) -> MlflowClient:
   return MlflowClient(tracking_uri=tracking_uri)
 
 
-def experiment_id(mlflow_client: MlflowClient, name: str) -> str:
+def default_artifact_location(tracking_uri: str) -> Optional[str]:
+  """Artifacts of a `sqlite:///DIR/mlflow.db` store go to `DIR/mlartifacts/` (MLflow's own
+  default is `./mlruns` under whatever the working directory is); a server decides itself."""
+  if tracking_uri.startswith("sqlite:///"):
+    return os.path.join(os.path.dirname(os.path.abspath(tracking_uri[len("sqlite:///"):])),
+                        "mlartifacts")
+  return None
+
+
+def experiment_id(mlflow_client: MlflowClient, name: str,
+                  artifact_location: Optional[str] = None) -> str:
   experiment = mlflow_client.get_experiment_by_name(name)
   if experiment is not None:
     return experiment.experiment_id
   try:
-    return mlflow_client.create_experiment(name)
+    return mlflow_client.create_experiment(name, artifact_location=artifact_location)
   except mlflow.exceptions.MlflowException:
     # Created meanwhile by a concurrent run.
     return mlflow_client.get_experiment_by_name(name).experiment_id
@@ -64,8 +74,9 @@ class Run:
                tags: Optional[dict[str, str]] = None):
     try:
       self.client = client(tracking_uri)
-      run = self.client.create_run(experiment_id(self.client, experiment), run_name=run_name,
-                                   tags=tags or {})
+      run = self.client.create_run(
+          experiment_id(self.client, experiment, default_artifact_location(tracking_uri)),
+          run_name=run_name, tags=tags or {})
     except TrackingError:
       raise  # already names the URI and the cause
     except Exception as e:  # pylint: disable=broad-except

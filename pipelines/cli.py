@@ -6,12 +6,14 @@
   tfx-gnn runs CONFIG                       list the pipeline's runs recorded in ML Metadata
   tfx-gnn lineage CONFIG [--run RUN_ID]     a run's executions and artifacts (default: latest)
   tfx-gnn summary CONFIG [--run RUN_ID]     a run's outcome as JSON
+  tfx-gnn mlflow-ui CONFIG [--port PORT]    the MLflow UI of the config's runs, on 127.0.0.1
 """
 from __future__ import annotations
 
 import argparse
 import json
 import os
+import signal
 import sys
 import time
 
@@ -110,6 +112,30 @@ def cmd_summary(args) -> int:
   return 0
 
 
+def cmd_mlflow_ui(args) -> int:
+  """Serves the config's MLflow store (runs, metrics, reports, registered models) with
+  `mlflow server` on 127.0.0.1 until interrupted; for an http(s) tracking URI, that server
+  already is the UI."""
+  from pipelines import mlflow_server  # pylint: disable=g-import-not-at-top
+  config = _load(args)
+  uri = config.tracking_uri
+  if uri.startswith(("http://", "https://")):
+    print(f"the MLflow tracking server of {args.config} is {uri}: open it in a browser")
+    return 0
+  server = mlflow_server.Server(uri, os.path.join(config.root, "mlartifacts"), port=args.port)
+  # `kill` (SIGTERM) stops the server too, as Ctrl-C does.
+  signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
+  try:
+    server.wait_ready()
+    print(f"MLflow UI for {uri}: {server.url} (Ctrl-C stops it)", flush=True)
+    server.process.wait()
+  except KeyboardInterrupt:
+    pass
+  finally:
+    server.stop()
+  return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
   parser = argparse.ArgumentParser(prog="tfx-gnn", description=__doc__,
                                    formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -119,13 +145,16 @@ def build_parser() -> argparse.ArgumentParser:
                               ("check", cmd_check, "validate a config file"),
                               ("runs", cmd_runs, "list recorded runs"),
                               ("lineage", cmd_lineage, "show a run's lineage"),
-                              ("summary", cmd_summary, "a run's outcome as JSON")):
+                              ("summary", cmd_summary, "a run's outcome as JSON"),
+                              ("mlflow-ui", cmd_mlflow_ui, "serve the MLflow UI on 127.0.0.1")):
     p = sub.add_parser(name, help=help_text)
     p.add_argument("config", help="the run's YAML config file")
     p.add_argument("--set", action="append", metavar="KEY=VALUE",
                    help="override a config value, e.g. --set trainer.epochs=3")
     if name == "compile":
       p.add_argument("-o", "--output", help="pipeline file (default: kubeflow.output_file)")
+    if name == "mlflow-ui":
+      p.add_argument("--port", type=int, default=5000, help="port on 127.0.0.1 (default 5000)")
     if name in ("lineage", "summary"):
       p.add_argument("--run", help="pipeline run id (default: the latest)")
     p.set_defaults(fn=fn)
