@@ -31,11 +31,11 @@ class Executor(base_executor.BaseExecutor):
     if (anomalies := _one(input_dict, "anomalies")) is not None:
       data.anomalies = report.read_anomalies(anomalies.uri)
     if (evaluation := _one(input_dict, "evaluation")) is not None:
-      data.evaluation = report._read_json(os.path.join(evaluation.uri, "metrics.json"))  # pylint: disable=protected-access
+      data.evaluation = report.read_json(os.path.join(evaluation.uri, "metrics.json"))
     if (blessing := _one(input_dict, "blessing")) is not None:
       data.blessed = bool(blessing.get_int_custom_property("blessed"))
     if (attributions := _one(input_dict, "attributions")) is not None:
-      data.attribution = report._read_json(  # pylint: disable=protected-access
+      data.attribution = report.read_json(
           os.path.join(attributions.uri, attribution_report.SUMMARY_FILE))
     if (pushed := _one(input_dict, "pushed_model")) is not None:
       is_pushed = bool(pushed.get_int_custom_property("pushed"))

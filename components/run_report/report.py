@@ -44,18 +44,18 @@ class RunData:
     return json.dumps(dataclasses.asdict(self), indent=2, default=str)
 
 
-def _read_json(path: str):
+def read_json(path: str):
   import tensorflow as tf  # pylint: disable=g-import-not-at-top  (local or gs://)
   with tf.io.gfile.GFile(path) as f:
     return json.load(f)
 
 
 def read_statistics(statistics_uri: str) -> dict:
-  return _read_json(os.path.join(statistics_uri, "statistics.json"))
+  return read_json(os.path.join(statistics_uri, "statistics.json"))
 
 
 def read_anomalies(anomalies_uri: str) -> list:
-  return _read_json(os.path.join(anomalies_uri, "anomalies.json"))
+  return read_json(os.path.join(anomalies_uri, "anomalies.json"))
 
 
 def degree_histograms(graph_uri: str) -> dict:
