@@ -76,13 +76,18 @@ def degree_histograms(graph_uri: str) -> dict:
   return out
 
 
+# Metrics that later steps (attribution, this report) add to the trainer's MLflow run: not
+# training curves.
+NOT_TRAINING = ("attribution.", "test_", "graph.")
+
+
 def mlflow_history(tracking_uri: str, run_id: str) -> dict:
-  """Every metric of the MLflow run with its per-step history."""
+  """The trainer's per-epoch metrics in its MLflow run, with their history."""
   from components import tracking  # pylint: disable=g-import-not-at-top
   client = tracking.client(tracking_uri)
   run = client.get_run(run_id)
   history = {}
-  for key in sorted(run.data.metrics):
+  for key in sorted(k for k in run.data.metrics if not k.startswith(NOT_TRAINING)):
     points = client.get_metric_history(run_id, key)
     history[key] = sorted((m.step, m.value) for m in points)
   return history
@@ -129,6 +134,8 @@ def _confusion_plot(matrix: list, plt):
     for j in range(len(m)):
       ax.text(j, i, int(m[i, j]), ha="center", va="center", fontsize=7,
               color="white" if m[i, j] > m.max() / 2 else "black")
+  ax.set_xticks(range(len(m)))
+  ax.set_yticks(range(len(m)))
   ax.set_xlabel("predicted")
   ax.set_ylabel("true")
   ax.set_title("test-split confusion matrix", fontsize=8)
