@@ -215,10 +215,10 @@ def summarize(subgraphs: Sequence[SubgraphAttribution]) -> Summary:
   return Summary(node_sets, features, hops, n)
 
 
-def feature_ranks(summary: Summary, node_set: str, feature: str) -> dict[int, int]:
-  """Vector index -> rank (1 = most important) of one feature of one node set."""
-  rows = summary.features[(summary.features.node_set == node_set)
-                          & (summary.features.feature == feature)]
+def feature_ranks(features: pd.DataFrame, node_set: str, feature: str) -> dict[int, int]:
+  """Vector index -> rank (1 = most important) of one feature of one node set, from
+  `Summary.features` (or the artifact's `features.parquet`)."""
+  rows = features[(features.node_set == node_set) & (features.feature == feature)]
   if rows.empty:
     raise KeyError(f"no attributions for feature {feature!r} of node set {node_set!r}")
   return dict(zip(rows["index"].astype(int), rows["rank"].astype(int)))
