@@ -44,7 +44,7 @@ def test_summarize_ranks_indices_and_averages_per_subgraph():
   assert rows.loc[0, "importance"] == pytest.approx(1.5)
   assert summary.node_sets.share.tolist() == [1.0]
   hops = summary.hops.set_index("hop")
-  assert hops.loc[0, "importance"] == pytest.approx(4.1)  # (4 + 4.2) / 2 subgraphs
+  assert hops.loc[0, "importance"] == pytest.approx(4.05)  # (4 + 4.1) / 2 subgraphs
   assert hops.loc[1, "num_nodes"] == 1.0
   with pytest.raises(KeyError, match="author"):
     attribution.feature_ranks(summary.features, "author", "feat")
