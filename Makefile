@@ -13,7 +13,7 @@ export GCE_METADATA_HOST := 127.0.0.1:1
 CONFIG ?= pipelines/configs/demo.yaml
 PYTEST_ARGS ?=
 
-.PHONY: install demo test run clean bench
+.PHONY: install demo test run clean bench browser mlflow-ui
 
 $(UV):
 	$(PYTHON) -m pip install --quiet --disable-pip-version-check --target .tools uv==$(UV_VERSION)
@@ -30,12 +30,22 @@ demo: install  ## the main job: the whole pipeline on the embedded graph
 run: install  ## any config: make run CONFIG=pipelines/configs/cora.yaml
 	$(VENV)/bin/tfx-gnn run $(CONFIG)
 
-test: install
+# Debian's Chromium for the MLflow UI / HTML report browser tests (Playwright drives
+# /usr/bin/chromium; it never downloads a browser). Installed only when missing; needs root.
+browser:
+	@if [ ! -x /usr/bin/chromium ] || [ ! -x /usr/bin/chromedriver ]; then \
+	  apt-get update && apt-get install -y --no-install-recommends chromium chromium-driver; \
+	fi
+
+test: install browser
 	$(VENV)/bin/pytest $(PYTEST_ARGS)
 
 BENCH_ARGS ?=
 bench: install  ## sampler benchmark: fast engine vs TF-GNN's samplers (BENCH_ARGS="--papers 4000")
 	$(VENV)/bin/python -m benchmarks.sampler_bench $(BENCH_ARGS)
+
+mlflow-ui: install  ## the MLflow UI of a config's tracking store, on 127.0.0.1 (PORT=5000)
+	$(VENV)/bin/tfx-gnn mlflow-ui $(CONFIG) $(if $(PORT),--port $(PORT))
 
 clean:
 	rm -rf runs .pytest_cache

@@ -46,18 +46,22 @@ def client(tracking_uri: str) -> MlflowClient:
   return MlflowClient(tracking_uri=tracking_uri)
 
 
-def experiment_id(mlflow_client: MlflowClient, name: str) -> str:
+def default_artifact_location(tracking_uri: str) -> Optional[str]:
+  """Artifacts of a `sqlite:///DIR/mlflow.db` store go to `DIR/mlartifacts/` (MLflow's own
+  default is `./mlruns` under whatever the working directory is); a server decides itself."""
+  if tracking_uri.startswith("sqlite:///"):
+    return os.path.join(os.path.dirname(os.path.abspath(tracking_uri[len("sqlite:///"):])),
+                        "mlartifacts")
+  return None
+
+
+def experiment_id(mlflow_client: MlflowClient, name: str,
+                  artifact_location: Optional[str] = None) -> str:
   experiment = mlflow_client.get_experiment_by_name(name)
   if experiment is not None:
     return experiment.experiment_id
-  # A local SQLite store keeps run artifacts beside it (MLflow's default is ./mlruns in the
-  # working directory, wherever that happens to be).
-  location = None
-  uri = mlflow_client.tracking_uri
-  if uri.startswith("sqlite:///"):
-    location = "file://" + os.path.join(os.path.dirname(uri[len("sqlite:///"):]), "mlartifacts")
   try:
-    return mlflow_client.create_experiment(name, artifact_location=location)
+    return mlflow_client.create_experiment(name, artifact_location=artifact_location)
   except mlflow.exceptions.MlflowException:
     # Created meanwhile by a concurrent run.
     return mlflow_client.get_experiment_by_name(name).experiment_id
@@ -70,14 +74,37 @@ class Run:
                tags: Optional[dict[str, str]] = None):
     try:
       self.client = client(tracking_uri)
-      run = self.client.create_run(experiment_id(self.client, experiment), run_name=run_name,
-                                   tags=tags or {})
+      run = self.client.create_run(
+          experiment_id(self.client, experiment, default_artifact_location(tracking_uri)),
+          run_name=run_name, tags=tags or {})
     except TrackingError:
       raise  # already names the URI and the cause
     except Exception as e:  # pylint: disable=broad-except
       raise TrackingError(f"MLflow at {tracking_uri} is not usable: {e}") from e
     self.run_id = run.info.run_id
     self.tracking_uri = tracking_uri
+
+  @classmethod
+  def attach(cls, tracking_uri: str, run_id: str) -> "Run":
+    """An existing run (e.g. the trainer's), to add what later components found about its
+    model; MLflow accepts metrics and artifacts on a finished run."""
+    self = cls.__new__(cls)
+    try:
+      self.client = client(tracking_uri)
+      self.client.get_run(run_id)
+    except TrackingError:
+      raise
+    except Exception as e:  # pylint: disable=broad-except
+      raise TrackingError(f"MLflow run {run_id} at {tracking_uri} is not usable: {e}") from e
+    self.run_id, self.tracking_uri = run_id, tracking_uri
+    return self
+
+  def set_tags(self, tags: dict[str, str]) -> None:
+    for key, value in tags.items():
+      self.client.set_tag(self.run_id, key, str(value))
+
+  def log_artifact(self, local_file: str, artifact_path: Optional[str] = None) -> None:
+    self.client.log_artifact(self.run_id, local_file, artifact_path)
 
   def log_params(self, params: dict) -> None:
     for key, value in params.items():

@@ -28,3 +28,16 @@ class GraphAnomalies(artifact.Artifact):
   """What GraphValidator found (`anomalies.json`, `report.txt`); `num_anomalies` custom
   property."""
   TYPE_NAME = "tfx_gnn.GraphAnomalies"
+
+
+class Attributions(artifact.Artifact):
+  """Integrated-gradients attributions of a Model on test subgraphs (`components.attribution`):
+  Parquet tables per node set, feature and hop, `summary.json`, a self-contained
+  `report.html`; custom properties `num_subgraphs`, `top_feature`, `mlflow_run_id`."""
+  TYPE_NAME = "tfx_gnn.Attributions"
+
+
+class RunReport(artifact.Artifact):
+  """One pipeline run, reviewed (`components.run_report`): a self-contained `report.html`
+  and `report.json`; custom properties `pipeline_run_id`, `mlflow_run_id`."""
+  TYPE_NAME = "tfx_gnn.RunReport"

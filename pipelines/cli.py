@@ -7,13 +7,14 @@
   tfx-gnn lineage CONFIG [--run RUN_ID]     a run's executions and artifacts (default: latest)
   tfx-gnn summary CONFIG [--run RUN_ID]     a run's outcome as JSON
   tfx-gnn verify CONFIG                     check that every LIVE artifact has its files
-  tfx-gnn mlflow CONFIG [--host H] [--port P]  an MLflow server (UI) on the run's local store
+  tfx-gnn mlflow-ui CONFIG [--host H] [--port P]  the MLflow UI of the config's runs (loopback)
 """
 from __future__ import annotations
 
 import argparse
 import json
 import os
+import signal
 import sys
 import time
 
@@ -146,30 +147,32 @@ def cmd_verify(args) -> int:
 LOOPBACK = "127.0.0.1"
 
 
-def mlflow_server_command(config, host: str = LOOPBACK, port: int = 5000) -> list[str]:
-  """`mlflow server` on the run's local store (`<root>/mlflow.db` unless `mlflow.tracking_uri`
-  names another local store), with artifacts under `<root>/mlartifacts`. Loopback by default:
-  the server has no authentication, so exposing it is an explicit `--host`."""
-  uri = config.tracking_uri
-  if not uri.startswith(("sqlite:", "file:", "postgresql", "mysql")):
-    uri = "sqlite:///" + os.path.join(config.root, "mlflow.db")
-  return [os.path.join(os.path.dirname(sys.executable), "mlflow"), "server",
-          "--backend-store-uri", uri,
-          "--artifacts-destination", os.path.join(config.root, "mlartifacts"),
-          "--host", host, "--port", str(port), "--workers", "1"]
-
-
-def cmd_mlflow(args) -> int:
+def cmd_mlflow_ui(args) -> int:
+  """Serves the config's MLflow store (runs, metrics, reports, registered models) with
+  `mlflow server` (loopback unless `--host` says otherwise) until interrupted; for an http(s) tracking URI, that server
+  already is the UI."""
+  from pipelines import mlflow_server  # pylint: disable=g-import-not-at-top
   config = _load(args)
   if args.host not in (LOOPBACK, "localhost", "::1"):
     print(f"tfx-gnn: warning: the MLflow server on {args.host} has no authentication; "
           f"anyone who can reach it can read and change runs", file=sys.stderr)
-  os.makedirs(config.root, exist_ok=True)
-  # MLflow 3's server otherwise starts a pool of job-runner processes (GenAI jobs) unused here.
-  os.environ.setdefault("MLFLOW_SERVER_ENABLE_JOB_EXECUTION", "false")
-  command = mlflow_server_command(config, args.host, args.port)
-  os.execv(command[0], command)
-  return 0  # not reached
+  uri = config.tracking_uri
+  if uri.startswith(("http://", "https://")):
+    print(f"the MLflow tracking server of {args.config} is {uri}: open it in a browser")
+    return 0
+  server = mlflow_server.Server(uri, os.path.join(config.root, "mlartifacts"), port=args.port,
+                                 host=args.host)
+  # `kill` (SIGTERM) stops the server too, as Ctrl-C does.
+  signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
+  try:
+    server.wait_ready()
+    print(f"MLflow UI for {uri}: {server.url} (Ctrl-C stops it)", flush=True)
+    server.process.wait()
+  except KeyboardInterrupt:
+    pass
+  finally:
+    server.stop()
+  return 0
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -183,14 +186,14 @@ def build_parser() -> argparse.ArgumentParser:
                               ("lineage", cmd_lineage, "show a run's lineage"),
                               ("summary", cmd_summary, "a run's outcome as JSON"),
                               ("verify", cmd_verify, "check the LIVE artifacts' files"),
-                              ("mlflow", cmd_mlflow, "an MLflow server on the local store")):
+                              ("mlflow-ui", cmd_mlflow_ui, "serve the MLflow UI (loopback)")):
     p = sub.add_parser(name, help=help_text)
     p.add_argument("config", help="the run's YAML config file")
     p.add_argument("--set", action="append", metavar="KEY=VALUE",
                    help="override a config value, e.g. --set trainer.epochs=3")
     if name == "compile":
       p.add_argument("-o", "--output", help="pipeline file (default: kubeflow.output_file)")
-    if name == "mlflow":
+    if name == "mlflow-ui":
       p.add_argument("--host", default=LOOPBACK, help="bind address (default: loopback only)")
       p.add_argument("--port", type=int, default=5000)
     if name in ("lineage", "summary"):

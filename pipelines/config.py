@@ -161,6 +161,16 @@ class TaskConfig(_Strict):
   type: Literal["root_node_multiclass"] = "root_node_multiclass"
 
 
+class IntegratedGradientsConfig(_Strict):
+  """The `integrated_gradients` signature exported beside `serving_default` (TF-GNN's
+  IntegratedGradientsExporter); its settings are baked into the exported model."""
+  steps: int = pydantic.Field(32, ge=2)  # interpolations of the Riemann sum
+  # True: a uniform random counterfactual within each feature's range in the subgraph;
+  # false: all-zero features (the mean of standardized features).
+  random_counterfactual: bool = False
+  seed: Optional[int] = None  # of the random counterfactual
+
+
 class TrainerConfig(_Strict):
   epochs: int = pydantic.Field(5, gt=0)
   batch_size: int = pydantic.Field(128, gt=0)
@@ -169,6 +179,7 @@ class TrainerConfig(_Strict):
   steps_per_epoch: Optional[int] = pydantic.Field(None, gt=0)
   shuffle_buffer: int = pydantic.Field(10_000, gt=0)
   seed: int = 0
+  integrated_gradients: IntegratedGradientsConfig = IntegratedGradientsConfig()
 
 
 class EvaluationConfig(_Strict):
@@ -187,6 +198,22 @@ def _inside_root(path: Optional[str], what: str) -> Optional[str]:
   if normalized == ".." or normalized.startswith(".." + os.sep):
     raise ValueError(f"{path!r} escapes {what}; give a path inside it (or an absolute path)")
   return path
+
+
+class AttributionConfig(_Strict):
+  """The Attribution component: integrated gradients over test-split subgraphs."""
+  enabled: bool = True
+  num_subgraphs: int = pydantic.Field(256, gt=0)  # test subgraphs attributed (the first N)
+  batch_size: int = pydantic.Field(32, gt=0)
+  # Hop distance from the root: BFS over the sampled edges taken in both directions
+  # ("undirected") or only in their sampled direction, away from the root ("sampled").
+  hop_edges: Literal["undirected", "sampled"] = "undirected"
+  drawn_subgraphs: int = pydantic.Field(3, ge=0)  # example subgraphs drawn in the report
+
+
+class ReportConfig(_Strict):
+  """The RunReport component: one self-contained HTML report per run, logged to MLflow."""
+  enabled: bool = True
 
 
 class PushConfig(_Strict):
@@ -239,6 +266,8 @@ class Config(_Strict):
   task: TaskConfig = TaskConfig()
   trainer: TrainerConfig = TrainerConfig()
   evaluation: EvaluationConfig = EvaluationConfig()
+  attribution: AttributionConfig = AttributionConfig()
+  report: ReportConfig = ReportConfig()
   push: PushConfig = PushConfig()
   mlflow: MlflowConfig = MlflowConfig()
   kubeflow: KubeflowConfig = KubeflowConfig()

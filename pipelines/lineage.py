@@ -121,6 +121,10 @@ def summarize(store, run_id: str) -> dict:
       elif ref.type == "ModelBlessing":
         out["blessed"] = bool(ref.properties.get("blessed"))
         out["blessing_reasons"] = ref.properties.get("reasons") or ""
+      elif ref.type == "tfx_gnn.Attributions":
+        out["attributions_uri"] = ref.uri
+      elif ref.type == "tfx_gnn.RunReport":
+        out["report"] = os.path.join(ref.uri, "report.html")
       elif ref.type == "PushedModel":
         out["pushed"] = bool(ref.properties.get("pushed"))
         out["pushed_to"] = ref.properties.get("pushed_destination")

@@ -48,6 +48,8 @@ def format_summary(config: Config, summary: dict) -> str:
                  f"version {summary['mlflow_model_version']}")
   lines.append(f"MLflow run: {summary.get('mlflow_run_id')} at {config.tracking_uri} "
                f"(experiment {config.experiment})")
+  if summary.get("report"):
+    lines.append(f"run report: {summary['report']} (also in the MLflow run, under report/)")
   lines.append(f"ML Metadata: {config.metadata_path} "
                f"(tfx-gnn lineage CONFIG shows the lineage)")
   if "wall_time_s" in summary:

@@ -1,7 +1,8 @@
 """`create_pipeline(config)`: the one DAG that the local and the Kubeflow runners both run.
 
 GraphIngest -> GraphValidator -> SubgraphSampler -> GnnTrainer -> GnnEvaluator -> Pusher,
-with a Resolver that finds the latest blessed model as the evaluator's baseline.
+with a Resolver that finds the latest blessed model as the evaluator's baseline; after the
+evaluator, Attribution (integrated gradients), and last RunReport (one HTML page per run).
 """
 from __future__ import annotations
 
@@ -14,11 +15,13 @@ from tfx.orchestration import pipeline as tfx_pipeline
 from tfx.proto import pusher_pb2
 from tfx.types import channel, standard_artifacts
 
+from components.attribution.component import Attribution
 from components.gnn_evaluator.component import GnnEvaluator
 from components.gnn_trainer.component import GnnTrainer
 from components.graph_ingest.component import GraphIngest
 from components.graph_validator.component import GraphValidator
 from components.pusher.component import Pusher
+from components.run_report.component import RunReport
 from components.subgraph_sampler.component import SubgraphSampler
 from pipelines.config import Config
 
@@ -53,7 +56,27 @@ def create_components(config: Config, base: str) -> list:
               base_directory=config.serving_dir_under(base))),
       custom_config={"mlflow_tracking_uri": config.tracking_uri,
                      "registered_model_name": config.pipeline.name})
-  return [ingest, validator, sampler, trainer, baseline, evaluator, pusher]
+  components = [ingest, validator, sampler, trainer, baseline, evaluator, pusher]
+  attribution = None
+  if config.attribution.enabled:
+    attribution = Attribution(
+        model=trainer.outputs["model"], examples=sampler.outputs["examples"],
+        graph=ingest.outputs["graph"], attribution_config=config.attribution.model_dump_json(),
+        integrated_gradients=config.trainer.integrated_gradients.model_dump_json(),
+        tracking_uri=config.tracking_uri)
+    # After the evaluator: attribution explains the model the evaluator judged.
+    attribution.add_upstream_node(evaluator)
+    components.append(attribution)
+  if config.report.enabled:
+    components.append(RunReport(
+        graph=ingest.outputs["graph"], statistics=validator.outputs["statistics"],
+        anomalies=validator.outputs["anomalies"], model=trainer.outputs["model"],
+        evaluation=evaluator.outputs["evaluation"], blessing=evaluator.outputs["blessing"],
+        attributions=attribution.outputs["attributions"] if attribution else None,
+        pushed_model=pusher.outputs["pushed_model"], pipeline_name=config.pipeline.name,
+        # Local runs read the lineage from this file; on Kubeflow it does not exist.
+        metadata_path=config.metadata_path))
+  return components
 
 
 def create_pipeline(config: Config, base: str | None = None) -> tfx_pipeline.Pipeline:

@@ -32,14 +32,14 @@ def _free_port() -> int:
 
 @pytest.fixture(scope="module")
 def mlflow_server(tmp_path_factory):
-  """`tfx-gnn mlflow CONFIG` with its defaults (loopback), on the crash test's root."""
+  """`tfx-gnn mlflow-ui CONFIG` with its defaults (loopback), on the crash test's root."""
   root = tmp_path_factory.mktemp("crash")
   config = support.write_config(str(root / "server.yaml"),
                                 pipeline={"name": NAME, "root": str(root)})
   port = _free_port()
   log = open(root / "mlflow-server.log", "w")  # pylint: disable=consider-using-with
   proc = subprocess.Popen(  # pylint: disable=consider-using-with
-      [sys.executable, "-m", "pipelines.cli", "mlflow", config, "--port", str(port)],
+      [sys.executable, "-m", "pipelines.cli", "mlflow-ui", config, "--port", str(port)],
       cwd=support.REPO, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
   try:
     deadline = time.time() + 180
@@ -53,8 +53,13 @@ def mlflow_server(tmp_path_factory):
         time.sleep(0.5)
     yield root, port, proc
   finally:
-    os.killpg(proc.pid, 9)  # the server and its workers (their own session)
-    proc.wait()
+    # SIGTERM: the CLI stops the server and its workers (in a session of their own).
+    proc.terminate()
+    try:
+      proc.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+      proc.kill()
+      proc.wait()
     log.close()
 
 

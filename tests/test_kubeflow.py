@@ -17,7 +17,7 @@ def test_compiled_pipeline_loads_into_kfp_protos_with_the_whole_dag(tmp_path):
   spec = kubeflow_runner.load_pipeline_spec(path)
   tasks = spec.root.dag.tasks
   assert {"GraphIngest", "GraphValidator", "SubgraphSampler", "GnnTrainer", "GnnEvaluator",
-          "Pusher"} <= set(tasks)
+          "Pusher", "Attribution", "RunReport"} <= set(tasks)
 
   def producer(task, key):
     return tasks[task].inputs.artifacts[key].task_output_artifact.producer_task
@@ -31,6 +31,11 @@ def test_compiled_pipeline_loads_into_kfp_protos_with_the_whole_dag(tmp_path):
   assert producer("Pusher", "model") == "GnnTrainer"
   # The baseline comes from the latest-blessed-model resolver.
   assert producer("GnnEvaluator", "baseline_model").startswith("latest_blessed_model_resolver")
+  # Attribution explains the evaluated model; the run report comes last.
+  assert producer("Attribution", "model") == "GnnTrainer"
+  assert "GnnEvaluator" in tasks["Attribution"].dependent_tasks
+  assert producer("RunReport", "attributions") == "Attribution"
+  assert producer("RunReport", "pushed_model") == "Pusher"
 
   job = json.load(open(path))
   assert job["runtimeConfig"]["gcsOutputDirectory"] == "gs://bucket/root/pipeline"
@@ -66,7 +71,7 @@ def test_replayed_pipeline_file_pushes_a_model_and_resolves_its_baseline(tmp_pat
   first = kfp_replay.replay(path, store)
   assert {n: r["state"] for n, r in first.items() if not n.startswith("latest")} == {
       n: "COMPLETE" for n in ("GraphIngest", "GraphValidator", "SubgraphSampler", "GnnTrainer",
-                              "GnnEvaluator", "Pusher")}
+                              "GnnEvaluator", "Pusher", "Attribution", "RunReport")}
   assert first["latest_blessed_model_resolver-model-resolver"]["outputs"] == {}
   blessing = first["GnnEvaluator"]["outputs"]["blessing"]
   assert blessing["metadata"]["blessed"] == 1

@@ -178,11 +178,9 @@ def test_cli_check_never_prints_credentials(tmp_path, capsys):
 
 
 def test_mlflow_server_command_binds_loopback_by_default(tmp_path):
-  from pipelines import cli  # pylint: disable=g-import-not-at-top
-  args = cli.build_parser().parse_args(["mlflow", "c.yaml"])
+  from pipelines import cli, mlflow_server  # pylint: disable=g-import-not-at-top
+  args = cli.build_parser().parse_args(["mlflow-ui", "c.yaml"])
   assert args.host == "127.0.0.1"
-  config = _config(pipeline={"root": str(tmp_path)})
-  command = cli.mlflow_server_command(config)
+  command = mlflow_server.command(f"sqlite:///{tmp_path}/mlflow.db", str(tmp_path), 5000)
   assert command[command.index("--host") + 1] == "127.0.0.1"
-  assert command[command.index("--backend-store-uri") + 1] == (
-      f"sqlite:///{tmp_path}/mlflow.db")
+  assert command[command.index("--backend-store-uri") + 1] == f"sqlite:///{tmp_path}/mlflow.db"

@@ -11,7 +11,8 @@ import os
 # TF-GNN needs Keras 2; this must be set before TensorFlow is first imported.
 os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 
-from components.types import Graph, GraphAnomalies, GraphStatistics  # noqa: E402
+from components.types import (  # noqa: E402
+    Attributions, Graph, GraphAnomalies, GraphStatistics, RunReport)
 
 _COMPONENTS = {
     "GraphIngest": "components.graph_ingest.component",
@@ -20,9 +21,12 @@ _COMPONENTS = {
     "GnnTrainer": "components.gnn_trainer.component",
     "GnnEvaluator": "components.gnn_evaluator.component",
     "Pusher": "components.pusher.component",
+    "Attribution": "components.attribution.component",
+    "RunReport": "components.run_report.component",
 }
 
-__all__ = ["Graph", "GraphAnomalies", "GraphStatistics", *_COMPONENTS]
+__all__ = ["Attributions", "Graph", "GraphAnomalies", "GraphStatistics", "RunReport",
+           *_COMPONENTS]
 
 
 def __getattr__(name):

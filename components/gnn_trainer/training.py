@@ -16,9 +16,15 @@ from tensorflow_gnn import runner
 from tensorflow_gnn.models import mt_albis
 
 from components import graph_io
+from components.attribution import exporter as ig_exporter
 from pipelines.config import ModelConfig, TrainerConfig
 
 OUTPUT_NAME = "logits"
+# A second SavedModel, `<export_dir>/integrated_gradients/`, whose `integrated_gradients`
+# signature returns a GraphTensor of summed gradients named IG_OUTPUT_NAME (the Attribution
+# component reads it); a subdirectory because TF-GNN's IG exporter cannot name serving outputs.
+IG_SUBDIR = "integrated_gradients"
+IG_OUTPUT_NAME = "gradients"
 # The ModelConfig fields that are MtAlbisGraphUpdate arguments, passed through unchanged.
 MT_ALBIS_OPTIONS = (
     "units", "message_dim", "attention_type", "attention_edge_set_names",
@@ -159,6 +165,9 @@ def train(*, train_files: Sequence[str], eval_files: Sequence[str],
       gtspec=gtspec,
       global_batch_size=trainer_cfg.batch_size,
       epochs=trainer_cfg.epochs,
-      model_exporters=[runner.KerasModelExporter(output_names=OUTPUT_NAME)],
+      model_exporters=[runner.KerasModelExporter(output_names=OUTPUT_NAME),
+                       ig_exporter.IntegratedGradientsExporter(
+                           IG_OUTPUT_NAME, subdirectory=IG_SUBDIR,
+                           **trainer_cfg.integrated_gradients.model_dump())],
       export_dirs=[export_dir])
   return TrainResult(history.history, export_dir)

@@ -1,0 +1,224 @@
+"""Integrated-gradients attribution of a trained GNN over sampled subgraphs (plain functions).
+
+The trainer exports, beside the serving model, TF-GNN's IntegratedGradientsExporter model
+(`<Format-Serving>/integrated_gradients/`): its `integrated_gradients` signature takes a
+batch of serialized labelled subgraphs and returns a GraphTensor with, for every input
+feature, the gradient of the loss summed over the interpolation steps from a counterfactual
+to the input. Gradient x input, `x * summed_gradient / steps`, is then each feature value's
+attribution (exactly integrated gradients for the all-zero counterfactual; with the random
+one it is the input times the average path gradient). Its absolute value is aggregated
+
+- per node set and feature (by name, and per index of a vector feature),
+- per hop distance from the subgraph's root (its first node of the label node set), by BFS
+  over the sampled edges, taken in both directions ("undirected") or only in their sampled
+  direction away from the root ("sampled"),
+
+always as an average per attributed subgraph, so numbers from runs with different subgraph
+counts compare. Node sets without input features (hashed-id embeddings) get no attribution:
+integrated gradients needs differentiable inputs.
+"""
+from __future__ import annotations
+
+import collections
+import dataclasses
+import os
+from typing import Optional, Sequence
+
+import numpy as np
+import pandas as pd
+import tensorflow as tf
+import tensorflow_gnn as tfgnn  # registers the GraphTensor ops the SavedModel needs
+
+from components import graph_io
+from components.gnn_trainer import training
+
+UNREACHED = -1  # hop of a node that BFS from the root does not reach (with "sampled" edges)
+
+
+def ig_model_dir(serving_model_dir: str) -> str:
+  return os.path.join(serving_model_dir, training.IG_SUBDIR)
+
+
+def load_ig_signature(serving_model_dir: str):
+  """The `integrated_gradients` signature of a trained model, with a clear error if the
+  model was exported without one (e.g. by an older trainer)."""
+  path = ig_model_dir(serving_model_dir)
+  if not tf.saved_model.contains_saved_model(path):
+    raise ValueError(f"model {serving_model_dir} has no integrated-gradients export at {path}; "
+                     "retrain it with this version of GnnTrainer")
+  loaded = tf.saved_model.load(path)
+  if "integrated_gradients" not in loaded.signatures:
+    raise ValueError(f"SavedModel {path} has no 'integrated_gradients' signature "
+                     f"(it has {sorted(loaded.signatures)})")
+  return loaded, loaded.signatures["integrated_gradients"]
+
+
+@dataclasses.dataclass
+class SubgraphAttribution:
+  """One subgraph: per node set, each node's hop and per-feature attributions."""
+  hops: dict[str, np.ndarray]  # node set -> [num_nodes] hop from the root
+  # node set -> feature -> [num_nodes, dim] attributions (signed; dim 1 for scalars)
+  values: dict[str, dict[str, np.ndarray]]
+  edges: dict[str, tuple[str, str, np.ndarray, np.ndarray]]  # name -> (src set, tgt set, s, t)
+  label: Optional[int] = None
+
+
+def hop_distances(sizes: dict[str, int], edges: dict[str, tuple[str, str, np.ndarray, np.ndarray]],
+                  root_set: str, undirected: bool) -> dict[str, np.ndarray]:
+  """BFS hop distance of every node from node 0 of `root_set` (UNREACHED if not reached)."""
+  hops = {name: np.full(n, UNREACHED, np.int64) for name, n in sizes.items()}
+  neighbours = collections.defaultdict(list)
+  for src_set, tgt_set, sources, targets in edges.values():
+    for s, t in zip(sources.tolist(), targets.tolist()):
+      neighbours[(src_set, s)].append((tgt_set, t))
+      if undirected:
+        neighbours[(tgt_set, t)].append((src_set, s))
+  if sizes.get(root_set, 0) == 0:
+    return hops
+  hops[root_set][0] = 0
+  frontier = [(root_set, 0)]
+  hop = 0
+  while frontier:
+    hop += 1
+    nxt = []
+    for node in frontier:
+      for ns, i in neighbours[node]:
+        if hops[ns][i] == UNREACHED:
+          hops[ns][i] = hop
+          nxt.append((ns, i))
+    frontier = nxt
+  return hops
+
+
+def _numeric_features(gtspec: tfgnn.GraphTensorSpec) -> dict[str, list[str]]:
+  """Per node set, the float/int input features that attributions exist for."""
+  out = {}
+  for name, spec in gtspec.node_sets_spec.items():
+    feats = [f for f, s in spec.features_spec.items()
+             if not f.startswith("#") and (s.dtype.is_floating or s.dtype.is_integer)]
+    if feats:
+      out[name] = sorted(feats)
+  return out
+
+
+def _split_components(graph: tfgnn.GraphTensor, gradients: tfgnn.GraphTensor, steps: int,
+                      label: graph_io.Label, undirected: bool) -> list[SubgraphAttribution]:
+  """Cuts a batch (merged into components) back into per-subgraph attributions."""
+  node_sizes = {n: graph.node_sets[n].sizes.numpy() for n in graph.node_sets}
+  edge_sizes = {e: graph.edge_sets[e].sizes.numpy() for e in graph.edge_sets}
+  num = len(next(iter(node_sizes.values())))
+  node_off = {n: np.concatenate([[0], np.cumsum(s)]) for n, s in node_sizes.items()}
+  edge_off = {e: np.concatenate([[0], np.cumsum(s)]) for e, s in edge_sizes.items()}
+  adjacency = {e: (graph.edge_sets[e].adjacency.source_name,
+                   graph.edge_sets[e].adjacency.target_name,
+                   graph.edge_sets[e].adjacency.source.numpy(),
+                   graph.edge_sets[e].adjacency.target.numpy()) for e in graph.edge_sets}
+  values_all = {}
+  for name in gradients.node_sets:
+    feats = {}
+    for fname, grad in gradients.node_sets[name].features.items():
+      if fname.startswith("#") or fname not in graph.node_sets[name].features:
+        continue
+      x = graph.node_sets[name][fname]
+      if not (x.dtype.is_floating or x.dtype.is_integer):
+        continue
+      x = tf.cast(x, tf.float32).numpy()
+      g = tf.cast(grad, tf.float32).numpy()
+      a = x * g / steps
+      feats[fname] = a.reshape(a.shape[0], -1)
+    if feats:
+      values_all[name] = feats
+  labels = None
+  if label.feature in graph.node_sets[label.node_set].features:
+    labels = tfgnn.gather_first_node(graph, label.node_set, feature_name=label.feature).numpy()
+  out = []
+  for c in range(num):
+    sizes = {n: int(node_sizes[n][c]) for n in node_sizes}
+    edges = {}
+    for e, (ss, ts, s, t) in adjacency.items():
+      lo, hi = edge_off[e][c], edge_off[e][c + 1]
+      edges[e] = (ss, ts, s[lo:hi] - node_off[ss][c], t[lo:hi] - node_off[ts][c])
+    values = {n: {f: v[node_off[n][c]:node_off[n][c + 1]] for f, v in feats.items()}
+              for n, feats in values_all.items()}
+    out.append(SubgraphAttribution(
+        hop_distances(sizes, edges, label.node_set, undirected), values, edges,
+        int(np.asarray(labels).reshape(-1)[c]) if labels is not None else None))
+  return out
+
+
+def attribute(serving_model_dir: str, files: Sequence[str], subgraph_schema: tfgnn.GraphSchema,
+              label: graph_io.Label, *, steps: int, num_subgraphs: int, batch_size: int = 32,
+              hop_edges: str = "undirected") -> list[SubgraphAttribution]:
+  """Runs the model's integrated-gradients signature over the first `num_subgraphs`
+  subgraphs of `files` (serialized, labelled GraphTensors)."""
+  _, signature = load_ig_signature(serving_model_dir)
+  gtspec = tfgnn.create_graph_spec_from_schema_pb(subgraph_schema)
+  if label.node_set not in gtspec.node_sets_spec:
+    raise ValueError(f"label node set {label.node_set!r} is not in the subgraph schema "
+                     f"(node sets {sorted(gtspec.node_sets_spec)})")
+  out: list[SubgraphAttribution] = []
+  dataset = tf.data.TFRecordDataset(list(files)).take(num_subgraphs).batch(batch_size)
+  for batch in dataset:
+    result = signature(batch)
+    gradients = next(iter(result.values()))
+    graph = tfgnn.parse_example(gtspec, batch).merge_batch_to_components()
+    out.extend(_split_components(graph, gradients, steps, label, hop_edges == "undirected"))
+  if not out:
+    raise ValueError(f"no subgraphs to attribute in {list(files)}")
+  return out
+
+
+@dataclasses.dataclass
+class Summary:
+  node_sets: pd.DataFrame  # node_set, importance, share
+  features: pd.DataFrame  # node_set, feature, index, importance, rank (1 = most important)
+  hops: pd.DataFrame  # hop, node_set, num_nodes, importance, importance_per_node
+  num_subgraphs: int
+
+
+def summarize(subgraphs: Sequence[SubgraphAttribution]) -> Summary:
+  """Mean absolute attribution per subgraph, per node set, feature index and hop."""
+  n = len(subgraphs)
+  per_index: dict[tuple[str, str], np.ndarray] = {}
+  per_hop: dict[tuple[int, str], list[float]] = collections.defaultdict(lambda: [0, 0.0])
+  for sub in subgraphs:
+    for ns, feats in sub.values.items():
+      hops = sub.hops[ns]
+      node_total = np.zeros(len(hops))
+      for fname, a in feats.items():
+        absval = np.abs(a)
+        key = (ns, fname)
+        per_index[key] = per_index.get(key, 0) + absval.sum(0)
+        node_total += absval.sum(1)
+      for h in np.unique(hops):
+        sel = hops == h
+        acc = per_hop[(int(h), ns)]
+        acc[0] += int(sel.sum())
+        acc[1] += float(node_total[sel].sum())
+  rows = []
+  for (ns, fname), total in sorted(per_index.items()):
+    mean = total / n
+    ranks = (-mean).argsort(kind="stable").argsort() + 1
+    for i, value in enumerate(mean):
+      rows.append({"node_set": ns, "feature": fname, "index": i, "importance": float(value),
+                   "rank": int(ranks[i])})
+  features = pd.DataFrame(rows, columns=["node_set", "feature", "index", "importance", "rank"])
+  node_sets = (features.groupby("node_set", as_index=False)["importance"].sum()
+               if len(features) else pd.DataFrame(columns=["node_set", "importance"]))
+  total = node_sets["importance"].sum() if len(node_sets) else 0.0
+  node_sets["share"] = node_sets["importance"] / total if total else 0.0
+  hops = pd.DataFrame(
+      [{"hop": h, "node_set": ns, "num_nodes": c / n, "importance": v / n,
+        "importance_per_node": v / c if c else 0.0}
+       for (h, ns), (c, v) in sorted(per_hop.items())],
+      columns=["hop", "node_set", "num_nodes", "importance", "importance_per_node"])
+  return Summary(node_sets, features, hops, n)
+
+
+def feature_ranks(features: pd.DataFrame, node_set: str, feature: str) -> dict[int, int]:
+  """Vector index -> rank (1 = most important) of one feature of one node set, from
+  `Summary.features` (or the artifact's `features.parquet`)."""
+  rows = features[(features.node_set == node_set) & (features.feature == feature)]
+  if rows.empty:
+    raise KeyError(f"no attributions for feature {feature!r} of node set {node_set!r}")
+  return dict(zip(rows["index"].astype(int), rows["rank"].astype(int)))

@@ -1,0 +1,108 @@
+"""TF-GNN's IntegratedGradientsExporter, restricted to floating-point input features.
+
+The Runner's exporter interpolates *every* feature of the input GraphTensor between a
+counterfactual and the input; `tf.math.subtract` then fails on the string `#id` features that
+models use for hashed-id embeddings of featureless node sets (e.g. MAG's authors and fields of
+study), so the export fails for such models. This exporter runs the same method, with the
+library's own helpers (`counterfactual`, `interpolate_graph_features`, `sum_graph_features`,
+`reduce_graph_sequence`), over the floating-point features only and holds every other feature
+(ids, integers) at its input value. On a graph whose features are all floats it computes
+exactly what the library's `integrated_gradients` does (tests/test_attribution.py checks).
+"""
+from __future__ import annotations
+
+import os
+from typing import Optional
+
+import tensorflow as tf
+import tensorflow_gnn as tfgnn
+from tensorflow_gnn.runner import interfaces
+from tensorflow_gnn.runner.utils import attribution as tfgnn_attribution
+
+SIGNATURE = "integrated_gradients"
+
+
+def _split_features(graph: tfgnn.GraphTensor):
+  """(graph with only the floating-point node/edge/context features, the other features)."""
+  def floats(features):
+    return {k: v for k, v in features.items() if v.dtype.is_floating}
+
+  def others(features):
+    return {k: v for k, v in features.items() if not v.dtype.is_floating}
+
+  kept = {"context": others(graph.context.features),
+          "node_sets": {n: others(s.features) for n, s in graph.node_sets.items()},
+          "edge_sets": {e: others(s.features) for e, s in graph.edge_sets.items()}}
+  numeric = graph.replace_features(
+      context=floats(graph.context.features),
+      node_sets={n: floats(s.features) for n, s in graph.node_sets.items()},
+      edge_sets={e: floats(s.features) for e, s in graph.edge_sets.items()})
+  return numeric, kept
+
+
+def _with_features(graph: tfgnn.GraphTensor, kept: dict) -> tfgnn.GraphTensor:
+  return graph.replace_features(
+      context={**graph.context.features, **kept["context"]},
+      node_sets={n: {**s.features, **kept["node_sets"][n]} for n, s in graph.node_sets.items()},
+      edge_sets={e: {**s.features, **kept["edge_sets"][e]} for e, s in graph.edge_sets.items()})
+
+
+def integrated_gradients(preprocess_model: tf.keras.Model, model: tf.keras.Model, *,
+                         output_name: Optional[str], random_counterfactual: bool, steps: int,
+                         seed: Optional[int] = None):
+  """As `tensorflow_gnn.runner.utils.attribution.integrated_gradients`, over the
+  floating-point features only: returns their summed gradients as a GraphTensor."""
+
+  @tf.function(input_signature=tfgnn_attribution._input_signature(preprocess_model))  # pylint: disable=protected-access
+  def fn(inputs):
+    graph, labels = preprocess_model(inputs)
+    if isinstance(graph, (list, tuple)):
+      graph, *_ = graph
+    tfgnn.check_scalar_graph_tensor(graph, name="integrated_gradients")
+    numeric, kept = _split_features(graph)
+    baseline = tfgnn_attribution.counterfactual(numeric, random=random_counterfactual,
+                                                seed=seed)
+    gradients = []
+    for interpolation in tfgnn_attribution.interpolate_graph_features(numeric, baseline,
+                                                                      steps=steps):
+      with tf.GradientTape(persistent=True) as tape:
+        tape.watch(interpolation)
+        logits = model(_with_features(interpolation, kept))
+        loss = model.compiled_loss(labels, logits, regularization_losses=model.losses)
+
+      def gradient_fn(inputs, tape=tape, loss=loss):
+        return tape.gradient(loss, *inputs, unconnected_gradients=tf.UnconnectedGradients.ZERO)
+
+      gradients.append(tfgnn_attribution.reduce_graph_sequence(
+          (interpolation,), context_fn=gradient_fn, edge_set_fn=gradient_fn,
+          node_set_fn=gradient_fn))
+    summed = tfgnn_attribution.sum_graph_features(gradients)
+    return {output_name: summed} if output_name is not None else summed
+
+  return fn
+
+
+class IntegratedGradientsExporter(tfgnn_attribution.IntegratedGradientsExporter):
+  """The Runner's exporter (same arguments, same SavedModel layout and signatures) with
+  `integrated_gradients` over the floating-point features only."""
+
+  def save(self, run_result: interfaces.RunResult, export_dir: str):
+    preprocess_model = run_result.preprocess_model
+    model = run_result.trained_model
+    if preprocess_model is None:
+      raise ValueError("Integrated gradients requires a `preprocess_model`.")
+    xs, *_ = preprocess_model.output
+    model_for_export = tf.keras.Model(preprocess_model.input, model(xs))
+    signatures = {
+        SIGNATURE: integrated_gradients(
+            preprocess_model, model, output_name=self._integrated_gradients_output_name,
+            random_counterfactual=self._random_counterfactual, steps=self._steps,
+            seed=self._seed),
+        "serving_default": tf.function(
+            model_for_export,
+            input_signature=tfgnn_attribution._input_signature(model_for_export)),  # pylint: disable=protected-access
+    }
+    if self._subdirectory:
+      export_dir = os.path.join(export_dir, self._subdirectory)
+    tf.keras.models.save_model(model_for_export, export_dir, signatures=signatures,
+                               options=self._options)

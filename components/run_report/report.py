@@ -1,0 +1,290 @@
+"""One pipeline run as one self-contained HTML page (plain functions; no TFX needed).
+
+`collect()` reads the run's artifacts (graph statistics, anomalies, the evaluation, the
+blessing, the attributions, the push), the training history from MLflow and the lineage from
+ML Metadata; `render_html()` turns that into the page; `plots()` gives each figure as PNG
+bytes so they can be logged to MLflow one by one too.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+from typing import Optional
+
+import numpy as np
+
+from components import graph_io, html_report
+
+REPORT_FILE = "report.html"
+DATA_FILE = "report.json"
+# Section ids, in page order; tests check that every one renders.
+SECTIONS = ("overview", "graph", "validation", "training", "evaluation", "confusion",
+            "attribution", "lineage")
+
+
+@dataclasses.dataclass
+class RunData:
+  """Everything the report shows; each part may be None when its artifact is absent."""
+  pipeline_name: str
+  pipeline_run_id: str
+  statistics: Optional[dict] = None
+  degree_histograms: Optional[dict] = None  # edge set -> {"out": counts, "in": counts}
+  anomalies: Optional[list] = None
+  history: Optional[dict] = None  # metric -> [(step, value)]
+  evaluation: Optional[dict] = None  # GnnEvaluator's metrics.json
+  blessed: Optional[bool] = None
+  attribution: Optional[dict] = None  # Attribution's summary.json
+  pushed: Optional[dict] = None  # {"pushed": bool, "destination": ..., "mlflow_model_version"}
+  mlflow: Optional[dict] = None  # {"tracking_uri", "run_id", "experiment_id"}
+  lineage: Optional[list] = None  # [{"component", "state", "inputs", "outputs"}]
+  lineage_source: str = ""  # where the lineage came from (ML Metadata, or why not)
+
+  def to_json(self) -> str:
+    return json.dumps(dataclasses.asdict(self), indent=2, default=str)
+
+
+def read_json(path: str):
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top  (local or gs://)
+  with tf.io.gfile.GFile(path) as f:
+    return json.load(f)
+
+
+def read_statistics(statistics_uri: str) -> dict:
+  return read_json(os.path.join(statistics_uri, "statistics.json"))
+
+
+def read_anomalies(anomalies_uri: str) -> list:
+  return read_json(os.path.join(anomalies_uri, "anomalies.json"))
+
+
+def degree_histograms(graph_uri: str) -> dict:
+  """Out- and in-degree counts of every node of each edge set's endpoint sets."""
+  graph = graph_io.read_graph(graph_uri)
+  out = {}
+  for name, edges in graph.edge_sets.items():
+    result = {}
+    for side, ids, node_set in (("out", edges.sources, edges.source_set),
+                                ("in", edges.targets, edges.target_set)):
+      nodes = graph.node_sets[node_set].ids
+      order = np.argsort(nodes)
+      pos = np.searchsorted(nodes[order], ids)
+      pos = np.clip(pos, 0, max(len(nodes) - 1, 0))
+      index = order[pos][nodes[order][pos] == ids] if len(nodes) else np.array([], np.int64)
+      result[side] = np.bincount(index, minlength=len(nodes)).tolist()
+    out[name] = result
+  return out
+
+
+# Metrics that later steps (attribution, this report) add to the trainer's MLflow run: not
+# training curves.
+NOT_TRAINING = ("attribution.", "test_", "graph.")
+
+
+def mlflow_history(tracking_uri: str, run_id: str) -> dict:
+  """The trainer's per-epoch metrics in its MLflow run, with their history."""
+  from components import tracking  # pylint: disable=g-import-not-at-top
+  client = tracking.client(tracking_uri)
+  run = client.get_run(run_id)
+  history = {}
+  for key in sorted(k for k in run.data.metrics if not k.startswith(NOT_TRAINING)):
+    points = client.get_metric_history(run_id, key)
+    history[key] = sorted((m.step, m.value) for m in points)
+  return history
+
+
+# ------------------------------------------------------------------------------ plots
+def _degree_plot(hists: dict, plt):
+  names = sorted(hists)
+  fig, axes = plt.subplots(1, len(names), figsize=(2.6 * len(names), 2.6), squeeze=False)
+  for ax, name in zip(axes[0], names):
+    for side, color in (("out", "#1f77b4"), ("in", "#ff7f0e")):
+      counts = np.asarray(hists[name][side])
+      if counts.size:
+        ax.hist(counts, bins=min(30, max(counts.max(), 1)), alpha=0.6, color=color, label=side)
+    ax.set_title(name, fontsize=8)
+    ax.set_yscale("log")
+    ax.tick_params(labelsize=6)
+  axes[0][0].legend(fontsize=6)
+  axes[0][0].set_ylabel("nodes (log)")
+  return html_report.figure_png(fig)
+
+
+def _training_plot(history: dict, plt):
+  epoch_metrics = {k: v for k, v in history.items() if len(v) > 1 or k in ("loss", "val_loss")}
+  bases = sorted({k[4:] if k.startswith("val_") else k for k in epoch_metrics})
+  fig, axes = plt.subplots(1, max(len(bases), 1), figsize=(3.4 * max(len(bases), 1), 2.8),
+                           squeeze=False)
+  for ax, base in zip(axes[0], bases):
+    for key, style in ((base, "-o"), ("val_" + base, "--s")):
+      if key in history:
+        steps, values = zip(*history[key])
+        ax.plot(steps, values, style, label=key, markersize=3)
+    ax.set_title(base, fontsize=8)
+    ax.set_xlabel("epoch", fontsize=7)
+    ax.legend(fontsize=6)
+  return html_report.figure_png(fig)
+
+
+def _confusion_plot(matrix: list, plt):
+  m = np.asarray(matrix)
+  fig, ax = plt.subplots(figsize=(0.5 * len(m) + 2, 0.5 * len(m) + 1.6))
+  ax.imshow(m, cmap="Blues")
+  for i in range(len(m)):
+    for j in range(len(m)):
+      ax.text(j, i, int(m[i, j]), ha="center", va="center", fontsize=7,
+              color="white" if m[i, j] > m.max() / 2 else "black")
+  ax.set_xticks(range(len(m)))
+  ax.set_yticks(range(len(m)))
+  ax.set_xlabel("predicted")
+  ax.set_ylabel("true")
+  ax.set_title("test-split confusion matrix", fontsize=8)
+  return html_report.figure_png(fig)
+
+
+def _attribution_plot(summary: dict, plt):
+  rows = sorted(summary["features"], key=lambda r: -r["importance"])[:20]
+  fig, ax = plt.subplots(figsize=(6, 0.22 * len(rows) + 1))
+  ax.barh([f"{r['node_set']}.{r['feature']}[{r['index']}]" for r in rows][::-1],
+          [r["importance"] for r in rows][::-1], color="#2ca02c")
+  ax.tick_params(labelsize=7)
+  ax.set_title("top features by |attribution|", fontsize=8)
+  return html_report.figure_png(fig)
+
+
+def plots(data: RunData) -> dict[str, bytes]:
+  """Every figure of the report, by file name."""
+  plt = html_report.plt
+  out = {}
+  if data.degree_histograms:
+    out["degrees.png"] = _degree_plot(data.degree_histograms, plt)
+  if data.history:
+    out["training.png"] = _training_plot(data.history, plt)
+  if data.evaluation:
+    out["confusion.png"] = _confusion_plot(data.evaluation["candidate"]["confusion_matrix"], plt)
+  if data.attribution and data.attribution.get("features"):
+    out["attribution.png"] = _attribution_plot(data.attribution, plt)
+  return out
+
+
+# ------------------------------------------------------------------------------ page
+def _missing(what: str) -> str:
+  return f'<p class="muted">No {html_report.esc(what)} in this run.</p>'
+
+
+def render_html(data: RunData, figures: Optional[dict[str, bytes]] = None) -> str:
+  figures = plots(data) if figures is None else figures
+  t = html_report.table
+  sec = html_report.section
+  out = []
+
+  overview = [{"item": "pipeline", "value": data.pipeline_name},
+              {"item": "pipeline run", "value": data.pipeline_run_id}]
+  if data.evaluation:
+    ev = data.evaluation
+    overview.append({"item": f"test {ev['metric']}", "value": f"{ev['candidate'][ev['metric']]:.4f}"})
+  overview.append({"item": "blessed", "value": {None: "unknown", True: "yes",
+                                                False: "no"}[data.blessed]})
+  if data.pushed:
+    overview.append({"item": "pushed to", "value": data.pushed.get("destination") or "not pushed"})
+    if data.pushed.get("mlflow_model_version"):
+      overview.append({"item": "MLflow registered model version",
+                       "value": data.pushed["mlflow_model_version"]})
+  if data.mlflow:
+    overview.append({"item": "MLflow run", "value": f"{data.mlflow['run_id']} at "
+                                                    f"{data.mlflow['tracking_uri']}"})
+  out.append(sec("overview", "Overview", t(overview, left=("item", "value"))))
+
+  if data.statistics:
+    s = data.statistics
+    nodes = [{"node set": k, "nodes": v["count"]} for k, v in s["node_sets"].items()]
+    edges = [{"edge set": k, "edges": v["count"], "source": v["source_set"],
+              "target": v["target_set"],
+              "mean out-degree": (v.get("out_degree") or {}).get("mean", ""),
+              "max in-degree": (v.get("in_degree") or {}).get("max", "")}
+             for k, v in s["edge_sets"].items()]
+    body = t(nodes, left=("node set",)) + t(edges, left=("edge set", "source", "target"))
+    if s.get("splits"):
+      body += t([{"split": k, "nodes": v} for k, v in s["splits"].items()], left=("split",))
+    if "degrees.png" in figures:
+      body += "<p>Degree distributions (out = as source, in = as target):</p>"
+      body += html_report.img(figures["degrees.png"], "degree distributions")
+    out.append(sec("graph", "Graph statistics", body))
+  else:
+    out.append(sec("graph", "Graph statistics", _missing("graph statistics")))
+
+  if data.anomalies is None:
+    out.append(sec("validation", "Validation", _missing("validation result")))
+  elif not data.anomalies:
+    out.append(sec("validation", "Validation",
+                   '<p class="good">The graph passed validation: no anomalies.</p>'))
+  else:
+    out.append(sec("validation", "Validation", f'<p class="bad">{len(data.anomalies)} '
+                   f'anomalies:</p>' + t([{"anomaly": json.dumps(a)} for a in data.anomalies],
+                                         left=("anomaly",))))
+
+  if data.history:
+    final = [{"metric": k, "final": v[-1][1], "epochs": len(v)} for k, v in data.history.items()]
+    out.append(sec("training", "Training", html_report.img(figures["training.png"],
+                                                           "training curves")
+                   + t(final, left=("metric",))))
+  else:
+    out.append(sec("training", "Training", _missing("training history")))
+
+  if data.evaluation:
+    ev = data.evaluation
+    keys = ("accuracy", "micro_f1", "macro_f1", "num_examples")
+    rows = [{"metric": k, "candidate": ev["candidate"][k],
+             "baseline": ev["baseline"][k] if ev.get("baseline") else "(none)",
+             "change": (ev["candidate"][k] - ev["baseline"][k]) if ev.get("baseline") else ""}
+            for k in keys]
+    verdict = ('<p class="good">Blessed.</p>' if ev["blessed"] else
+               f'<p class="bad">Not blessed: {html_report.esc("; ".join(ev["reasons"]))}</p>')
+    out.append(sec("evaluation", "Evaluation against the baseline",
+                   t(rows, left=("metric",)) + verdict + (
+                       f"<p>Baseline: {html_report.esc(ev['baseline_model_uri'])}</p>"
+                       if ev.get("baseline_model_uri") else
+                       "<p>No baseline: no model was blessed before.</p>")))
+    out.append(sec("confusion", "Confusion matrix",
+                   html_report.img(figures["confusion.png"], "confusion matrix")))
+  else:
+    out.append(sec("evaluation", "Evaluation against the baseline", _missing("evaluation")))
+    out.append(sec("confusion", "Confusion matrix", _missing("evaluation")))
+
+  if data.attribution:
+    a = data.attribution
+    body = (f"<p>{a['num_subgraphs']} test subgraphs, {a['settings'].get('steps')} steps, "
+            f"{html_report.esc(a['settings'].get('counterfactual'))} counterfactual.</p>"
+            + t(a["node_sets"], left=("node_set",)))
+    if "attribution.png" in figures:
+      body += html_report.img(figures["attribution.png"], "top features")
+    hops = {}
+    for r in a["hops"]:
+      hops[r["hop"]] = hops.get(r["hop"], 0.0) + r["importance"]
+    body += t([{"hop": h, "importance": v} for h, v in sorted(hops.items())])
+    out.append(sec("attribution", "Attribution", body))
+  else:
+    out.append(sec("attribution", "Attribution", _missing("attribution")))
+
+  if data.lineage:
+    rows = [{"component": r["component"], "state": r["state"],
+             "inputs": ", ".join(f"{i['key']}: {i['type']} #{i['id']}" for i in r["inputs"]),
+             "outputs": ", ".join(f"{o['key']}: {o['type']} #{o['id']}" for o in r["outputs"])}
+            for r in data.lineage]
+    body = (f"<p>{html_report.esc(data.lineage_source)}</p>"
+            + t(rows, left=("component", "state", "inputs", "outputs")))
+  else:
+    body = f'<p class="muted">{html_report.esc(data.lineage_source or "No lineage.")}</p>'
+  out.append(sec("lineage", "Lineage", body))
+  return html_report.page(f"{data.pipeline_name}: run {data.pipeline_run_id}", out)
+
+
+def lineage_from_mlmd(metadata_path: str, pipeline_run_id: str) -> list[dict]:
+  """The run's executions and their artifacts from the ML Metadata SQLite file."""
+  from pipelines import lineage  # pylint: disable=g-import-not-at-top
+  store = lineage.open_store(metadata_path)
+  return [{"component": r.component, "state": r.state,
+           "inputs": [{"key": i.key, "type": i.type, "id": i.id, "uri": i.uri} for i in r.inputs],
+           "outputs": [{"key": o.key, "type": o.type, "id": o.id, "uri": o.uri}
+                       for o in r.outputs]}
+          for r in lineage.executions(store, pipeline_run_id)]

@@ -1,0 +1,153 @@
+"""Attribution: BFS hops, aggregation, the IG exporter against TF-GNN's own, the
+Attributions artifact of the tiny pipeline run (tests/conftest.py's served_tiny_run), and the
+acceptance check: on a small synthetic graph the planted paper features rank above the noise."""
+import json
+import os
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from components.attribution import attribution
+from components.attribution.attribution import UNREACHED, SubgraphAttribution
+
+
+def _edges(**sets):
+  return {name: (src, tgt, np.array(s), np.array(t)) for name, (src, tgt, s, t) in sets.items()}
+
+
+def test_hop_distances_undirected_and_as_sampled():
+  # paper 0 (root) -cites-> papers 1, 2; author 0 -writes-> paper 2 (so sampled direction
+  # from the root does not reach the author); paper 1 -cites-> paper 3.
+  sizes = {"paper": 5, "author": 1}
+  edges = _edges(cites=("paper", "paper", [0, 0, 1], [1, 2, 3]),
+                 writes=("author", "paper", [0], [2]))
+  undirected = attribution.hop_distances(sizes, edges, "paper", undirected=True)
+  assert undirected["paper"].tolist() == [0, 1, 1, 2, UNREACHED]
+  assert undirected["author"].tolist() == [2]
+  sampled = attribution.hop_distances(sizes, edges, "paper", undirected=False)
+  assert sampled["paper"].tolist() == [0, 1, 1, 2, UNREACHED]
+  assert sampled["author"].tolist() == [UNREACHED]
+
+
+def test_summarize_ranks_indices_and_averages_per_subgraph():
+  def sub(values):
+    return SubgraphAttribution(
+        hops={"paper": np.array([0, 1])},
+        values={"paper": {"feat": np.array(values, np.float64)}}, edges={})
+  # Index 2 matters most (|-3|), then 0, then 1; two subgraphs, so means are halves of sums.
+  summary = attribution.summarize([sub([[1.0, 0.0, -3.0], [0.5, 0.1, 0.0]]),
+                                   sub([[1.0, 0.1, 3.0], [0.5, 0.0, 0.0]])])
+  assert attribution.feature_ranks(summary.features, "paper", "feat") == {0: 2, 1: 3, 2: 1}
+  rows = summary.features.set_index("index")
+  assert rows.loc[2, "importance"] == pytest.approx(3.0)
+  assert rows.loc[0, "importance"] == pytest.approx(1.5)
+  assert summary.node_sets.share.tolist() == [1.0]
+  hops = summary.hops.set_index("hop")
+  assert hops.loc[0, "importance"] == pytest.approx(4.05)  # (4 + 4.1) / 2 subgraphs
+  assert hops.loc[1, "num_nodes"] == 1.0
+  with pytest.raises(KeyError, match="author"):
+    attribution.feature_ranks(summary.features, "author", "feat")
+
+
+def test_exporter_matches_tfgnn_integrated_gradients_and_handles_string_ids():
+  """Our exporter's IG function equals TF-GNN's on float features, and also works when the
+  graph has string ids (where TF-GNN's fails)."""
+  import tensorflow as tf
+  import tensorflow_gnn as tfgnn
+  from tensorflow_gnn.runner.utils import attribution as tfgnn_attribution
+  from components.attribution import exporter
+
+  def make(with_ids):
+    features = {"x": tf.constant(np.random.default_rng(0).normal(size=(4, 3)), tf.float32)}
+    if with_ids:
+      features["#id"] = tf.constant(["a", "b", "c", "d"])
+    return tfgnn.GraphTensor.from_pieces(
+        context=tfgnn.Context.from_fields(features={"y": tf.constant([2], tf.int64)}),
+        node_sets={"n": tfgnn.NodeSet.from_fields(sizes=tf.constant([4]), features=features)})
+
+  def models(graph):
+    inputs = tf.keras.Input(type_spec=graph.spec)
+    labels = tfgnn.keras.layers.Readout(from_context=True, feature_name="y")(inputs)
+    # The model sees every feature but the label, as the Runner's preprocessing does.
+    stripped = tfgnn.keras.layers.MapFeatures(context_fn=lambda c: {})(inputs)
+    preprocess = tf.keras.Model(inputs, (stripped, labels))
+    model_in = tf.keras.Input(type_spec=stripped.spec)
+    pooled = tfgnn.keras.layers.Pool(tfgnn.CONTEXT, "mean", node_set_name="n",
+                                     feature_name="x")(model_in)
+    hidden = tf.keras.layers.Dense(5, "tanh", kernel_initializer="glorot_uniform")(pooled)
+    model = tf.keras.Model(model_in, tf.keras.layers.Dense(3)(hidden))
+    model.compile(loss=tf.keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    return preprocess, model
+
+  tf.keras.utils.set_random_seed(0)
+  graph = make(with_ids=False)
+  preprocess, model = models(graph)
+  kwargs = dict(output_name="g", random_counterfactual=False, steps=8)
+  ours = exporter.integrated_gradients(preprocess, model, **kwargs)(graph)["g"]
+  theirs = tfgnn_attribution.integrated_gradients(preprocess, model, **kwargs)(graph)["g"]
+  np.testing.assert_allclose(ours.node_sets["n"]["x"].numpy(),
+                             theirs.node_sets["n"]["x"].numpy(), rtol=1e-5, atol=1e-7)
+  assert np.abs(ours.node_sets["n"]["x"].numpy()).sum() > 0
+
+  with_ids = make(with_ids=True)
+  preprocess_ids, model_ids = models(with_ids)
+  model_ids.set_weights(model.get_weights())
+  with pytest.raises(TypeError):
+    tfgnn_attribution.integrated_gradients(preprocess_ids, model_ids, **kwargs)(with_ids)
+  same = exporter.integrated_gradients(preprocess_ids, model_ids, **kwargs)(with_ids)["g"]
+  np.testing.assert_allclose(same.node_sets["n"]["x"].numpy(),
+                             ours.node_sets["n"]["x"].numpy(), rtol=1e-5, atol=1e-7)
+
+
+def test_attributions_artifact_of_the_pipeline_run(served_tiny_run):
+  from mlflow.tracking import MlflowClient
+  from components.attribution import report
+  uri = served_tiny_run.summary["attributions_uri"]
+  files = set(os.listdir(uri))
+  assert {"node_sets.parquet", "features.parquet", "hops.parquet", "summary.json",
+          "examples.json", "report.html"} <= files
+  summary = json.load(open(os.path.join(uri, report.SUMMARY_FILE)))
+  assert summary["num_subgraphs"] == 60  # the whole test split (< num_subgraphs)
+  assert summary["settings"]["counterfactual"] == "zeros"
+  features = pd.read_parquet(os.path.join(uri, "features.parquet"))
+  feature_dim = 8  # tests/configs/tiny.yaml
+  paper = features[(features.node_set == "paper") & (features.feature == "feat")]
+  assert sorted(paper["index"]) == list(range(feature_dim))
+  assert sorted(paper["rank"]) == list(range(1, feature_dim + 1))
+  assert (paper.importance > 0).all()
+  shares = pd.read_parquet(os.path.join(uri, "node_sets.parquet"))
+  assert shares.share.sum() == pytest.approx(1.0)
+  # Two rounds of message passing: nodes three or more hops from the root cannot change
+  # the prediction, so their attribution must be exactly zero; the root's own is not.
+  hops = pd.read_parquet(os.path.join(uri, "hops.parquet"))
+  num_rounds = served_tiny_run.config.model.num_rounds
+  assert (hops[hops.hop > num_rounds].importance == 0).all()
+  assert hops[hops.hop == 0].importance.sum() > 0
+  html = open(os.path.join(uri, "report.html")).read()
+  assert html.count("data:image/png;base64,") >= 3  # feature bars, hops, examples
+  client = MlflowClient(tracking_uri=served_tiny_run.server.url)
+  run_id = served_tiny_run.summary["mlflow_run_id"]
+  logged = {a.path for a in client.list_artifacts(run_id, "attribution")}
+  assert "attribution/report.html" in logged
+  assert "attribution.share.paper" in client.get_run(run_id).data.metrics
+
+
+def test_planted_features_rank_above_noise_features(tmp_path):
+  """The synthetic generator plants class signal in some paper feature dimensions and none
+  in the others; a trained model's attributions must rank every planted one above every
+  noise one. A pipeline run of its own (tests/configs/attribution.yaml: papers only, so the
+  model's inputs are paper features alone)."""
+  from pipelines import config as config_lib, local_runner, synthetic
+  config = config_lib.load_config(
+      os.path.join(os.path.dirname(__file__), "configs", "attribution.yaml"),
+      {"pipeline": {"root": str(tmp_path)}})
+  summary = local_runner.run(config)
+  features = pd.read_parquet(os.path.join(summary["attributions_uri"], "features.parquet"))
+  ranks = attribution.feature_ranks(features, "paper", "feat")
+  dim = config.data.synthetic.feature_dim
+  planted = {i: ranks[i] for i in synthetic.informative_features(dim)}
+  noise = {i: ranks[i] for i in synthetic.noise_features(dim)}
+  print(f"test accuracy {summary['test_metrics']['accuracy']:.3f}; ranks (1 = most important) "
+        f"of planted dims {planted}, of noise dims {noise}")
+  assert max(planted.values()) < min(noise.values()), (planted, noise)

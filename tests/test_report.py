@@ -1,0 +1,67 @@
+"""RunReport: the page's sections, and the report of the tiny pipeline run (tests/conftest.py's
+served_tiny_run: a real `mlflow server` over HTTP, ML Metadata in SQLite)."""
+import json
+import os
+
+from components.run_report import report
+
+PIPELINE_COMPONENTS = {"GraphIngest", "GraphValidator", "SubgraphSampler", "GnnTrainer",
+                       "GnnEvaluator", "Pusher", "Attribution", "RunReport"}
+
+
+def test_every_section_renders_even_when_artifacts_are_missing():
+  html = report.render_html(report.RunData(pipeline_name="p", pipeline_run_id="r1"))
+  for section in report.SECTIONS:
+    assert f'<section id="{section}">' in html, section
+  assert "No evaluation in this run." in html
+  assert "data:image/png" not in html  # nothing to plot
+
+
+def test_run_report_of_the_pipeline_run(served_tiny_run):
+  summary = served_tiny_run.summary
+  report_dir = os.path.dirname(summary["report"])
+  data = json.load(open(os.path.join(report_dir, report.DATA_FILE)))
+  assert data["pipeline_run_id"] == summary["run_id"]
+
+  # Lineage from ML Metadata: every step of this run, the report itself still running.
+  assert "ML Metadata" in data["lineage_source"]
+  states = {r["component"]: r["state"] for r in data["lineage"]}
+  assert PIPELINE_COMPONENTS <= set(states), states
+  assert states["RunReport"] == "RUNNING"
+  assert states["Pusher"] == "COMPLETE"
+
+  # Degree histograms from the graph itself agree with the validator's edge counts.
+  for name, edge_set in data["statistics"]["edge_sets"].items():
+    assert sum(data["degree_histograms"][name]["out"]) == edge_set["count"], name
+    assert sum(data["degree_histograms"][name]["in"]) == edge_set["count"], name
+
+  # Training curves come from the trainer's MLflow run: one point per epoch.
+  epochs = served_tiny_run.config.trainer.epochs
+  assert len(data["history"]["val_sparse_categorical_accuracy"]) == epochs
+  assert data["evaluation"]["candidate"]["accuracy"] == summary["test_metrics"]["accuracy"]
+  assert data["blessed"] is True
+  assert data["pushed"]["mlflow_model_version"] == summary["mlflow_model_version"]
+  assert data["attribution"]["num_subgraphs"] > 0
+
+  html = open(summary["report"]).read()
+  for section in report.SECTIONS:
+    assert f'<section id="{section}">' in html, section
+  assert "No " not in html.split('id="overview"')[1].split("</section>")[0]
+  assert html.count("data:image/png;base64,") == 4  # degrees, training, confusion, attribution
+
+
+def test_report_plots_metrics_and_blessing_are_in_mlflow(served_tiny_run):
+  from mlflow.tracking import MlflowClient
+  client = MlflowClient(tracking_uri=served_tiny_run.server.url)
+  run_id = served_tiny_run.summary["mlflow_run_id"]
+  logged = {a.path for a in client.list_artifacts(run_id, "report")}
+  assert {"report/report.html", "report/plots"} <= logged
+  plots = {a.path for a in client.list_artifacts(run_id, "report/plots")}
+  assert "report/plots/confusion.png" in plots
+  run = client.get_run(run_id)
+  assert run.data.metrics["test_accuracy"] == served_tiny_run.summary["test_metrics"]["accuracy"]
+  assert run.data.tags["report.pipeline_run_id"] == served_tiny_run.summary["run_id"]
+  name = served_tiny_run.config.pipeline.name
+  version = client.get_model_version(name, served_tiny_run.summary["mlflow_model_version"])
+  assert version.tags["blessed"] == "true"
+  assert version.run_id == run_id
