@@ -121,24 +121,75 @@ class SamplingConfig(_Strict):
     return fanouts
 
 
+# Template-specific ModelConfig options: which templates each applies to. Setting one for
+# another template is an error that names the key (a silently ignored option misleads).
+MODEL_TEMPLATE_OPTIONS: dict[str, tuple[str, ...]] = {
+    "message_dim": ("mt_albis", "gat_v2", "multi_head_attention", "vanilla_mpnn", "graph_sage"),
+    "attention_type": ("mt_albis",),
+    "attention_edge_set_names": ("mt_albis",),
+    "attention_num_heads": ("mt_albis",),
+    "simple_conv_reduce_type": ("mt_albis",),
+    "simple_conv_use_receiver_state": ("mt_albis",),
+    "edge_dropout_rate": ("mt_albis", "gat_v2", "multi_head_attention"),
+    "normalization_type": ("mt_albis",),
+    "batch_normalization_momentum": ("mt_albis",),
+    "next_state_type": ("mt_albis",),
+    "edge_set_combine_type": ("mt_albis",),
+    "num_heads": ("gat_v2", "multi_head_attention", "hgt"),
+    "heads_merge_type": ("gat_v2",),
+    "reduce_type": ("vanilla_mpnn", "graph_sage"),
+    "use_layer_normalization": ("vanilla_mpnn", "hgt"),
+    "use_pooling": ("graph_sage",),
+    "l2_normalize": ("graph_sage",),
+    "combine_type": ("graph_sage",),
+    "use_weighted_skip": ("hgt",),
+    "add_self_loops": ("gcn",),
+    "degree_normalization": ("gcn",),
+    "l2_regularization": ("mt_albis", "gat_v2", "multi_head_attention", "vanilla_mpnn", "gcn"),
+    "last_round_node_sets": ("mt_albis", "gat_v2", "multi_head_attention", "vanilla_mpnn",
+                             "graph_sage", "gcn"),
+}
+
+
 class ModelConfig(_Strict):
-  """The MtAlbis model template; every MtAlbisGraphUpdate option is here."""
-  template: Literal["mt_albis"] = "mt_albis"
+  """The GNN: a template from TF-GNN's model zoo (`tensorflow_gnn.models.*`), its options,
+  and the input layer shared by all templates. Every MtAlbisGraphUpdate option is here."""
+  template: Literal["mt_albis", "graph_sage", "gat_v2", "hgt", "vanilla_mpnn",
+                    "multi_head_attention", "gcn"] = "mt_albis"
   num_rounds: int = pydantic.Field(2, ge=1)
   units: int = pydantic.Field(64, gt=0)
+  state_dropout_rate: float = pydantic.Field(0.0, ge=0, lt=1)
+  # Node sets updated in the last round; default: the task's root node set (all for graph-level
+  # tasks). Not for hgt, which updates every node set that receives messages.
+  last_round_node_sets: Optional[list[str]] = None
+  # -- template-specific (see MODEL_TEMPLATE_OPTIONS)
   message_dim: int = pydantic.Field(64, gt=0)
+  l2_regularization: float = pydantic.Field(0.0, ge=0)
+  # mt_albis
   attention_type: Literal["none", "multi_head", "gat_v2"] = "none"
   attention_edge_set_names: Optional[list[str]] = None
   attention_num_heads: int = 4
   simple_conv_reduce_type: str = "mean"
   simple_conv_use_receiver_state: bool = True
-  state_dropout_rate: float = pydantic.Field(0.0, ge=0, lt=1)
   edge_dropout_rate: float = pydantic.Field(0.0, ge=0, lt=1)
-  l2_regularization: float = pydantic.Field(0.0, ge=0)
   normalization_type: Literal["layer", "batch", "none"] = "layer"
   batch_normalization_momentum: float = 0.99
   next_state_type: Literal["dense", "residual"] = "dense"
   edge_set_combine_type: Literal["concat", "sum"] = "concat"
+  # gat_v2, multi_head_attention, hgt
+  num_heads: int = pydantic.Field(4, gt=0)
+  heads_merge_type: Literal["concat", "mean"] = "concat"
+  # vanilla_mpnn, graph_sage
+  reduce_type: str = "mean"
+  use_layer_normalization: bool = False
+  use_pooling: bool = False
+  l2_normalize: bool = True
+  combine_type: Literal["sum", "concat"] = "sum"
+  use_weighted_skip: bool = True
+  # gcn (homogeneous graphs: one node set)
+  add_self_loops: bool = True
+  degree_normalization: Literal["none", "in", "out", "in_out", "in_in"] = "in_out"
+  # -- the input layer
   # Node sets without features get a trainable embedding of their hashed ids.
   id_embedding_dim: int = pydantic.Field(32, gt=0)
   id_hash_bins: int = pydantic.Field(50_000, gt=0)
@@ -149,6 +200,17 @@ class ModelConfig(_Strict):
   # Drop message passing altogether: a features-only baseline on the root node.
   features_only: bool = False
 
+  @pydantic.model_validator(mode="after")
+  def _options_fit_template(self):
+    wrong = sorted(k for k in self.model_fields_set
+                   if k in MODEL_TEMPLATE_OPTIONS
+                   and self.template not in MODEL_TEMPLATE_OPTIONS[k])
+    if wrong:
+      raise ValueError("; ".join(
+          f"option {k!r} does not apply to template {self.template!r} (only to "
+          f"{', '.join(MODEL_TEMPLATE_OPTIONS[k])})" for k in wrong))
+    return self
+
 
 class TaskConfig(_Strict):
   type: Literal["root_node_multiclass"] = "root_node_multiclass"
@@ -158,10 +220,18 @@ class TrainerConfig(_Strict):
   epochs: int = pydantic.Field(5, gt=0)
   batch_size: int = pydantic.Field(128, gt=0)
   learning_rate: float = pydantic.Field(1e-3, gt=0)
+  # constant; cosine (to 0 over all epochs); exponential (x decay_rate per epoch)
+  learning_rate_schedule: Literal["constant", "cosine", "exponential"] = "constant"
+  decay_rate: float = pydantic.Field(0.96, gt=0, le=1)
   weight_decay: float = pydantic.Field(0.0, ge=0)
   steps_per_epoch: Optional[int] = pydantic.Field(None, gt=0)
   shuffle_buffer: int = pydantic.Field(10_000, gt=0)
   seed: int = 0
+  # Early stopping on a validation metric (Keras name without "val_", e.g. loss,
+  # sparse_categorical_accuracy): stop after `patience` epochs without improvement. With an eval
+  # split, the weights of the epoch with the lowest validation loss are exported.
+  early_stopping_patience: Optional[int] = pydantic.Field(None, gt=0)
+  early_stopping_metric: str = "loss"
 
 
 class EvaluationConfig(_Strict):

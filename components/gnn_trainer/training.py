@@ -1,4 +1,4 @@
-"""GNN training with TF-GNN's Runner: the MtAlbis model template on sampled subgraphs.
+"""GNN training with TF-GNN's Runner: a model-zoo template (models.py) on sampled subgraphs.
 
 `train()` is `tensorflow_gnn.runner.run` with a `RootNodeMulticlassClassification` task whose
 label is the root node's label feature (removed from every node of that set before the model
@@ -13,89 +13,13 @@ from typing import Callable, Optional, Sequence
 import tensorflow as tf
 import tensorflow_gnn as tfgnn
 from tensorflow_gnn import runner
-from tensorflow_gnn.models import mt_albis
 
 from components import graph_io
-from pipelines.config import ModelConfig, TrainerConfig
+from components.gnn_trainer import models
+from pipelines.config import ModelConfig, TaskConfig, TrainerConfig
 
 OUTPUT_NAME = "logits"
-# The ModelConfig fields that are MtAlbisGraphUpdate arguments, passed through unchanged.
-MT_ALBIS_OPTIONS = (
-    "units", "message_dim", "attention_type", "attention_edge_set_names",
-    "attention_num_heads", "simple_conv_reduce_type", "simple_conv_use_receiver_state",
-    "state_dropout_rate", "edge_dropout_rate", "l2_regularization", "normalization_type",
-    "batch_normalization_momentum", "next_state_type", "edge_set_combine_type")
-
-
-def _input_features(node_set_spec) -> list[str]:
-  return sorted(k for k in node_set_spec.features_spec if not k.startswith("#"))
-
-
-def _l2(factor: float):
-  return tf.keras.regularizers.l2(factor) if factor else None
-
-
-def initial_states(gtspec: tfgnn.GraphTensorSpec, cfg: ModelConfig) -> tf.keras.layers.Layer:
-  """Initial node states: dense features projected to `units`; node sets without features get
-  a trainable embedding of their hashed `#id` (as TF-GNN's OGBN-MAG example does)."""
-
-  def node_sets_fn(node_set, *, node_set_name):
-    names = _input_features(gtspec.node_sets_spec[node_set_name])
-    if names:
-      parts = []
-      for name in names:
-        value = tf.cast(node_set[name], tf.float32)
-        if value.shape.rank == 1:
-          value = tf.expand_dims(value, -1)
-        parts.append(value)
-      x = tf.concat(parts, -1) if len(parts) > 1 else parts[0]
-      if cfg.feature_normalization == "sum":  # as GCN/GAT row-normalize bag-of-words
-        x = x / tf.maximum(tf.reduce_sum(tf.abs(x), -1, keepdims=True), 1e-12)
-      elif cfg.feature_normalization == "l2":
-        x = tf.math.l2_normalize(x, -1)
-      if cfg.input_dropout_rate:
-        x = tf.keras.layers.Dropout(cfg.input_dropout_rate)(x)
-      return tf.keras.layers.Dense(
-          cfg.units, name=f"project_{node_set_name}",
-          kernel_regularizer=_l2(cfg.l2_regularization))(x)
-    if graph_io.ID in gtspec.node_sets_spec[node_set_name].features_spec:
-      ids = tf.keras.layers.Hashing(cfg.id_hash_bins)(node_set[graph_io.ID])
-      return tf.keras.layers.Embedding(
-          cfg.id_hash_bins, cfg.id_embedding_dim, name=f"embed_{node_set_name}",
-          embeddings_regularizer=_l2(cfg.l2_regularization))(ids)
-    # Neither features nor ids: a constant state; messages still carry structure.
-    return tfgnn.keras.layers.MakeEmptyFeature()(node_set)
-
-  return tfgnn.keras.layers.MapFeatures(node_sets_fn=node_sets_fn, name="initial_states")
-
-
-def build_model_fn(cfg: ModelConfig, root_node_set: str) -> Callable[[tfgnn.GraphTensorSpec],
-                                                                     tf.keras.Model]:
-  """The Runner's `model_fn`: GraphTensor in, GraphTensor with hidden states out."""
-
-  def model_fn(gtspec: tfgnn.GraphTensorSpec) -> tf.keras.Model:
-    inputs = tf.keras.layers.Input(type_spec=gtspec)
-    graph = initial_states(gtspec, cfg)(inputs)
-    if cfg.features_only:
-      # The baseline without message passing: an MLP on the root node's own features.
-      graph = tfgnn.keras.layers.MapFeatures(
-          node_sets_fn=lambda ns, node_set_name: (
-              tf.keras.layers.Dense(cfg.units, "relu")(ns[tfgnn.HIDDEN_STATE])
-              if node_set_name == root_node_set else ns[tfgnn.HIDDEN_STATE]),
-          name="features_only")(graph)
-      return tf.keras.Model(inputs, graph)
-    options = {name: getattr(cfg, name) for name in MT_ALBIS_OPTIONS}
-    for i in range(cfg.num_rounds):
-      last = i == cfg.num_rounds - 1
-      graph = mt_albis.MtAlbisGraphUpdate(
-          # Sampled edges point away from the root: messages flow back to the source.
-          receiver_tag=tfgnn.SOURCE,
-          # Only the root's node set matters after the last round.
-          node_set_names=[root_node_set] if last else None,
-          **options)(graph)
-    return tf.keras.Model(inputs, graph)
-
-  return model_fn
+MT_ALBIS_OPTIONS = models.MT_ALBIS_OPTIONS
 
 
 @dataclasses.dataclass
@@ -120,26 +44,52 @@ class _History(tf.keras.callbacks.Callback):
       self._on_epoch(epoch, logs)
 
 
+def count_examples(files: Sequence[str]) -> int:
+  return sum(1 for f in files for _ in tf.data.TFRecordDataset(f))
+
+
+def learning_rate(cfg: TrainerConfig, steps_per_epoch: int):
+  """The configured schedule, stepped per batch."""
+  if cfg.learning_rate_schedule == "cosine":
+    return tf.keras.optimizers.schedules.CosineDecay(
+        cfg.learning_rate, decay_steps=max(1, cfg.epochs * steps_per_epoch))
+  if cfg.learning_rate_schedule == "exponential":
+    return tf.keras.optimizers.schedules.ExponentialDecay(
+        cfg.learning_rate, decay_steps=steps_per_epoch, decay_rate=cfg.decay_rate)
+  return cfg.learning_rate
+
+
 def train(*, train_files: Sequence[str], eval_files: Sequence[str],
           subgraph_schema: tfgnn.GraphSchema, label: graph_io.Label, model_cfg: ModelConfig,
           trainer_cfg: TrainerConfig, model_dir: str, export_dir: str,
+          task_cfg: Optional[TaskConfig] = None,
           on_epoch: Optional[Callable[[int, dict], None]] = None) -> TrainResult:
   """Trains and exports the model; `model_dir` holds checkpoints (training resumes from them)."""
+  del task_cfg  # only root-node multiclass classification so far
   tf.keras.utils.set_random_seed(trainer_cfg.seed)
   gtspec = tfgnn.create_graph_spec_from_schema_pb(subgraph_schema)
   task = runner.RootNodeMulticlassClassification(
       label.node_set, num_classes=label.num_classes,
       label_fn=runner.RootNodeLabelFn(label.node_set, feature_name=label.feature))
   history = _History(on_epoch)
+  callbacks = [history]
+  if trainer_cfg.early_stopping_patience and eval_files:
+    callbacks.append(tf.keras.callbacks.EarlyStopping(
+        monitor=f"val_{trainer_cfg.early_stopping_metric}",
+        patience=trainer_cfg.early_stopping_patience,
+        mode="min" if trainer_cfg.early_stopping_metric.endswith("loss") else "max"))
   trainer = runner.KerasTrainer(
       strategy=tf.distribute.get_strategy(),
       model_dir=model_dir,
       steps_per_epoch=trainer_cfg.steps_per_epoch,
-      callbacks=[history],
+      callbacks=callbacks,
+      summarize_every_n_steps="never",
       verbose=0)
+  steps_per_epoch = trainer_cfg.steps_per_epoch or max(
+      1, -(-count_examples(train_files) // trainer_cfg.batch_size))
 
   def optimizer_fn():
-    return tf.keras.optimizers.AdamW(trainer_cfg.learning_rate,
+    return tf.keras.optimizers.AdamW(learning_rate(trainer_cfg, steps_per_epoch),
                                      weight_decay=trainer_cfg.weight_decay)
 
   train_ds = runner.TFRecordDatasetProvider(
@@ -149,7 +99,7 @@ def train(*, train_files: Sequence[str], eval_files: Sequence[str],
   runner.run(
       train_ds_provider=train_ds,
       valid_ds_provider=eval_ds,
-      model_fn=build_model_fn(model_cfg, label.node_set),
+      model_fn=models.build_model_fn(model_cfg, label.node_set),
       optimizer_fn=optimizer_fn,
       trainer=trainer,
       task=task,
