@@ -38,6 +38,19 @@ def newest(pattern: str) -> str:
   return found[-1]
 
 
+def load(path: str, sets: list[str], fresh_model: bool) -> config_lib.Config:
+  """The config with `--set` overrides; `fresh_model` drops the file's model section first."""
+  overrides = cli.parse_overrides(sets)
+  if not fresh_model:
+    return config_lib.load_config(path, overrides)
+  import yaml  # pylint: disable=g-import-not-at-top
+  with open(path) as f:
+    raw = yaml.safe_load(f)
+  raw["model"] = {}
+  return config_lib.parse_config(config_lib.merge(raw, overrides), path,
+                                 os.path.dirname(os.path.abspath(path)))
+
+
 def main(argv=None) -> int:
   parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
   parser.add_argument("config")
@@ -48,16 +61,7 @@ def main(argv=None) -> int:
                       help="ignore the config's model section: only --set model.* keys")
   parser.add_argument("--examples", help="an Examples artifact dir (default: the newest)")
   args = parser.parse_args(argv)
-  overrides = cli.parse_overrides(args.set)
-  if args.fresh_model:
-    import yaml  # pylint: disable=g-import-not-at-top
-    with open(args.config) as f:
-      raw = yaml.safe_load(f)
-    raw["model"] = {}
-    config = config_lib.parse_config(config_lib.merge(raw, overrides), args.config,
-                                     os.path.dirname(os.path.abspath(args.config)))
-  else:
-    config = config_lib.load_config(args.config, overrides)
+  config = load(args.config, args.set, args.fresh_model)
 
   from components import graph_io  # pylint: disable=g-import-not-at-top
   from components.gnn_evaluator import evaluation  # pylint: disable=g-import-not-at-top

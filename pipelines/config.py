@@ -190,7 +190,10 @@ class ModelConfig(_Strict):
   add_self_loops: bool = True
   degree_normalization: Literal["none", "in", "out", "in_out", "in_in"] = "in_out"
   # -- the input layer
-  # Node sets without features get a trainable embedding of their hashed ids.
+  # Node sets without features get a trainable embedding of their hashed ids; with
+  # `id_embeddings: false` they start empty and only relay messages (nodes unseen in training
+  # then get no random state).
+  id_embeddings: bool = True
   id_embedding_dim: int = pydantic.Field(32, gt=0)
   id_hash_bins: int = pydantic.Field(50_000, gt=0)
   input_dropout_rate: float = pydantic.Field(0.0, ge=0, lt=1)
@@ -202,9 +205,11 @@ class ModelConfig(_Strict):
 
   @pydantic.model_validator(mode="after")
   def _options_fit_template(self):
+    # Set and not the default (a config re-read from its full JSON dump has every key set).
     wrong = sorted(k for k in self.model_fields_set
                    if k in MODEL_TEMPLATE_OPTIONS
-                   and self.template not in MODEL_TEMPLATE_OPTIONS[k])
+                   and self.template not in MODEL_TEMPLATE_OPTIONS[k]
+                   and getattr(self, k) != type(self).model_fields[k].default)
     if wrong:
       raise ValueError("; ".join(
           f"option {k!r} does not apply to template {self.template!r} (only to "
@@ -213,7 +218,24 @@ class ModelConfig(_Strict):
 
 
 class TaskConfig(_Strict):
-  type: Literal["root_node_multiclass"] = "root_node_multiclass"
+  """What the model learns (tensorflow_gnn.runner tasks) about each subgraph's root node:
+  root_node_multiclass / root_node_binary (the label; binary needs 2 classes),
+  root_node_regression (the label as a number), dgi (Deep Graph Infomax: no label; the
+  model serves root-node embeddings, also written to Parquet per node id)."""
+  type: Literal["root_node_multiclass", "root_node_binary", "root_node_regression",
+                "dgi"] = "root_node_multiclass"
+  regression_loss: Literal["mse", "mae"] = "mse"
+  # root_node_multiclass only: > 0 adds a DeepGraphInfomaxTask (multi-task) with this loss
+  # weight (classification's is 1).
+  dgi_loss_weight: float = pydantic.Field(0.0, ge=0)
+
+  @pydantic.model_validator(mode="after")
+  def _options_fit_type(self):
+    if self.regression_loss != "mse" and self.type != "root_node_regression":
+      raise ValueError(f"option 'regression_loss' does not apply to task {self.type!r}")
+    if self.dgi_loss_weight and self.type != "root_node_multiclass":
+      raise ValueError(f"option 'dgi_loss_weight' does not apply to task {self.type!r}")
+    return self
 
 
 class TrainerConfig(_Strict):
@@ -232,12 +254,18 @@ class TrainerConfig(_Strict):
   # split, the weights of the epoch with the lowest validation loss are exported.
   early_stopping_patience: Optional[int] = pydantic.Field(None, gt=0)
   early_stopping_metric: str = "loss"
+  # Validate every this many epochs (patience then counts validations).
+  validation_freq: int = pydantic.Field(1, gt=0)
 
 
 class EvaluationConfig(_Strict):
-  metric: Literal["accuracy", "macro_f1", "micro_f1"] = "accuracy"
+  # Classification: accuracy, macro_f1, micro_f1 (binary also auc; dgi: a logistic-regression
+  # probe's on the embeddings); regression: mse, rmse, mae (lower is better).
+  metric: Literal["accuracy", "macro_f1", "micro_f1", "auc", "mse", "rmse", "mae"] = "accuracy"
   lower_bound: float = pydantic.Field(0.0, ge=0, le=1)
-  # The candidate may be at most this much worse than the baseline (negative: must improve).
+  upper_bound: Optional[float] = None  # for mse, rmse, mae
+  # The candidate may be at most this much worse than the baseline (negative: must improve);
+  # "worse" is higher for mse/rmse/mae.
   max_regression: float = 0.0
 
 

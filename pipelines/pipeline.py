@@ -35,6 +35,7 @@ def create_components(config: Config, base: str) -> list:
   trainer = GnnTrainer(examples=sampler.outputs["examples"], graph=ingest.outputs["graph"],
                        model_config=config.model.model_dump_json(),
                        trainer_config=config.trainer.model_dump_json(),
+                       task_config=config.task.model_dump_json(),
                        tracking_uri=config.tracking_uri, experiment=config.experiment)
   baseline = resolver.Resolver(
       strategy_class=latest_blessed_model_strategy.LatestBlessedModelStrategy,

@@ -8,7 +8,9 @@ from tfx.utils import path_utils
 
 from components import graph_io, tracking
 from components.subgraph_sampler.executor import subgraph_schema_path
-from pipelines.config import ModelConfig, TrainerConfig
+from pipelines.config import ModelConfig, TaskConfig, TrainerConfig
+
+EMBEDDINGS_FILE = "embeddings.parquet"  # in the Model's directory, for task dgi
 
 
 def split_files(examples, split: str) -> list[str]:
@@ -29,6 +31,7 @@ class Executor(base_executor.BaseExecutor):
     model_run = artifact_utils.get_single_instance(output_dict["model_run"])
     model_cfg = ModelConfig.model_validate_json(exec_properties["model_config"])
     trainer_cfg = TrainerConfig.model_validate_json(exec_properties["trainer_config"])
+    task_cfg = TaskConfig.model_validate_json(exec_properties.get("task_config") or "{}")
 
     train_files = split_files(examples, "train")
     if not train_files:
@@ -37,21 +40,37 @@ class Executor(base_executor.BaseExecutor):
                        run_name=f"train-{model.id or 'local'}",
                        tags={"tfx.component": "GnnTrainer", "tfx.model_uri": model.uri})
     run.log_params({**tracking.flatten("model", model_cfg.model_dump()),
-                    **tracking.flatten("trainer", trainer_cfg.model_dump())})
+                    **tracking.flatten("trainer", trainer_cfg.model_dump()),
+                    **tracking.flatten("task", task_cfg.model_dump())})
     ok = False
     try:
       export_dir = path_utils.serving_model_path(model.uri)
+      schema = graph_io.read_schema_file(subgraph_schema_path(examples.uri))
+      label = graph_io.read_label(graph.uri)
+      eval_files = split_files(examples, "eval")
+      if task_cfg.type == "dgi":
+        # Unsupervised and transductive (as in the DGI paper): every split's subgraphs, whose
+        # labels the model never reads; nothing to validate on.
+        train_files = train_files + eval_files + split_files(examples, "test")
+        eval_files = []
       result = training.train(
-          train_files=train_files, eval_files=split_files(examples, "eval"),
-          subgraph_schema=graph_io.read_schema_file(subgraph_schema_path(examples.uri)),
-          label=graph_io.read_label(graph.uri), model_cfg=model_cfg, trainer_cfg=trainer_cfg,
-          model_dir=model_run.uri, export_dir=export_dir,
+          train_files=train_files, eval_files=eval_files,
+          subgraph_schema=schema, label=label, model_cfg=model_cfg, trainer_cfg=trainer_cfg,
+          task_cfg=task_cfg, model_dir=model_run.uri, export_dir=export_dir,
           on_epoch=lambda epoch, logs: run.log_metrics(logs, step=epoch))
       run.log_artifacts(export_dir, "model")
+      if task_cfg.type == "dgi":
+        path = os.path.join(model.uri, EMBEDDINGS_FILE)
+        training.write_embeddings(
+            export_dir, {s: split_files(examples, s) for s in ("train", "eval", "test")},
+            schema, label, path)
+        run.client.log_artifact(run.run_id, path)
+        model.set_string_custom_property("embeddings_uri", path)
       for key, values in result.history.items():
         model.set_float_custom_property(f"final_{key}", values[-1])
       ok = True
     finally:
       run.finish(ok)
+    model.set_string_custom_property("task", task_cfg.type)
     model.set_string_custom_property("mlflow_run_id", run.run_id)
     model.set_string_custom_property("mlflow_tracking_uri", run.tracking_uri)

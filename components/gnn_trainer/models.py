@@ -76,7 +76,7 @@ def initial_states(gtspec: tfgnn.GraphTensorSpec, cfg: ModelConfig,
       return tf.keras.layers.Dense(
           cfg.units, name=f"project_{node_set_name}",
           kernel_regularizer=_l2(cfg.l2_regularization))(x)
-    if graph_io.ID in gtspec.node_sets_spec[node_set_name].features_spec:
+    if cfg.id_embeddings and graph_io.ID in gtspec.node_sets_spec[node_set_name].features_spec:
       ids = tf.keras.layers.Hashing(cfg.id_hash_bins)(node_set[graph_io.ID])
       x = tf.keras.layers.Embedding(
           cfg.id_hash_bins, cfg.id_embedding_dim, name=f"embed_{node_set_name}",

@@ -8,6 +8,8 @@ takes serialized GraphTensor tf.Examples.
 from __future__ import annotations
 
 import dataclasses
+import os
+import tempfile
 from typing import Callable, Optional, Sequence
 
 import tensorflow as tf
@@ -16,9 +18,10 @@ from tensorflow_gnn import runner
 
 from components import graph_io
 from components.gnn_trainer import models
+from components.gnn_trainer import tasks
 from pipelines.config import ModelConfig, TaskConfig, TrainerConfig
 
-OUTPUT_NAME = "logits"
+OUTPUT_NAME = tasks.OUTPUT_NAME
 MT_ALBIS_OPTIONS = models.MT_ALBIS_OPTIONS
 
 
@@ -65,12 +68,9 @@ def train(*, train_files: Sequence[str], eval_files: Sequence[str],
           task_cfg: Optional[TaskConfig] = None,
           on_epoch: Optional[Callable[[int, dict], None]] = None) -> TrainResult:
   """Trains and exports the model; `model_dir` holds checkpoints (training resumes from them)."""
-  del task_cfg  # only root-node multiclass classification so far
   tf.keras.utils.set_random_seed(trainer_cfg.seed)
   gtspec = tfgnn.create_graph_spec_from_schema_pb(subgraph_schema)
-  task = runner.RootNodeMulticlassClassification(
-      label.node_set, num_classes=label.num_classes,
-      label_fn=runner.RootNodeLabelFn(label.node_set, feature_name=label.feature))
+  task_set = tasks.make_tasks(task_cfg or TaskConfig(), label, trainer_cfg.seed)
   history = _History(on_epoch)
   callbacks = [history]
   if trainer_cfg.early_stopping_patience and eval_files:
@@ -82,6 +82,7 @@ def train(*, train_files: Sequence[str], eval_files: Sequence[str],
       strategy=tf.distribute.get_strategy(),
       model_dir=model_dir,
       steps_per_epoch=trainer_cfg.steps_per_epoch,
+      validation_freq=trainer_cfg.validation_freq if eval_files else None,
       callbacks=callbacks,
       summarize_every_n_steps="never",
       verbose=0)
@@ -99,13 +100,66 @@ def train(*, train_files: Sequence[str], eval_files: Sequence[str],
   runner.run(
       train_ds_provider=train_ds,
       valid_ds_provider=eval_ds,
-      model_fn=models.build_model_fn(model_cfg, label.node_set),
+      model_fn=models.build_model_fn(model_cfg, label.node_set, task_set.exclude_features),
       optimizer_fn=optimizer_fn,
       trainer=trainer,
-      task=task,
+      task=task_set.task,
+      loss_weights=task_set.loss_weights,
+      feature_processors=task_set.feature_processors,
       gtspec=gtspec,
       global_batch_size=trainer_cfg.batch_size,
       epochs=trainer_cfg.epochs,
-      model_exporters=[runner.KerasModelExporter(output_names=OUTPUT_NAME)],
+      model_exporters=tasks.exporters(task_set),
       export_dirs=[export_dir])
   return TrainResult(history.history, export_dir)
+
+
+def embed(model_dir: str, files: Sequence[str], subgraph_schema: tfgnn.GraphSchema,
+          label: Optional[graph_io.Label], batch_size: int = 256) -> dict:
+  """Runs an embedding model (task dgi's export) over serialized subgraphs; returns columns
+  `node_id` (when the subgraphs carry `#id`), `label` (when labelled) and `embedding`."""
+  serve = tf.saved_model.load(model_dir).signatures["serving_default"]
+  gtspec = tfgnn.create_graph_spec_from_schema_pb(subgraph_schema)
+  root_features = gtspec.node_sets_spec[label.node_set].features_spec
+  columns = {"embedding": []}
+  wanted = [k for k in (graph_io.ID, label.feature) if k in root_features]
+  for name in wanted:
+    columns["node_id" if name == graph_io.ID else "label"] = []
+  for batch in tf.data.TFRecordDataset(list(files)).batch(batch_size):
+    graph = tfgnn.parse_example(gtspec, batch).merge_batch_to_components()
+    for name in wanted:
+      value = tfgnn.gather_first_node(graph, label.node_set, feature_name=name).numpy()
+      columns["node_id" if name == graph_io.ID else "label"].extend(value.reshape(-1).tolist())
+    columns["embedding"].extend(serve(examples=batch)[tasks.EMBEDDINGS_OUTPUT].numpy())
+  return columns
+
+
+def write_embeddings(model_dir: str, files_by_split: dict[str, Sequence[str]],
+                     subgraph_schema: tfgnn.GraphSchema, label: graph_io.Label,
+                     path: str) -> int:
+  """Parquet of root-node embeddings (one row per sampled subgraph, with its split), readable
+  without TensorFlow; written to a temporary name, then renamed. Returns the row count."""
+  import numpy as np  # pylint: disable=g-import-not-at-top
+  import pyarrow as pa  # pylint: disable=g-import-not-at-top
+  import pyarrow.parquet as pq  # pylint: disable=g-import-not-at-top
+  tables = []
+  for split, files in files_by_split.items():
+    if not files:
+      continue
+    columns = embed(model_dir, files, subgraph_schema, label)
+    vectors = np.asarray(columns.pop("embedding"), np.float32)
+    columns = {k: pa.array(v) for k, v in columns.items()}
+    columns["split"] = pa.array([split] * len(vectors))
+    columns["embedding"] = pa.FixedSizeListArray.from_arrays(
+        pa.array(vectors.reshape(-1)), vectors.shape[1])
+    tables.append(pa.table(columns))
+  table = pa.concat_tables(tables)
+  # Parquet is written locally, then copied beside the destination and renamed into place
+  # (the destination may be a remote filesystem that pyarrow does not know).
+  tmp = f"{path}.tmp"
+  tf.io.gfile.makedirs(os.path.dirname(path))
+  with tempfile.TemporaryDirectory() as local:
+    pq.write_table(table, os.path.join(local, "embeddings.parquet"))
+    tf.io.gfile.copy(os.path.join(local, "embeddings.parquet"), tmp, overwrite=True)
+  tf.io.gfile.rename(tmp, path, overwrite=True)
+  return table.num_rows
