@@ -74,6 +74,12 @@ def main(argv=None) -> int:
   raw = evaluation.linear_probe_metrics(x_train, y_train, x_test, y_test, label.num_classes)
   print(json.dumps({"probe_on": "raw_features", "split": args.split,
                     "accuracy": round(100 * raw["accuracy"], 2)}), flush=True)
+  if args.split == "test":
+    x_eval, y_eval = raw_features(files["eval"], schema, label)
+    raw_eval = evaluation.linear_probe_metrics(x_train, y_train, x_eval, y_eval,
+                                               label.num_classes)
+    print(json.dumps({"probe_on": "raw_features", "split": "eval",
+                      "accuracy": round(100 * raw_eval["accuracy"], 2)}), flush=True)
   accs = []
   for seed in range(args.seeds):
     with tempfile.TemporaryDirectory() as tmp:
@@ -85,6 +91,10 @@ def main(argv=None) -> int:
       path = os.path.join(tmp, "embeddings.parquet")
       training.write_embeddings(os.path.join(tmp, "model"), files, schema, label, path)
       dgi = evaluation.embedding_probe_metrics(path, args.split, label.num_classes)
+      if args.split == "test":
+        dgi_eval = evaluation.embedding_probe_metrics(path, "eval", label.num_classes)
+        print(json.dumps({"probe_on": "dgi_embeddings", "seed": seed, "split": "eval",
+                          "accuracy": round(100 * dgi_eval["accuracy"], 2)}), flush=True)
     accs.append(100 * dgi["accuracy"])
     print(json.dumps({"probe_on": "dgi_embeddings", "seed": seed, "split": args.split,
                       "accuracy": round(accs[-1], 2)}), flush=True)

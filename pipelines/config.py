@@ -256,6 +256,17 @@ class TrainerConfig(_Strict):
   early_stopping_metric: str = "loss"
   # Validate every this many epochs (patience then counts validations).
   validation_freq: int = pydantic.Field(1, gt=0)
+  # tf.distribute strategy: default (one device), mirrored (all local GPUs),
+  # multi_worker_mirrored (workers from TF_CONFIG), parameter_server (TF_CONFIG cluster with
+  # ps/chief/workers; TF-GNN's runner.ParameterServerStrategy), tpu (runner.TPUStrategy at
+  # `tpu_address`, "" = local).
+  strategy: Literal["default", "mirrored", "multi_worker_mirrored", "parameter_server",
+                    "tpu"] = "default"
+  tpu_address: str = ""
+  # Fixed-shape batches (TPUs need them): none; fit_or_skip (sizes that fit
+  # `fit_or_skip_success_ratio` of batches, the rest skipped); tight (the largest batch seen).
+  padding: Literal["none", "fit_or_skip", "tight"] = "none"
+  fit_or_skip_success_ratio: float = pydantic.Field(0.99, gt=0, le=1)
 
 
 class EvaluationConfig(_Strict):

@@ -28,14 +28,23 @@ TEMPLATES = {
     "gcn": {"degree_normalization": "in_out"},
 }
 
+# Trainer options exercised along the way (each template run also covers one of them).
+TRAINER_OPTIONS = {
+    "mt_albis": {"padding": "fit_or_skip"},
+    "gcn": {"padding": "tight", "strategy": "mirrored"},
+    "hgt": {"learning_rate_schedule": "cosine"},
+    "graph_sage": {"learning_rate_schedule": "exponential", "epochs": 2,
+                   "early_stopping_patience": 1},
+}
+
 
 @pytest.fixture(scope="module")
 def root(tmp_path_factory):
   return tmp_path_factory.mktemp("zoo")
 
 
-def zoo_config(root, model: dict, task: dict | None = None,
-               evaluation: dict | None = None) -> config_lib.Config:
+def zoo_config(root, model: dict, task: dict | None = None, evaluation: dict | None = None,
+               trainer: dict | None = None) -> config_lib.Config:
   import yaml
   with open(TINY) as f:
     raw = yaml.safe_load(f)
@@ -46,7 +55,7 @@ def zoo_config(root, model: dict, task: dict | None = None,
   raw["pipeline"]["root"] = str(root)
   raw["pipeline"]["name"] = "tfx-gnn-zoo"
   raw["sampling"]["fanouts"] = {"cites": 3, "cited_by": 3}
-  raw["trainer"] = {"epochs": 1, "steps_per_epoch": 2, "batch_size": 16}
+  raw["trainer"] = {"epochs": 1, "steps_per_epoch": 2, "batch_size": 16, **(trainer or {})}
   return config_lib.parse_config(raw, "zoo", HERE)
 
 
@@ -70,7 +79,8 @@ def _ran(summary):
 
 @pytest.mark.parametrize("template", list(TEMPLATES))
 def test_template_trains_exports_and_serves_through_the_pipeline(root, template):
-  summary = local_runner.run(zoo_config(root, {"template": template, **TEMPLATES[template]}))
+  summary = local_runner.run(zoo_config(root, {"template": template, **TEMPLATES[template]},
+                                        trainer=TRAINER_OPTIONS.get(template)))
   _ran(summary)
   assert 0 <= summary["test_metrics"]["accuracy"] <= 1
   assert _serve(root, summary)["logits"].shape == (3, 2)

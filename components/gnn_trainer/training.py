@@ -62,6 +62,28 @@ def learning_rate(cfg: TrainerConfig, steps_per_epoch: int):
   return cfg.learning_rate
 
 
+def make_strategy(cfg: TrainerConfig) -> tf.distribute.Strategy:
+  """The configured tf.distribute strategy (cluster-based ones read TF_CONFIG)."""
+  if cfg.strategy == "mirrored":
+    return tf.distribute.MirroredStrategy()
+  if cfg.strategy == "multi_worker_mirrored":
+    return tf.distribute.MultiWorkerMirroredStrategy()
+  if cfg.strategy == "parameter_server":
+    return runner.ParameterServerStrategy()
+  if cfg.strategy == "tpu":
+    return runner.TPUStrategy(cfg.tpu_address)
+  return tf.distribute.get_strategy()
+
+
+def make_padding(cfg: TrainerConfig, gtspec: tfgnn.GraphTensorSpec, dataset_provider):
+  if cfg.padding == "fit_or_skip":
+    return runner.FitOrSkipPadding(gtspec, dataset_provider,
+                                   fit_or_skip_success_ratio=cfg.fit_or_skip_success_ratio)
+  if cfg.padding == "tight":
+    return runner.TightPadding(gtspec, dataset_provider)
+  return None
+
+
 def train(*, train_files: Sequence[str], eval_files: Sequence[str],
           subgraph_schema: tfgnn.GraphSchema, label: graph_io.Label, model_cfg: ModelConfig,
           trainer_cfg: TrainerConfig, model_dir: str, export_dir: str,
@@ -78,16 +100,20 @@ def train(*, train_files: Sequence[str], eval_files: Sequence[str],
         monitor=f"val_{trainer_cfg.early_stopping_metric}",
         patience=trainer_cfg.early_stopping_patience,
         mode="min" if trainer_cfg.early_stopping_metric.endswith("loss") else "max"))
+  steps_per_epoch = trainer_cfg.steps_per_epoch or max(
+      1, -(-count_examples(train_files) // trainer_cfg.batch_size))
+  # Keras needs step counts for the distributed datasets of a non-default strategy.
+  distributed = trainer_cfg.strategy != "default"
   trainer = runner.KerasTrainer(
-      strategy=tf.distribute.get_strategy(),
+      strategy=make_strategy(trainer_cfg),
       model_dir=model_dir,
-      steps_per_epoch=trainer_cfg.steps_per_epoch,
+      steps_per_epoch=steps_per_epoch if distributed else trainer_cfg.steps_per_epoch,
+      validation_steps=(max(1, -(-count_examples(eval_files) // trainer_cfg.batch_size))
+                        if distributed and eval_files else None),
       validation_freq=trainer_cfg.validation_freq if eval_files else None,
       callbacks=callbacks,
       summarize_every_n_steps="never",
       verbose=0)
-  steps_per_epoch = trainer_cfg.steps_per_epoch or max(
-      1, -(-count_examples(train_files) // trainer_cfg.batch_size))
 
   def optimizer_fn():
     return tf.keras.optimizers.AdamW(learning_rate(trainer_cfg, steps_per_epoch),
@@ -98,6 +124,8 @@ def train(*, train_files: Sequence[str], eval_files: Sequence[str],
       examples_shuffle_size=trainer_cfg.shuffle_buffer)
   eval_ds = runner.TFRecordDatasetProvider(filenames=list(eval_files)) if eval_files else None
   runner.run(
+      train_padding=make_padding(trainer_cfg, gtspec, train_ds),
+      valid_padding=make_padding(trainer_cfg, gtspec, eval_ds) if eval_ds else None,
       train_ds_provider=train_ds,
       valid_ds_provider=eval_ds,
       model_fn=models.build_model_fn(model_cfg, label.node_set, task_set.exclude_features),
