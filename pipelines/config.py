@@ -128,25 +128,79 @@ class SamplingConfig(_Strict):
     return fanouts
 
 
+# Template-specific ModelConfig options: which templates each applies to. Setting one for
+# another template is an error that names the key (a silently ignored option misleads).
+MODEL_TEMPLATE_OPTIONS: dict[str, tuple[str, ...]] = {
+    "message_dim": ("mt_albis", "gat_v2", "multi_head_attention", "vanilla_mpnn", "graph_sage"),
+    "attention_type": ("mt_albis",),
+    "attention_edge_set_names": ("mt_albis",),
+    "attention_num_heads": ("mt_albis",),
+    "simple_conv_reduce_type": ("mt_albis",),
+    "simple_conv_use_receiver_state": ("mt_albis",),
+    "edge_dropout_rate": ("mt_albis", "gat_v2", "multi_head_attention"),
+    "normalization_type": ("mt_albis",),
+    "batch_normalization_momentum": ("mt_albis",),
+    "next_state_type": ("mt_albis",),
+    "edge_set_combine_type": ("mt_albis",),
+    "num_heads": ("gat_v2", "multi_head_attention", "hgt"),
+    "heads_merge_type": ("gat_v2",),
+    "reduce_type": ("vanilla_mpnn", "graph_sage"),
+    "use_layer_normalization": ("vanilla_mpnn", "hgt"),
+    "use_pooling": ("graph_sage",),
+    "l2_normalize": ("graph_sage",),
+    "combine_type": ("graph_sage",),
+    "use_weighted_skip": ("hgt",),
+    "add_self_loops": ("gcn",),
+    "degree_normalization": ("gcn",),
+    "l2_regularization": ("mt_albis", "gat_v2", "multi_head_attention", "vanilla_mpnn", "gcn"),
+    "last_round_node_sets": ("mt_albis", "gat_v2", "multi_head_attention", "vanilla_mpnn",
+                             "graph_sage", "gcn"),
+}
+
+
 class ModelConfig(_Strict):
-  """The MtAlbis model template; every MtAlbisGraphUpdate option is here."""
-  template: Literal["mt_albis"] = "mt_albis"
+  """The GNN: a template from TF-GNN's model zoo (`tensorflow_gnn.models.*`), its options,
+  and the input layer shared by all templates. Every MtAlbisGraphUpdate option is here."""
+  template: Literal["mt_albis", "graph_sage", "gat_v2", "hgt", "vanilla_mpnn",
+                    "multi_head_attention", "gcn"] = "mt_albis"
   num_rounds: int = pydantic.Field(2, ge=1)
   units: int = pydantic.Field(64, gt=0)
+  state_dropout_rate: float = pydantic.Field(0.0, ge=0, lt=1)
+  # Node sets updated in the last round; default: the task's root node set (all for graph-level
+  # tasks). Not for hgt, which updates every node set that receives messages.
+  last_round_node_sets: Optional[list[str]] = None
+  # -- template-specific (see MODEL_TEMPLATE_OPTIONS)
   message_dim: int = pydantic.Field(64, gt=0)
+  l2_regularization: float = pydantic.Field(0.0, ge=0)
+  # mt_albis
   attention_type: Literal["none", "multi_head", "gat_v2"] = "none"
   attention_edge_set_names: Optional[list[str]] = None
   attention_num_heads: int = 4
   simple_conv_reduce_type: str = "mean"
   simple_conv_use_receiver_state: bool = True
-  state_dropout_rate: float = pydantic.Field(0.0, ge=0, lt=1)
   edge_dropout_rate: float = pydantic.Field(0.0, ge=0, lt=1)
-  l2_regularization: float = pydantic.Field(0.0, ge=0)
   normalization_type: Literal["layer", "batch", "none"] = "layer"
   batch_normalization_momentum: float = 0.99
   next_state_type: Literal["dense", "residual"] = "dense"
   edge_set_combine_type: Literal["concat", "sum"] = "concat"
-  # Node sets without features get a trainable embedding of their hashed ids.
+  # gat_v2, multi_head_attention, hgt
+  num_heads: int = pydantic.Field(4, gt=0)
+  heads_merge_type: Literal["concat", "mean"] = "concat"
+  # vanilla_mpnn, graph_sage
+  reduce_type: str = "mean"
+  use_layer_normalization: bool = False
+  use_pooling: bool = False
+  l2_normalize: bool = True
+  combine_type: Literal["sum", "concat"] = "sum"
+  use_weighted_skip: bool = True
+  # gcn (homogeneous graphs: one node set)
+  add_self_loops: bool = True
+  degree_normalization: Literal["none", "in", "out", "in_out", "in_in"] = "in_out"
+  # -- the input layer
+  # Node sets without features get a trainable embedding of their hashed ids; with
+  # `id_embeddings: false` they start empty and only relay messages (nodes unseen in training
+  # then get no random state).
+  id_embeddings: bool = True
   id_embedding_dim: int = pydantic.Field(32, gt=0)
   id_hash_bins: int = pydantic.Field(50_000, gt=0)
   input_dropout_rate: float = pydantic.Field(0.0, ge=0, lt=1)
@@ -156,9 +210,46 @@ class ModelConfig(_Strict):
   # Drop message passing altogether: a features-only baseline on the root node.
   features_only: bool = False
 
+  @pydantic.model_validator(mode="after")
+  def _options_fit_template(self):
+    # Set and not the default (a config re-read from its full JSON dump has every key set).
+    wrong = sorted(k for k in self.model_fields_set
+                   if k in MODEL_TEMPLATE_OPTIONS
+                   and self.template not in MODEL_TEMPLATE_OPTIONS[k]
+                   and getattr(self, k) != type(self).model_fields[k].default)
+    if wrong:
+      raise ValueError("; ".join(
+          f"option {k!r} does not apply to template {self.template!r} (only to "
+          f"{', '.join(MODEL_TEMPLATE_OPTIONS[k])})" for k in wrong))
+    return self
+
 
 class TaskConfig(_Strict):
-  type: Literal["root_node_multiclass"] = "root_node_multiclass"
+  """What the model learns (tensorflow_gnn.runner tasks) about each subgraph's root node:
+  root_node_multiclass / root_node_binary (the label; binary needs 2 classes),
+  root_node_regression (the label as a number), dgi (Deep Graph Infomax: no label; the
+  model serves root-node embeddings, also written to Parquet per node id)."""
+  type: Literal["root_node_multiclass", "root_node_binary", "root_node_regression",
+                "dgi"] = "root_node_multiclass"
+  regression_loss: Literal["mse", "mae"] = "mse"
+  # root_node_multiclass only: > 0 adds a DeepGraphInfomaxTask (multi-task) with this loss
+  # weight (classification's is 1).
+  dgi_loss_weight: float = pydantic.Field(0.0, ge=0)
+
+  @pydantic.model_validator(mode="after")
+  def _options_fit_type(self):
+    if self.regression_loss != "mse" and self.type != "root_node_regression":
+      raise ValueError(f"option 'regression_loss' does not apply to task {self.type!r}")
+    if self.dgi_loss_weight and self.type != "root_node_multiclass":
+      raise ValueError(f"option 'dgi_loss_weight' does not apply to task {self.type!r}")
+    return self
+
+  @property
+  def has_integrated_gradients(self) -> bool:
+    """Whether the trained model gets an integrated-gradients export (and Attribution runs):
+    single supervised tasks only; DGI's model feeds two graphs, which TF-GNN's IG exporter
+    cannot take."""
+    return self.type != "dgi" and not self.dgi_loss_weight
 
 
 class IntegratedGradientsConfig(_Strict):
@@ -175,17 +266,42 @@ class TrainerConfig(_Strict):
   epochs: int = pydantic.Field(5, gt=0)
   batch_size: int = pydantic.Field(128, gt=0)
   learning_rate: float = pydantic.Field(1e-3, gt=0)
+  # constant; cosine (to 0 over all epochs); exponential (x decay_rate per epoch)
+  learning_rate_schedule: Literal["constant", "cosine", "exponential"] = "constant"
+  decay_rate: float = pydantic.Field(0.96, gt=0, le=1)
   weight_decay: float = pydantic.Field(0.0, ge=0)
   steps_per_epoch: Optional[int] = pydantic.Field(None, gt=0)
   shuffle_buffer: int = pydantic.Field(10_000, gt=0)
   seed: int = 0
   integrated_gradients: IntegratedGradientsConfig = IntegratedGradientsConfig()
+  # Early stopping on a validation metric (Keras name without "val_", e.g. loss,
+  # sparse_categorical_accuracy): stop after `patience` epochs without improvement. With an eval
+  # split, the weights of the epoch with the lowest validation loss are exported.
+  early_stopping_patience: Optional[int] = pydantic.Field(None, gt=0)
+  early_stopping_metric: str = "loss"
+  # Validate every this many epochs (patience then counts validations).
+  validation_freq: int = pydantic.Field(1, gt=0)
+  # tf.distribute strategy: default (one device), mirrored (all local GPUs),
+  # multi_worker_mirrored (workers from TF_CONFIG), parameter_server (TF_CONFIG cluster with
+  # ps/chief/workers; TF-GNN's runner.ParameterServerStrategy), tpu (runner.TPUStrategy at
+  # `tpu_address`, "" = local).
+  strategy: Literal["default", "mirrored", "multi_worker_mirrored", "parameter_server",
+                    "tpu"] = "default"
+  tpu_address: str = ""
+  # Fixed-shape batches (TPUs need them): none; fit_or_skip (sizes that fit
+  # `fit_or_skip_success_ratio` of batches, the rest skipped); tight (the largest batch seen).
+  padding: Literal["none", "fit_or_skip", "tight"] = "none"
+  fit_or_skip_success_ratio: float = pydantic.Field(0.99, gt=0, le=1)
 
 
 class EvaluationConfig(_Strict):
-  metric: Literal["accuracy", "macro_f1", "micro_f1"] = "accuracy"
+  # Classification: accuracy, macro_f1, micro_f1 (binary also auc; dgi: a logistic-regression
+  # probe's on the embeddings); regression: mse, rmse, mae (lower is better).
+  metric: Literal["accuracy", "macro_f1", "micro_f1", "auc", "mse", "rmse", "mae"] = "accuracy"
   lower_bound: float = pydantic.Field(0.0, ge=0, le=1)
-  # The candidate may be at most this much worse than the baseline (negative: must improve).
+  upper_bound: Optional[float] = None  # for mse, rmse, mae
+  # The candidate may be at most this much worse than the baseline (negative: must improve);
+  # "worse" is higher for mse/rmse/mae.
   max_regression: float = 0.0
 
 

@@ -113,11 +113,12 @@ def summarize(store, run_id: str) -> dict:
         if os.path.exists(metrics_file):
           with open(metrics_file) as f:
             result = json.load(f)
-          out["test_metrics"] = {k: result["candidate"][k]
-                                 for k in ("accuracy", "micro_f1", "macro_f1", "num_examples")}
+          # Every scalar metric of the task (classification, regression, linear probe).
+          out["test_metrics"] = {k: v for k, v in result["candidate"].items()
+                                 if isinstance(v, (int, float))}
           out["baseline_metrics"] = (
-              {k: result["baseline"][k] for k in ("accuracy", "micro_f1", "macro_f1")}
-              if result["baseline"] else None)
+              {k: v for k, v in result["baseline"].items()
+               if isinstance(v, float)} if result["baseline"] else None)
       elif ref.type == "ModelBlessing":
         out["blessed"] = bool(ref.properties.get("blessed"))
         out["blessing_reasons"] = ref.properties.get("reasons") or ""

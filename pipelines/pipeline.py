@@ -39,6 +39,7 @@ def create_components(config: Config, base: str) -> list:
   trainer = GnnTrainer(examples=sampler.outputs["examples"], graph=ingest.outputs["graph"],
                        model_config=config.model.model_dump_json(),
                        trainer_config=config.trainer.model_dump_json(),
+                       task_config=config.task.model_dump_json(),
                        tracking_uri=config.tracking_uri, experiment=config.experiment)
   baseline = resolver.Resolver(
       strategy_class=latest_blessed_model_strategy.LatestBlessedModelStrategy,
@@ -58,7 +59,8 @@ def create_components(config: Config, base: str) -> list:
                      "registered_model_name": config.pipeline.name})
   components = [ingest, validator, sampler, trainer, baseline, evaluator, pusher]
   attribution = None
-  if config.attribution.enabled:
+  # Only single supervised tasks export an integrated-gradients signature to attribute.
+  if config.attribution.enabled and config.task.has_integrated_gradients:
     attribution = Attribution(
         model=trainer.outputs["model"], examples=sampler.outputs["examples"],
         graph=ingest.outputs["graph"], attribution_config=config.attribution.model_dump_json(),

@@ -39,11 +39,22 @@ class Executor(tfx_evaluator_executor.Executor):
     label = graph_io.read_label(graph.uri)
 
     def metrics_of(model_artifact):
+      task = model_artifact.get_string_custom_property("task") or "root_node_multiclass"
+      if task == "dgi":  # unsupervised: a linear probe on the embeddings the trainer wrote
+        return evaluation.embedding_probe_metrics(
+            model_artifact.get_string_custom_property("embeddings_uri"), EVAL_SPLIT,
+            label.num_classes)
       labels, logits = evaluation.predict(
           path_utils.serving_model_path(model_artifact.uri), files, schema, label)
-      return evaluation.classification_metrics(labels, logits, label.num_classes)
+      return evaluation.task_metrics(task, labels, logits, label.num_classes)
 
     candidate = metrics_of(model)
+
+    def task_of(model_artifact):
+      return model_artifact.get_string_custom_property("task") or "root_node_multiclass"
+
+    if baseline is not None and task_of(baseline) != task_of(model):
+      baseline = None  # a model of another task is no baseline: its metrics differ
     # The baseline is evaluated here, on this run's test split, so the comparison is fair
     # even when the data changed since the baseline was blessed.
     baseline_metrics = metrics_of(baseline) if baseline is not None else None
@@ -54,8 +65,9 @@ class Executor(tfx_evaluator_executor.Executor):
               "baseline_model_uri": baseline.uri if baseline is not None else None}
     graph_io.write_text(os.path.join(evaluation_out.uri, METRICS_FILE),
                         json.dumps(result, indent=2))
-    for key in ("accuracy", "micro_f1", "macro_f1"):
-      evaluation_out.set_float_custom_property(key, candidate[key])
+    for key, value in candidate.items():
+      if isinstance(value, float):
+        evaluation_out.set_float_custom_property(key, value)
     graph_io.write_text(os.path.join(blessing.uri, "BLESSED" if blessed else "NOT_BLESSED"),
                         "\n".join(reasons))
     # TFX's blessing conventions (read by the Pusher and LatestBlessedModelStrategy).

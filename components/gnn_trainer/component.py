@@ -1,7 +1,8 @@
 """GnnTrainer: trains a GNN with TF-GNN's Runner on sampled subgraphs.
 
 Outputs a `Model` (`Format-Serving/`: a SavedModel whose `serving_default` takes serialized
-GraphTensor tf.Examples and returns `logits`) and a `ModelRun` (checkpoints and TensorBoard
+GraphTensor tf.Examples and returns `logits`, or `embeddings` for task dgi, whose Model also
+holds `embeddings.parquet`: the root embedding of every sampled subgraph, per split) and a `ModelRun` (checkpoints and TensorBoard
 summaries). Parameters, per-epoch metrics and the model are logged to MLflow; the run id is
 the Model's `mlflow_run_id` custom property.
 
@@ -22,6 +23,7 @@ class GnnTrainerSpec(component_spec.ComponentSpec):
   PARAMETERS = {
       "model_config": component_spec.ExecutionParameter(type=str),  # ModelConfig JSON
       "trainer_config": component_spec.ExecutionParameter(type=str),  # TrainerConfig JSON
+      "task_config": component_spec.ExecutionParameter(type=str, optional=True),  # TaskConfig
       "tracking_uri": component_spec.ExecutionParameter(type=str),
       "experiment": component_spec.ExecutionParameter(type=str),
   }
@@ -36,14 +38,15 @@ class GnnTrainerSpec(component_spec.ComponentSpec):
 
 
 class GnnTrainer(base_component.BaseComponent):
-  """`tensorflow_gnn.runner.run` with a root-node classification task and MtAlbis."""
+  """`tensorflow_gnn.runner.run` with the configured task(s) and model-zoo template."""
   SPEC_CLASS = GnnTrainerSpec
   EXECUTOR_SPEC = executor_spec.ExecutorClassSpec(executor.Executor)
 
   def __init__(self, examples, graph, model_config: str, trainer_config: str,
-               tracking_uri: str, experiment: str):
+               tracking_uri: str, experiment: str, task_config: str | None = None):
     super().__init__(spec=GnnTrainerSpec(
         examples=examples, graph=graph, model_config=model_config,
         trainer_config=trainer_config, tracking_uri=tracking_uri, experiment=experiment,
+        task_config=task_config,
         model=channel.Channel(type=standard_artifacts.Model),
         model_run=channel.Channel(type=standard_artifacts.ModelRun)))

@@ -19,7 +19,9 @@ from tfx.utils import path_utils
 
 from components import graph_io, publish, tracking
 from components.subgraph_sampler.executor import subgraph_schema_path
-from pipelines.config import ModelConfig, TrainerConfig
+from pipelines.config import ModelConfig, TaskConfig, TrainerConfig
+
+EMBEDDINGS_FILE = "embeddings.parquet"  # in the Model's directory, for task dgi
 
 
 def split_files(examples, split: str) -> list[str]:
@@ -38,7 +40,9 @@ def backup_dir(model_uri: str, examples, graph, exec_properties) -> str:
   by the input artifacts and the model and trainer configs (not by the execution)."""
   key = json.dumps({"examples": examples.id, "graph": graph.id,
                     "model": json.loads(exec_properties["model_config"]),
-                    "trainer": json.loads(exec_properties["trainer_config"])}, sort_keys=True)
+                    "trainer": json.loads(exec_properties["trainer_config"]),
+                    "task": json.loads(exec_properties.get("task_config") or "{}")},
+                   sort_keys=True)
   fingerprint = hashlib.sha256(key.encode()).hexdigest()[:16]
   component_dir = os.path.dirname(os.path.dirname(publish.final_path(model_uri)))
   return os.path.join(component_dir, BACKUP_DIR, fingerprint)
@@ -87,6 +91,7 @@ class Executor(base_executor.BaseExecutor):
     model_run = artifact_utils.get_single_instance(output_dict["model_run"])
     model_cfg = ModelConfig.model_validate_json(exec_properties["model_config"])
     trainer_cfg = TrainerConfig.model_validate_json(exec_properties["trainer_config"])
+    task_cfg = TaskConfig.model_validate_json(exec_properties.get("task_config") or "{}")
 
     train_files = split_files(examples, "train")
     if not train_files:
@@ -96,10 +101,19 @@ class Executor(base_executor.BaseExecutor):
                        tags={"tfx.component": "GnnTrainer",
                              "tfx.model_uri": publish.final_path(model.uri)})
     run.log_params({**tracking.flatten("model", model_cfg.model_dump()),
-                    **tracking.flatten("trainer", trainer_cfg.model_dump())})
+                    **tracking.flatten("trainer", trainer_cfg.model_dump()),
+                    **tracking.flatten("task", task_cfg.model_dump())})
     ok = False
     try:
       export_dir = path_utils.serving_model_path(model.uri)
+      schema = graph_io.read_schema_file(subgraph_schema_path(examples.uri))
+      label = graph_io.read_label(graph.uri)
+      eval_files = split_files(examples, "eval")
+      if task_cfg.type == "dgi":
+        # Unsupervised and transductive (as in the DGI paper): every split's subgraphs, whose
+        # labels the model never reads; nothing to validate on.
+        train_files = train_files + eval_files + split_files(examples, "test")
+        eval_files = []
       with exclusive_backup_dir(backup_dir(model.uri, examples, graph, exec_properties)) as backup:
         if tf.io.gfile.exists(backup) and tf.io.gfile.listdir(backup):
           logging.warning("GnnTrainer: resuming from the backup in %s (an earlier run of "
@@ -111,9 +125,8 @@ class Executor(base_executor.BaseExecutor):
           run.log_metrics(logs, step=epoch)
 
         result = training.train(
-            train_files=train_files, eval_files=split_files(examples, "eval"),
-            subgraph_schema=graph_io.read_schema_file(subgraph_schema_path(examples.uri)),
-            label=graph_io.read_label(graph.uri), model_cfg=model_cfg, trainer_cfg=trainer_cfg,
+            train_files=train_files, eval_files=eval_files, subgraph_schema=schema, label=label,
+            model_cfg=model_cfg, trainer_cfg=trainer_cfg, task_cfg=task_cfg,
             model_dir=model_run.uri, export_dir=export_dir, backup_dir=backup,
             on_epoch=on_epoch)
         run.log_artifacts(export_dir, "model")
@@ -121,10 +134,19 @@ class Executor(base_executor.BaseExecutor):
       if epochs_run and epochs_run[0] > 0:  # resumed: epochs before it came from the backup
         model.set_int_custom_property("resumed_at_epoch", epochs_run[0])
         run.client.set_tag(run.run_id, "resumed_at_epoch", str(epochs_run[0]))
+      if task_cfg.type == "dgi":
+        path = os.path.join(model.uri, EMBEDDINGS_FILE)
+        training.write_embeddings(
+            export_dir, {s: split_files(examples, s) for s in ("train", "eval", "test")},
+            schema, label, path)
+        run.client.log_artifact(run.run_id, path)
+        model.set_string_custom_property(
+            "embeddings_uri", os.path.join(publish.final_path(model.uri), EMBEDDINGS_FILE))
       for key, values in result.history.items():
         model.set_float_custom_property(f"final_{key}", values[-1])
       ok = True
     finally:
       run.finish(ok)
+    model.set_string_custom_property("task", task_cfg.type)
     model.set_string_custom_property("mlflow_run_id", run.run_id)
     model.set_string_custom_property("mlflow_tracking_uri", run.tracking_uri)

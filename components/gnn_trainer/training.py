@@ -1,4 +1,4 @@
-"""GNN training with TF-GNN's Runner: the MtAlbis model template on sampled subgraphs.
+"""GNN training with TF-GNN's Runner: a model-zoo template (models.py) on sampled subgraphs.
 
 `train()` is `tensorflow_gnn.runner.run` with a `RootNodeMulticlassClassification` task whose
 label is the root node's label feature (removed from every node of that set before the model
@@ -8,100 +8,27 @@ takes serialized GraphTensor tf.Examples.
 from __future__ import annotations
 
 import dataclasses
+import os
+import tempfile
 from typing import Callable, Optional, Sequence
 
 import tensorflow as tf
 import tensorflow_gnn as tfgnn
 from tensorflow_gnn import runner
-from tensorflow_gnn.models import mt_albis
 
 from components import graph_io
+from components.gnn_trainer import models
+from components.gnn_trainer import tasks
 from components.attribution import exporter as ig_exporter
-from pipelines.config import ModelConfig, TrainerConfig
+from pipelines.config import ModelConfig, TaskConfig, TrainerConfig
 
-OUTPUT_NAME = "logits"
+OUTPUT_NAME = tasks.OUTPUT_NAME
+MT_ALBIS_OPTIONS = models.MT_ALBIS_OPTIONS
 # A second SavedModel, `<export_dir>/integrated_gradients/`, whose `integrated_gradients`
 # signature returns a GraphTensor of summed gradients named IG_OUTPUT_NAME (the Attribution
 # component reads it); a subdirectory because TF-GNN's IG exporter cannot name serving outputs.
 IG_SUBDIR = "integrated_gradients"
 IG_OUTPUT_NAME = "gradients"
-# The ModelConfig fields that are MtAlbisGraphUpdate arguments, passed through unchanged.
-MT_ALBIS_OPTIONS = (
-    "units", "message_dim", "attention_type", "attention_edge_set_names",
-    "attention_num_heads", "simple_conv_reduce_type", "simple_conv_use_receiver_state",
-    "state_dropout_rate", "edge_dropout_rate", "l2_regularization", "normalization_type",
-    "batch_normalization_momentum", "next_state_type", "edge_set_combine_type")
-
-
-def _input_features(node_set_spec) -> list[str]:
-  return sorted(k for k in node_set_spec.features_spec if not k.startswith("#"))
-
-
-def _l2(factor: float):
-  return tf.keras.regularizers.l2(factor) if factor else None
-
-
-def initial_states(gtspec: tfgnn.GraphTensorSpec, cfg: ModelConfig) -> tf.keras.layers.Layer:
-  """Initial node states: dense features projected to `units`; node sets without features get
-  a trainable embedding of their hashed `#id` (as TF-GNN's OGBN-MAG example does)."""
-
-  def node_sets_fn(node_set, *, node_set_name):
-    names = _input_features(gtspec.node_sets_spec[node_set_name])
-    if names:
-      parts = []
-      for name in names:
-        value = tf.cast(node_set[name], tf.float32)
-        if value.shape.rank == 1:
-          value = tf.expand_dims(value, -1)
-        parts.append(value)
-      x = tf.concat(parts, -1) if len(parts) > 1 else parts[0]
-      if cfg.feature_normalization == "sum":  # as GCN/GAT row-normalize bag-of-words
-        x = x / tf.maximum(tf.reduce_sum(tf.abs(x), -1, keepdims=True), 1e-12)
-      elif cfg.feature_normalization == "l2":
-        x = tf.math.l2_normalize(x, -1)
-      if cfg.input_dropout_rate:
-        x = tf.keras.layers.Dropout(cfg.input_dropout_rate)(x)
-      return tf.keras.layers.Dense(
-          cfg.units, name=f"project_{node_set_name}",
-          kernel_regularizer=_l2(cfg.l2_regularization))(x)
-    if graph_io.ID in gtspec.node_sets_spec[node_set_name].features_spec:
-      ids = tf.keras.layers.Hashing(cfg.id_hash_bins)(node_set[graph_io.ID])
-      return tf.keras.layers.Embedding(
-          cfg.id_hash_bins, cfg.id_embedding_dim, name=f"embed_{node_set_name}",
-          embeddings_regularizer=_l2(cfg.l2_regularization))(ids)
-    # Neither features nor ids: a constant state; messages still carry structure.
-    return tfgnn.keras.layers.MakeEmptyFeature()(node_set)
-
-  return tfgnn.keras.layers.MapFeatures(node_sets_fn=node_sets_fn, name="initial_states")
-
-
-def build_model_fn(cfg: ModelConfig, root_node_set: str) -> Callable[[tfgnn.GraphTensorSpec],
-                                                                     tf.keras.Model]:
-  """The Runner's `model_fn`: GraphTensor in, GraphTensor with hidden states out."""
-
-  def model_fn(gtspec: tfgnn.GraphTensorSpec) -> tf.keras.Model:
-    inputs = tf.keras.layers.Input(type_spec=gtspec)
-    graph = initial_states(gtspec, cfg)(inputs)
-    if cfg.features_only:
-      # The baseline without message passing: an MLP on the root node's own features.
-      graph = tfgnn.keras.layers.MapFeatures(
-          node_sets_fn=lambda ns, node_set_name: (
-              tf.keras.layers.Dense(cfg.units, "relu")(ns[tfgnn.HIDDEN_STATE])
-              if node_set_name == root_node_set else ns[tfgnn.HIDDEN_STATE]),
-          name="features_only")(graph)
-      return tf.keras.Model(inputs, graph)
-    options = {name: getattr(cfg, name) for name in MT_ALBIS_OPTIONS}
-    for i in range(cfg.num_rounds):
-      last = i == cfg.num_rounds - 1
-      graph = mt_albis.MtAlbisGraphUpdate(
-          # Sampled edges point away from the root: messages flow back to the source.
-          receiver_tag=tfgnn.SOURCE,
-          # Only the root's node set matters after the last round.
-          node_set_names=[root_node_set] if last else None,
-          **options)(graph)
-    return tf.keras.Model(inputs, graph)
-
-  return model_fn
 
 
 @dataclasses.dataclass
@@ -126,48 +53,156 @@ class _History(tf.keras.callbacks.Callback):
       self._on_epoch(epoch, logs)
 
 
+def count_examples(files: Sequence[str]) -> int:
+  return sum(1 for f in files for _ in tf.data.TFRecordDataset(f))
+
+
+def learning_rate(cfg: TrainerConfig, steps_per_epoch: int):
+  """The configured schedule, stepped per batch."""
+  if cfg.learning_rate_schedule == "cosine":
+    return tf.keras.optimizers.schedules.CosineDecay(
+        cfg.learning_rate, decay_steps=max(1, cfg.epochs * steps_per_epoch))
+  if cfg.learning_rate_schedule == "exponential":
+    return tf.keras.optimizers.schedules.ExponentialDecay(
+        cfg.learning_rate, decay_steps=steps_per_epoch, decay_rate=cfg.decay_rate)
+  return cfg.learning_rate
+
+
+def make_strategy(cfg: TrainerConfig) -> tf.distribute.Strategy:
+  """The configured tf.distribute strategy (cluster-based ones read TF_CONFIG)."""
+  if cfg.strategy == "mirrored":
+    return tf.distribute.MirroredStrategy()
+  if cfg.strategy == "multi_worker_mirrored":
+    return tf.distribute.MultiWorkerMirroredStrategy()
+  if cfg.strategy == "parameter_server":
+    return runner.ParameterServerStrategy()
+  if cfg.strategy == "tpu":
+    return runner.TPUStrategy(cfg.tpu_address)
+  return tf.distribute.get_strategy()
+
+
+def make_padding(cfg: TrainerConfig, gtspec: tfgnn.GraphTensorSpec, dataset_provider):
+  if cfg.padding == "fit_or_skip":
+    return runner.FitOrSkipPadding(gtspec, dataset_provider,
+                                   fit_or_skip_success_ratio=cfg.fit_or_skip_success_ratio)
+  if cfg.padding == "tight":
+    return runner.TightPadding(gtspec, dataset_provider)
+  return None
+
+
 def train(*, train_files: Sequence[str], eval_files: Sequence[str],
           subgraph_schema: tfgnn.GraphSchema, label: graph_io.Label, model_cfg: ModelConfig,
           trainer_cfg: TrainerConfig, model_dir: str, export_dir: str,
           backup_dir: Optional[str] = None,
+          task_cfg: Optional[TaskConfig] = None,
           on_epoch: Optional[Callable[[int, dict], None]] = None) -> TrainResult:
   """Trains and exports the model; `model_dir` holds checkpoints; training backs up to
   `backup_dir` (default `<model_dir>/backup`) after each epoch and resumes from it."""
   tf.keras.utils.set_random_seed(trainer_cfg.seed)
   gtspec = tfgnn.create_graph_spec_from_schema_pb(subgraph_schema)
-  task = runner.RootNodeMulticlassClassification(
-      label.node_set, num_classes=label.num_classes,
-      label_fn=runner.RootNodeLabelFn(label.node_set, feature_name=label.feature))
+  task_cfg = task_cfg or TaskConfig()
+  task_set = tasks.make_tasks(task_cfg, label, trainer_cfg.seed)
   history = _History(on_epoch)
+  callbacks = [history]
+  if trainer_cfg.early_stopping_patience and eval_files:
+    callbacks.append(tf.keras.callbacks.EarlyStopping(
+        monitor=f"val_{trainer_cfg.early_stopping_metric}",
+        patience=trainer_cfg.early_stopping_patience,
+        mode="min" if trainer_cfg.early_stopping_metric.endswith("loss") else "max"))
+  # Keras needs step counts for the distributed datasets of a non-default strategy.
+  distributed = trainer_cfg.strategy != "default"
+  steps_per_epoch = trainer_cfg.steps_per_epoch
+  if distributed and not steps_per_epoch:
+    steps_per_epoch = max(1, -(-count_examples(train_files) // trainer_cfg.batch_size))
   trainer = runner.KerasTrainer(
-      strategy=tf.distribute.get_strategy(),
+      strategy=make_strategy(trainer_cfg),
       model_dir=model_dir,
       backup_dir=backup_dir,
-      steps_per_epoch=trainer_cfg.steps_per_epoch,
-      callbacks=[history],
+      steps_per_epoch=steps_per_epoch,
+      validation_steps=(max(1, -(-count_examples(eval_files) // trainer_cfg.batch_size))
+                        if distributed and eval_files else None),
+      validation_freq=trainer_cfg.validation_freq if eval_files else None,
+      callbacks=callbacks,
+      summarize_every_n_steps="never",
       verbose=0)
 
   def optimizer_fn():
-    return tf.keras.optimizers.AdamW(trainer_cfg.learning_rate,
+    return tf.keras.optimizers.AdamW(learning_rate(trainer_cfg, steps_per_epoch),
                                      weight_decay=trainer_cfg.weight_decay)
 
   train_ds = runner.TFRecordDatasetProvider(
       filenames=list(train_files), shuffle_filenames=True,
       examples_shuffle_size=trainer_cfg.shuffle_buffer)
   eval_ds = runner.TFRecordDatasetProvider(filenames=list(eval_files)) if eval_files else None
+  exporters = tasks.exporters(task_set)
+  if task_cfg.has_integrated_gradients:
+    exporters.append(ig_exporter.IntegratedGradientsExporter(
+        IG_OUTPUT_NAME, subdirectory=IG_SUBDIR, **trainer_cfg.integrated_gradients.model_dump()))
   runner.run(
+      train_padding=make_padding(trainer_cfg, gtspec, train_ds),
+      valid_padding=make_padding(trainer_cfg, gtspec, eval_ds) if eval_ds else None,
       train_ds_provider=train_ds,
       valid_ds_provider=eval_ds,
-      model_fn=build_model_fn(model_cfg, label.node_set),
+      model_fn=models.build_model_fn(model_cfg, label.node_set, task_set.exclude_features),
       optimizer_fn=optimizer_fn,
       trainer=trainer,
-      task=task,
+      task=task_set.task,
+      loss_weights=task_set.loss_weights,
+      feature_processors=task_set.feature_processors,
       gtspec=gtspec,
       global_batch_size=trainer_cfg.batch_size,
       epochs=trainer_cfg.epochs,
-      model_exporters=[runner.KerasModelExporter(output_names=OUTPUT_NAME),
-                       ig_exporter.IntegratedGradientsExporter(
-                           IG_OUTPUT_NAME, subdirectory=IG_SUBDIR,
-                           **trainer_cfg.integrated_gradients.model_dump())],
+      model_exporters=exporters,
       export_dirs=[export_dir])
   return TrainResult(history.history, export_dir)
+
+
+def embed(model_dir: str, files: Sequence[str], subgraph_schema: tfgnn.GraphSchema,
+          label: Optional[graph_io.Label], batch_size: int = 256) -> dict:
+  """Runs an embedding model (task dgi's export) over serialized subgraphs; returns columns
+  `node_id` (when the subgraphs carry `#id`), `label` (when labelled) and `embedding`."""
+  serve = tf.saved_model.load(model_dir).signatures["serving_default"]
+  gtspec = tfgnn.create_graph_spec_from_schema_pb(subgraph_schema)
+  root_features = gtspec.node_sets_spec[label.node_set].features_spec
+  columns = {"embedding": []}
+  wanted = [k for k in (graph_io.ID, label.feature) if k in root_features]
+  for name in wanted:
+    columns["node_id" if name == graph_io.ID else "label"] = []
+  for batch in tf.data.TFRecordDataset(list(files)).batch(batch_size):
+    graph = tfgnn.parse_example(gtspec, batch).merge_batch_to_components()
+    for name in wanted:
+      value = tfgnn.gather_first_node(graph, label.node_set, feature_name=name).numpy()
+      columns["node_id" if name == graph_io.ID else "label"].extend(value.reshape(-1).tolist())
+    columns["embedding"].extend(serve(examples=batch)[tasks.EMBEDDINGS_OUTPUT].numpy())
+  return columns
+
+
+def write_embeddings(model_dir: str, files_by_split: dict[str, Sequence[str]],
+                     subgraph_schema: tfgnn.GraphSchema, label: graph_io.Label,
+                     path: str) -> int:
+  """Parquet of root-node embeddings (one row per sampled subgraph, with its split), readable
+  without TensorFlow; written to a temporary name, then renamed. Returns the row count."""
+  import numpy as np  # pylint: disable=g-import-not-at-top
+  import pyarrow as pa  # pylint: disable=g-import-not-at-top
+  import pyarrow.parquet as pq  # pylint: disable=g-import-not-at-top
+  tables = []
+  for split, files in files_by_split.items():
+    if not files:
+      continue
+    columns = embed(model_dir, files, subgraph_schema, label)
+    vectors = np.asarray(columns.pop("embedding"), np.float32)
+    columns = {k: pa.array(v) for k, v in columns.items()}
+    columns["split"] = pa.array([split] * len(vectors))
+    columns["embedding"] = pa.FixedSizeListArray.from_arrays(
+        pa.array(vectors.reshape(-1)), vectors.shape[1])
+    tables.append(pa.table(columns))
+  table = pa.concat_tables(tables)
+  # Parquet is written locally, then copied beside the destination and renamed into place
+  # (the destination may be a remote filesystem that pyarrow does not know).
+  tmp = f"{path}.tmp"
+  tf.io.gfile.makedirs(os.path.dirname(path))
+  with tempfile.TemporaryDirectory() as local:
+    pq.write_table(table, os.path.join(local, "embeddings.parquet"))
+    tf.io.gfile.copy(os.path.join(local, "embeddings.parquet"), tmp, overwrite=True)
+  tf.io.gfile.rename(tmp, path, overwrite=True)
+  return table.num_rows

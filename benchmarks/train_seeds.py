@@ -1,0 +1,106 @@
+"""Model quality over several seeds, on subgraphs a pipeline run already sampled.
+
+  .venv/bin/python benchmarks/train_seeds.py CONFIG [--seeds 5] [--split eval|test]
+      [--set model.units=32 ...]
+
+Finds the newest Graph and sampled Examples under the config's `pipeline.root` (run the
+pipeline once first: `tfx-gnn run CONFIG`), trains with the config's model/trainer sections
+once per seed (`trainer.seed` = 0..N-1) with `components.gnn_trainer.training.train`, scores
+each exported model with the evaluator's own functions on `--split`, and prints every run and
+the mean ± std of accuracy, micro-F1 and macro-F1 (in %) as JSON lines.
+
+Choose hyperparameters with `--split eval`; read `--split test` once per final configuration.
+"""
+from __future__ import annotations
+
+import argparse
+import glob
+import json
+import os
+import sys
+import tempfile
+import time
+
+os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+import numpy as np  # pylint: disable=wrong-import-position
+
+from pipelines import cli  # pylint: disable=wrong-import-position
+from pipelines import config as config_lib  # pylint: disable=wrong-import-position
+
+
+def newest(pattern: str) -> str:
+  found = sorted(glob.glob(pattern), key=lambda p: int(os.path.basename(p)))
+  if not found:
+    raise SystemExit(f"nothing matches {pattern}: run `tfx-gnn run CONFIG` first")
+  return found[-1]
+
+
+def load(path: str, sets: list[str], fresh_model: bool) -> config_lib.Config:
+  """The config with `--set` overrides; `fresh_model` drops the file's model section first."""
+  overrides = cli.parse_overrides(sets)
+  if not fresh_model:
+    return config_lib.load_config(path, overrides)
+  import yaml  # pylint: disable=g-import-not-at-top
+  with open(path) as f:
+    raw = yaml.safe_load(f)
+  raw["model"] = {}
+  return config_lib.parse_config(config_lib.merge(raw, overrides), path,
+                                 os.path.dirname(os.path.abspath(path)))
+
+
+def main(argv=None) -> int:
+  parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+  parser.add_argument("config")
+  parser.add_argument("--seeds", type=int, default=5)
+  parser.add_argument("--split", choices=["eval", "test"], default="eval")
+  parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
+  parser.add_argument("--fresh-model", action="store_true",
+                      help="ignore the config's model section: only --set model.* keys")
+  parser.add_argument("--examples", help="an Examples artifact dir (default: the newest)")
+  args = parser.parse_args(argv)
+  config = load(args.config, args.set, args.fresh_model)
+
+  from components import graph_io  # pylint: disable=g-import-not-at-top
+  from components.gnn_evaluator import evaluation  # pylint: disable=g-import-not-at-top
+  from components.gnn_trainer import training  # pylint: disable=g-import-not-at-top
+  from components.subgraph_sampler.executor import subgraph_schema_path  # pylint: disable=g-import-not-at-top
+
+  pipeline_dir = os.path.join(config.root, "pipeline")
+  graph_dir = newest(os.path.join(pipeline_dir, "GraphIngest", "graph", "*"))
+  examples_dir = args.examples or newest(
+      os.path.join(pipeline_dir, "SubgraphSampler", "examples", "*"))
+  files = {s: sorted(glob.glob(os.path.join(examples_dir, f"Split-{s}", "*")))
+           for s in ("train", "eval", "test")}
+  schema = graph_io.read_schema_file(subgraph_schema_path(examples_dir))
+  label = graph_io.read_label(graph_dir)
+
+  results = []
+  for seed in range(args.seeds):
+    trainer_cfg = config.trainer.model_copy(update={"seed": seed})
+    with tempfile.TemporaryDirectory() as tmp:
+      start = time.time()
+      training.train(train_files=files["train"], eval_files=files["eval"],
+                     subgraph_schema=schema, label=label, model_cfg=config.model,
+                     trainer_cfg=trainer_cfg, task_cfg=config.task,
+                     model_dir=os.path.join(tmp, "run"), export_dir=os.path.join(tmp, "model"))
+      labels, logits = evaluation.predict(os.path.join(tmp, "model"), files[args.split],
+                                          schema, label)
+    metrics = evaluation.classification_metrics(labels, logits, label.num_classes)
+    row = {"seed": seed, "split": args.split, "train_s": round(time.time() - start, 1),
+           **{k: round(100 * metrics[k], 2) for k in ("accuracy", "micro_f1", "macro_f1")}}
+    print(json.dumps(row), flush=True)
+    results.append(row)
+  summary = {"config": args.config, "set": args.set, "split": args.split,
+             "seeds": args.seeds, "examples": examples_dir}
+  for k in ("accuracy", "micro_f1", "macro_f1"):
+    values = np.array([r[k] for r in results])
+    summary[k] = f"{values.mean():.2f} ± {values.std():.2f}"
+  print(json.dumps(summary), flush=True)
+  return 0
+
+
+if __name__ == "__main__":
+  sys.exit(main())

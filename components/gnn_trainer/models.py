@@ -1,0 +1,209 @@
+"""The model zoo: `ModelConfig.template` -> a Keras model built from TF-GNN's own layers.
+
+Every template stacks `num_rounds` graph updates of one `tensorflow_gnn.models.*` family on
+the initial node states; each update has separate weights per node set and per edge set
+(TF-GNN's GraphUpdate builders make one convolution per edge set, one next-state per node set).
+Messages flow towards the edges' SOURCE: the sampler's edges point away from the root.
+"""
+from __future__ import annotations
+
+from typing import Callable, Optional, Sequence
+
+import tensorflow as tf
+import tensorflow_gnn as tfgnn
+from tensorflow_gnn.models import gat_v2
+from tensorflow_gnn.models import gcn
+from tensorflow_gnn.models import graph_sage
+from tensorflow_gnn.models import hgt
+from tensorflow_gnn.models import mt_albis
+from tensorflow_gnn.models import multi_head_attention
+from tensorflow_gnn.models import vanilla_mpnn
+
+from components import graph_io
+from pipelines.config import ModelConfig
+
+# The ModelConfig fields that are MtAlbisGraphUpdate arguments, passed through unchanged.
+MT_ALBIS_OPTIONS = (
+    "units", "message_dim", "attention_type", "attention_edge_set_names",
+    "attention_num_heads", "simple_conv_reduce_type", "simple_conv_use_receiver_state",
+    "state_dropout_rate", "edge_dropout_rate", "l2_regularization", "normalization_type",
+    "batch_normalization_momentum", "next_state_type", "edge_set_combine_type")
+
+
+class ModelError(ValueError):
+  """A model config that does not fit the graph (e.g. GCN on a heterogeneous graph)."""
+
+
+def _input_features(node_set_spec) -> list[str]:
+  return sorted(k for k in node_set_spec.features_spec if not k.startswith("#"))
+
+
+def _l2(factor: float):
+  return tf.keras.regularizers.l2(factor) if factor else None
+
+
+def _node_sets(gtspec: tfgnn.GraphTensorSpec) -> list[str]:
+  return sorted(n for n in gtspec.node_sets_spec if not tfgnn.get_aux_type_prefix(n))
+
+
+def _edge_sets(gtspec: tfgnn.GraphTensorSpec) -> list[str]:
+  return sorted(e for e in gtspec.edge_sets_spec if not tfgnn.get_aux_type_prefix(e))
+
+
+def initial_states(gtspec: tfgnn.GraphTensorSpec, cfg: ModelConfig,
+                   exclude_features: Sequence[str] = ()) -> tf.keras.layers.Layer:
+  """Initial node states: dense features projected to `units`; node sets without features get
+  a trainable embedding of their hashed `#id` (as TF-GNN's OGBN-MAG example does).
+  `exclude_features` (e.g. labels) are never inputs."""
+
+  def node_sets_fn(node_set, *, node_set_name):
+    names = [n for n in _input_features(gtspec.node_sets_spec[node_set_name])
+             if n not in exclude_features]
+    if names:
+      parts = []
+      for name in names:
+        value = tf.cast(node_set[name], tf.float32)
+        if value.shape.rank == 1:
+          value = tf.expand_dims(value, -1)
+        parts.append(value)
+      x = tf.concat(parts, -1) if len(parts) > 1 else parts[0]
+      if cfg.feature_normalization == "sum":  # as GCN/GAT row-normalize bag-of-words
+        x = x / tf.maximum(tf.reduce_sum(tf.abs(x), -1, keepdims=True), 1e-12)
+      elif cfg.feature_normalization == "l2":
+        x = tf.math.l2_normalize(x, -1)
+      if cfg.input_dropout_rate:
+        x = tf.keras.layers.Dropout(cfg.input_dropout_rate)(x)
+      return tf.keras.layers.Dense(
+          cfg.units, name=f"project_{node_set_name}",
+          kernel_regularizer=_l2(cfg.l2_regularization))(x)
+    if cfg.id_embeddings and graph_io.ID in gtspec.node_sets_spec[node_set_name].features_spec:
+      ids = tf.keras.layers.Hashing(cfg.id_hash_bins)(node_set[graph_io.ID])
+      x = tf.keras.layers.Embedding(
+          cfg.id_hash_bins, cfg.id_embedding_dim, name=f"embed_{node_set_name}",
+          embeddings_regularizer=_l2(cfg.l2_regularization))(ids)
+      if cfg.template == "hgt" and cfg.id_embedding_dim != cfg.units:
+        x = tf.keras.layers.Dense(cfg.units, name=f"project_{node_set_name}")(x)  # HGT: same dims
+      return x
+    # Neither features nor ids: a constant state; messages still carry structure.
+    return tfgnn.keras.layers.MakeEmptyFeature()(node_set)
+
+  return tfgnn.keras.layers.MapFeatures(node_sets_fn=node_sets_fn, name="initial_states")
+
+
+class _SumAndDropout(tf.keras.layers.Layer):
+  """GCN's next state: the sum of the edge sets' convolution results (each already includes
+  the node's own state through a self-loop), then dropout."""
+
+  def __init__(self, dropout_rate: float = 0.0, **kwargs):
+    super().__init__(**kwargs)
+    self._dropout_rate = dropout_rate
+    self._dropout = tf.keras.layers.Dropout(dropout_rate)
+
+  def get_config(self):
+    return dict(dropout_rate=self._dropout_rate, **super().get_config())
+
+  def call(self, inputs, training=None):
+    _, edge_inputs, _ = inputs
+    return self._dropout(tf.add_n(list(edge_inputs.values())), training=training)
+
+
+def _gcn_update(cfg: ModelConfig, gtspec: tfgnn.GraphTensorSpec,
+                node_set_names: Optional[Sequence[str]]):
+  node_sets = _node_sets(gtspec)
+  if len(node_sets) != 1:
+    raise ModelError(f"model.template: gcn needs a homogeneous graph (one node set); this one "
+                     f"has {node_sets}; choose another template (e.g. graph_sage or gat_v2)")
+  node_set = node_sets[0]
+  if node_set_names is not None and list(node_set_names) != [node_set]:
+    return None  # nothing to update
+  # One GCNConv per edge set (TF-GNN's advice for several edge sets on one node set); each
+  # normalizes by its own edge set's degrees.
+  convs = {
+      e: gcn.GCNConv(cfg.units, receiver_tag=tfgnn.SOURCE, add_self_loops=cfg.add_self_loops,
+                     degree_normalization=cfg.degree_normalization,
+                     kernel_regularizer=_l2(cfg.l2_regularization))
+      for e in _edge_sets(gtspec)}
+  return tfgnn.keras.layers.GraphUpdate(node_sets={
+      node_set: tfgnn.keras.layers.NodeSetUpdate(convs, _SumAndDropout(cfg.state_dropout_rate))})
+
+
+def graph_update(cfg: ModelConfig, gtspec: tfgnn.GraphTensorSpec,
+                 node_set_names: Optional[Sequence[str]],
+                 round_index: int = 0) -> Optional[tf.keras.layers.Layer]:
+  """One round of the configured template; `node_set_names=None` updates every node set that
+  receives messages."""
+  t = cfg.template
+  common = dict(receiver_tag=tfgnn.SOURCE, node_set_names=node_set_names)
+  if t == "mt_albis":
+    return mt_albis.MtAlbisGraphUpdate(
+        **common, **{name: getattr(cfg, name) for name in MT_ALBIS_OPTIONS})
+  if t == "gat_v2":
+    return gat_v2.GATv2MPNNGraphUpdate(
+        **common, units=cfg.units, message_dim=cfg.message_dim, num_heads=cfg.num_heads,
+        heads_merge_type=cfg.heads_merge_type, l2_regularization=cfg.l2_regularization,
+        edge_dropout_rate=cfg.edge_dropout_rate, state_dropout_rate=cfg.state_dropout_rate)
+  if t == "multi_head_attention":
+    return multi_head_attention.MultiHeadAttentionMPNNGraphUpdate(
+        **common, units=cfg.units, message_dim=cfg.message_dim, num_heads=cfg.num_heads,
+        l2_regularization=cfg.l2_regularization, edge_dropout_rate=cfg.edge_dropout_rate,
+        state_dropout_rate=cfg.state_dropout_rate)
+  if t == "vanilla_mpnn":
+    return vanilla_mpnn.VanillaMPNNGraphUpdate(
+        **common, units=cfg.units, message_dim=cfg.message_dim, reduce_type=cfg.reduce_type,
+        l2_regularization=cfg.l2_regularization, dropout_rate=cfg.state_dropout_rate,
+        use_layer_normalization=cfg.use_layer_normalization)
+  if t == "graph_sage":
+    return graph_sage.GraphSAGEGraphUpdate(
+        **common, units=cfg.units, hidden_units=cfg.message_dim if cfg.use_pooling else None,
+        reduce_type=cfg.reduce_type, use_pooling=cfg.use_pooling,
+        dropout_rate=cfg.state_dropout_rate, l2_normalize=cfg.l2_normalize,
+        combine_type=cfg.combine_type, name=f"graph_sage_{round_index}")
+  if t == "hgt":
+    if cfg.units % cfg.num_heads:
+      raise ModelError(f"model.num_heads: {cfg.num_heads} does not divide model.units "
+                       f"{cfg.units} (HGT splits the state into heads)")
+    # HGT updates every node set that receives messages; it has no node_set_names.
+    return hgt.HGTGraphUpdate(
+        num_heads=cfg.num_heads, per_head_channels=cfg.units // cfg.num_heads,
+        receiver_tag=tfgnn.SOURCE, dropout_rate=cfg.state_dropout_rate,
+        use_layer_norm=cfg.use_layer_normalization, use_weighted_skip=cfg.use_weighted_skip)
+  if t == "gcn":
+    return _gcn_update(cfg, gtspec, node_set_names)
+  raise ModelError(f"model.template: unknown template {t!r}")
+
+
+def build_model_fn(cfg: ModelConfig, root_node_set: Optional[str],
+                   exclude_features: Sequence[str] = ()
+                   ) -> Callable[[tfgnn.GraphTensorSpec], tf.keras.Model]:
+  """The Runner's `model_fn`: GraphTensor in, GraphTensor with hidden states out.
+
+  `root_node_set` is the node set the task reads after the last round (None: every node set
+  is updated in every round, as graph-level tasks need)."""
+
+  def model_fn(gtspec: tfgnn.GraphTensorSpec) -> tf.keras.Model:
+    inputs = tf.keras.layers.Input(type_spec=gtspec)
+    graph = initial_states(gtspec, cfg, exclude_features)(inputs)
+    if cfg.features_only:
+      # The baseline without message passing: an MLP on the node's own features.
+      graph = tfgnn.keras.layers.MapFeatures(
+          node_sets_fn=lambda ns, node_set_name: (
+              tf.keras.layers.Dense(cfg.units, "relu")(ns[tfgnn.HIDDEN_STATE])
+              if root_node_set in (None, node_set_name) else ns[tfgnn.HIDDEN_STATE]),
+          name="features_only")(graph)
+      return tf.keras.Model(inputs, graph)
+    if cfg.last_round_node_sets is not None:
+      unknown = sorted(set(cfg.last_round_node_sets) - set(_node_sets(gtspec)))
+      if unknown:
+        raise ModelError(f"model.last_round_node_sets: unknown node set(s) {unknown} "
+                         f"(node sets: {_node_sets(gtspec)})")
+      last = list(cfg.last_round_node_sets)
+    else:
+      # Only the root's node set matters after the last round.
+      last = [root_node_set] if root_node_set else None
+    for i in range(cfg.num_rounds):
+      update = graph_update(cfg, gtspec, last if i == cfg.num_rounds - 1 else None, i)
+      if update is not None:
+        graph = update(graph)
+    return tf.keras.Model(inputs, graph)
+
+  return model_fn
