@@ -72,9 +72,11 @@ def test_mlflow_ui_shows_metrics_report_and_registered_model(served_tiny_run, br
   # Its artifacts: the run report, and the attribution report.
   page.goto(f"{run.server.url}/#/experiments/{experiment}/runs/{mlflow_run.info.run_id}"
             "/artifacts")
-  page.get_by_text("report", exact=True).first.click()
-  page.get_by_text("report.html", exact=True).first.wait_for()
   page.get_by_text("attribution", exact=True).first.wait_for()
+  page.get_by_text("report", exact=True).first.click()
+  page.get_by_text("report.html", exact=True).first.click()
+  # MLflow previews the self-contained page in an iframe: the report itself renders there.
+  page.frame_locator("iframe").first.locator("section#overview h2").wait_for()
   page.screenshot(path=str(tmp_path / "mlflow-artifacts.png"), full_page=True)
 
   # The registered model, its version tagged with the blessing.
