@@ -98,7 +98,7 @@ def main(argv=None) -> int:
   for k in ("accuracy", "micro_f1", "macro_f1"):
     values = np.array([r[k] for r in results])
     summary[k] = f"{values.mean():.2f} ± {values.std():.2f}"
-  print(json.dumps(summary), flush=True)
+  print(json.dumps(summary, ensure_ascii=False), flush=True)
   return 0
 
 
