@@ -115,13 +115,23 @@ def beam_run(args, engine: str) -> dict:
     runs.append({"seeds": n, "seconds": seconds, "cpu_seconds": cpu_seconds})
     shutil.rmtree(out_dir, ignore_errors=True)
   small, large = runs
-  return {"engine": engine, "runs": runs,
-          "end_to_end_per_s": large["seeds"] / large["seconds"],
-          "marginal_per_s": (large["seeds"] - small["seeds"]) /
-                            max(large["seconds"] - small["seconds"], 1e-9),
-          "fixed_cost_s": small["seconds"] - small["seeds"] * (
-              (large["seconds"] - small["seconds"]) / max(large["seeds"] - small["seeds"], 1)),
-          "peak_rss_mb": _peak_rss_mb()}
+  return {"engine": engine, "runs": runs, "peak_rss_mb": _peak_rss_mb(),
+          **_rates(small, large)}
+
+
+def _rates(small: dict, large: dict) -> dict:
+  """End-to-end rates of the big run, and marginal rates (big minus small run: the fixed cost
+  cancels), by wall time and by process CPU time (robust to other load on the machine). A
+  marginal rate is None when the difference is within noise (not positive)."""
+  out = {}
+  for clock, suffix in (("seconds", "per_s"), ("cpu_seconds", "per_cpu_s")):
+    out[f"end_to_end_{suffix}"] = large["seeds"] / large[clock]
+    extra = large[clock] - small[clock]
+    out[f"marginal_{suffix}"] = ((large["seeds"] - small["seeds"]) / extra if extra > 0
+                                 else None)
+  per_seed = (large["seconds"] - small["seconds"]) / max(large["seeds"] - small["seeds"], 1)
+  out["fixed_cost_s"] = small["seconds"] - small["seeds"] * max(per_seed, 0.0)
+  return out
 
 
 def in_memory(args) -> dict:
@@ -236,6 +246,66 @@ def _child(role: str, args, extra: list[str]) -> dict:
   return result
 
 
+def _ratio(a, b):
+  return None if a is None or b is None else a / b
+
+
+def summarize(report: dict) -> None:
+  """Adds ratios and targets to `report` and prints the tables."""
+  fast, tfgnn = report["beam"]["fast"], report["beam"]["tfgnn_beam"]
+  for r in (fast, tfgnn):  # reports written before CPU rates existed
+    r.update(_rates(*r["runs"]))
+  memory = report["in_memory"]
+  report["ratios"] = {
+      "beam_end_to_end_fast_over_tfgnn": _ratio(fast["end_to_end_per_s"],
+                                                tfgnn["end_to_end_per_s"]),
+      "beam_end_to_end_per_cpu_fast_over_tfgnn": _ratio(fast["end_to_end_per_cpu_s"],
+                                                        tfgnn["end_to_end_per_cpu_s"]),
+      "beam_marginal_fast_over_tfgnn": _ratio(fast["marginal_per_s"], tfgnn["marginal_per_s"]),
+      "beam_marginal_per_cpu_fast_over_tfgnn": _ratio(fast["marginal_per_cpu_s"],
+                                                      tfgnn["marginal_per_cpu_s"]),
+      "beam_peak_rss_fast_over_tfgnn": fast["peak_rss_mb"] / tfgnn["peak_rss_mb"],
+      "in_memory_per_core_fast_over_tfgnn_with_write_example":
+          memory["fast"]["per_cpu_s"] / memory["tfgnn_with_write_example"]["per_cpu_s"],
+      "in_memory_per_core_fast_over_tfgnn_sampling_only":
+          memory["fast"]["per_cpu_s"] / memory["tfgnn_sampling_only"]["per_cpu_s"],
+  }
+  ratios = report["ratios"]
+  report["targets"] = {
+      "fast_beam_at_least_100x_tfgnn_beam_end_to_end":
+          ratios["beam_end_to_end_fast_over_tfgnn"] >= 100,
+      "fast_at_least_3000_per_core_with_serialization": memory["fast"]["per_cpu_s"] >= 3000,
+  }
+  f = lambda x: "n/a" if x is None else (f"{x:,.0f}" if x >= 100 else f"{x:,.1f}")
+  fx = lambda x: "n/a" if x is None else f(x) + "x"
+  params, counts, m = report["params"], report["graph"]["counts"], report["machine"]
+  print(f"\ngraph: {params['papers']:,} papers, nodes {counts['node_sets']}, edges "
+        f"{sum(counts['edge_sets'].values()):,}; fanouts {params['fanouts']}, hops {params['hops']}")
+  print(f"machine: {m['cpu_count']} CPUs ({m['cpu_model']}), {m['memory_gb']} GB; load average "
+        f"{m['load_average_at_start'][0]:.1f} at start, {m['load_average_at_end'][0]:.1f} at end\n")
+  rows = [("(a) Beam, FnApiRunner 1 worker", "seeds", "end-to-end /s", "per CPU s",
+           "marginal /s", "marginal per CPU s", "fixed cost s", "peak RSS MB")]
+  for name, r in (("fast engine", fast), ("TF-GNN Beam sampler", tfgnn)):
+    rows.append((name, r["runs"][1]["seeds"], f(r["end_to_end_per_s"]),
+                 f(r["end_to_end_per_cpu_s"]), f(r["marginal_per_s"]),
+                 f(r["marginal_per_cpu_s"]), f"{r['fixed_cost_s']:.1f}", f(r["peak_rss_mb"])))
+  rows.append(("ratio fast / TF-GNN", "", fx(ratios["beam_end_to_end_fast_over_tfgnn"]),
+               fx(ratios["beam_end_to_end_per_cpu_fast_over_tfgnn"]),
+               fx(ratios["beam_marginal_fast_over_tfgnn"]),
+               fx(ratios["beam_marginal_per_cpu_fast_over_tfgnn"]), "",
+               f"{ratios['beam_peak_rss_fast_over_tfgnn']:.2f}x"))
+  print(_table(rows) + "\n")
+  rows = [("(b) in memory, incl. serialization", "subgraphs/s", "subgraphs/s per core")]
+  for name, key in (("fast engine sample() -> tf.Example bytes", "fast"),
+                    ("TF-GNN in-memory sampler (sampling only)", "tfgnn_sampling_only"),
+                    ("TF-GNN in-memory sampler + write_example", "tfgnn_with_write_example")):
+    rows.append((name, f(memory[key]["per_s"]), f(memory[key]["per_cpu_s"])))
+  rows.append(("ratio fast / TF-GNN + write_example", "",
+               fx(ratios["in_memory_per_core_fast_over_tfgnn_with_write_example"])))
+  print(_table(rows))
+  print(f"\ntargets: {report['targets']}")
+
+
 def _table(rows: list[tuple]) -> str:
   widths = [max(len(str(r[i])) for r in rows) for i in range(len(rows[0]))]
   return "\n".join("  ".join(str(c).ljust(w) for c, w in zip(r, widths)) for r in rows)
@@ -255,11 +325,17 @@ def main(argv=None) -> None:
                       help="subgraphs serialized with tfgnn.write_example")
   parser.add_argument("--workdir", default="runs/bench")
   parser.add_argument("--out", default="runs/bench/sampler_bench.json")
+  parser.add_argument("--summarize", default="",
+                      help="print the tables of an earlier run's JSON and exit")
   parser.add_argument("--role", default="driver", help=argparse.SUPPRESS)
   parser.add_argument("--graph-dir", default="", help=argparse.SUPPRESS)
   args = parser.parse_args(argv)
   args.workdir = os.path.abspath(args.workdir)
 
+  if args.summarize:
+    with open(args.summarize) as f:
+      summarize(json.load(f))
+    return
   if args.role != "driver":
     role = {"build": build_graph, "fast_beam": lambda a: beam_run(a, "fast"),
             "tfgnn_beam": lambda a: beam_run(a, "tfgnn_beam"), "in_memory": in_memory}
@@ -279,52 +355,8 @@ def main(argv=None) -> None:
   memory = _child("in_memory", args, graph_args)
   report["beam"] = {"fast": fast_beam, "tfgnn_beam": tfgnn_beam}
   report["in_memory"] = memory
-  report["ratios"] = {
-      "beam_end_to_end_fast_over_tfgnn": fast_beam["end_to_end_per_s"] /
-                                         tfgnn_beam["end_to_end_per_s"],
-      "beam_marginal_fast_over_tfgnn": fast_beam["marginal_per_s"] /
-                                       tfgnn_beam["marginal_per_s"],
-      "beam_peak_rss_fast_over_tfgnn": fast_beam["peak_rss_mb"] / tfgnn_beam["peak_rss_mb"],
-      "in_memory_per_core_fast_over_tfgnn_with_write_example":
-          memory["fast"]["per_cpu_s"] / memory["tfgnn_with_write_example"]["per_cpu_s"],
-      "in_memory_per_core_fast_over_tfgnn_sampling_only":
-          memory["fast"]["per_cpu_s"] / memory["tfgnn_sampling_only"]["per_cpu_s"],
-  }
-  report["targets"] = {
-      "fast_beam_at_least_100x_tfgnn_beam": report["ratios"]["beam_marginal_fast_over_tfgnn"] >= 100,
-      "fast_at_least_3000_per_core_with_serialization": memory["fast"]["per_cpu_s"] >= 3000,
-  }
   report["machine"]["load_average_at_end"] = os.getloadavg()
-
-  f = lambda x: f"{x:,.0f}" if x >= 100 else f"{x:,.1f}"
-  counts = built["counts"]
-  print(f"\ngraph: {args.papers:,} papers, nodes {counts['node_sets']}, edges "
-        f"{sum(counts['edge_sets'].values()):,}; fanouts {args.fanouts}, hops {args.hops}")
-  print(f"machine: {report['machine']['cpu_count']} CPUs ({report['machine']['cpu_model']}), "
-        f"{report['machine']['memory_gb']} GB; load average at start "
-        f"{report['machine']['load_average_at_start'][0]:.1f}\n")
-  rows = [("(a) Beam, FnApiRunner 1 worker", "seeds", "end-to-end /s", "marginal /s",
-           "fixed cost s", "peak RSS MB")]
-  for name, r in (("fast engine", fast_beam), ("TF-GNN Beam sampler", tfgnn_beam)):
-    rows.append((name, r["runs"][1]["seeds"], f(r["end_to_end_per_s"]), f(r["marginal_per_s"]),
-                 f"{r['fixed_cost_s']:.1f}", f(r["peak_rss_mb"])))
-  rows.append(("ratio fast / TF-GNN", "", f(report["ratios"]["beam_end_to_end_fast_over_tfgnn"]) +
-               "x", f(report["ratios"]["beam_marginal_fast_over_tfgnn"]) + "x", "",
-               f"{report['ratios']['beam_peak_rss_fast_over_tfgnn']:.2f}x"))
-  print(_table(rows) + "\n")
-  rows = [("(b) in memory, incl. serialization", "subgraphs/s", "subgraphs/s per core")]
-  rows.append(("fast engine sample() -> tf.Example bytes", f(memory["fast"]["per_s"]),
-               f(memory["fast"]["per_cpu_s"])))
-  rows.append(("TF-GNN in-memory sampler (sampling only)",
-               f(memory["tfgnn_sampling_only"]["per_s"]),
-               f(memory["tfgnn_sampling_only"]["per_cpu_s"])))
-  rows.append(("TF-GNN in-memory sampler + write_example",
-               f(memory["tfgnn_with_write_example"]["per_s"]),
-               f(memory["tfgnn_with_write_example"]["per_cpu_s"])))
-  rows.append(("ratio fast / TF-GNN + write_example", "",
-               f(report["ratios"]["in_memory_per_core_fast_over_tfgnn_with_write_example"]) + "x"))
-  print(_table(rows))
-  print(f"\ntargets: {report['targets']}")
+  summarize(report)
   os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
   tmp = args.out + ".tmp"
   with open(tmp, "w") as out:

@@ -160,7 +160,6 @@ def test_edge_and_string_features_are_carried(tmp_path):
 # ------------------------------------------------------------------ semantics
 def test_full_fanout_equals_tfgnn_in_memory_sampler(mag):
   """Fanouts above every degree: no randomness, so the subgraphs must be TF-GNN's."""
-  import tensorflow as tf
   _, graph, schema = mag
   fanouts = {"cites": 1000, "cited_by": 1000, "written": 1000, "writes": 1000}
   spec = spec_for(schema, fanouts)
