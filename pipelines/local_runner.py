@@ -2,9 +2,12 @@
 Metadata, a local MLflow store, Beam in-process) and summarizes the run from ML Metadata."""
 from __future__ import annotations
 
+import datetime
 import os
 
+from tfx.dsl.compiler import compiler, constants
 from tfx.orchestration.local import local_dag_runner
+from tfx.orchestration.portable import runtime_parameter_utils
 
 from components import secrets, tracking
 from pipelines import lineage
@@ -24,9 +27,14 @@ def run(config: Config) -> dict:
   # An unreachable MLflow server would otherwise surface only at the trainer, after sampling.
   tracking.check_reachable(config.tracking_uri)
   os.makedirs(config.root, exist_ok=True)
-  local_dag_runner.LocalDagRunner().run(create_pipeline(config))
-  store = lineage.open_store(config.metadata_path)
-  return lineage.summarize(store, lineage.latest_run_id(store, config.pipeline.name))
+  # Our own run id (TFX's format plus the process id), so that the summary is this run's even
+  # when another run of the pipeline started later ("the latest run" would be that one's).
+  run_id = f"{datetime.datetime.now().isoformat()}-{os.getpid()}"
+  ir = compiler.Compiler().compile(create_pipeline(config))
+  runtime_parameter_utils.substitute_runtime_parameter(
+      ir, {constants.PIPELINE_RUN_ID_PARAMETER_NAME: run_id})
+  local_dag_runner.LocalDagRunner().run_with_ir(ir)
+  return lineage.summarize(lineage.open_store(config.metadata_path), run_id)
 
 
 def format_summary(config: Config, summary: dict) -> str:

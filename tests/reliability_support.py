@@ -45,13 +45,13 @@ class Run:
     with open(self.log) as f:
       return f.read()
 
-  def wait(self, timeout: float = 600) -> int:
+  def wait(self, timeout: float = 1800) -> int:
     try:
       return self.proc.wait(timeout)
     finally:
       self._out.close()
 
-  def kill_when(self, condition: Callable[[], bool], what: str, timeout: float = 600) -> None:
+  def kill_when(self, condition: Callable[[], bool], what: str, timeout: float = 1800) -> None:
     """SIGKILLs the run the moment `condition()` holds (polled); fails if the run ends or
     the timeout passes first."""
     deadline = time.time() + timeout

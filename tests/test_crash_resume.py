@@ -7,6 +7,7 @@ The runs track to a real MLflow server (`tfx-gnn mlflow`, loopback) through a UR
 password and a token in the environment: neither may appear in logs, ML Metadata or MLflow.
 """
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -250,6 +251,11 @@ def test_concurrent_runs_leave_metadata_and_mlflow_intact(concurrent_runs):
   # Every push is a whole, distinct version, registered once in MLflow.
   versions = support.serving_versions(str(root / "serving"))
   assert len(versions) == len(versions_before) + len(complete)
+  # Each process summarizes its own run, not the other's.
+  pushed = [re.search(r"pushed model: (\S+)", run.output()).group(1)
+            for run, code in zip(runs, codes) if code == 0]
+  assert len(set(pushed)) == len(pushed), pushed
+  assert {os.path.basename(p) for p in pushed} <= set(versions) - set(versions_before)
   client = MlflowClient(f"http://127.0.0.1:{port}")
   assert len(client.search_model_versions(f"name='{NAME}'")) == len(versions)
   experiment = client.get_experiment_by_name(NAME)
