@@ -35,7 +35,8 @@ def create_components(config: Config, base: str) -> list:
                              validation=config.validation.model_dump_json())
   sampler = SubgraphSampler(graph=ingest.outputs["graph"],
                             anomalies=validator.outputs["anomalies"],
-                            sampling=config.sampling.model_dump_json())
+                            sampling=config.sampling.model_dump_json(),
+                            memory_limit_gb=config.pipeline.memory_limit_gb)
   trainer = GnnTrainer(examples=sampler.outputs["examples"], graph=ingest.outputs["graph"],
                        model_config=config.model.model_dump_json(),
                        trainer_config=config.trainer.model_dump_json(),

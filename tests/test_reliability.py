@@ -204,3 +204,18 @@ def test_the_pipeline_fails_at_ingest_on_the_memory_limit(tmp_path):
   config = config_lib.parse_config(config_lib.merge(
       config_lib.to_dict(config), {"pipeline": {"memory_limit_gb": 1e-6}}))
   run_and_expect_failure(config, "papers.csv", "pipeline.memory_limit_gb")
+
+
+def test_fast_sampler_refuses_a_graph_over_the_memory_limit(tmp_path):
+  from components import graph_io  # pylint: disable=g-import-not-at-top
+  from components.subgraph_sampler import executor  # pylint: disable=g-import-not-at-top
+  config = _tables(tmp_path)
+  graph_dir = str(tmp_path / "graph")
+  ingest.ingest(config.data, graph_dir, str(tmp_path / "scratch"), memory_limit_gb=1.0)
+  schema = graph_io.read_schema(graph_dir)
+  executor.check_graph_fits(graph_dir, schema, 1.0)  # fits
+  with pytest.raises(ingest.IngestError) as info:
+    executor.check_graph_fits(graph_dir, schema, 1e-6)
+  message = str(info.value)
+  assert "fast sampler" in message and graph_dir in message
+  assert "pipeline.memory_limit_gb" in message

@@ -626,9 +626,11 @@ def _source_files(data: DataConfig) -> list[str]:
   return []
 
 
-def check_memory(files: Sequence[str], limit_gb: Optional[float]) -> None:
-  """Refuses, before reading anything, a graph whose tables would not fit in memory: an
-  IngestError naming the largest table and the estimate, instead of the kernel's OOM killer."""
+def check_memory(files: Sequence[str], limit_gb: Optional[float],
+                 what: str = "the graph's tables") -> None:
+  """Refuses, before reading anything, a graph whose files would not fit in memory once read:
+  an IngestError naming the largest file and the estimate, instead of the kernel's OOM killer.
+  (The fast sampler checks the Graph artifact it loads the same way.)"""
   sizes = {f: _table_memory_estimate(f) for f in files if os.path.isfile(f)}
   if not sizes:
     return
@@ -643,7 +645,7 @@ def check_memory(files: Sequence[str], limit_gb: Optional[float]) -> None:
   if total > limit:
     largest = max(sizes, key=sizes.get)
     raise IngestError(
-        f"the graph's tables need about {total / 1e9:.3g} GB of memory once read, more than "
+        f"{what} need about {total / 1e9:.3g} GB of memory once read, more than "
         f"the limit of {limit / 1e9:.3g} GB ({source}); the largest is {largest} "
         f"(about {sizes[largest] / 1e9:.3g} GB). Nothing was read.")
 

@@ -23,6 +23,8 @@ class SubgraphSamplerSpec(component_spec.ComponentSpec):
   PARAMETERS = {
       # The `sampling` section of the run config (pipelines.config.SamplingConfig) as JSON.
       "sampling": component_spec.ExecutionParameter(type=str),
+      # The most memory the fast engine's in-memory graph may take (pipeline.memory_limit_gb).
+      "memory_limit_gb": component_spec.ExecutionParameter(type=float, optional=True),
   }
   INPUTS = {
       "graph": component_spec.ChannelParameter(type=types.Graph),
@@ -37,7 +39,7 @@ class SubgraphSampler(base_beam_component.BaseBeamComponent):
   SPEC_CLASS = SubgraphSamplerSpec
   EXECUTOR_SPEC = executor_spec.BeamExecutorSpec(executor.Executor)
 
-  def __init__(self, graph, anomalies, sampling: str):
+  def __init__(self, graph, anomalies, sampling: str, memory_limit_gb: float | None = None):
     super().__init__(spec=SubgraphSamplerSpec(
-        graph=graph, anomalies=anomalies, sampling=sampling,
+        graph=graph, anomalies=anomalies, sampling=sampling, memory_limit_gb=memory_limit_gb,
         examples=channel.Channel(type=standard_artifacts.Examples)))

@@ -17,6 +17,16 @@ def subgraph_schema_path(examples_uri: str) -> str:
   return os.path.join(examples_uri, SCHEMA_FILE)
 
 
+def check_graph_fits(graph_dir: str, schema, limit_gb) -> None:
+  """The fast engine holds the whole graph in memory (in each Beam worker): refuse, before
+  loading it, a graph over `pipeline.memory_limit_gb` (default: most of the available memory).
+  Beyond the graph, its working set is one batch of `sampling.batch_size` seeds."""
+  from components.graph_ingest import ingest  # pylint: disable=g-import-not-at-top
+  sets = list(schema.node_sets.values()) + list(schema.edge_sets.values())
+  files = sorted({os.path.join(graph_dir, s.metadata.filename) for s in sets})
+  ingest.check_memory(files, limit_gb, what=f"the fast sampler's copy of graph {graph_dir}")
+
+
 @publish.atomic_outputs
 class Executor(base_beam_executor.BaseBeamExecutor):
 
@@ -39,6 +49,7 @@ class Executor(base_beam_executor.BaseBeamExecutor):
                for s in splits}
     if config.engine == "fast":
       from components.subgraph_sampler import fast_beam, fast_sampler  # pylint: disable=g-import-not-at-top
+      check_graph_fits(graph.uri, schema, exec_properties.get("memory_limit_gb"))
       subgraph_schema = fast_sampler.subgraph_schema(schema, spec)
       with self._make_beam_pipeline() as pipeline:
         fast_beam.add_fast_sampling(pipeline, graph_dir=graph.uri, spec=spec, seed=config.seed,
