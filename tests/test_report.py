@@ -17,6 +17,18 @@ def test_every_section_renders_even_when_artifacts_are_missing():
   assert "data:image/png" not in html  # nothing to plot
 
 
+def test_a_regression_run_has_its_metrics_and_no_confusion_matrix():
+  metrics = {"mse": 0.5, "rmse": 0.71, "mae": 0.6, "num_examples": 60}
+  evaluation = {"metric": "mae", "candidate": metrics, "baseline": None, "blessed": True,
+                "reasons": []}
+  data = report.RunData(pipeline_name="p", pipeline_run_id="r1", evaluation=evaluation)
+  html = report.render_html(data)
+  assert "No confusion matrix: not a classification task." in html
+  for name in metrics:
+    assert f">{name}<" in html, name
+  assert "confusion.png" not in report.plots(data)
+
+
 def test_run_report_of_the_pipeline_run(served_tiny_run):
   summary = served_tiny_run.summary
   report_dir = os.path.dirname(summary["report"])

@@ -160,7 +160,8 @@ def plots(data: RunData) -> dict[str, bytes]:
     out["degrees.png"] = _degree_plot(data.degree_histograms, plt)
   if data.history:
     out["training.png"] = _training_plot(data.history, plt)
-  if data.evaluation:
+  # Classification tasks only (regression and DGI's probe-less runs have no confusion matrix).
+  if data.evaluation and "confusion_matrix" in data.evaluation["candidate"]:
     out["confusion.png"] = _confusion_plot(data.evaluation["candidate"]["confusion_matrix"], plt)
   if data.attribution and data.attribution.get("features"):
     out["attribution.png"] = _attribution_plot(data.attribution, plt)
@@ -233,7 +234,9 @@ def render_html(data: RunData, figures: Optional[dict[str, bytes]] = None) -> st
 
   if data.evaluation:
     ev = data.evaluation
-    keys = ("accuracy", "micro_f1", "macro_f1", "num_examples")
+    # The task's scalar metrics (classification: accuracy, F1; regression: mse, mae, ...).
+    keys = [k for k, v in ev["candidate"].items()
+            if isinstance(v, (int, float)) and not isinstance(v, bool)]
     rows = [{"metric": k, "candidate": ev["candidate"][k],
              "baseline": ev["baseline"][k] if ev.get("baseline") else "(none)",
              "change": (ev["candidate"][k] - ev["baseline"][k]) if ev.get("baseline") else ""}
@@ -246,7 +249,9 @@ def render_html(data: RunData, figures: Optional[dict[str, bytes]] = None) -> st
                        if ev.get("baseline_model_uri") else
                        "<p>No baseline: no model was blessed before.</p>")))
     out.append(sec("confusion", "Confusion matrix",
-                   html_report.img(figures["confusion.png"], "confusion matrix")))
+                   html_report.img(figures["confusion.png"], "confusion matrix")
+                   if "confusion.png" in figures else
+                   '<p class="muted">No confusion matrix: not a classification task.</p>'))
   else:
     out.append(sec("evaluation", "Evaluation against the baseline", _missing("evaluation")))
     out.append(sec("confusion", "Confusion matrix", _missing("evaluation")))
