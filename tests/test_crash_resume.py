@@ -3,7 +3,7 @@ sampler (seen RUNNING in ML Metadata), rerun and SIGKILLed in the middle of trai
 epoch backup on disk), then rerun to the end. The last run reuses what finished (CACHED),
 training resumes from its backup, nothing incomplete is LIVE and exactly one model is pushed.
 
-The runs track to a real MLflow server (`tfx-gnn mlflow`, loopback) through a URI with a
+The runs track to a real MLflow server (`tfx-gnn mlflow-ui`, loopback) through a URI with a
 password and a token in the environment: neither may appear in logs, ML Metadata or MLflow.
 """
 import os
