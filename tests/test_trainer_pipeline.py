@@ -33,7 +33,8 @@ TRAINER_OPTIONS = {
     "mt_albis": {"padding": "fit_or_skip"},
     "gcn": {"padding": "tight", "strategy": "mirrored"},
     "hgt": {"learning_rate_schedule": "cosine"},
-    "graph_sage": {"learning_rate_schedule": "exponential", "epochs": 2,
+    # No steps_per_epoch: the schedule's step count comes from the train split's size.
+    "graph_sage": {"learning_rate_schedule": "exponential", "epochs": 2, "steps_per_epoch": None,
                    "early_stopping_patience": 1},
 }
 

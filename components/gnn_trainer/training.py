@@ -109,16 +109,17 @@ def train(*, train_files: Sequence[str], eval_files: Sequence[str],
         monitor=f"val_{trainer_cfg.early_stopping_metric}",
         patience=trainer_cfg.early_stopping_patience,
         mode="min" if trainer_cfg.early_stopping_metric.endswith("loss") else "max"))
-  # Keras needs step counts for the distributed datasets of a non-default strategy.
+  # Keras needs step counts for the distributed datasets of a non-default strategy, and the
+  # learning-rate schedules count steps; otherwise an epoch is one pass over the data.
   distributed = trainer_cfg.strategy != "default"
   steps_per_epoch = trainer_cfg.steps_per_epoch
-  if distributed and not steps_per_epoch:
+  if not steps_per_epoch and (distributed or trainer_cfg.learning_rate_schedule != "constant"):
     steps_per_epoch = max(1, -(-count_examples(train_files) // trainer_cfg.batch_size))
   trainer = runner.KerasTrainer(
       strategy=make_strategy(trainer_cfg),
       model_dir=model_dir,
       backup_dir=backup_dir,
-      steps_per_epoch=steps_per_epoch,
+      steps_per_epoch=steps_per_epoch if distributed else trainer_cfg.steps_per_epoch,
       validation_steps=(max(1, -(-count_examples(eval_files) // trainer_cfg.batch_size))
                         if distributed and eval_files else None),
       validation_freq=trainer_cfg.validation_freq if eval_files else None,
