@@ -1,7 +1,8 @@
 """Integration tests: the whole pipeline under TFX's LocalDagRunner on a tiny graph.
 
-One module-scoped fixture runs the pipeline twice (the second run changes only the trainer's
-seed), so the expensive imports and the Beam sampler's fixed cost are paid once per run.
+The first run is conftest.py's `served_tiny_run` (shared with the attribution, report and
+MLflow UI tests: the tiny pipeline against a real MLflow server); the module runs it once more
+with another trainer seed, on the same root, to check caching and the baseline comparison.
 """
 import os
 
@@ -24,13 +25,13 @@ def tiny_config(root, **overrides) -> config_lib.Config:
 
 
 @pytest.fixture(scope="module")
-def two_runs(tmp_path_factory):
-  root = tmp_path_factory.mktemp("tiny")
-  first = tiny_config(root)
-  summary1 = local_runner.run(first)
-  second = tiny_config(root, trainer={"seed": 1})
-  summary2 = local_runner.run(second)
-  return first, summary1, summary2
+def two_runs(served_tiny_run):
+  first = served_tiny_run.config
+  # Attribution and the run report have their own tests (on the first run).
+  second = tiny_config(first.root, trainer={"seed": 1},
+                       mlflow={"tracking_uri": served_tiny_run.server.url},
+                       attribution={"enabled": False}, report={"enabled": False})
+  return first, served_tiny_run.summary, local_runner.run(second)
 
 
 def test_first_run_completes_and_pushes(two_runs):
