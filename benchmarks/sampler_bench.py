@@ -139,10 +139,9 @@ def in_memory(args) -> dict:
   import numpy as np
   import tensorflow as tf
   import tensorflow_gnn as tfgnn
-  from tensorflow_gnn.experimental import sampler
-  from tensorflow_gnn.experimental.sampler import subgraph_pipeline
   from components import graph_io
   from components.subgraph_sampler import fast_sampler
+  from components.subgraph_sampler import tfgnn_reference
   spec = _spec(args.graph_dir, args.fanouts, args.hops)
   graph = graph_io.read_graph(args.graph_dir)
   schema = graph_io.read_schema(args.graph_dir)
@@ -165,21 +164,7 @@ def in_memory(args) -> dict:
                     "mean_example_bytes": num_bytes / len(seeds)}
 
   # TF-GNN's in-memory sampler, as DESIGN.md measured it: a tf.function with a fixed signature.
-  index = {n: {v: i for i, v in enumerate(s.ids)} for n, s in graph.node_sets.items()}
-
-  def edge_sampler(op):
-    e = graph.edge_sets[op.edge_set_name]
-    return sampler.InMemUniformEdgesSampler(
-        num_source_nodes=len(graph.node_sets[e.source_set]),
-        source=np.array([index[e.source_set][x] for x in e.sources], np.int64),
-        target=np.array([index[e.target_set][x] for x in e.targets], np.int64),
-        sample_size=op.sample_size, edge_set_name=op.edge_set_name)
-
-  def features(node_set):
-    f = graph.node_sets[node_set].features
-    return sampler.InMemIndexToFeaturesAccessor(f) if f else None
-
-  pipeline = subgraph_pipeline.SamplingPipeline(schema, spec, edge_sampler, features)
+  pipeline = tfgnn_reference.sampling_pipeline(graph, schema, spec, edge_features=False)
   sample_fn = tf.function(lambda roots: pipeline(tf.RaggedTensor.from_tensor(roots[:, None])),
                           input_signature=[tf.TensorSpec([batch], tf.int64)])
   roots = np.arange(args.fast_seeds) % len(ids)
