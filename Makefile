@@ -40,9 +40,20 @@ browser:
 test: install browser
 	$(VENV)/bin/pytest $(PYTEST_ARGS)
 
+# Benchmarks (benchmarks/*_bench.py), each a table and runs/bench/<name>_bench.json:
+#   sampler   the fast sampler vs TF-GNN's samplers
+#   input     the trainer's input pipeline and training vs tensorflow_gnn.runner standalone
+#   overhead  tfx-gnn run's wall time vs its components' own work (demo config)
+#   parity    test accuracy of models trained on either sampling engine's subgraphs
+# `make bench` runs them all; `make bench BENCH=input BENCH_ARGS="--papers 8000"` one of them
+# (BENCH_ARGS go to that one: see `.venv/bin/python -m benchmarks.<name>_bench --help`).
+BENCH ?= sampler input overhead parity
 BENCH_ARGS ?=
-bench: install  ## sampler benchmark: fast engine vs TF-GNN's samplers (BENCH_ARGS="--papers 4000")
-	$(VENV)/bin/python -m benchmarks.sampler_bench $(BENCH_ARGS)
+bench: install
+	@for b in $(BENCH); do \
+	  echo "=== make bench: $$b"; \
+	  $(VENV)/bin/python -m benchmarks.$${b}_bench $(BENCH_ARGS) || exit 1; \
+	done
 
 mlflow-ui: install  ## the MLflow UI of a config's tracking store, on 127.0.0.1 (PORT=5000)
 	$(VENV)/bin/tfx-gnn mlflow-ui $(CONFIG) $(if $(PORT),--port $(PORT))

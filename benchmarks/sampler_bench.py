@@ -21,19 +21,16 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
-import resource
-import subprocess
-import sys
 import time
+
+from benchmarks import common
 
 DEFAULT_FANOUTS = {"cites": 8, "cited_by": 8, "written": 4, "writes": 4, "has_topic": 4,
                    "topic_of": 4}  # pipelines/configs/demo.yaml's
 
 
 # ------------------------------------------------------------------ children
-def _peak_rss_mb() -> float:
-  return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+_peak_rss_mb = common.peak_rss_mb
 
 
 def build_graph(args) -> dict:
@@ -139,10 +136,9 @@ def in_memory(args) -> dict:
   import numpy as np
   import tensorflow as tf
   import tensorflow_gnn as tfgnn
-  from tensorflow_gnn.experimental import sampler
-  from tensorflow_gnn.experimental.sampler import subgraph_pipeline
   from components import graph_io
   from components.subgraph_sampler import fast_sampler
+  from components.subgraph_sampler import tfgnn_reference
   spec = _spec(args.graph_dir, args.fanouts, args.hops)
   graph = graph_io.read_graph(args.graph_dir)
   schema = graph_io.read_schema(args.graph_dir)
@@ -165,21 +161,7 @@ def in_memory(args) -> dict:
                     "mean_example_bytes": num_bytes / len(seeds)}
 
   # TF-GNN's in-memory sampler, as DESIGN.md measured it: a tf.function with a fixed signature.
-  index = {n: {v: i for i, v in enumerate(s.ids)} for n, s in graph.node_sets.items()}
-
-  def edge_sampler(op):
-    e = graph.edge_sets[op.edge_set_name]
-    return sampler.InMemUniformEdgesSampler(
-        num_source_nodes=len(graph.node_sets[e.source_set]),
-        source=np.array([index[e.source_set][x] for x in e.sources], np.int64),
-        target=np.array([index[e.target_set][x] for x in e.targets], np.int64),
-        sample_size=op.sample_size, edge_set_name=op.edge_set_name)
-
-  def features(node_set):
-    f = graph.node_sets[node_set].features
-    return sampler.InMemIndexToFeaturesAccessor(f) if f else None
-
-  pipeline = subgraph_pipeline.SamplingPipeline(schema, spec, edge_sampler, features)
+  pipeline = tfgnn_reference.sampling_pipeline(graph, schema, spec, edge_features=False)
   sample_fn = tf.function(lambda roots: pipeline(tf.RaggedTensor.from_tensor(roots[:, None])),
                           input_signature=[tf.TensorSpec([batch], tf.int64)])
   roots = np.arange(args.fast_seeds) % len(ids)
@@ -214,36 +196,15 @@ def in_memory(args) -> dict:
 
 
 # ------------------------------------------------------------------ driver
-def machine() -> dict:
-  model = ""
-  try:
-    with open("/proc/cpuinfo") as f:
-      model = next((line.split(":", 1)[1].strip() for line in f
-                    if line.startswith("model name")), "")
-  except OSError:
-    pass
-  mem_gb = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
-  return {"cpu_count": os.cpu_count(), "cpu_model": model, "memory_gb": round(mem_gb, 1),
-          "load_average_at_start": os.getloadavg(), "python": platform.python_version(),
-          "platform": platform.platform()}
+machine = common.machine
 
 
 def _child(role: str, args, extra: list[str]) -> dict:
-  cmd = [sys.executable, "-m", "benchmarks.sampler_bench", "--role", role,
-         "--papers", str(args.papers), "--beam-seeds", str(args.beam_seeds),
-         "--fast-seeds", str(args.fast_seeds), "--small", str(args.small),
-         "--hops", str(args.hops), "--fanouts", json.dumps(args.fanouts),
-         "--write-cap", str(args.write_cap), "--workdir", args.workdir] + extra
-  env = dict(os.environ, TF_USE_LEGACY_KERAS="1", TF_CPP_MIN_LOG_LEVEL="2")
-  print(f"[bench] {role} ...", flush=True)
-  start = time.time()
-  proc = subprocess.run(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-  if proc.returncode != 0:
-    sys.stderr.write(proc.stderr[-5000:])
-    raise SystemExit(f"benchmark child {role!r} failed (exit {proc.returncode})")
-  result = json.loads(proc.stdout.strip().splitlines()[-1])
-  print(f"[bench] {role} done in {time.time() - start:.0f} s", flush=True)
-  return result
+  return common.child("benchmarks.sampler_bench", role, [
+      "--papers", str(args.papers), "--beam-seeds", str(args.beam_seeds),
+      "--fast-seeds", str(args.fast_seeds), "--small", str(args.small), "--hops", str(args.hops),
+      "--fanouts", json.dumps(args.fanouts), "--write-cap", str(args.write_cap),
+      "--workdir", args.workdir] + extra)
 
 
 def _ratio(a, b):
@@ -281,8 +242,7 @@ def summarize(report: dict) -> None:
   params, counts, m = report["params"], report["graph"]["counts"], report["machine"]
   print(f"\ngraph: {params['papers']:,} papers, nodes {counts['node_sets']}, edges "
         f"{sum(counts['edge_sets'].values()):,}; fanouts {params['fanouts']}, hops {params['hops']}")
-  print(f"machine: {m['cpu_count']} CPUs ({m['cpu_model']}), {m['memory_gb']} GB; load average "
-        f"{m['load_average_at_start'][0]:.1f} at start, {m['load_average_at_end'][0]:.1f} at end\n")
+  print(common.describe_machine(m) + "\n")
   rows = [("(a) Beam, FnApiRunner 1 worker", "seeds", "end-to-end /s", "per CPU s",
            "marginal /s", "marginal per CPU s", "fixed cost s", "peak RSS MB")]
   for name, r in (("fast engine", fast), ("TF-GNN Beam sampler", tfgnn)):
@@ -306,9 +266,7 @@ def summarize(report: dict) -> None:
   print(f"\ntargets: {report['targets']}")
 
 
-def _table(rows: list[tuple]) -> str:
-  widths = [max(len(str(r[i])) for r in rows) for i in range(len(rows[0]))]
-  return "\n".join("  ".join(str(c).ljust(w) for c, w in zip(r, widths)) for r in rows)
+_table = common.table
 
 
 def main(argv=None) -> None:

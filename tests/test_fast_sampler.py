@@ -49,32 +49,10 @@ def fast(mag, fanouts=FANOUTS, hops=2, seed=0):
 
 
 def tfgnn_in_memory(graph, schema, spec):
-  """TF-GNN's in-memory sampling pipeline over `graph` (node ids are row indices), called
-  eagerly: the same library code as `create_sampling_model_from_spec` without the Keras model
-  around it, whose symbolic construction alone costs ~40 s here."""
-  from tensorflow_gnn.experimental import sampler
-  from tensorflow_gnn.experimental.sampler import subgraph_pipeline
-  index = {n: {v: i for i, v in enumerate(s.ids)} for n, s in graph.node_sets.items()}
-
-  def edge_sampler(op):
-    e = graph.edge_sets[op.edge_set_name]
-    return sampler.InMemUniformEdgesSampler(
-        num_source_nodes=len(graph.node_sets[e.source_set]),
-        source=np.array([index[e.source_set][x] for x in e.sources], np.int64),
-        target=np.array([index[e.target_set][x] for x in e.targets], np.int64),
-        edge_features=e.features, sample_size=op.sample_size, edge_set_name=op.edge_set_name)
-
-  def features(node_set):
-    f = graph.node_sets[node_set].features
-    return sampler.InMemIndexToFeaturesAccessor(f) if f else None
-
-  pipeline = subgraph_pipeline.SamplingPipeline(schema, spec, edge_sampler, features)
-  return lambda roots: pipeline(tf_ragged_roots(roots))
-
-
-def tf_ragged_roots(roots):
-  import tensorflow as tf
-  return tf.RaggedTensor.from_tensor(tf.constant(np.asarray(roots, np.int64)[:, None]))
+  """TF-GNN's in-memory sampler over `graph` (node ids are row indices), called eagerly."""
+  from components.subgraph_sampler import tfgnn_reference
+  pipeline = tfgnn_reference.sampling_pipeline(graph, schema, spec)
+  return lambda roots: pipeline(tfgnn_reference.ragged_roots(roots))
 
 
 def ragged(value) -> list[np.ndarray]:

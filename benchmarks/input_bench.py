@@ -1,0 +1,246 @@
+"""Training input pipeline: our trainer against `tensorflow_gnn.runner` standalone, same files.
+
+  make bench BENCH=input                          # the demo's graph (4,000 papers) and model
+  .venv/bin/python -m benchmarks.input_bench --papers 8000 --epochs 3 --reps 3
+
+The driver builds the synthetic graph and samples its train and eval splits with the fast
+engine into sharded TFRecord files (as the SubgraphSampler writes them); then one child
+process runs, `--reps` times in alternating order, the same training two ways:
+
+  ours        components.gnn_trainer.training.train (what the GnnTrainer executor calls), with
+              the config's model, task and trainer sections (default: pipelines/configs/demo.yaml)
+  standalone  a plain `runner.run`: `runner.TFRecordDatasetProvider(filenames=...)` for train
+              and eval, `runner.KerasTrainer`, the same model_fn, task, optimizer, batch size
+              and epochs, `runner.KerasModelExporter`
+
+In both, `runner.KerasTrainer.train` is wrapped to measure (1) the input pipeline alone: one
+pass over the exact dataset Keras is about to get (the provider, then the runner's batching,
+parsing and preprocessing), with no model; and (2) training: the whole `fit` (its input
+pipeline, the model and the validation after each epoch), as train examples x epochs / wall
+seconds. CPU seconds are the process's (all threads) over the same spans.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import tempfile
+import time
+
+from benchmarks import common
+
+MODULE = "benchmarks.input_bench"
+TARGET = 0.95  # ours >= 0.95x the standalone runner, examples/s
+
+
+# ------------------------------------------------------------------ children
+def prepare(args) -> dict:
+  """The graph and its train/eval subgraphs as TFRecord shards (reused when present)."""
+  from components import graph_io  # pylint: disable=g-import-not-at-top
+  from components.subgraph_sampler import fast_beam, fast_sampler, sampling  # pylint: disable=g-import-not-at-top
+  from components.subgraph_sampler.executor import subgraph_schema_path  # pylint: disable=g-import-not-at-top
+  from google.protobuf import text_format  # pylint: disable=g-import-not-at-top
+  config = _config(args)
+  graph_dir = common.synthetic_graph(args.workdir, args.papers, config.data.synthetic.feature_dim,
+                                     config.data.synthetic.num_classes)
+  examples = os.path.join(os.path.dirname(graph_dir), "examples-input-bench")
+  schema = graph_io.read_schema(graph_dir)
+  label = graph_io.read_label(graph_dir)
+  spec = sampling.build_sampling_spec(schema, label.node_set, config.sampling.fanouts,
+                                      config.sampling.hops)
+  files = {}
+  if not os.path.exists(subgraph_schema_path(examples)):
+    import tensorflow as tf  # pylint: disable=g-import-not-at-top
+    engine = fast_sampler.FastSampler(graph_io.read_graph(graph_dir), spec, seed=0,
+                                      schema=schema)
+    tmp = examples + ".tmp"
+    for split in ("train", "eval"):
+      ids = fast_beam.read_seeds(graph_dir, split)
+      os.makedirs(os.path.join(tmp, f"Split-{split}"), exist_ok=True)
+      for shard in range(args.shards):
+        path = os.path.join(tmp, f"Split-{split}",
+                            f"subgraphs-{shard:05d}-of-{args.shards:05d}.tfrecord")
+        with tf.io.TFRecordWriter(path) as writer:
+          for example in engine.sample(ids[shard::args.shards], salt=split):
+            writer.write(example)
+    graph_io.write_text(subgraph_schema_path(tmp),
+                        text_format.MessageToString(engine.subgraph_schema()))
+    os.replace(tmp, examples)
+  for split in ("train", "eval"):
+    folder = os.path.join(examples, f"Split-{split}")
+    files[split] = sorted(os.path.join(folder, f) for f in os.listdir(folder))
+  return {"graph_dir": graph_dir, "examples": examples, "files": files,
+          "train_examples": len(fast_beam.read_seeds(graph_dir, "train")),
+          "eval_examples": len(fast_beam.read_seeds(graph_dir, "eval"))}
+
+
+def _config(args):
+  from pipelines import config as config_lib  # pylint: disable=g-import-not-at-top
+  return config_lib.load_config(args.config, {
+      "data": {"synthetic": {"num_papers": args.papers}},
+      "trainer": {"epochs": args.epochs}})
+
+
+def measure(args) -> dict:
+  """Both trainings, `--reps` times each in alternating order, in this one process."""
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  import tensorflow_gnn as tfgnn  # pylint: disable=g-import-not-at-top
+  from tensorflow_gnn import runner  # pylint: disable=g-import-not-at-top
+  from components import graph_io  # pylint: disable=g-import-not-at-top
+  from components.gnn_trainer import models, tasks, training  # pylint: disable=g-import-not-at-top
+  from components.subgraph_sampler.executor import subgraph_schema_path  # pylint: disable=g-import-not-at-top
+  config = _config(args)
+  files = json.loads(args.files)
+  schema = graph_io.read_schema_file(subgraph_schema_path(args.examples))
+  label = graph_io.read_label(args.graph_dir)
+  num_train = sum(1 for f in files["train"] for _ in tf.data.TFRecordDataset(f))
+
+  current: dict = {}
+  original_train = runner.KerasTrainer.train
+
+  def instrumented_train(self, model_fn, train_ds_provider, *, epochs=1, **kwargs):
+    ds = train_ds_provider.get_dataset(tf.distribute.InputContext())
+    start, cpu, n = time.time(), time.process_time(), 0
+    for _, labels in ds:
+      n += int(tf.shape(labels)[0])
+    current["input"] = {"examples": n, "seconds": time.time() - start,
+                        "cpu_seconds": time.process_time() - cpu}
+    start, cpu = time.time(), time.process_time()
+    model = original_train(self, model_fn, train_ds_provider, epochs=epochs, **kwargs)
+    current["train"] = {"examples": num_train * epochs, "seconds": time.time() - start,
+                        "cpu_seconds": time.process_time() - cpu}
+    return model
+  runner.KerasTrainer.train = instrumented_train
+
+  def ours(tmp):
+    training.train(train_files=files["train"], eval_files=files["eval"], subgraph_schema=schema,
+                   label=label, model_cfg=config.model, trainer_cfg=config.trainer,
+                   task_cfg=config.task, model_dir=os.path.join(tmp, "run"),
+                   export_dir=os.path.join(tmp, "model"))
+
+  def standalone(tmp):
+    tf.keras.utils.set_random_seed(config.trainer.seed)
+    task_set = tasks.make_tasks(config.task, label, config.trainer.seed)
+    runner.run(
+        train_ds_provider=runner.TFRecordDatasetProvider(filenames=files["train"]),
+        valid_ds_provider=runner.TFRecordDatasetProvider(filenames=files["eval"]),
+        model_fn=models.build_model_fn(config.model, label.node_set, task_set.exclude_features),
+        optimizer_fn=lambda: tf.keras.optimizers.AdamW(config.trainer.learning_rate,
+                                                       weight_decay=config.trainer.weight_decay),
+        trainer=runner.KerasTrainer(strategy=tf.distribute.get_strategy(),
+                                    model_dir=os.path.join(tmp, "run"),
+                                    summarize_every_n_steps="never", verbose=0),
+        task=task_set.task,
+        feature_processors=task_set.feature_processors,
+        gtspec=tfgnn.create_graph_spec_from_schema_pb(schema),
+        global_batch_size=config.trainer.batch_size,
+        epochs=config.trainer.epochs,
+        model_exporters=[runner.KerasModelExporter(output_names=tasks.OUTPUT_NAME)],
+        export_dirs=[os.path.join(tmp, "model")])
+
+  runs = []
+  variants = {"ours": ours, "standalone": standalone}
+  for rep in range(args.reps):
+    order = ["ours", "standalone"] if rep % 2 == 0 else ["standalone", "ours"]
+    for name in order:
+      current.clear()
+      with tempfile.TemporaryDirectory(dir=args.workdir) as tmp:
+        start = time.time()
+        variants[name](tmp)
+        total = time.time() - start
+      runs.append({"variant": name, "rep": rep, "total_seconds": total, **current})
+      print(f"[input_bench] rep {rep} {name}: input "
+            f"{current['input']['examples'] / current['input']['seconds']:.0f}/s, train "
+            f"{current['train']['examples'] / current['train']['seconds']:.0f}/s",
+            flush=True)
+  return {"runs": runs, "num_train": num_train, "peak_rss_mb": common.peak_rss_mb()}
+
+
+# ------------------------------------------------------------------ driver
+def _rates(runs: list[dict], variant: str, phase: str) -> dict:
+  mine = [r[phase] for r in runs if r["variant"] == variant]
+  per_s = [r["examples"] / r["seconds"] for r in mine]
+  per_cpu = [r["examples"] / r["cpu_seconds"] for r in mine]
+  return {"per_s_median": statistics.median(per_s), "per_s": per_s,
+          "per_cpu_s_median": statistics.median(per_cpu), "per_cpu_s": per_cpu}
+
+
+def summarize(report: dict) -> None:
+  """Adds rates, ratios and the target to `report` and prints the table."""
+  runs = report["measure"]["runs"]
+  rates = {v: {p: _rates(runs, v, p) for p in ("input", "train")} for v in ("ours", "standalone")}
+  ratios = {f"{p}_{k}_ours_over_standalone":
+            rates["ours"][p][f"{k}_median"] / rates["standalone"][p][f"{k}_median"]
+            for p in ("input", "train") for k in ("per_s", "per_cpu_s")}
+  # Input-bound? The input pipeline alone against training, per CPU second (how much of a
+  # training step's CPU the input pipeline would take, were it not overlapped).
+  headroom = {v: rates[v]["input"]["per_s_median"] / rates[v]["train"]["per_s_median"]
+              for v in rates}
+  report.update(rates=rates, ratios=ratios, input_over_train_rate=headroom)
+  report["targets"] = {"input_at_least_0.95x_standalone": ratios["input_per_s_ours_over_standalone"]
+                       >= TARGET,
+                       "train_at_least_0.95x_standalone": ratios["train_per_s_ours_over_standalone"]
+                       >= TARGET}
+  f, p = common.fmt, report["params"]
+  print(f"\ngraph: {p['papers']:,} papers, {report['measure']['num_train']:,} train subgraphs in "
+        f"{p['shards']} files; config {p['config']}, {p['epochs']} epochs, {p['reps']} reps")
+  print(common.describe_machine(report["machine"]) + "\n")
+  rows = [("examples/s (median over reps)", "input pipeline /s", "per CPU s",
+           "training /s", "per CPU s", "input / training")]
+  for name, v in (("ours (training.train)", "ours"), ("runner.run standalone", "standalone")):
+    r = rates[v]
+    rows.append((name, f(r["input"]["per_s_median"]), f(r["input"]["per_cpu_s_median"]),
+                 f(r["train"]["per_s_median"]), f(r["train"]["per_cpu_s_median"]),
+                 common.fmt_ratio(headroom[v])))
+  rows.append(("ratio ours / standalone",
+               common.fmt_ratio(ratios["input_per_s_ours_over_standalone"]),
+               common.fmt_ratio(ratios["input_per_cpu_s_ours_over_standalone"]),
+               common.fmt_ratio(ratios["train_per_s_ours_over_standalone"]),
+               common.fmt_ratio(ratios["train_per_cpu_s_ours_over_standalone"]), ""))
+  print(common.table(rows))
+  print(f"\ntargets (>= {TARGET}x): {report['targets']}")
+
+
+def main(argv=None) -> None:
+  parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+  parser.add_argument("--papers", type=int, default=4000, help="synthetic graph size")
+  parser.add_argument("--config", default="pipelines/configs/demo.yaml",
+                      help="model, task, trainer and sampling sections")
+  parser.add_argument("--epochs", type=int, default=2)
+  parser.add_argument("--reps", type=int, default=2, help="runs of each variant")
+  parser.add_argument("--shards", type=int, default=4, help="TFRecord files per split")
+  parser.add_argument("--workdir", default="runs/bench")
+  parser.add_argument("--out", default="runs/bench/input_bench.json")
+  parser.add_argument("--summarize", default="", help="reprint an earlier run's JSON and exit")
+  parser.add_argument("--role", default="driver", help=argparse.SUPPRESS)
+  for hidden in ("--graph-dir", "--examples", "--files"):
+    parser.add_argument(hidden, default="", help=argparse.SUPPRESS)
+  args = parser.parse_args(argv)
+  args.workdir = os.path.abspath(args.workdir)
+  if args.summarize:
+    with open(args.summarize) as f:
+      summarize(json.load(f))
+    return
+  if args.role != "driver":
+    print(json.dumps({"prepare": prepare, "measure": measure}[args.role](args)))
+    return
+  os.makedirs(args.workdir, exist_ok=True)
+  report = {"machine": common.machine(),
+            "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            "params": {"papers": args.papers, "config": args.config, "epochs": args.epochs,
+                       "reps": args.reps, "shards": args.shards}}
+  base = ["--papers", str(args.papers), "--config", args.config, "--epochs", str(args.epochs),
+          "--reps", str(args.reps), "--shards", str(args.shards), "--workdir", args.workdir]
+  prepared = common.child(MODULE, "prepare", base)
+  report["data"] = prepared
+  report["measure"] = common.child(MODULE, "measure", base + [
+      "--graph-dir", prepared["graph_dir"], "--examples", prepared["examples"],
+      "--files", json.dumps(prepared["files"])])
+  report["machine"]["load_average_at_end"] = os.getloadavg()
+  summarize(report)
+  common.write_json(report, args.out)
+
+
+if __name__ == "__main__":
+  main()
