@@ -234,9 +234,11 @@ def _describe(returncode: int) -> str:
 
 def launch_local_workers(num_workers: int, train_kwargs: dict, *,
                          on_epoch: Optional[Callable[[int, dict], None]] = None,
-                         log_dir: Optional[str] = None, poll_s: float = 0.5):
+                         log_dir: Optional[str] = None, poll_s: float = 0.5,
+                         stats: Optional[list] = None):
   """Runs `training.train(**train_kwargs)` in `num_workers` local worker processes; returns
-  the chief's TrainResult. Worker logs are copied to `log_dir` (default: the model_dir)."""
+  the chief's TrainResult. Worker logs are copied to `log_dir` (default: the model_dir).
+  `stats`, if given, receives each worker's wall and CPU seconds inside `training.train`."""
   from components.gnn_trainer import training  # pylint: disable=g-import-not-at-top
   scratch = tempfile.mkdtemp(prefix="tfx-gnn-workers-")
   procs: list[subprocess.Popen] = []
@@ -273,6 +275,10 @@ def launch_local_workers(num_workers: int, train_kwargs: dict, *,
     follower.poll()
     with open(os.path.join(scratch, RESULT_FILE)) as f:
       result = json.load(f)
+    if stats is not None:
+      for i in range(num_workers):
+        with open(os.path.join(scratch, f"worker-{i}.json")) as f:
+          stats.append(json.load(f))
     ok = True
     return training.TrainResult(history=result["history"], export_dir=result["export_dir"])
   finally:
@@ -315,6 +321,11 @@ def worker_main(spec_path: str) -> int:
   kwargs["trainer_cfg"] = kwargs["trainer_cfg"].model_copy(
       update={"num_workers": 1, "strategy": "multi_worker_mirrored"})
   epochs_path = os.path.join(scratch, EPOCHS_FILE)
+  resolver = tf.distribute.cluster_resolver.TFConfigClusterResolver()
+  print(f"tfx-gnn training worker: task {resolver.task_type} {resolver.task_id} "
+        f"({'chief' if chief else 'not chief'}) of cluster "
+        f"{json.dumps(resolver.cluster_spec().as_dict(), sort_keys=True)}",
+        file=sys.stderr, flush=True)
 
   def on_epoch(epoch, logs):
     if chief:
@@ -322,7 +333,11 @@ def worker_main(spec_path: str) -> int:
         f.write(json.dumps({"epoch": epoch, "logs": logs}) + "\n")
 
   from components.gnn_trainer import training  # pylint: disable=g-import-not-at-top
+  start, cpu_start = time.monotonic(), time.process_time()
   result = training.train(on_epoch=on_epoch, **kwargs)
+  with open(os.path.join(scratch, f"worker-{task.get('index', 0)}.json"), "w") as f:
+    json.dump({"train_s": time.monotonic() - start,
+               "cpu_s": time.process_time() - cpu_start}, f)
   if chief:
     tmp = os.path.join(scratch, RESULT_FILE + ".tmp")
     with open(tmp, "w") as f:
@@ -335,5 +350,8 @@ def worker_main(spec_path: str) -> int:
 
 if __name__ == "__main__":
   if len(sys.argv) != 2:
-    sys.exit(f"usage: {sys.argv[0]} SPEC.json  (TF_CONFIG in the environment)")
-  sys.exit(worker_main(sys.argv[1]))
+    sys.exit(f"usage: python -m components.gnn_trainer.distributed SPEC.json  (TF_CONFIG in "
+             "the environment)")
+  # The module's own copy, not __main__'s (training.py imports it too).
+  from components.gnn_trainer import distributed as _module  # pylint: disable=g-import-not-at-top
+  sys.exit(_module.worker_main(sys.argv[1]))
