@@ -172,9 +172,18 @@ def is_chief(tf_config: dict) -> bool:
   return task.get("type", "worker") == "worker" and int(task.get("index", 0)) == 0
 
 
-def _die_with_parent():  # runs in the child between fork and exec
-  libc = ctypes.CDLL(None, use_errno=True)
-  libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+PARENT_PID_ENV = "TFX_GNN_LAUNCHER_PID"
+
+
+def _die_with_launcher() -> None:
+  """In a worker, first thing: SIGKILL when the launching process dies (Linux prctl; done after
+  exec rather than in a preexec_fn, which is unsafe in the launcher's multi-threaded process)."""
+  parent = os.environ.get(PARENT_PID_ENV)
+  if not parent or not sys.platform.startswith("linux"):
+    return
+  ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+  if os.getppid() != int(parent):  # the launcher died before that
+    os._exit(1)  # pylint: disable=protected-access
 
 
 def _tail(path: str, lines: int = LOG_TAIL_LINES) -> str:
@@ -249,15 +258,14 @@ def launch_local_workers(num_workers: int, train_kwargs: dict, *,
     with open(spec_path, "w") as f:
       json.dump({"kwargs": {k: encode(v) for k, v in train_kwargs.items()},
                  "scratch": scratch}, f)
-    env = dict(os.environ, TF_USE_LEGACY_KERAS="1",
+    env = dict(os.environ, TF_USE_LEGACY_KERAS="1", **{PARENT_PID_ENV: str(os.getpid())},
                PYTHONPATH=os.pathsep.join(filter(None, [REPO, os.environ.get("PYTHONPATH")])))
     for i, tf_config in enumerate(local_tf_configs(num_workers)):
       with open(logs[i], "wb") as log:
         procs.append(subprocess.Popen(
             [sys.executable, "-m", "components.gnn_trainer.distributed", spec_path],
             env={**env, "TF_CONFIG": json.dumps(tf_config)}, cwd=REPO, stdin=subprocess.DEVNULL,
-            stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-            preexec_fn=_die_with_parent))
+            stdout=log, stderr=subprocess.STDOUT, start_new_session=True))
     follower = _EpochFollower(os.path.join(scratch, EPOCHS_FILE), on_epoch)
     while True:
       follower.poll()
@@ -265,9 +273,10 @@ def launch_local_workers(num_workers: int, train_kwargs: dict, *,
       if failed:
         i, code = failed[0]
         _stop(procs)
+        also = "".join(f"; worker {j} {_describe(c)} too" for j, c in failed[1:])
         raise WorkerError(
             f"training worker {i} of {num_workers} (localhost, pid {procs[i].pid}) "
-            f"{_describe(code)}; the other workers were stopped. Last lines of its log "
+            f"{_describe(code)}{also}; the other workers were stopped. Last lines of its log "
             f"{logs[i]}:\n{_tail(logs[i])}")
       if all(p.returncode == 0 for p in procs):
         break
@@ -349,6 +358,7 @@ def worker_main(spec_path: str) -> int:
 
 
 if __name__ == "__main__":
+  _die_with_launcher()
   if len(sys.argv) != 2:
     sys.exit(f"usage: python -m components.gnn_trainer.distributed SPEC.json  (TF_CONFIG in "
              "the environment)")
