@@ -288,10 +288,25 @@ class TrainerConfig(_Strict):
   strategy: Literal["default", "mirrored", "multi_worker_mirrored", "parameter_server",
                     "tpu"] = "default"
   tpu_address: str = ""
+  # multi_worker_mirrored only: > 1 trains with this many worker processes on this machine
+  # (TF_CONFIG on localhost, launched by the trainer; components/gnn_trainer/distributed.py);
+  # 1 trains in the trainer's own process, or as one worker of a cluster TF_CONFIG describes.
+  num_workers: int = pydantic.Field(1, gt=0)
   # Fixed-shape batches (TPUs need them): none; fit_or_skip (sizes that fit
   # `fit_or_skip_success_ratio` of batches, the rest skipped); tight (the largest batch seen).
   padding: Literal["none", "fit_or_skip", "tight"] = "none"
   fit_or_skip_success_ratio: float = pydantic.Field(0.99, gt=0, le=1)
+
+  @pydantic.model_validator(mode="after")
+  def _workers_fit_strategy(self):
+    if self.num_workers > 1:
+      if self.strategy != "multi_worker_mirrored":
+        raise ValueError(f"num_workers {self.num_workers} needs strategy "
+                         f"'multi_worker_mirrored' (not {self.strategy!r})")
+      if self.batch_size % self.num_workers:
+        raise ValueError(f"batch_size {self.batch_size} (the global batch) is not divisible "
+                         f"by num_workers {self.num_workers}")
+    return self
 
 
 class EvaluationConfig(_Strict):

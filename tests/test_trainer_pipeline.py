@@ -128,3 +128,26 @@ def test_classification_mixed_with_deep_graph_infomax(root):
 def test_task_options_are_checked():
   with pytest.raises(Exception, match="'regression_loss' does not apply"):
     config_lib.TaskConfig.model_validate({"type": "dgi", "regression_loss": "mae"})
+
+
+def test_two_local_workers_train_export_and_log_every_epoch(root):
+  """trainer.num_workers 2: two worker processes (TF_CONFIG on localhost), the chief's export
+  served, both workers' logs kept, and the chief's per-epoch metrics in MLflow."""
+  import mlflow
+  config = zoo_config(root, {}, trainer={
+      "strategy": "multi_worker_mirrored", "num_workers": 2, "epochs": 2})
+  summary = local_runner.run(config)
+  _ran(summary)
+  assert _serve(root, summary)["logits"].shape == (3, 2)
+  run_dirs = glob.glob(os.path.join(root, "pipeline", "GnnTrainer", "model_run", "*"))
+  logs = [os.path.join(d, f"worker-{i}.log") for d in run_dirs for i in (0, 1)]
+  logs = [p for p in logs if os.path.exists(p)]
+  assert len(logs) == 2, run_dirs
+  for i, log in enumerate(sorted(logs)):  # each worker read the same two-worker cluster
+    with open(log) as f:
+      started = [line for line in f if line.startswith("tfx-gnn training worker:")]
+    assert len(started) == 1 and f"task worker {i} " in started[0], started
+    assert started[0].count("localhost:") == 2, started
+  client = mlflow.MlflowClient(config.tracking_uri)
+  history = client.get_metric_history(summary["mlflow_run_id"], "loss")
+  assert [m.step for m in history] == [0, 1]

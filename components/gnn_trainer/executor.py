@@ -84,7 +84,7 @@ def remove_backup(path: str) -> None:
 class Executor(base_executor.BaseExecutor):
 
   def Do(self, input_dict, output_dict, exec_properties):
-    from components.gnn_trainer import training  # pylint: disable=g-import-not-at-top
+    from components.gnn_trainer import distributed, training  # pylint: disable=g-import-not-at-top
     examples = artifact_utils.get_single_instance(input_dict["examples"])
     graph = artifact_utils.get_single_instance(input_dict["graph"])
     model = artifact_utils.get_single_instance(output_dict["model"])
@@ -124,7 +124,8 @@ class Executor(base_executor.BaseExecutor):
           epochs_run.append(epoch)
           run.log_metrics(logs, step=epoch)
 
-        result = training.train(
+        # In `trainer.num_workers` local worker processes when it is > 1.
+        result = distributed.train(
             train_files=train_files, eval_files=eval_files, subgraph_schema=schema, label=label,
             model_cfg=model_cfg, trainer_cfg=trainer_cfg, task_cfg=task_cfg,
             model_dir=model_run.uri, export_dir=export_dir, backup_dir=backup,

@@ -17,6 +17,7 @@ import tensorflow_gnn as tfgnn
 from tensorflow_gnn import runner
 
 from components import graph_io
+from components.gnn_trainer import distributed as multi_worker
 from components.gnn_trainer import models
 from components.gnn_trainer import tasks
 from components.attribution import exporter as ig_exporter
@@ -99,6 +100,8 @@ def train(*, train_files: Sequence[str], eval_files: Sequence[str],
   """Trains and exports the model; `model_dir` holds checkpoints; training backs up to
   `backup_dir` (default `<model_dir>/backup`) after each epoch and resumes from it."""
   tf.keras.utils.set_random_seed(trainer_cfg.seed)
+  # First, before any TF op runs: a multi-worker strategy configures the runtime's collectives.
+  strategy = make_strategy(trainer_cfg)
   gtspec = tfgnn.create_graph_spec_from_schema_pb(subgraph_schema)
   task_cfg = task_cfg or TaskConfig()
   task_set = tasks.make_tasks(task_cfg, label, trainer_cfg.seed)
@@ -109,6 +112,8 @@ def train(*, train_files: Sequence[str], eval_files: Sequence[str],
         monitor=f"val_{trainer_cfg.early_stopping_metric}",
         patience=trainer_cfg.early_stopping_patience,
         mode="min" if trainer_cfg.early_stopping_metric.endswith("loss") else "max"))
+  if trainer_cfg.strategy == "multi_worker_mirrored":
+    callbacks.append(multi_worker.SyncAtTrainEnd())
   # Keras needs step counts for the distributed datasets of a non-default strategy, and the
   # learning-rate schedules count steps; otherwise an epoch is one pass over the data.
   distributed = trainer_cfg.strategy != "default"
@@ -116,7 +121,7 @@ def train(*, train_files: Sequence[str], eval_files: Sequence[str],
   if not steps_per_epoch and (distributed or trainer_cfg.learning_rate_schedule != "constant"):
     steps_per_epoch = max(1, -(-count_examples(train_files) // trainer_cfg.batch_size))
   trainer = runner.KerasTrainer(
-      strategy=make_strategy(trainer_cfg),
+      strategy=strategy,
       model_dir=model_dir,
       backup_dir=backup_dir,
       steps_per_epoch=steps_per_epoch if distributed else trainer_cfg.steps_per_epoch,
@@ -131,10 +136,10 @@ def train(*, train_files: Sequence[str], eval_files: Sequence[str],
     return tf.keras.optimizers.AdamW(learning_rate(trainer_cfg, steps_per_epoch),
                                      weight_decay=trainer_cfg.weight_decay)
 
-  train_ds = runner.TFRecordDatasetProvider(
-      filenames=list(train_files), shuffle_filenames=True,
-      examples_shuffle_size=trainer_cfg.shuffle_buffer)
-  eval_ds = runner.TFRecordDatasetProvider(filenames=list(eval_files)) if eval_files else None
+  # Each worker of a multi-worker strategy reads its own shard (by its InputContext).
+  train_ds = multi_worker.ShardedTFRecordProvider(
+      train_files, shuffle_filenames=True, examples_shuffle_size=trainer_cfg.shuffle_buffer)
+  eval_ds = multi_worker.ShardedTFRecordProvider(eval_files) if eval_files else None
   exporters = tasks.exporters(task_set)
   if task_cfg.has_integrated_gradients:
     exporters.append(ig_exporter.IntegratedGradientsExporter(

@@ -1,0 +1,122 @@
+"""Multi-worker training pieces (components/gnn_trainer/distributed.py): the config check, the
+data sharding by InputContext, the worker arguments' round trip, and a worker that dies (the
+run fails naming it; the other worker is stopped). Training with two local workers through
+the pipeline is in test_trainer_pipeline.py (it reuses that module's sampled tiny graph)."""
+import os
+import signal
+import threading
+import time
+
+import pytest
+
+os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
+
+from pipelines import config as config_lib  # pylint: disable=wrong-import-position
+
+
+def test_num_workers_needs_the_multi_worker_strategy_and_divides_the_batch():
+  with pytest.raises(Exception, match="num_workers 2 needs strategy 'multi_worker_mirrored'"):
+    config_lib.TrainerConfig(num_workers=2)
+  with pytest.raises(Exception, match="batch_size 33 .* not divisible by num_workers 2"):
+    config_lib.TrainerConfig(num_workers=2, strategy="multi_worker_mirrored", batch_size=33)
+  with pytest.raises(config_lib.ConfigError, match="trainer.*num_workers"):
+    config_lib.parse_config({"data": {"synthetic": {}}, "sampling": {"fanouts": {"cites": 1}},
+                             "trainer": {"num_workers": 0}})
+  assert config_lib.TrainerConfig(num_workers=2, strategy="multi_worker_mirrored").num_workers == 2
+
+
+def _write_records(path, values):
+  import tensorflow as tf
+  with tf.io.TFRecordWriter(path) as w:
+    for v in values:
+      w.write(str(v).encode())
+
+
+@pytest.mark.parametrize("num_files", [1, 3, 4])
+def test_each_input_pipeline_reads_a_disjoint_shard_and_together_all(tmp_path, num_files):
+  import tensorflow as tf
+  from components.gnn_trainer import distributed
+  values = list(range(50))
+  files = [str(tmp_path / f"f{i}") for i in range(num_files)]
+  for i, f in enumerate(files):
+    _write_records(f, values[i::num_files])
+  provider = distributed.ShardedTFRecordProvider(files, shuffle_filenames=True,
+                                                 examples_shuffle_size=100)
+  shards = [sorted(int(r.numpy()) for r in provider.get_dataset(
+      tf.distribute.InputContext(num_input_pipelines=2, input_pipeline_id=i)))
+            for i in range(2)]
+  assert not set(shards[0]) & set(shards[1])
+  assert sorted(shards[0] + shards[1]) == values
+  assert abs(len(shards[0]) - len(shards[1])) <= 1
+  single = provider.get_dataset(tf.distribute.InputContext())
+  assert sorted(int(r.numpy()) for r in single) == values
+
+
+def test_worker_arguments_round_trip_through_json():
+  import json
+  import tensorflow_gnn as tfgnn
+  from components import graph_io
+  from components.gnn_trainer import distributed
+  schema = tfgnn.GraphSchema()
+  schema.node_sets["paper"].features["feat"].dtype = 1
+  kwargs = {"train_files": ["a", "b"], "eval_files": [], "subgraph_schema": schema,
+            "label": graph_io.Label("paper", "label", 4), "backup_dir": None,
+            "trainer_cfg": config_lib.TrainerConfig(epochs=3, strategy="multi_worker_mirrored"),
+            "model_cfg": config_lib.ModelConfig(template="gcn"), "task_cfg": config_lib.TaskConfig()}
+  encoded = json.loads(json.dumps({k: distributed.encode(v) for k, v in kwargs.items()}))
+  assert {k: distributed.decode(v) for k, v in encoded.items()} == kwargs
+  with pytest.raises(TypeError, match="cannot pass a function"):
+    distributed.encode(lambda: 0)
+
+
+def _children_with_tf_config(timeout_s=60.0):
+  import psutil
+  deadline = time.monotonic() + timeout_s
+  while time.monotonic() < deadline:
+    found = {}
+    for child in psutil.Process().children():
+      try:
+        tf_config = child.environ().get("TF_CONFIG")
+      except (psutil.NoSuchProcess, psutil.AccessDenied):
+        continue
+      if tf_config:
+        import json
+        found[json.loads(tf_config)["task"]["index"]] = child
+    if len(found) == 2:
+      return found
+    time.sleep(0.05)
+  raise AssertionError("the two workers did not start")
+
+
+def test_a_worker_that_dies_fails_the_run_naming_it_and_stops_the_others(tmp_path):
+  import psutil
+  from components import graph_io
+  from components.gnn_trainer import distributed
+  import tensorflow_gnn as tfgnn
+  trainer_cfg = config_lib.TrainerConfig(strategy="multi_worker_mirrored", num_workers=2,
+                                         epochs=1, steps_per_epoch=1, batch_size=2)
+  errors = []
+
+  def launch():
+    try:
+      distributed.train(train_files=[str(tmp_path / "none")], eval_files=[],
+                        subgraph_schema=tfgnn.GraphSchema(), label=graph_io.Label("p", "l", 2),
+                        model_cfg=config_lib.ModelConfig(), trainer_cfg=trainer_cfg,
+                        model_dir=str(tmp_path / "run"), export_dir=str(tmp_path / "model"))
+    except Exception as e:  # pylint: disable=broad-except
+      errors.append(e)
+
+  thread = threading.Thread(target=launch)
+  thread.start()
+  workers = _children_with_tf_config()
+  workers[1].send_signal(signal.SIGKILL)
+  thread.join(timeout=60)
+  assert not thread.is_alive()
+  assert len(errors) == 1 and isinstance(errors[0], distributed.WorkerError), errors
+  message = str(errors[0])
+  assert "training worker 1 of 2" in message and "killed by signal SIGKILL" in message, message
+  assert "the other workers were stopped" in message
+  for worker in workers.values():  # stopped and reaped: no orphan
+    assert not psutil.pid_exists(worker.pid) or worker.status() == psutil.STATUS_ZOMBIE
+  # The worker logs are kept beside the checkpoints.
+  assert os.path.exists(tmp_path / "run" / "worker-1.log")
