@@ -84,6 +84,12 @@ def test_every_epoch_samples_fresh_subgraphs_reproducibly(run):
   # Two input pipelines (multi-worker) split the seeds between them.
   shards = [provider.seeds(0, shard, 2) for shard in (0, 1)]
   assert sorted(list(shards[0]) + list(shards[1])) == sorted(seeds)
+  # TF-GNN's padding (trainer.padding) reads one pass of its own to size the batches.
+  from tensorflow_gnn import runner
+  import tensorflow_gnn as tfgnn
+  gtspec = tfgnn.create_graph_spec_from_schema_pb(provider.sampler.subgraph_schema())
+  sizes = runner.TightPadding(gtspec, provider).get_size_constraints(8)
+  assert sizes.total_num_nodes["paper"] > 8
 
 
 def test_resumed_epoch_reads_the_keras_backup(tmp_path):

@@ -3,11 +3,11 @@
   from tfx_gnn import interactive
   explorer = interactive.SubgraphExplorer.from_config("pipelines/configs/demo.yaml")
   #   or: interactive.SubgraphExplorer(graph_dir, fanouts={"cites": 8, "written": 4}, hops=2)
-  sub = explorer.sample(["p17", "p42"])
+  sub = explorer.sample(["17", "42"])    # seed ids of the labelled node set
   sub.summary()      # pandas: nodes and edges per set, per subgraph
   sub.nodes          # pandas: one row per sampled node (set, index, id, hop, label)
   sub.edges          # pandas: one row per sampled edge (set, source/target indices)
-  sub.draw("p17")    # a matplotlib Figure (the Attribution report's subgraph drawing)
+  sub.draw("17")     # a matplotlib Figure (the Attribution report's subgraph drawing)
   sub.graph_tensor() # the batched GraphTensor the trainer would see
   sub.examples       # serialized tf.Examples, as the SubgraphSampler writes them
 
@@ -147,7 +147,8 @@ class SubgraphExplorer:
     rows += [{"kind": "edge", "set": n, "count": len(s),
               "features": f"{s.source_set} -> {s.target_set}"}
              for n, s in self.graph.edge_sets.items()]
-    return pd.DataFrame(rows)
+    return pd.DataFrame(rows).sort_values(["kind", "set"], ascending=[False, True],
+                                          ignore_index=True)
 
   def sample(self, seed_ids: Union[str, Iterable[str]], salt: str = "interactive") -> Subgraphs:
     """Subgraphs around `seed_ids` (of the labelled node set). The same salt gives the same
