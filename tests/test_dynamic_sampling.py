@@ -92,6 +92,24 @@ def test_every_epoch_samples_fresh_subgraphs_reproducibly(run):
   assert sizes.total_num_nodes["paper"] > 8
 
 
+def test_interactive_explorer_samples_what_the_pipeline_samples(run):
+  import tensorflow as tf
+  from tfx_gnn import interactive
+  _, config, _, outputs = run
+  explorer = interactive.SubgraphExplorer.from_config(config)
+  assert os.path.realpath(explorer.graph_dir) == os.path.realpath(outputs["tfx_gnn.Graph"].uri)
+  seeds = explorer.seeds("test")
+  sub = explorer.sample(seeds, salt="test")  # the SubgraphSampler salts with the split
+  files = tf.io.gfile.glob(os.path.join(outputs["Examples"].uri, "Split-test", "*"))
+  assert sorted(sub.examples) == sorted(r.numpy() for r in tf.data.TFRecordDataset(files))
+  summary = sub.summary()
+  assert list(summary.index) == seeds and (summary["nodes/paper"] >= 1).all()
+  assert summary["max_hop"].max() <= config.sampling.hops
+  roots = sub.nodes[sub.nodes.hop == 0]
+  assert list(roots.node_id) == seeds and set(roots.node_set) == {"paper"}
+  assert sub.graph_tensor().node_sets["paper"].sizes.shape[0] == len(seeds)
+
+
 def test_resumed_epoch_reads_the_keras_backup(tmp_path):
   import numpy as np
   import tensorflow as tf
