@@ -118,6 +118,18 @@ class SamplingConfig(_Strict):
   engine: Literal["fast", "tfgnn_beam"] = "fast"
   seed: int = 0  # the fast engine's subgraphs are a function of (seed, split, seed node id)
   batch_size: int = pydantic.Field(256, gt=0)  # seeds per Beam element (fast engine)
+  # `batch`: the SubgraphSampler writes every split's subgraphs once and the trainer reads
+  # them; `dynamic`: the sampler writes only eval and test (fixed, for validation, evaluation
+  # and attribution) and the trainer samples fresh train subgraphs in memory every epoch from
+  # the Graph artifact, with the fast engine (salted with the epoch).
+  mode: Literal["batch", "dynamic"] = "batch"
+
+  @pydantic.model_validator(mode="after")
+  def _dynamic_needs_fast(self):
+    if self.mode == "dynamic" and self.engine != "fast":
+      raise ValueError(f"mode 'dynamic' samples in the trainer with the fast engine; "
+                       f"engine {self.engine!r} is for mode 'batch' only")
+    return self
 
   @pydantic.field_validator("fanouts")
   @classmethod

@@ -41,6 +41,8 @@ def create_components(config: Config, base: str) -> list:
                        model_config=config.model.model_dump_json(),
                        trainer_config=config.trainer.model_dump_json(),
                        task_config=config.task.model_dump_json(),
+                       sampling_config=config.sampling.model_dump_json(),
+                       memory_limit_gb=config.pipeline.memory_limit_gb,
                        tracking_uri=config.tracking_uri, experiment=config.experiment)
   baseline = resolver.Resolver(
       strategy_class=latest_blessed_model_strategy.LatestBlessedModelStrategy,

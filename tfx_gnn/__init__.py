@@ -1,6 +1,7 @@
 """tfx-gnn as a library: the components and artifact types, for your own TFX pipelines.
 
   from tfx_gnn import GraphIngest, GraphValidator, SubgraphSampler, GnnTrainer, GnnEvaluator
+  from tfx_gnn import interactive   # sample and show subgraphs in a notebook
 
 This module is also where Kubeflow finds the custom artifact types: TFX's Kubeflow v2
 container entrypoint imports a custom type by its schema title (`tfx_gnn.Graph`), which must

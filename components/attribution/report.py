@@ -97,8 +97,11 @@ def _hop_plot(summary: Summary, plt) -> bytes:
   return html_report.figure_png(fig)
 
 
-def _draw_subgraph(example: dict, plt) -> bytes:
-  """Radial layout: the root in the centre, each hop on its own ring; node area ~ importance."""
+def draw_subgraph(example: dict, ax, title: str | None = None) -> None:
+  """Draws one subgraph on matplotlib axes `ax`. Radial layout: the root in the centre, each
+  hop on its own ring; node area ~ `importance` when the nodes have one. `example` has
+  `nodes` (node_set, index, hop, and optionally importance, node_id) and `edges` (source_set,
+  source, target_set, target: node indices per set). Shared with `tfx_gnn.interactive`."""
   nodes = example["nodes"]
   sets = sorted({n["node_set"] for n in nodes})
   color = {ns: COLORS[k % len(COLORS)] for k, ns in enumerate(sets)}
@@ -112,20 +115,32 @@ def _draw_subgraph(example: dict, plt) -> bytes:
       angle = 2 * math.pi * j / max(len(members), 1) + 0.3 * hop
       pos[k] = (hop * math.cos(angle), hop * math.sin(angle))
   index = {(n["node_set"], n["index"]): k for k, n in enumerate(nodes)}
-  fig, ax = plt.subplots(figsize=(4.2, 4.2))
   for e in example["edges"]:
     a, b = index.get((e["source_set"], e["source"])), index.get((e["target_set"], e["target"]))
     if a is not None and b is not None:
       ax.plot([pos[a][0], pos[b][0]], [pos[a][1], pos[b][1]], color="#bbb", lw=0.6, zorder=1)
-  top = max([n["importance"] for n in nodes] + [1e-12])
+  weighted = any("importance" in n for n in nodes)
+  top = max([n.get("importance", 0.0) for n in nodes] + [1e-12])
   for ns in sets:
     ks = [k for k, n in enumerate(nodes) if n["node_set"] == ns]
-    ax.scatter([pos[k][0] for k in ks], [pos[k][1] for k in ks],
-               s=[12 + 300 * nodes[k]["importance"] / top for k in ks], color=color[ns],
+    sizes = ([12 + 300 * nodes[k].get("importance", 0.0) / top for k in ks] if weighted
+             else 40)
+    ax.scatter([pos[k][0] for k in ks], [pos[k][1] for k in ks], s=sizes, color=color[ns],
                label=ns, zorder=2, edgecolors="k", linewidths=0.3)
-  ax.set_title(f"root label {example['label']}: node area = |attribution|", fontsize=8)
+  root = [k for k, n in enumerate(nodes) if n["hop"] == 0]
+  if root and "node_id" in nodes[root[0]]:
+    ax.annotate(str(nodes[root[0]]["node_id"]), pos[root[0]], fontsize=7,
+                xytext=(4, 4), textcoords="offset points")
+  if title is None:
+    title = f"root label {example.get('label')}: node area = |attribution|"
+  ax.set_title(title, fontsize=8)
   ax.legend(fontsize=6, loc="upper right")
   ax.set_axis_off()
+
+
+def _draw_subgraph(example: dict, plt) -> bytes:
+  fig, ax = plt.subplots(figsize=(4.2, 4.2))
+  draw_subgraph(example, ax)
   return html_report.figure_png(fig)
 
 

@@ -1,5 +1,9 @@
 """GnnTrainer: trains a GNN with TF-GNN's Runner on sampled subgraphs.
 
+Batch mode (default): the train split of `examples`. Dynamic mode (`sampling_config` with
+`mode: dynamic`): fresh train subgraphs sampled in memory from `graph` every epoch
+(`dynamic.py`); `examples` then supply the fixed eval split and the subgraph schema.
+
 Outputs a `Model` (`Format-Serving/`: a SavedModel whose `serving_default` takes serialized
 GraphTensor tf.Examples and returns `logits`, or `embeddings` for task dgi, whose Model also
 holds `embeddings.parquet`: the root embedding of every sampled subgraph, per split) and a `ModelRun` (checkpoints and TensorBoard
@@ -24,6 +28,10 @@ class GnnTrainerSpec(component_spec.ComponentSpec):
       "model_config": component_spec.ExecutionParameter(type=str),  # ModelConfig JSON
       "trainer_config": component_spec.ExecutionParameter(type=str),  # TrainerConfig JSON
       "task_config": component_spec.ExecutionParameter(type=str, optional=True),  # TaskConfig
+      # SamplingConfig JSON: with `mode: dynamic` the trainer samples its train subgraphs from
+      # the Graph artifact every epoch (the Examples then hold only eval and test).
+      "sampling_config": component_spec.ExecutionParameter(type=str, optional=True),
+      "memory_limit_gb": component_spec.ExecutionParameter(type=float, optional=True),
       "tracking_uri": component_spec.ExecutionParameter(type=str),
       "experiment": component_spec.ExecutionParameter(type=str),
   }
@@ -43,10 +51,12 @@ class GnnTrainer(base_component.BaseComponent):
   EXECUTOR_SPEC = executor_spec.ExecutorClassSpec(executor.Executor)
 
   def __init__(self, examples, graph, model_config: str, trainer_config: str,
-               tracking_uri: str, experiment: str, task_config: str | None = None):
+               tracking_uri: str, experiment: str, task_config: str | None = None,
+               sampling_config: str | None = None, memory_limit_gb: float | None = None):
     super().__init__(spec=GnnTrainerSpec(
         examples=examples, graph=graph, model_config=model_config,
         trainer_config=trainer_config, tracking_uri=tracking_uri, experiment=experiment,
-        task_config=task_config,
+        task_config=task_config, sampling_config=sampling_config,
+        memory_limit_gb=memory_limit_gb,
         model=channel.Channel(type=standard_artifacts.Model),
         model_run=channel.Channel(type=standard_artifacts.ModelRun)))

@@ -19,7 +19,7 @@ from tfx.utils import path_utils
 
 from components import graph_io, publish, tracking
 from components.subgraph_sampler.executor import subgraph_schema_path
-from pipelines.config import ModelConfig, TaskConfig, TrainerConfig
+from pipelines.config import ModelConfig, SamplingConfig, TaskConfig, TrainerConfig
 
 EMBEDDINGS_FILE = "embeddings.parquet"  # in the Model's directory, for task dgi
 
@@ -37,12 +37,16 @@ BACKUP_DIR = ".backup"  # under the component's directory: <pipeline root>/GnnTr
 
 def backup_dir(model_uri: str, examples, graph, exec_properties) -> str:
   """A checkpoint directory shared by every execution that would train the same model: keyed
-  by the input artifacts and the model and trainer configs (not by the execution)."""
-  key = json.dumps({"examples": examples.id, "graph": graph.id,
-                    "model": json.loads(exec_properties["model_config"]),
-                    "trainer": json.loads(exec_properties["trainer_config"]),
-                    "task": json.loads(exec_properties.get("task_config") or "{}")},
-                   sort_keys=True)
+  by the input artifacts and the model and trainer configs (not by the execution); in dynamic
+  mode also by the sampling config, which then shapes the train subgraphs."""
+  key = {"examples": examples.id, "graph": graph.id,
+         "model": json.loads(exec_properties["model_config"]),
+         "trainer": json.loads(exec_properties["trainer_config"]),
+         "task": json.loads(exec_properties.get("task_config") or "{}")}
+  sampling = json.loads(exec_properties.get("sampling_config") or "{}")
+  if sampling.get("mode") == "dynamic":
+    key["sampling"] = sampling
+  key = json.dumps(key, sort_keys=True)
   fingerprint = hashlib.sha256(key.encode()).hexdigest()[:16]
   component_dir = os.path.dirname(os.path.dirname(publish.final_path(model_uri)))
   return os.path.join(component_dir, BACKUP_DIR, fingerprint)
@@ -92,9 +96,12 @@ class Executor(base_executor.BaseExecutor):
     model_cfg = ModelConfig.model_validate_json(exec_properties["model_config"])
     trainer_cfg = TrainerConfig.model_validate_json(exec_properties["trainer_config"])
     task_cfg = TaskConfig.model_validate_json(exec_properties.get("task_config") or "{}")
+    sampling_cfg = (SamplingConfig.model_validate_json(exec_properties["sampling_config"])
+                    if exec_properties.get("sampling_config") else None)
+    dynamic_mode = sampling_cfg is not None and sampling_cfg.mode == "dynamic"
 
     train_files = split_files(examples, "train")
-    if not train_files:
+    if not train_files and not dynamic_mode:
       raise ValueError(f"examples {examples.uri} have no train split to train on")
     run = tracking.Run(exec_properties["tracking_uri"], exec_properties["experiment"],
                        run_name=f"train-{model.id or 'local'}",
@@ -109,11 +116,22 @@ class Executor(base_executor.BaseExecutor):
       schema = graph_io.read_schema_file(subgraph_schema_path(examples.uri))
       label = graph_io.read_label(graph.uri)
       eval_files = split_files(examples, "eval")
+      train_splits = ["train"]
       if task_cfg.type == "dgi":
         # Unsupervised and transductive (as in the DGI paper): every split's subgraphs, whose
         # labels the model never reads; nothing to validate on.
         train_files = train_files + eval_files + split_files(examples, "test")
+        train_splits = list(graph_io.SPLITS)
         eval_files = []
+      if dynamic_mode:
+        from components.gnn_trainer import dynamic  # pylint: disable=g-import-not-at-top
+        from components.subgraph_sampler import fast_beam  # pylint: disable=g-import-not-at-top
+        from components.subgraph_sampler.executor import check_graph_fits  # pylint: disable=g-import-not-at-top
+        check_graph_fits(graph.uri, graph_io.read_schema(graph.uri),
+                         exec_properties.get("memory_limit_gb"))
+        split_counts = graph_io.read_info(graph.uri).get("splits", {})
+        seed_ids = [i for s in train_splits if split_counts.get(s, 0) > 0
+                    for i in fast_beam.read_seeds(graph.uri, s)]
       with exclusive_backup_dir(backup_dir(model.uri, examples, graph, exec_properties)) as backup:
         if tf.io.gfile.exists(backup) and tf.io.gfile.listdir(backup):
           logging.warning("GnnTrainer: resuming from the backup in %s (an earlier run of "
@@ -124,12 +142,19 @@ class Executor(base_executor.BaseExecutor):
           epochs_run.append(epoch)
           run.log_metrics(logs, step=epoch)
 
+        train_subgraphs = None
+        if dynamic_mode:  # fresh subgraphs every epoch, from the Graph artifact
+          train_subgraphs = dynamic.train_subgraphs(
+              graph.uri, sampling_cfg, seed_ids, shuffle_seed=trainer_cfg.seed,
+              backup_dir=backup)
+          logging.info("GnnTrainer: dynamic sampling of %d seeds per epoch, from epoch %d",
+                       len(train_subgraphs), train_subgraphs.first_epoch)
         # In `trainer.num_workers` local worker processes when it is > 1.
         result = distributed.train(
             train_files=train_files, eval_files=eval_files, subgraph_schema=schema, label=label,
             model_cfg=model_cfg, trainer_cfg=trainer_cfg, task_cfg=task_cfg,
             model_dir=model_run.uri, export_dir=export_dir, backup_dir=backup,
-            on_epoch=on_epoch)
+            on_epoch=on_epoch, train_subgraphs=train_subgraphs)
         run.log_artifacts(export_dir, "model")
         remove_backup(backup)  # exported: the backup has served its purpose
       if epochs_run and epochs_run[0] > 0:  # resumed: epochs before it came from the backup
@@ -137,9 +162,11 @@ class Executor(base_executor.BaseExecutor):
         run.client.set_tag(run.run_id, "resumed_at_epoch", str(epochs_run[0]))
       if task_cfg.type == "dgi":
         path = os.path.join(model.uri, EMBEDDINGS_FILE)
-        training.write_embeddings(
-            export_dir, {s: split_files(examples, s) for s in ("train", "eval", "test")},
-            schema, label, path)
+        files_by_split = {s: split_files(examples, s) for s in graph_io.SPLITS}
+        if dynamic_mode:  # no train split on disk: its subgraphs as the batch mode samples them
+          files_by_split["train"] = dynamic.fixed_subgraphs(
+              train_subgraphs.sampler, fast_beam.read_seeds(graph.uri, "train"), salt="train")
+        training.write_embeddings(export_dir, files_by_split, schema, label, path)
         run.client.log_artifact(run.run_id, path)
         model.set_string_custom_property(
             "embeddings_uri", os.path.join(publish.final_path(model.uri), EMBEDDINGS_FILE))
@@ -149,5 +176,6 @@ class Executor(base_executor.BaseExecutor):
     finally:
       run.finish(ok)
     model.set_string_custom_property("task", task_cfg.type)
+    model.set_string_custom_property("sampling_mode", "dynamic" if dynamic_mode else "batch")
     model.set_string_custom_property("mlflow_run_id", run.run_id)
     model.set_string_custom_property("mlflow_tracking_uri", run.tracking_uri)

@@ -96,9 +96,12 @@ def train(*, train_files: Sequence[str], eval_files: Sequence[str],
           trainer_cfg: TrainerConfig, model_dir: str, export_dir: str,
           backup_dir: Optional[str] = None,
           task_cfg: Optional[TaskConfig] = None,
-          on_epoch: Optional[Callable[[int, dict], None]] = None) -> TrainResult:
+          on_epoch: Optional[Callable[[int, dict], None]] = None,
+          train_subgraphs=None) -> TrainResult:
   """Trains and exports the model; `model_dir` holds checkpoints; training backs up to
-  `backup_dir` (default `<model_dir>/backup`) after each epoch and resumes from it."""
+  `backup_dir` (default `<model_dir>/backup`) after each epoch and resumes from it.
+  `train_subgraphs` (dynamic mode: a `dynamic.EpochSubgraphs`, fresh subgraphs every epoch)
+  replaces `train_files`."""
   tf.keras.utils.set_random_seed(trainer_cfg.seed)
   # First, before any TF op runs: a multi-worker strategy configures the runtime's collectives.
   strategy = make_strategy(trainer_cfg)
@@ -119,7 +122,9 @@ def train(*, train_files: Sequence[str], eval_files: Sequence[str],
   distributed = trainer_cfg.strategy != "default"
   steps_per_epoch = trainer_cfg.steps_per_epoch
   if not steps_per_epoch and (distributed or trainer_cfg.learning_rate_schedule != "constant"):
-    steps_per_epoch = max(1, -(-count_examples(train_files) // trainer_cfg.batch_size))
+    num_train = (len(train_subgraphs) if train_subgraphs is not None
+                 else count_examples(train_files))
+    steps_per_epoch = max(1, -(-num_train // trainer_cfg.batch_size))
   trainer = runner.KerasTrainer(
       strategy=strategy,
       model_dir=model_dir,
@@ -136,9 +141,11 @@ def train(*, train_files: Sequence[str], eval_files: Sequence[str],
     return tf.keras.optimizers.AdamW(learning_rate(trainer_cfg, steps_per_epoch),
                                      weight_decay=trainer_cfg.weight_decay)
 
-  # Each worker of a multi-worker strategy reads its own shard (by its InputContext).
-  train_ds = multi_worker.ShardedTFRecordProvider(
-      train_files, shuffle_filenames=True, examples_shuffle_size=trainer_cfg.shuffle_buffer)
+  # Each worker of a multi-worker strategy reads its own shard (by its InputContext);
+  # dynamic subgraphs come in a fresh random order every epoch: no shuffle buffer needed.
+  train_ds = train_subgraphs if train_subgraphs is not None else (
+      multi_worker.ShardedTFRecordProvider(
+          train_files, shuffle_filenames=True, examples_shuffle_size=trainer_cfg.shuffle_buffer))
   eval_ds = multi_worker.ShardedTFRecordProvider(eval_files) if eval_files else None
   exporters = tasks.exporters(task_set)
   if task_cfg.has_integrated_gradients:
@@ -163,10 +170,11 @@ def train(*, train_files: Sequence[str], eval_files: Sequence[str],
   return TrainResult(history.history, export_dir)
 
 
-def embed(model_dir: str, files: Sequence[str], subgraph_schema: tfgnn.GraphSchema,
+def embed(model_dir: str, files, subgraph_schema: tfgnn.GraphSchema,
           label: Optional[graph_io.Label], batch_size: int = 256) -> dict:
-  """Runs an embedding model (task dgi's export) over serialized subgraphs; returns columns
-  `node_id` (when the subgraphs carry `#id`), `label` (when labelled) and `embedding`."""
+  """Runs an embedding model (task dgi's export) over serialized subgraphs (TFRecord files, or
+  a tf.data.Dataset of serialized examples); returns columns `node_id` (when the subgraphs
+  carry `#id`), `label` (when labelled) and `embedding`."""
   serve = tf.saved_model.load(model_dir).signatures["serving_default"]
   gtspec = tfgnn.create_graph_spec_from_schema_pb(subgraph_schema)
   root_features = gtspec.node_sets_spec[label.node_set].features_spec
@@ -174,7 +182,8 @@ def embed(model_dir: str, files: Sequence[str], subgraph_schema: tfgnn.GraphSche
   wanted = [k for k in (graph_io.ID, label.feature) if k in root_features]
   for name in wanted:
     columns["node_id" if name == graph_io.ID else "label"] = []
-  for batch in tf.data.TFRecordDataset(list(files)).batch(batch_size):
+  dataset = files if isinstance(files, tf.data.Dataset) else tf.data.TFRecordDataset(list(files))
+  for batch in dataset.batch(batch_size):
     graph = tfgnn.parse_example(gtspec, batch).merge_batch_to_components()
     for name in wanted:
       value = tfgnn.gather_first_node(graph, label.node_set, feature_name=name).numpy()
@@ -183,7 +192,7 @@ def embed(model_dir: str, files: Sequence[str], subgraph_schema: tfgnn.GraphSche
   return columns
 
 
-def write_embeddings(model_dir: str, files_by_split: dict[str, Sequence[str]],
+def write_embeddings(model_dir: str, files_by_split: dict,
                      subgraph_schema: tfgnn.GraphSchema, label: graph_io.Label,
                      path: str) -> int:
   """Parquet of root-node embeddings (one row per sampled subgraph, with its split), readable
@@ -193,7 +202,7 @@ def write_embeddings(model_dir: str, files_by_split: dict[str, Sequence[str]],
   import pyarrow.parquet as pq  # pylint: disable=g-import-not-at-top
   tables = []
   for split, files in files_by_split.items():
-    if not files:
+    if not isinstance(files, tf.data.Dataset) and not files:
       continue
     columns = embed(model_dir, files, subgraph_schema, label)
     vectors = np.asarray(columns.pop("embedding"), np.float32)

@@ -43,7 +43,9 @@ class Executor(base_beam_executor.BaseBeamExecutor):
     spec = sampling.build_sampling_spec(schema, label.node_set, config.fanouts, config.hops)
 
     split_counts = json.loads(graph.get_string_custom_property("split_counts") or "{}")
-    splits = [s for s, n in split_counts.items() if n > 0]
+    # Dynamic mode: the trainer samples train subgraphs itself, every epoch.
+    splits = [s for s, n in split_counts.items()
+              if n > 0 and not (config.mode == "dynamic" and s == "train")]
     examples.split_names = artifact_utils.encode_split_names(splits)
     outputs = {s: os.path.join(artifact_utils.get_split_uri([examples], s), "subgraphs")
                for s in splits}
@@ -68,5 +70,6 @@ class Executor(base_beam_executor.BaseBeamExecutor):
     examples.set_string_custom_property("payload_format", "FORMAT_TF_EXAMPLE")
     examples.set_string_custom_property("sampling_spec", text_format.MessageToString(spec))
     examples.set_string_custom_property("sampling_engine", config.engine)
+    examples.set_string_custom_property("sampling_mode", config.mode)
     if config.engine == "fast":
       examples.set_int_custom_property("sampling_seed", config.seed)

@@ -544,3 +544,22 @@ class FastSampler:
     import tensorflow_gnn as tfgnn  # pylint: disable=g-import-not-at-top
     return tfgnn.parse_example(self.graph_tensor_spec(),
                                tf.constant(self.sample(seed_ids, salt), dtype=tf.string))
+
+  def sample_frames(self, seed_ids: Iterable, salt: str = "") -> tuple[pd.DataFrame,
+                                                                        pd.DataFrame]:
+    """The subgraphs that `sample(seed_ids, salt)` serializes, as two tables for inspection:
+    nodes (`subgraph`: position in `seed_ids`, `node_set`, `index`: the node's position in
+    its node set within the subgraph, `node_id`: its id in the graph) and edges (`subgraph`,
+    `edge_set`, `source_set`, `target_set`, `source`, `target`: node indices as in nodes)."""
+    seed_ids = np.asarray(list(seed_ids), dtype=object)
+    roots = self._lookup(self.seed_set, seed_ids, "seeds")
+    node_sets, edge_sets = self._sample_batch(roots, root_keys(self.seed, salt, seed_ids))
+    nodes = pd.concat([pd.DataFrame({
+        "subgraph": p.sub, "node_set": name, "index": _positions_within_sub(p.sub),
+        "node_id": self._node_ids[name][p.a].astype(str)}) for name, p in node_sets.items()],
+                      ignore_index=True)
+    edges = pd.concat([pd.DataFrame({
+        "subgraph": p.sub, "edge_set": name, "source_set": self._csr[name].source_set,
+        "target_set": self._csr[name].target_set, "source": p.a, "target": p.b})
+                       for name, p in edge_sets.items()], ignore_index=True)
+    return nodes, edges
