@@ -456,7 +456,7 @@ class Config(_Strict):
   pipeline: PipelineConfig = PipelineConfig()
   data: DataConfig
   validation: ValidationConfig = ValidationConfig()
-  sampling: SamplingConfig
+  sampling: SamplingConfig = SamplingConfig()  # required (fanouts) but for graph-level tasks
   model: ModelConfig = ModelConfig()
   task: TaskConfig = TaskConfig()
   trainer: TrainerConfig = TrainerConfig()
