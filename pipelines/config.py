@@ -88,16 +88,31 @@ class UnigraphSource(_Strict):
   splits: SplitTable
 
 
+class SyntheticGraphsSource(_Strict):
+  """The embedded graph collection (for graph-level tasks): many small graphs whose class
+  (`label`) and float `target` depend on their structure and node features, written as tables:
+  a `graph` node set (label, target), a `node` node set, `edge` (node->node, both directions)
+  and `member_of` (node->graph). See pipelines/synthetic.py."""
+  num_graphs: int = pydantic.Field(600, ge=30)
+  num_classes: int = pydantic.Field(3, ge=2, le=4)
+  feature_dim: int = pydantic.Field(8, gt=0)
+  min_nodes: int = pydantic.Field(8, ge=4)
+  max_nodes: int = pydantic.Field(20, ge=4)
+  seed: int = 0
+
+
 class DataConfig(_Strict):
   synthetic: Optional[SyntheticSource] = None
   tables: Optional[TablesSource] = None
   unigraph: Optional[UnigraphSource] = None
+  synthetic_graphs: Optional[SyntheticGraphsSource] = None
 
   @pydantic.model_validator(mode="after")
   def _one_source(self):
-    given = [k for k in ("synthetic", "tables", "unigraph") if getattr(self, k) is not None]
+    kinds = ("synthetic", "tables", "unigraph", "synthetic_graphs")
+    given = [k for k in kinds if getattr(self, k) is not None]
     if len(given) != 1:
-      raise ValueError(f"give exactly one of synthetic, tables, unigraph (got {given or 'none'})")
+      raise ValueError(f"give exactly one of {', '.join(kinds)} (got {given or 'none'})")
     return self
 
 
@@ -112,7 +127,8 @@ class SamplingConfig(_Strict):
   """Subgraphs rooted at each seed: `hops` rounds of uniform sampling without replacement,
   from each reached node set along each of its outgoing edge sets named in `fanouts`."""
   hops: int = pydantic.Field(2, ge=1, le=5)
-  fanouts: dict[str, int]
+  # Required for node and link tasks; graph-level tasks take whole graphs and sample nothing.
+  fanouts: dict[str, int] = {}
   # `fast`: the project's engine (numpy CSR, reproducible from `seed`), run in Beam DoFns;
   # `tfgnn_beam`: TF-GNN's Beam sampler (unseeded).
   engine: Literal["fast", "tfgnn_beam"] = "fast"
@@ -236,32 +252,95 @@ class ModelConfig(_Strict):
     return self
 
 
+ROOT_NODE_TASKS = ("root_node_multiclass", "root_node_binary", "root_node_regression", "dgi")
+GRAPH_TASKS = ("graph_multiclass", "graph_regression")
+LINK_TASKS = ("link_prediction",)
+
+# TaskConfig options: the task types each applies to (another type's option is an error).
+TASK_OPTIONS: dict[str, tuple[str, ...]] = {
+    "regression_loss": ("root_node_regression", "graph_regression"),
+    "dgi_loss_weight": ("root_node_multiclass",),
+    "edge_set": LINK_TASKS,
+    "scorer": LINK_TASKS,
+    "negatives_per_positive": LINK_TASKS,
+    "edge_split": LINK_TASKS,
+    "pooling": GRAPH_TASKS,
+    "target_feature": ("graph_regression",),
+}
+
+
 class TaskConfig(_Strict):
-  """What the model learns (tensorflow_gnn.runner tasks) about each subgraph's root node:
-  root_node_multiclass / root_node_binary (the label; binary needs 2 classes),
-  root_node_regression (the label as a number), dgi (Deep Graph Infomax: no label; the
-  model serves root-node embeddings, also written to Parquet per node id)."""
-  type: Literal["root_node_multiclass", "root_node_binary", "root_node_regression",
-                "dgi"] = "root_node_multiclass"
+  """What the model learns (tensorflow_gnn.runner tasks).
+
+  About each subgraph's root node: root_node_multiclass / root_node_binary (the label; binary
+  needs 2 classes), root_node_regression (the label as a number), dgi (Deep Graph Infomax: no
+  label; the model serves root-node embeddings, also written to Parquet per node id).
+  About links: link_prediction (runner.DotProductLinkPrediction or
+  HadamardProductLinkPrediction) on the links of `edge_set`: its edges are split into
+  train/eval/test positives, each with `negatives_per_positive` random non-links; each
+  labelled pair is one subgraph sampled around both endpoints, with TF-GNN's `_readout`
+  structure; eval/test positives are removed from the graph, and a train positive from its
+  own subgraph.
+  About whole graphs of a collection (the labelled node set holds one node per graph, the
+  edge sets into it tell each node's graph): graph_multiclass (runner.GraphMulticlass-
+  Classification on the graph's label), graph_regression (runner.GraphMeanSquaredError /
+  MeanAbsoluteError on `target_feature`, default the label), pooling node states by `pooling`.
+  """
+  type: Literal["root_node_multiclass", "root_node_binary", "root_node_regression", "dgi",
+                "link_prediction", "graph_multiclass", "graph_regression"
+                ] = "root_node_multiclass"
   regression_loss: Literal["mse", "mae"] = "mse"
   # root_node_multiclass only: > 0 adds a DeepGraphInfomaxTask (multi-task) with this loss
   # weight (classification's is 1).
   dgi_loss_weight: float = pydantic.Field(0.0, ge=0)
+  # link_prediction
+  edge_set: Optional[str] = None  # the links to predict (required)
+  scorer: Literal["dot_product", "hadamard"] = "dot_product"
+  negatives_per_positive: int = pydantic.Field(1, ge=1, le=100)
+  edge_split: dict[Literal["train", "eval", "test"], float] = {
+      "train": 0.8, "eval": 0.1, "test": 0.1}
+  # graph_multiclass, graph_regression: how node states are pooled into the graph's
+  pooling: Literal["mean", "sum", "max"] = "mean"
+  target_feature: Optional[str] = None  # graph_regression: a feature of the graph node set
 
   @pydantic.model_validator(mode="after")
   def _options_fit_type(self):
-    if self.regression_loss != "mse" and self.type != "root_node_regression":
-      raise ValueError(f"option 'regression_loss' does not apply to task {self.type!r}")
-    if self.dgi_loss_weight and self.type != "root_node_multiclass":
-      raise ValueError(f"option 'dgi_loss_weight' does not apply to task {self.type!r}")
+    for key, types in TASK_OPTIONS.items():
+      if (key in self.model_fields_set and self.type not in types
+          and getattr(self, key) != type(self).model_fields[key].default):
+        raise ValueError(f"option {key!r} does not apply to task {self.type!r} (only to "
+                         f"{', '.join(types)})")
+    if self.type == "link_prediction":
+      if not self.edge_set:
+        raise ValueError("task link_prediction needs `edge_set` (the links to predict)")
+      if abs(sum(self.edge_split.values()) - 1.0) > 1e-6 or not self.edge_split.get("train"):
+        raise ValueError(f"edge_split must sum to 1 with a train share, got {self.edge_split}")
     return self
+
+  @property
+  def level(self) -> str:
+    """`node` (root-node tasks), `link` or `graph`."""
+    return ("link" if self.type in LINK_TASKS else
+            "graph" if self.type in GRAPH_TASKS else "node")
+
+  def seeds(self) -> dict:
+    """What the sampler must produce for this task (only what changes the subgraphs, so that
+    e.g. another scorer reuses the sampled examples)."""
+    if self.level == "link":
+      return {"kind": "links", "edge_set": self.edge_set,
+              "negatives_per_positive": self.negatives_per_positive,
+              "edge_split": dict(self.edge_split)}
+    if self.level == "graph":
+      return {"kind": "graphs"}
+    return {"kind": "nodes"}
 
   @property
   def has_integrated_gradients(self) -> bool:
     """Whether the trained model gets an integrated-gradients export (and Attribution runs):
-    single supervised tasks only; DGI's model feeds two graphs, which TF-GNN's IG exporter
-    cannot take."""
-    return self.type != "dgi" and not self.dgi_loss_weight
+    single supervised root-node tasks only; DGI's model feeds two graphs, which TF-GNN's IG
+    exporter cannot take, and attribution by hops from a root means nothing to link and
+    graph-level tasks."""
+    return self.level == "node" and self.type != "dgi" and not self.dgi_loss_weight
 
 
 class IntegratedGradientsConfig(_Strict):
@@ -404,7 +483,7 @@ class Config(_Strict):
   pipeline: PipelineConfig = PipelineConfig()
   data: DataConfig
   validation: ValidationConfig = ValidationConfig()
-  sampling: SamplingConfig
+  sampling: SamplingConfig = SamplingConfig()  # required (fanouts) but for graph-level tasks
   model: ModelConfig = ModelConfig()
   task: TaskConfig = TaskConfig()
   trainer: TrainerConfig = TrainerConfig()
@@ -475,7 +554,26 @@ def _resolve_paths(raw: dict, base: str) -> dict:
 
 def _check_references(config: Config, source: str) -> None:
   """Names that must agree across sections, where the config alone can tell."""
+  level = config.task.level
+  if level != "graph" and not config.sampling.fanouts:
+    raise ConfigError(f"invalid config {source}:\n  sampling.fanouts: required for task "
+                      f"{config.task.type!r} (edge set -> fanout)")
+  collection = config.data.synthetic_graphs is not None
+  synthetic = collection or config.data.synthetic is not None  # other sources may be either
+  if synthetic and (level == "graph") != collection:
+    raise ConfigError(
+        f"invalid config {source}:\n  task.type: {config.task.type!r} "
+        + ("needs a graph collection (data.synthetic_graphs, or data.tables with one node "
+           "per graph in the labelled node set)" if level == "graph" else
+           "is not a graph-level task; data.synthetic_graphs is a graph collection "
+           "(use graph_multiclass or graph_regression)"))
   tables = config.data.tables
+  if tables is not None and level == "link":
+    edge_sets = set(tables.edge_sets) | {e.reverse for e in tables.edge_sets.values()
+                                          if e.reverse}
+    if config.task.edge_set not in edge_sets:
+      raise ConfigError(f"invalid config {source}:\n  task.edge_set: unknown edge set "
+                        f"{config.task.edge_set!r}; the graph has {sorted(edge_sets)}")
   if tables is None:
     return  # other sources' set names are known once the graph is ingested (the sampler checks)
   edge_sets = set(tables.edge_sets) | {e.reverse for e in tables.edge_sets.values() if e.reverse}

@@ -6,6 +6,7 @@ evaluator, Attribution (integrated gradients), and last RunReport (one HTML page
 """
 from __future__ import annotations
 
+import json
 import os
 
 from tfx.dsl.components.common import resolver
@@ -36,7 +37,8 @@ def create_components(config: Config, base: str) -> list:
   sampler = SubgraphSampler(graph=ingest.outputs["graph"],
                             anomalies=validator.outputs["anomalies"],
                             sampling=config.sampling.model_dump_json(),
-                            memory_limit_gb=config.pipeline.memory_limit_gb)
+                            memory_limit_gb=config.pipeline.memory_limit_gb,
+                            seeds=json.dumps(config.task.seeds(), sort_keys=True))
   trainer = GnnTrainer(examples=sampler.outputs["examples"], graph=ingest.outputs["graph"],
                        model_config=config.model.model_dump_json(),
                        trainer_config=config.trainer.model_dump_json(),

@@ -316,3 +316,118 @@ def generate_tables(out_dir: str, *, num_papers: int, num_classes: int, feature_
       "num_classes": num_classes,
       "splits": {"file": FILES["splits"], "id_column": "id", "split_column": "split"},
   }
+
+
+# ---------------------------------------------------------------- a graph collection
+# For graph-level tasks: many small graphs, each one node of the `graph` node set (its class
+# `label` and a float `target`), its nodes in `node` (a feature vector), linked to it by
+# `member_of`, and its edges in `edge` (both directions of each undirected edge).
+COLLECTION_FILES = {
+    "graph": "graph.csv",
+    "node": "node.parquet",
+    "edge": "edge.csv.gz",
+    "member_of": "member_of.csv.gz",
+    "splits": "graph_splits.csv",
+}
+# The class shapes the graph: 0 a ring with a few chords, 1 a preferential-attachment tree
+# (hubs), 2 a dense random graph, 3 two dense communities joined by one edge. Node features
+# are unit noise plus a weak class mean (GRAPH_FEATURE_SIGNAL) in every 4th dimension: one
+# node says little about its graph's class, the pooled graph says much more.
+GRAPH_FEATURE_SIGNAL = 0.35
+
+
+def _collection_edges(cls: int, n: int, rng: np.random.Generator) -> np.ndarray:
+  """Undirected edges (pairs i < j) of one graph of class `cls` with n nodes."""
+  pairs = []
+  if cls == 0:
+    pairs = [(i, (i + 1) % n) for i in range(n)]
+    pairs += [tuple(rng.choice(n, 2, replace=False)) for _ in range(max(1, n // 6))]
+  elif cls == 1:
+    for i in range(1, n):
+      degree = np.bincount(np.array(pairs, dtype=np.int64).reshape(-1), minlength=i)[:i] + 1.0
+      pairs.append((int(rng.choice(i, p=degree / degree.sum())), i))
+  elif cls == 2:
+    upper = np.triu(rng.random((n, n)) < 0.35, 1)
+    pairs = list(zip(*np.nonzero(upper)))
+    pairs += [(i, i + 1) for i in range(n - 1)]  # connected
+  else:
+    half = n // 2
+    for lo, hi in ((0, half), (half, n)):
+      upper = np.triu(rng.random((hi - lo, hi - lo)) < 0.6, 1)
+      pairs += [(lo + a, lo + b) for a, b in zip(*np.nonzero(upper))]
+      pairs += [(i, i + 1) for i in range(lo, hi - 1)]
+    pairs.append((half - 1, half))
+  edges = {(min(a, b), max(a, b)) for a, b in pairs if a != b}
+  return np.array(sorted(edges), dtype=np.int64).reshape(-1, 2)
+
+
+def generate_graph_collection(out_dir: str, *, num_graphs: int, num_classes: int,
+                              feature_dim: int, min_nodes: int, max_nodes: int,
+                              seed: int) -> dict:
+  """Writes the collection's tables into `out_dir` and returns their spec (a dict that
+  validates as `pipelines.config.TablesSource`, labelled node set `graph`). Splits: a seeded
+  60/20/20 cut of the graphs. The same seed gives byte-identical files."""
+  if not 2 <= num_classes <= 4:
+    raise ValueError(f"num_classes must be 2..4 (graph shapes), got {num_classes}")
+  if max_nodes < min_nodes:
+    raise ValueError(f"max_nodes ({max_nodes}) < min_nodes ({min_nodes})")
+  rng = np.random.default_rng(seed)
+  labels = _balanced_classes(num_graphs, num_classes, rng)
+  planted = np.array(informative_features(feature_dim))
+  class_means = rng.normal(0.0, 1.0, (num_classes, len(planted)))
+  node_feats, sources, targets, members, targets_out = [], [], [], [], []
+  first = 0
+  for g, cls in enumerate(labels):
+    n = int(rng.integers(min_nodes, max_nodes + 1))
+    feats = rng.normal(0.0, 1.0, (n, feature_dim))
+    feats[:, planted] += GRAPH_FEATURE_SIGNAL * class_means[cls]
+    edges = _collection_edges(int(cls), n, rng) + first
+    sources += [edges[:, 0], edges[:, 1]]
+    targets += [edges[:, 1], edges[:, 0]]
+    members.append(np.full(n, g))
+    node_feats.append(feats)
+    # The regression target: mean degree and the mean of feature 1 (structure and features).
+    targets_out.append(0.25 * 2 * len(edges) / n + float(feats[:, 1 % feature_dim].mean()))
+    first += n
+  features = np.concatenate(node_feats).astype(np.float32)
+  order = np.argsort(np.concatenate([s for s in sources]), kind="stable")
+  src = np.concatenate(sources)[order]
+  dst = np.concatenate(targets)[order]
+  split = np.empty(num_graphs, dtype=object)
+  perm = rng.permutation(num_graphs)
+  n_train, n_eval = int(round(0.6 * num_graphs)), int(round(0.2 * num_graphs))
+  split[perm[:n_train]] = "train"
+  split[perm[n_train:n_train + n_eval]] = "eval"
+  split[perm[n_train + n_eval:]] = "test"
+
+  os.makedirs(out_dir, exist_ok=True)
+  path = lambda name: os.path.join(out_dir, COLLECTION_FILES[name])
+  _write_csv(path("graph"), {"id": np.arange(num_graphs), "label": labels,
+                             "target": np.round(np.array(targets_out), 6)})
+  n, dim = features.shape
+  offsets = pa.array(np.arange(0, n * dim + 1, dim, dtype=np.int32))
+  table = pa.table({"id": pa.array(np.arange(n, dtype=np.int64)),
+                    "feat": pa.ListArray.from_arrays(offsets, pa.array(features.reshape(-1)))})
+  buffer = io.BytesIO()
+  pq.write_table(table, buffer)
+  _write_bytes(path("node"), buffer.getvalue())
+  _write_csv(path("edge"), {"src": src, "dst": dst})
+  _write_csv(path("member_of"), {"node": np.arange(n), "graph": np.concatenate(members)})
+  _write_csv(path("splits"), {"id": np.arange(num_graphs), "split": split})
+  return {
+      "directory": out_dir,
+      "node_sets": {
+          "graph": {"file": COLLECTION_FILES["graph"], "id_column": "id",
+                    "label_column": "label", "features": ["target"]},
+          "node": {"file": COLLECTION_FILES["node"], "id_column": "id", "features": ["feat"]},
+      },
+      "edge_sets": {
+          "edge": {"file": COLLECTION_FILES["edge"], "source": "node", "target": "node",
+                   "source_column": "src", "target_column": "dst"},
+          "member_of": {"file": COLLECTION_FILES["member_of"], "source": "node",
+                        "target": "graph", "source_column": "node", "target_column": "graph"},
+      },
+      "label_node_set": "graph",
+      "num_classes": num_classes,
+      "splits": {"file": COLLECTION_FILES["splits"], "id_column": "id", "split_column": "split"},
+  }

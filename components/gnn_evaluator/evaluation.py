@@ -13,11 +13,16 @@ from pipelines.config import EvaluationConfig
 
 
 def predict(model_dir: str, files: Sequence[str], subgraph_schema: tfgnn.GraphSchema,
-            label: graph_io.Label, batch_size: int = 256) -> tuple[np.ndarray, np.ndarray]:
+            label: Optional[graph_io.Label], batch_size: int = 256,
+            target: Optional[tuple] = None) -> tuple[np.ndarray, np.ndarray]:
   """Runs the SavedModel's `serving_default` over serialized subgraphs.
 
-  Returns (labels, logits): each subgraph's root label, read from the examples themselves.
+  Returns (labels, logits): each example's target, read from the examples themselves where
+  `target` = (location, feature) says (the trainer records it on the Model): `root` (the
+  root node's label; the default), `readout` (link prediction: the `_readout` node's label)
+  or `context` (graph-level tasks).
   """
+  location, feature = target or ("root", label.feature)
   # TF's own error here is a raw OSError about saved_model.pb{,txt}; say what the dir is.
   if not tf.saved_model.contains_saved_model(model_dir):
     raise ValueError(f"model directory {model_dir} is not a SavedModel (no saved_model.pb); "
@@ -27,7 +32,11 @@ def predict(model_dir: str, files: Sequence[str], subgraph_schema: tfgnn.GraphSc
 
   def root_labels(serialized):
     graph = tfgnn.parse_example(gtspec, serialized).merge_batch_to_components()
-    return tfgnn.gather_first_node(graph, label.node_set, feature_name=label.feature)
+    if location == "readout":
+      return graph.node_sets["_readout"][feature]
+    if location == "context":
+      return graph.context[feature]
+    return tfgnn.gather_first_node(graph, label.node_set, feature_name=feature)
 
   labels, logits = [], []
   for batch in tf.data.TFRecordDataset(list(files)).batch(batch_size):
@@ -103,9 +112,9 @@ def linear_probe_metrics(train_x: np.ndarray, train_y: np.ndarray, test_x: np.nd
 
 def task_metrics(task: str, labels: np.ndarray, outputs: np.ndarray, num_classes: int) -> dict:
   """The metrics of one task family (TaskConfig.type) on (labels, model outputs)."""
-  if task == "root_node_binary":
+  if task in ("root_node_binary", "link_prediction"):
     return binary_metrics(labels, outputs)
-  if task == "root_node_regression":
+  if task in ("root_node_regression", "graph_regression"):
     return regression_metrics(labels, outputs)
   return classification_metrics(labels, outputs, num_classes)
 

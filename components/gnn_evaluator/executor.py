@@ -44,9 +44,13 @@ class Executor(tfx_evaluator_executor.Executor):
         return evaluation.embedding_probe_metrics(
             model_artifact.get_string_custom_property("embeddings_uri"), EVAL_SPLIT,
             label.num_classes)
+      location = model_artifact.get_string_custom_property("target_location") or "root"
+      feature = (model_artifact.get_string_custom_property("target_feature")
+                 or (label.feature if label else "label"))
       labels, logits = evaluation.predict(
-          path_utils.serving_model_path(model_artifact.uri), files, schema, label)
-      return evaluation.task_metrics(task, labels, logits, label.num_classes)
+          path_utils.serving_model_path(model_artifact.uri), files, schema, label,
+          target=(location, feature))
+      return evaluation.task_metrics(task, labels, logits, label.num_classes if label else 2)
 
     candidate = metrics_of(model)
 

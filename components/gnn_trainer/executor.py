@@ -170,6 +170,9 @@ class Executor(base_executor.BaseExecutor):
         run.client.log_artifact(run.run_id, path)
         model.set_string_custom_property(
             "embeddings_uri", os.path.join(publish.final_path(model.uri), EMBEDDINGS_FILE))
+      # The evaluator reads each example's target where the task did.
+      model.set_string_custom_property("target_location", result.target[0])
+      model.set_string_custom_property("target_feature", result.target[1])
       for key, values in result.history.items():
         model.set_float_custom_property(f"final_{key}", values[-1])
       ok = True

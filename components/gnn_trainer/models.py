@@ -172,13 +172,16 @@ def graph_update(cfg: ModelConfig, gtspec: tfgnn.GraphTensorSpec,
   raise ModelError(f"model.template: unknown template {t!r}")
 
 
-def build_model_fn(cfg: ModelConfig, root_node_set: Optional[str],
+def build_model_fn(cfg: ModelConfig, root_node_set,
                    exclude_features: Sequence[str] = ()
                    ) -> Callable[[tfgnn.GraphTensorSpec], tf.keras.Model]:
   """The Runner's `model_fn`: GraphTensor in, GraphTensor with hidden states out.
 
-  `root_node_set` is the node set the task reads after the last round (None: every node set
-  is updated in every round, as graph-level tasks need)."""
+  `root_node_set` is the node set the task reads after the last round, or a list of them
+  (link prediction: the endpoints' sets); None: every node set is updated in every round,
+  as graph-level tasks need."""
+  readout = ([root_node_set] if isinstance(root_node_set, str) else
+             list(root_node_set) if root_node_set is not None else None)
 
   def model_fn(gtspec: tfgnn.GraphTensorSpec) -> tf.keras.Model:
     inputs = tf.keras.layers.Input(type_spec=gtspec)
@@ -188,7 +191,7 @@ def build_model_fn(cfg: ModelConfig, root_node_set: Optional[str],
       graph = tfgnn.keras.layers.MapFeatures(
           node_sets_fn=lambda ns, node_set_name: (
               tf.keras.layers.Dense(cfg.units, "relu")(ns[tfgnn.HIDDEN_STATE])
-              if root_node_set in (None, node_set_name) else ns[tfgnn.HIDDEN_STATE]),
+              if readout is None or node_set_name in readout else ns[tfgnn.HIDDEN_STATE]),
           name="features_only")(graph)
       return tf.keras.Model(inputs, graph)
     if cfg.last_round_node_sets is not None:
@@ -199,7 +202,7 @@ def build_model_fn(cfg: ModelConfig, root_node_set: Optional[str],
       last = list(cfg.last_round_node_sets)
     else:
       # Only the root's node set matters after the last round.
-      last = [root_node_set] if root_node_set else None
+      last = readout
     for i in range(cfg.num_rounds):
       update = graph_update(cfg, gtspec, last if i == cfg.num_rounds - 1 else None, i)
       if update is not None:

@@ -4,6 +4,12 @@ Supervised tasks read the label of the subgraph's root node. Deep Graph Infomax
 (`contrastive_losses.DeepGraphInfomaxTask`) needs no label; mixed with classification, the
 label is first moved into a `_readout` feature (a label_fn cannot be shared by two tasks) and
 the classification task reads it by `label_feature_name`.
+
+Link prediction (runner.DotProductLinkPrediction, HadamardProductLinkPrediction) reads the
+`_readout` structure that the sampler writes (components/subgraph_sampler/links.py); the
+graph-level tasks (runner.GraphMulticlassClassification, GraphMeanSquaredError,
+GraphMeanAbsoluteError) pool the node states of a whole graph of a collection
+(whole_graphs.py) and read its label from the context.
 """
 from __future__ import annotations
 
@@ -35,6 +41,11 @@ class Tasks:
   feature_processors: list
   exclude_features: list  # features of the root node set the model must not see
   unsupervised: bool
+  # Node sets whose states the task reads after the last round (None: all of them).
+  readout_node_sets: Optional[list] = None
+  # Where the evaluator finds each example's target: (location, feature), location one of
+  # `root` (the root node), `readout` (the `_readout` node set) or `context`.
+  target: tuple = ("root", "label")
 
 
 def _check_label(cfg: TaskConfig, label: Optional[graph_io.Label]) -> graph_io.Label:
@@ -47,7 +58,31 @@ def _check_label(cfg: TaskConfig, label: Optional[graph_io.Label]) -> graph_io.L
   return label
 
 
-def make_tasks(cfg: TaskConfig, label: graph_io.Label, seed: int = 0) -> Tasks:
+def _member_node_sets(gtspec: Optional[tfgnn.GraphTensorSpec]) -> list:
+  if gtspec is None:
+    raise TaskError("graph-level and link tasks need the subgraphs' GraphTensorSpec")
+  return sorted(n for n in gtspec.node_sets_spec if not tfgnn.get_aux_type_prefix(n))
+
+
+def make_tasks(cfg: TaskConfig, label: Optional[graph_io.Label], seed: int = 0,
+               gtspec: Optional[tfgnn.GraphTensorSpec] = None) -> Tasks:
+  """The Runner task(s) for `cfg`; `gtspec` (the subgraphs') is needed by link and
+  graph-level tasks, which read node sets other than the label's."""
+  if cfg.type == "link_prediction":
+    return _link_prediction(cfg, label, gtspec)
+  if cfg.level == "graph":
+    return _graph_task(cfg, label, gtspec)
+  if label is None and cfg.type == "dgi":
+    raise TaskError("task.type: dgi needs the node set to embed (the graph's labelled one)")
+  tasks = _root_node_tasks(cfg, label, seed)
+  tasks.readout_node_sets = [label.node_set]
+  tasks.target = ("root", label.feature)
+  return tasks
+
+
+def _root_node_tasks(cfg: TaskConfig, label: Optional[graph_io.Label], seed: int) -> Tasks:
+  if label is None:
+    _check_label(cfg, label)
   root = label.node_set
   label_fn = runner.RootNodeLabelFn(root, feature_name=label.feature)
   if cfg.type == "dgi":
@@ -79,6 +114,49 @@ def make_tasks(cfg: TaskConfig, label: graph_io.Label, seed: int = 0) -> Tasks:
            "mae": runner.RootNodeMeanAbsoluteError}[cfg.regression_loss]
     return Tasks(cls(root, label_fn=_float_label(label_fn)), None, [], [], False)
   raise TaskError(f"task.type: unknown task {cfg.type!r}")
+
+
+def _link_prediction(cfg: TaskConfig, label: Optional[graph_io.Label],
+                     gtspec: Optional[tfgnn.GraphTensorSpec]) -> Tasks:
+  from components.subgraph_sampler import fast_sampler  # pylint: disable=g-import-not-at-top
+  _member_node_sets(gtspec)
+  edge_sets = gtspec.edge_sets_spec
+  if fast_sampler.READOUT_SOURCE not in edge_sets or fast_sampler.READOUT_TARGET not in edge_sets:
+    raise TaskError("task.type: link_prediction needs subgraphs with a `_readout` structure "
+                    "(sampled with task.type: link_prediction); these have none")
+  endpoints = [edge_sets[n].adjacency_spec.source_name
+               for n in (fast_sampler.READOUT_SOURCE, fast_sampler.READOUT_TARGET)]
+  cls = {"dot_product": runner.DotProductLinkPrediction,
+         "hadamard": runner.HadamardProductLinkPrediction}[cfg.scorer]
+  # A node label of the graph (for its node tasks) is no input of a link model.
+  exclude = [label.feature] if label is not None else []
+  return Tasks(cls(readout_label_feature_name=fast_sampler.LINK_LABEL), None, [], exclude,
+               unsupervised=False, readout_node_sets=list(dict.fromkeys(endpoints)),
+               target=("readout", fast_sampler.LINK_LABEL))
+
+
+def _graph_task(cfg: TaskConfig, label: Optional[graph_io.Label],
+                gtspec: Optional[tfgnn.GraphTensorSpec]) -> Tasks:
+  if label is None:
+    raise TaskError(f"task.type: {cfg.type} needs a labelled node set (one node per graph)")
+  node_sets = _member_node_sets(gtspec)
+  context = gtspec.context_spec.features_spec
+  feature = (cfg.target_feature or label.feature) if cfg.type == "graph_regression" else label.feature
+  if feature not in context:
+    raise TaskError(f"task.type: {cfg.type} reads graph feature {feature!r}; the graphs "
+                    f"have {sorted(context)} (features of node set {label.node_set!r})")
+  # Pools the first member node set (the one of a homogeneous collection).
+  pooled = node_sets[0]
+  label_fn = runner.ContextLabelFn(feature)
+  if cfg.type == "graph_multiclass":
+    task = runner.GraphMulticlassClassification(
+        pooled, num_classes=label.num_classes, reduce_type=cfg.pooling, label_fn=label_fn)
+  else:
+    cls = {"mse": runner.GraphMeanSquaredError,
+           "mae": runner.GraphMeanAbsoluteError}[cfg.regression_loss]
+    task = cls(pooled, reduce_type=cfg.pooling, label_fn=_float_label(label_fn))
+  return Tasks(task, None, [], [], unsupervised=False, readout_node_sets=None,
+               target=("context", feature))
 
 
 def _float_label(label_fn):

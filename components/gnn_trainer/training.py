@@ -36,6 +36,8 @@ IG_OUTPUT_NAME = "gradients"
 class TrainResult:
   history: dict[str, list[float]]  # per-epoch metrics, Keras names
   export_dir: str
+  # Where each example's target is: (location, feature), see tasks.Tasks.target.
+  target: tuple = ("root", "label")
 
 
 class _History(tf.keras.callbacks.Callback):
@@ -92,7 +94,8 @@ def make_padding(cfg: TrainerConfig, gtspec: tfgnn.GraphTensorSpec, dataset_prov
 
 
 def train(*, train_files: Sequence[str], eval_files: Sequence[str],
-          subgraph_schema: tfgnn.GraphSchema, label: graph_io.Label, model_cfg: ModelConfig,
+          subgraph_schema: tfgnn.GraphSchema, label: Optional[graph_io.Label],
+          model_cfg: ModelConfig,
           trainer_cfg: TrainerConfig, model_dir: str, export_dir: str,
           backup_dir: Optional[str] = None,
           task_cfg: Optional[TaskConfig] = None,
@@ -107,7 +110,7 @@ def train(*, train_files: Sequence[str], eval_files: Sequence[str],
   strategy = make_strategy(trainer_cfg)
   gtspec = tfgnn.create_graph_spec_from_schema_pb(subgraph_schema)
   task_cfg = task_cfg or TaskConfig()
-  task_set = tasks.make_tasks(task_cfg, label, trainer_cfg.seed)
+  task_set = tasks.make_tasks(task_cfg, label, trainer_cfg.seed, gtspec)
   history = _History(on_epoch)
   callbacks = [history]
   if trainer_cfg.early_stopping_patience and eval_files:
@@ -156,7 +159,8 @@ def train(*, train_files: Sequence[str], eval_files: Sequence[str],
       valid_padding=make_padding(trainer_cfg, gtspec, eval_ds) if eval_ds else None,
       train_ds_provider=train_ds,
       valid_ds_provider=eval_ds,
-      model_fn=models.build_model_fn(model_cfg, label.node_set, task_set.exclude_features),
+      model_fn=models.build_model_fn(model_cfg, task_set.readout_node_sets,
+                                     task_set.exclude_features),
       optimizer_fn=optimizer_fn,
       trainer=trainer,
       task=task_set.task,
@@ -167,7 +171,7 @@ def train(*, train_files: Sequence[str], eval_files: Sequence[str],
       epochs=trainer_cfg.epochs,
       model_exporters=exporters,
       export_dirs=[export_dir])
-  return TrainResult(history.history, export_dir)
+  return TrainResult(history.history, export_dir, task_set.target)
 
 
 def embed(model_dir: str, files, subgraph_schema: tfgnn.GraphSchema,

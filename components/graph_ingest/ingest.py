@@ -658,12 +658,16 @@ def ingest(data: Union[DataConfig, dict], out_dir: str, scratch_dir: str,
   refused before it is read (`check_memory`)."""
   if isinstance(data, dict):
     data = DataConfig.model_validate(data)
-  if data.synthetic is not None:
+  if data.synthetic is not None or data.synthetic_graphs is not None:
     from pipelines import synthetic  # pylint: disable=g-import-not-at-top
-    s = data.synthetic
-    raw = synthetic.generate_tables(scratch_dir, num_papers=s.num_papers,
-                                    num_classes=s.num_classes, feature_dim=s.feature_dim,
-                                    seed=s.seed)
+    if data.synthetic is not None:
+      s = data.synthetic
+      raw = synthetic.generate_tables(scratch_dir, num_papers=s.num_papers,
+                                      num_classes=s.num_classes, feature_dim=s.feature_dim,
+                                      seed=s.seed)
+    else:
+      raw = synthetic.generate_graph_collection(scratch_dir,
+                                                **data.synthetic_graphs.model_dump())
     tables = raw if isinstance(raw, TablesSource) else TablesSource.model_validate(raw)
     if not os.path.isabs(tables.directory):
       tables = tables.model_copy(

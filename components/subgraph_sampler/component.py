@@ -25,6 +25,9 @@ class SubgraphSamplerSpec(component_spec.ComponentSpec):
       "sampling": component_spec.ExecutionParameter(type=str),
       # The most memory the fast engine's in-memory graph may take (pipeline.memory_limit_gb).
       "memory_limit_gb": component_spec.ExecutionParameter(type=float, optional=True),
+      # What to sample around (pipelines.config.TaskConfig.seeds(), JSON): nodes (default),
+      # labelled links (link prediction) or whole graphs (graph-level tasks).
+      "seeds": component_spec.ExecutionParameter(type=str, optional=True),
   }
   INPUTS = {
       "graph": component_spec.ChannelParameter(type=types.Graph),
@@ -39,7 +42,9 @@ class SubgraphSampler(base_beam_component.BaseBeamComponent):
   SPEC_CLASS = SubgraphSamplerSpec
   EXECUTOR_SPEC = executor_spec.BeamExecutorSpec(executor.Executor)
 
-  def __init__(self, graph, anomalies, sampling: str, memory_limit_gb: float | None = None):
+  def __init__(self, graph, anomalies, sampling: str, memory_limit_gb: float | None = None,
+               seeds: str | None = None):
     super().__init__(spec=SubgraphSamplerSpec(
         graph=graph, anomalies=anomalies, sampling=sampling, memory_limit_gb=memory_limit_gb,
+        seeds=seeds,
         examples=channel.Channel(type=standard_artifacts.Examples)))

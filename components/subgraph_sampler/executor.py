@@ -36,20 +36,53 @@ class Executor(base_beam_executor.BaseBeamExecutor):
     examples = artifact_utils.get_single_instance(output_dict["examples"])
     config = SamplingConfig.model_validate_json(exec_properties["sampling"])
 
+    seeds = json.loads(exec_properties.get("seeds") or '{"kind": "nodes"}')
     label = graph_io.read_label(graph.uri)
     if label is None:
       raise ValueError(f"graph {graph.uri} has no labelled node set to seed the sampling from")
     schema = graph_io.read_schema(graph.uri)
-    spec = sampling.build_sampling_spec(schema, label.node_set, config.fanouts, config.hops)
+    spec = None
+    if seeds["kind"] == "nodes":
+      spec = sampling.build_sampling_spec(schema, label.node_set, config.fanouts, config.hops)
 
     split_counts = json.loads(graph.get_string_custom_property("split_counts") or "{}")
-    # Dynamic mode: the trainer samples train subgraphs itself, every epoch.
-    splits = [s for s, n in split_counts.items()
-              if n > 0 and not (config.mode == "dynamic" and s == "train")]
+    splits = [s for s, n in split_counts.items() if n > 0]
+    if seeds["kind"] == "links":
+      splits = [s for s in graph_io.SPLITS if seeds["edge_split"].get(s)]
+    if config.mode == "dynamic":  # the trainer samples train subgraphs itself, every epoch
+      splits = [s for s in splits if s != "train"]
     examples.split_names = artifact_utils.encode_split_names(splits)
     outputs = {s: os.path.join(artifact_utils.get_split_uri([examples], s), "subgraphs")
                for s in splits}
-    if config.engine == "fast":
+    examples.set_string_custom_property("seeds", seeds["kind"])
+    if seeds["kind"] != "nodes" and config.engine != "fast":
+      raise ValueError(f"sampling.engine: {config.engine!r} samples around nodes only; "
+                       f"{seeds['kind']} need the fast engine (sampling.engine: fast)")
+    if seeds["kind"] == "links":
+      from components.subgraph_sampler import fast_beam, links  # pylint: disable=g-import-not-at-top
+      check_graph_fits(graph.uri, schema, exec_properties.get("memory_limit_gb"))
+      seeds_dir = os.path.join(examples.uri, links.SEEDS_DIR)
+      links.build_specs(schema, seeds["edge_set"], config.fanouts, config.hops)  # checks
+      pairs = links.split_links(graph_io.read_graph(graph.uri), seeds["edge_set"],
+                                seeds["edge_split"], seeds["negatives_per_positive"],
+                                config.seed)
+      links.write_link_seeds(seeds_dir, {s: pairs[s] for s in splits})
+      subgraph_schema = links.subgraph_schema(schema, seeds["edge_set"], config.fanouts,
+                                              config.hops)
+      with self._make_beam_pipeline() as pipeline:
+        fast_beam.add_link_sampling(pipeline, graph_dir=graph.uri, edge_set=seeds["edge_set"],
+                                    fanouts=config.fanouts, hops=config.hops, seed=config.seed,
+                                    seeds_dir=seeds_dir, batch_size=config.batch_size,
+                                    outputs=outputs)
+      for s in splits:
+        examples.set_int_custom_property(f"{s}_links", int(pairs[s].label.sum()))
+    elif seeds["kind"] == "graphs":
+      from components.subgraph_sampler import fast_beam, whole_graphs  # pylint: disable=g-import-not-at-top
+      subgraph_schema = whole_graphs.GraphCollection.from_graph_dir(graph.uri).subgraph_schema()
+      with self._make_beam_pipeline() as pipeline:
+        fast_beam.add_whole_graphs(pipeline, graph_dir=graph.uri, batch_size=config.batch_size,
+                                   outputs=outputs)
+    elif config.engine == "fast":
       from components.subgraph_sampler import fast_beam, fast_sampler  # pylint: disable=g-import-not-at-top
       check_graph_fits(graph.uri, schema, exec_properties.get("memory_limit_gb"))
       subgraph_schema = fast_sampler.subgraph_schema(schema, spec)
@@ -68,7 +101,8 @@ class Executor(base_beam_executor.BaseBeamExecutor):
                         text_format.MessageToString(subgraph_schema))
     examples.set_string_custom_property("file_format", "tfrecord")
     examples.set_string_custom_property("payload_format", "FORMAT_TF_EXAMPLE")
-    examples.set_string_custom_property("sampling_spec", text_format.MessageToString(spec))
+    if spec is not None:
+      examples.set_string_custom_property("sampling_spec", text_format.MessageToString(spec))
     examples.set_string_custom_property("sampling_engine", config.engine)
     examples.set_string_custom_property("sampling_mode", config.mode)
     if config.engine == "fast":

@@ -78,3 +78,105 @@ def add_fast_sampling(root: beam.Pipeline, *, graph_dir: str, spec, seed: int,
   for split, prefix in outputs.items():
     _ = sampled[split] | f"Write[{split}]" >> beam.io.WriteToTFRecord(
         prefix, file_name_suffix=".tfrecord")
+
+
+# ---------------------------------------------------------------- link prediction
+_LINK_CACHE: dict[tuple, object] = {}
+
+
+def load_link_sampler(graph_dir: str, link_args: tuple, seeds_dir: str):
+  """The link sampler of (graph, (edge_set, fanouts, hops, seed), seeds), once per process."""
+  from components.subgraph_sampler import links  # pylint: disable=g-import-not-at-top
+  key = (graph_dir, link_args, seeds_dir)
+  with _CACHE_LOCK:
+    if key not in _LINK_CACHE:
+      edge_set, fanouts, hops, seed = link_args
+      _LINK_CACHE.clear()
+      _LINK_CACHE[key] = links.LinkSampler(graph_dir, edge_set, dict(fanouts), hops, seed,
+                                           seeds_dir)
+    return _LINK_CACHE[key]
+
+
+class SampleLinkBatches(beam.DoFn):
+  """(split, [(source, target, label)]) -> serialized link subgraphs, tagged by split."""
+
+  def __init__(self, graph_dir: str, link_args: tuple, seeds_dir: str):
+    super().__init__()
+    self._args = (graph_dir, link_args, seeds_dir)
+    self._sampler = None
+
+  def setup(self):
+    self._sampler = load_link_sampler(*self._args)
+
+  def process(self, element):
+    import pandas as pd  # pylint: disable=g-import-not-at-top
+    split, rows = element
+    frame = pd.DataFrame(rows, columns=["source", "target", "label"])
+    for example in self._sampler.sample(frame, salt=split):
+      yield beam.pvalue.TaggedOutput(split, example)
+
+
+def add_link_sampling(root: beam.Pipeline, *, graph_dir: str, edge_set: str, fanouts: dict,
+                      hops: int, seed: int, seeds_dir: str, batch_size: int,
+                      outputs: dict[str, str]) -> None:
+  """Adds to `root` the sampling of each split's labelled pairs (`seeds_dir/<split>.csv`,
+  see `links`) to TFRecord files of serialized link subgraphs at `outputs[split]`."""
+  from components.subgraph_sampler import links  # pylint: disable=g-import-not-at-top
+  batches = []
+  for split in outputs:
+    frame = links.read_link_seeds(seeds_dir, split)
+    rows = list(zip(frame.source, frame.target, frame.label.astype(float)))
+    batches += [(split, rows[i:i + batch_size]) for i in range(0, len(rows), batch_size)]
+  splits = list(outputs)
+  link_args = (edge_set, tuple(sorted(fanouts.items())), hops, seed)
+  sampled = (root
+             | "LinkSeedBatches" >> beam.Create(batches)
+             | "LinkSample" >> beam.ParDo(
+                 SampleLinkBatches(graph_dir, link_args, seeds_dir)).with_outputs(*splits))
+  for split, prefix in outputs.items():
+    _ = sampled[split] | f"Write[{split}]" >> beam.io.WriteToTFRecord(
+        prefix, file_name_suffix=".tfrecord")
+
+
+# ---------------------------------------------------------------- graph collections
+_COLLECTION_CACHE: dict[str, object] = {}
+
+
+class WholeGraphBatches(beam.DoFn):
+  """(split, [graph ids]) -> each graph, whole, serialized; tagged by split."""
+
+  def __init__(self, graph_dir: str):
+    super().__init__()
+    self._graph_dir = graph_dir
+    self._collection = None
+
+  def setup(self):
+    from components.subgraph_sampler import whole_graphs  # pylint: disable=g-import-not-at-top
+    with _CACHE_LOCK:
+      if self._graph_dir not in _COLLECTION_CACHE:
+        _COLLECTION_CACHE.clear()
+        _COLLECTION_CACHE[self._graph_dir] = whole_graphs.GraphCollection.from_graph_dir(
+            self._graph_dir)
+      self._collection = _COLLECTION_CACHE[self._graph_dir]
+
+  def process(self, element):
+    split, graph_ids = element
+    for example in self._collection.examples(graph_ids):
+      yield beam.pvalue.TaggedOutput(split, example)
+
+
+def add_whole_graphs(root: beam.Pipeline, *, graph_dir: str, batch_size: int,
+                     outputs: dict[str, str]) -> None:
+  """Adds to `root` the writing of each split's graphs (seeds: graph ids) as serialized
+  GraphTensors at `outputs[split]` (see `whole_graphs`)."""
+  batches = []
+  for split in outputs:
+    ids = read_seeds(graph_dir, split)
+    batches += [(split, ids[i:i + batch_size]) for i in range(0, len(ids), batch_size)]
+  splits = list(outputs)
+  written = (root
+             | "GraphBatches" >> beam.Create(batches)
+             | "WholeGraphs" >> beam.ParDo(WholeGraphBatches(graph_dir)).with_outputs(*splits))
+  for split, prefix in outputs.items():
+    _ = written[split] | f"Write[{split}]" >> beam.io.WriteToTFRecord(
+        prefix, file_name_suffix=".tfrecord")

@@ -241,17 +241,19 @@ def _positions_within_sub(sub: np.ndarray) -> np.ndarray:
   return np.arange(len(sub)) - np.searchsorted(sub, sub, side="left")
 
 
-def subgraph_schema(graph_schema, spec):
+def subgraph_schema(graph_schema, spec, *more_specs):
   """The GraphSchema of the subgraphs sampled by `spec` (what `sampling.output_schema` reads
   off TF-GNN's sampling model): the node sets that the sampled edge sets touch, in order of
-  first appearance, then the seeds'; per node set its features, or `#id` when it has none."""
+  first appearance, then the seeds'; per node set its features, or `#id` when it has none.
+  With `more_specs` (link prediction), of the subgraphs sampled by all of them together."""
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
   import tensorflow_gnn as tfgnn  # pylint: disable=g-import-not-at-top
-  edge_sets = list(dict.fromkeys(op.edge_set_name for op in spec.sampling_ops))
+  specs = (spec,) + more_specs
+  edge_sets = list(dict.fromkeys(op.edge_set_name for sp in specs for op in sp.sampling_ops))
   node_sets = []
   for name in edge_sets:
     node_sets += [graph_schema.edge_sets[name].source, graph_schema.edge_sets[name].target]
-  node_sets = list(dict.fromkeys(node_sets + [spec.seed_op.node_set_name]))
+  node_sets = list(dict.fromkeys(node_sets + [sp.seed_op.node_set_name for sp in specs]))
 
   def copy_features(features, out) -> None:
     for fname, feature in features.items():
@@ -274,6 +276,26 @@ def subgraph_schema(graph_schema, spec):
   return out
 
 
+READOUT = "_readout"  # TF-GNN's structured-readout node set (link prediction)
+READOUT_SOURCE = "_readout/source"
+READOUT_TARGET = "_readout/target"
+LINK_LABEL = "label"  # float, on the readout node: 1 for a link, 0 for a non-link
+
+
+def add_link_readout(schema, source_set: str, target_set: str):
+  """`schema` plus the link-prediction readout: node set `_readout` (float `label`), edge
+  sets `_readout/source` (source_set -> _readout) and `_readout/target` (target_set ->
+  _readout), as runner.DotProductLinkPrediction reads them."""
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  out = type(schema)()
+  out.CopyFrom(schema)
+  out.node_sets[READOUT].features[LINK_LABEL].dtype = tf.float32.as_datatype_enum
+  for name, endpoint in ((READOUT_SOURCE, source_set), (READOUT_TARGET, target_set)):
+    out.edge_sets[name].source = endpoint
+    out.edge_sets[name].target = READOUT
+  return out
+
+
 class FastSampler:
   """Samples subgraphs around seed nodes; see the module docstring for the semantics.
 
@@ -283,29 +305,44 @@ class FastSampler:
     graph = sampler.sample_graph_tensor(["p1"])    # a batched GraphTensor
   """
 
-  def __init__(self, graph: graph_io.Graph, spec, seed: int = 0, schema=None):
+  def __init__(self, graph: graph_io.Graph, spec, seed: int = 0, schema=None, *,
+               target_spec=None, exclude_edges: Optional[dict] = None):
     """`spec` is a `tensorflow_gnn.sampler.SamplingSpec` (as `sampling.build_sampling_spec`
-    builds), `schema` the graph's GraphSchema (needed only by `subgraph_schema()`)."""
+    builds), `schema` the graph's GraphSchema (needed only by `subgraph_schema()`).
+
+    Link prediction (`sample_links`): `target_spec` samples around each link's target (its
+    seed node set is the links' target set; `spec` samples around the source), and
+    `exclude_edges` ({edge set: (source ids, target ids)}) are removed from the graph (the
+    held-out links)."""
     self.seed = int(seed)
     self._schema = schema
     self._spec = spec
+    self._target_spec = target_spec
+    specs = [spec] + ([target_spec] if target_spec is not None else [])
     self.seed_set = spec.seed_op.node_set_name
-    if spec.HasField("symmetric_link_seed_op") or not self.seed_set:
-      raise FastSamplerError("sampling spec: the fast engine samples from a `seed_op` only")
-    if self.seed_set not in graph.node_sets:
-      raise FastSamplerError(f"sampling spec: seed node set {self.seed_set!r} is not in the graph")
-    self._ops = self._parse_ops(spec, graph)
+    self._seed_sets = [sp.seed_op.node_set_name for sp in specs]
+    for sp in specs:
+      if sp.HasField("symmetric_link_seed_op") or not sp.seed_op.node_set_name:
+        raise FastSamplerError("sampling spec: the fast engine samples from a `seed_op` only")
+      if sp.seed_op.node_set_name not in graph.node_sets:
+        raise FastSamplerError(f"sampling spec: seed node set {sp.seed_op.node_set_name!r} "
+                               "is not in the graph")
+    self._ops = []
+    for k, sp in enumerate(specs):
+      self._ops += self._parse_ops(sp, graph, first_index=len(self._ops), seed_input=-1 - k)
     self._node_ids = {n: pd.Index(s.ids) for n, s in graph.node_sets.items()}
     for name, index in self._node_ids.items():
       if not index.is_unique:
         raise FastSamplerError(f"node set {name!r}: duplicate node ids")
+    exclude_edges = exclude_edges or {}
     used_edge_sets = list(dict.fromkeys(op.edge_set for op in self._ops))
-    self._csr = {name: self._build_csr(name, graph.edge_sets[name]) for name in used_edge_sets}
+    self._csr = {name: self._build_csr(name, graph.edge_sets[name], exclude_edges.get(name))
+                 for name in used_edge_sets}
     # Output node sets: those the edge sets touch in first-appearance order, then the seeds'.
     node_sets = []
     for name in used_edge_sets:
       node_sets += [self._csr[name].source_set, self._csr[name].target_set]
-    self._out_node_sets = list(dict.fromkeys(node_sets + [self.seed_set]))
+    self._out_node_sets = list(dict.fromkeys(node_sets + self._seed_sets))
     self._node_features = {}
     self._id_tables = {}
     for name in self._out_node_sets:
@@ -339,11 +376,14 @@ class FastSampler:
     return cls(graph_io.read_graph(graph_dir), spec, seed=seed, schema=schema)
 
   @staticmethod
-  def _parse_ops(spec, graph: graph_io.Graph) -> list[_Op]:
-    index_of = {spec.seed_op.op_name: -1}
+  def _parse_ops(spec, graph: graph_io.Graph, first_index: int = 0,
+                 seed_input: int = -1) -> list[_Op]:
+    """The spec's ops, numbered from `first_index`; `seed_input` (-1, -2, ...) names the
+    seed op (one per spec) among the ops' inputs."""
+    index_of = {spec.seed_op.op_name: seed_input}
     set_of = {spec.seed_op.op_name: spec.seed_op.node_set_name}
     ops = []
-    for i, op in enumerate(spec.sampling_ops):
+    for i, op in enumerate(spec.sampling_ops, start=first_index):
       where = f"sampling op {op.op_name!r}"
       if op.edge_set_name not in graph.edge_sets:
         raise FastSamplerError(f"{where}: edge set {op.edge_set_name!r} is not in the graph")
@@ -372,17 +412,24 @@ class FastSampler:
                              f"e.g. {[ids[i] for i in missing[:5]]}")
     return index.astype(np.int64)
 
-  def _build_csr(self, name: str, edge_set: graph_io.EdgeSet) -> _EdgeSetCsr:
+  def _build_csr(self, name: str, edge_set: graph_io.EdgeSet, exclude=None) -> _EdgeSetCsr:
     where = f"edge set {name!r}"
     sources = self._lookup(edge_set.source_set, edge_set.sources, where + " sources")
     targets = self._lookup(edge_set.target_set, edge_set.targets, where + " targets")
+    rows = np.arange(len(sources), dtype=np.int64)
+    if exclude is not None and len(exclude[0]):  # held-out edges: not in the sampled graph
+      num_targets = np.int64(len(self._node_ids[edge_set.target_set]))
+      ex_sources = self._lookup(edge_set.source_set, np.asarray(exclude[0], object), where)
+      ex_targets = self._lookup(edge_set.target_set, np.asarray(exclude[1], object), where)
+      keep = ~np.isin(sources * num_targets + targets, ex_sources * num_targets + ex_targets)
+      sources, targets, rows = sources[keep], targets[keep], rows[keep]
     order = np.argsort(sources, kind="stable")  # keeps each source's edges in file order
     num_sources = len(self._node_ids[edge_set.source_set])
     indptr = np.zeros(num_sources + 1, dtype=np.int64)
     np.cumsum(np.bincount(sources, minlength=num_sources), out=indptr[1:])
     features = {k: self._check_feature(where, k, v) for k, v in edge_set.features.items()}
     return _EdgeSetCsr(name, edge_set.source_set, edge_set.target_set, indptr,
-                       targets[order], order.astype(np.int64), features)
+                       targets[order], rows[order], features)
 
   @staticmethod
   def _check_feature(where: str, name: str, values: np.ndarray) -> np.ndarray:
@@ -399,6 +446,9 @@ class FastSampler:
     """The GraphSchema of the sampled subgraphs (see `subgraph_schema`)."""
     if self._schema is None:
       raise FastSamplerError("subgraph_schema() needs the graph's schema (from_graph_dir)")
+    if self._target_spec is not None:
+      return add_link_readout(subgraph_schema(self._schema, self._spec, self._target_spec),
+                              self._seed_sets[0], self._seed_sets[1])
     return subgraph_schema(self._schema, self._spec)
 
   # ---------------------------------------------------------------- sampling
@@ -443,14 +493,23 @@ class FastSampler:
     return _Pieces(np.repeat(inputs.sub, counts), np.repeat(src, counts),
                    csr.targets[positions], csr.edge_ids[positions])
 
-  def _sample_batch(self, roots: np.ndarray, keys: np.ndarray):
-    batch = len(roots)
-    seeds = _Pieces(np.arange(batch, dtype=np.int64), roots)
+  def _sample_batch(self, roots, keys: np.ndarray, exclude: Optional[dict] = None):
+    """`roots`: the seed nodes, one per subgraph (or, link prediction, a list: per spec);
+    `exclude`: {edge set: (source, target)}, per subgraph an edge (node indices, -1 for none)
+    that is never sampled into it."""
+    roots = [roots] if isinstance(roots, np.ndarray) else list(roots)
+    batch = len(roots[0])
+    seeds = [_Pieces(np.arange(batch, dtype=np.int64), r) for r in roots]
     outputs: list[_Pieces] = []
     per_edge_set: dict[str, list[_Pieces]] = {}
     for op in self._ops:
-      chunks = [seeds if i < 0 else _Pieces(outputs[i].sub, outputs[i].b) for i in op.inputs]
+      chunks = [seeds[-1 - i] if i < 0 else _Pieces(outputs[i].sub, outputs[i].b)
+                for i in op.inputs]
       edges = self._sample_op(op, _concat_by_sub(chunks), keys)
+      if exclude and op.edge_set in exclude:
+        ex_source, ex_target = exclude[op.edge_set]
+        keep = ~((edges.a == ex_source[edges.sub]) & (edges.b == ex_target[edges.sub]))
+        edges = _Pieces(edges.sub[keep], edges.a[keep], edges.b[keep], edges.c[keep])
       outputs.append(edges)
       per_edge_set.setdefault(op.edge_set, []).append(edges)
     edge_sets = {name: _concat_by_sub(chunks) for name, chunks in per_edge_set.items()}
@@ -459,7 +518,7 @@ class FastSampler:
     node_sets = {}
     local_of = {}
     for name in self._out_node_sets:
-      chunks = [seeds] if name == self.seed_set else []
+      chunks = [sd for sd, seed_set in zip(seeds, self._seed_sets) if seed_set == name]
       for es_name, es in edge_sets.items():
         csr = self._csr[es_name]
         if csr.source_set == name:
@@ -533,6 +592,56 @@ class FastSampler:
     keys = root_keys(self.seed, salt, seed_ids)
     node_sets, edge_sets = self._sample_batch(roots, keys)
     return _examples_from_columns(self._columns(node_sets, edge_sets, len(roots)), len(roots))
+
+  def sample_links(self, source_ids: Iterable, target_ids: Iterable, labels: Iterable,
+                   salt: str = "", link_edge_set: Optional[str] = None,
+                   reverse_edge_sets: Sequence[str] = ()) -> list[bytes]:
+    """Link prediction: one serialized tf.Example per (source, target, label), the union of
+    a subgraph sampled around the source (`spec`) and one around the target (`target_spec`),
+    with TF-GNN's readout structure (runner.DotProductLinkPrediction's input): node set
+    `_readout` (one node, float feature `label`) and edge sets `_readout/source`,
+    `_readout/target` from the two endpoints to it. The source is the first node of its node
+    set; the target is the first of its own, or the second when both sets are one.
+
+    A positive link (label 1) of `link_edge_set` is never sampled into its own subgraph,
+    nor its reversed copy in `reverse_edge_sets`: the model must not see the link it scores.
+    """
+    if self._target_spec is None:
+      raise FastSamplerError("sample_links needs a sampler built with a target_spec")
+    source_ids = np.asarray(list(source_ids), dtype=object)
+    target_ids = np.asarray(list(target_ids), dtype=object)
+    labels = np.asarray(list(labels), dtype=np.float32)
+    if not len(source_ids) == len(target_ids) == len(labels):
+      raise FastSamplerError("sample_links: sources, targets and labels differ in length")
+    if len(source_ids) == 0:
+      return []
+    source_set, target_set = self._seed_sets
+    sources = self._lookup(source_set, source_ids, "link sources")
+    targets = self._lookup(target_set, target_ids, "link targets")
+    keys = root_keys(self.seed, salt, [f"{s}\x00{t}" for s, t in zip(source_ids, target_ids)])
+    positive = labels > 0.5
+    exclude = {}
+    if link_edge_set is not None:
+      none = np.full(len(sources), -1, np.int64)
+      held = (np.where(positive, sources, none), np.where(positive, targets, none))
+      exclude[link_edge_set] = held
+      for name in reverse_edge_sets:
+        exclude[name] = held[::-1]
+    node_sets, edge_sets = self._sample_batch([sources, targets], keys, exclude)
+    batch = len(sources)
+    columns = self._columns(node_sets, edge_sets, batch)
+    ones = np.ones(batch, np.int64)
+    target_local = np.where((source_set == target_set) & (sources != targets), 1, 0)
+    columns.append(_packed_column(f"nodes/{READOUT}.{SIZE}", _INT64_LIST, ones, ones))
+    columns.append(_packed_column(f"nodes/{READOUT}.{LINK_LABEL}", _FLOAT_LIST, labels, ones))
+    for key, local in ((READOUT_SOURCE, np.zeros(batch, np.int64)), (READOUT_TARGET,
+                                                                     target_local)):
+      prefix = f"edges/{key}."
+      columns.append(_packed_column(prefix + SIZE, _INT64_LIST, ones, ones))
+      columns.append(_packed_column(prefix + SOURCE, _INT64_LIST, local, ones))
+      columns.append(_packed_column(prefix + TARGET, _INT64_LIST, np.zeros(batch, np.int64),
+                                    ones))
+    return _examples_from_columns(columns, batch)
 
   def graph_tensor_spec(self):
     import tensorflow_gnn as tfgnn  # pylint: disable=g-import-not-at-top

@@ -1,0 +1,151 @@
+"""Link prediction (dot product, Hadamard) and graph-level classification and regression
+trained through the real pipeline (LocalDagRunner) on tiny data, exported, evaluated, blessed
+on their metric and served.
+
+Two module-scoped pipeline roots: the tiny MAG-shaped graph for link prediction (the second
+scorer reuses the cached link subgraphs: the sampler's seeds do not depend on the scorer),
+and a tiny graph collection for the graph-level tasks (regression reuses classification's
+ingest, validation and whole-graph examples).
+"""
+import glob
+import os
+
+import pytest
+
+from pipelines import config as config_lib
+from pipelines import local_runner
+
+HERE = os.path.dirname(__file__)
+TINY = os.path.join(HERE, "configs", "tiny.yaml")
+
+
+def _config(root, **sections) -> config_lib.Config:
+  import yaml
+  with open(TINY) as f:
+    raw = yaml.safe_load(f)
+  raw["pipeline"]["root"] = str(root)
+  raw["pipeline"]["name"] = "tfx-gnn-tasks"
+  raw["model"] = {"units": 8, "num_rounds": 2, "message_dim": 8}
+  raw["trainer"] = {"epochs": 1, "steps_per_epoch": 2, "batch_size": 16}
+  # Attribution is for root-node tasks; the run report has its own tests.
+  raw["report"] = {"enabled": False}
+  raw.update(sections)
+  return config_lib.parse_config(raw, "tasks", HERE)
+
+
+def _test_examples(root, count=3):
+  import tensorflow as tf
+  files = glob.glob(os.path.join(root, "pipeline", "SubgraphSampler", "examples", "*",
+                                 "Split-test", "*"))
+  return [r.numpy() for r in tf.data.TFRecordDataset(files).take(count)]
+
+
+def _serve(summary, examples):
+  import tensorflow as tf
+  import tensorflow_gnn  # pylint: disable=unused-import  (registers GraphTensor ops)
+  from tfx.utils import path_utils
+  model = tf.saved_model.load(path_utils.serving_model_path(summary["model_uri"]))
+  return model, model.signatures["serving_default"](examples=tf.constant(examples))["logits"]
+
+
+def _ran(summary):
+  for component in ("GnnTrainer", "GnnEvaluator", "Pusher"):
+    assert summary["components"][component] == "COMPLETE", summary["components"]
+  assert "Attribution" not in summary["components"]  # root-node tasks only
+
+
+@pytest.fixture(scope="module")
+def link_root(tmp_path_factory):
+  return tmp_path_factory.mktemp("links")
+
+
+def _link_config(root, scorer):
+  return _config(root, task={"type": "link_prediction", "edge_set": "cites", "scorer": scorer},
+                 evaluation={"metric": "auc", "lower_bound": 0.0, "max_regression": 1.0})
+
+
+def test_link_prediction_dot_product_through_the_pipeline(link_root):
+  import pandas as pd
+  summary = local_runner.run(_link_config(link_root, "dot_product"))
+  _ran(summary)
+  # The evaluator scored every test pair (positives and their negatives) with ROC AUC.
+  seeds = glob.glob(os.path.join(link_root, "pipeline", "SubgraphSampler", "examples", "*",
+                                 "link_seeds", "test.csv"))
+  test_pairs = pd.read_csv(seeds[0])
+  assert summary["test_metrics"]["num_examples"] == len(test_pairs) > 0
+  assert 2 * test_pairs.label.sum() == len(test_pairs)  # one negative per positive
+  assert 0.0 <= summary["test_metrics"]["auc"] <= 1.0
+  assert summary["blessed"] is True  # blessing works on the link metric
+  _, logits = _serve(summary, _test_examples(link_root))
+  assert logits.shape == (3, 1)
+
+
+def test_link_prediction_hadamard_reuses_the_link_subgraphs(link_root):
+  sampled_before = glob.glob(os.path.join(link_root, "pipeline", "SubgraphSampler",
+                                           "examples", "*"))
+  summary = local_runner.run(_link_config(link_root, "hadamard"))
+  _ran(summary)
+  # After the dot-product run (the usual order), the same link subgraphs are reused.
+  assert summary["components"]["SubgraphSampler"] == ("CACHED" if sampled_before
+                                                      else "COMPLETE")
+  model, logits = _serve(summary, _test_examples(link_root))
+  assert logits.shape == (3, 1)
+  # HadamardProductLinkPrediction's own scoring layer is in the served model.
+  variables = model.signatures["serving_default"].variables
+  assert any("linkpred" in v.name for v in variables), [v.name for v in variables]
+
+
+@pytest.fixture(scope="module")
+def graphs_root(tmp_path_factory):
+  return tmp_path_factory.mktemp("graphs")
+
+
+def _graphs_config(root, task, evaluation):
+  return _config(root, data={"synthetic_graphs": {"num_graphs": 60, "num_classes": 3,
+                                                  "feature_dim": 4, "max_nodes": 10}},
+                 sampling={}, task=task, evaluation=evaluation)
+
+
+def test_graph_classification_through_the_pipeline(graphs_root):
+  summary = local_runner.run(_graphs_config(
+      graphs_root, {"type": "graph_multiclass", "pooling": "sum"},
+      {"metric": "accuracy", "lower_bound": 0.0, "max_regression": 1.0}))
+  _ran(summary)
+  assert summary["test_metrics"]["num_examples"] == 12  # the collection's test graphs
+  assert 0.0 <= summary["test_metrics"]["accuracy"] <= 1.0
+  _, logits = _serve(summary, _test_examples(graphs_root))
+  assert logits.shape == (3, 3)
+
+
+def test_graph_regression_through_the_pipeline(graphs_root):
+  summary = local_runner.run(_graphs_config(
+      graphs_root, {"type": "graph_regression", "target_feature": "target",
+                    "regression_loss": "mae"},
+      {"metric": "mae", "upper_bound": 100.0, "max_regression": 100.0}))
+  _ran(summary)
+  assert summary["test_metrics"]["num_examples"] == 12 and summary["test_metrics"]["mae"] >= 0
+  _, logits = _serve(summary, _test_examples(graphs_root))
+  assert logits.shape == (3, 1)
+
+
+def test_task_configs_are_checked():
+  base = {"data": {"synthetic": {}}, "sampling": {"fanouts": {"cites": 2}}}
+  with pytest.raises(config_lib.ConfigError, match="needs `edge_set`"):
+    config_lib.parse_config({**base, "task": {"type": "link_prediction"}})
+  with pytest.raises(config_lib.ConfigError, match="'scorer' does not apply"):
+    config_lib.parse_config({**base, "task": {"scorer": "hadamard"}})
+  with pytest.raises(config_lib.ConfigError, match="needs a graph collection"):
+    config_lib.parse_config({**base, "task": {"type": "graph_multiclass"}})
+  with pytest.raises(config_lib.ConfigError, match="sampling.fanouts: required"):
+    config_lib.parse_config({"data": {"synthetic": {}}})
+  graphs = {"data": {"synthetic_graphs": {}}}
+  assert config_lib.parse_config({**graphs, "task": {"type": "graph_regression"}}).task.level \
+      == "graph"
+  with pytest.raises(config_lib.ConfigError, match="not a graph-level task"):
+    config_lib.parse_config(graphs)
+  tables = {"directory": ".", "node_sets": {"p": {"file": "p.csv", "label_column": "y"}},
+            "edge_sets": {"c": {"file": "c.csv", "source": "p", "target": "p"}},
+            "splits": {"ratios": {"train": 1.0}}}
+  with pytest.raises(config_lib.ConfigError, match="task.edge_set: unknown edge set 'x'"):
+    config_lib.parse_config({"data": {"tables": tables}, "sampling": {"fanouts": {"c": 2}},
+                             "task": {"type": "link_prediction", "edge_set": "x"}})
