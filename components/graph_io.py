@@ -232,15 +232,16 @@ def read_label(graph_dir: str) -> Optional[Label]:
   return Label(**label) if label else None
 
 
-def _read_examples(path: str, keys: tuple[str, ...], features) -> tuple[list, dict]:
-  """Reads a TFRecord file of tf.Examples into numpy columns."""
+def read_examples(paths, keys: tuple[str, ...], features) -> tuple[list, dict]:
+  """Reads TFRecord files (a path or a list) of tf.Examples into numpy columns: `keys` (string
+  ids, one per record) and `features` (a GraphSchema feature map), parsed in batches."""
   tf = _tf()
   spec = {k: tf.io.FixedLenFeature([], tf.string) for k in keys}
   for fname, feature in features.items():
     shape = [d.size for d in feature.shape.dim]
     spec[fname] = tf.io.FixedLenFeature(shape, tf.dtypes.as_dtype(feature.dtype))
   columns: dict[str, list] = {k: [] for k in spec}
-  dataset = tf.data.TFRecordDataset(path).batch(4096).map(
+  dataset = tf.data.TFRecordDataset(paths).batch(4096).map(
       lambda x: tf.io.parse_example(x, spec))
   for batch in dataset.as_numpy_iterator():
     for k, v in batch.items():
@@ -273,14 +274,14 @@ def read_graph(graph_dir: str) -> Graph:
   schema = read_schema(graph_dir)
   node_sets = {}
   for name, proto in schema.node_sets.items():
-    (ids,), feats = _read_examples(os.path.join(graph_dir, proto.metadata.filename), (ID,),
+    (ids,), feats = read_examples(os.path.join(graph_dir, proto.metadata.filename), (ID,),
                                    proto.features)
     node_sets[name] = NodeSet(ids, feats, _source_file(proto))
   edge_sets = {}
   forward_by_file = {}
   for name, proto in schema.edge_sets.items():
     if not unigraph.is_edge_reversed(proto):
-      (src, tgt), feats = _read_examples(os.path.join(graph_dir, proto.metadata.filename),
+      (src, tgt), feats = read_examples(os.path.join(graph_dir, proto.metadata.filename),
                                          (SOURCE, TARGET), proto.features)
       edge_sets[name] = EdgeSet(proto.source, proto.target, src, tgt, feats,
                                 _source_file(proto))
