@@ -80,17 +80,17 @@ class Sampler(threading.Thread):
     super().__init__(daemon=True)
     self.pid, self.interval = pid, interval
     self.samples: list[tuple[float, int, float]] = []
-    self._stop = threading.Event()
+    self._done = threading.Event()
 
   def run(self):
-    while not self._stop.is_set():
+    while not self._done.is_set():
       rss, cpu, count = tree_usage(self.pid)
       if count:
         self.samples.append((time.time(), rss, cpu))
-      self._stop.wait(self.interval)
+      self._done.wait(self.interval)
 
   def stop(self):
-    self._stop.set()
+    self._done.set()
     self.join()
 
 
@@ -115,6 +115,8 @@ def component_figures(metadata_path: str, pipeline_name: str, samples) -> list[d
   for e in sorted(store.get_executions_by_context(run.id), key=lambda e: e.id):
     node = [c.name for c in store.get_contexts_by_execution(e.id) if c.type_id == node_type]
     start, end = e.create_time_since_epoch / 1000, e.last_update_time_since_epoch / 1000
+    if e.last_known_state == e.RUNNING:
+      end = time.time()
     cpu, peak = _window(samples, start, end)
     rows.append({"component": node[0].split(".", 1)[-1] if node else str(e.type_id),
                  "state": lineage._STATES.get(e.last_known_state, "?"),  # pylint: disable=protected-access
@@ -129,7 +131,10 @@ def main(argv=None) -> int:
   parser.add_argument("config")
   parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
   parser.add_argument("--interval", type=float, default=1.0, help="sampling period (s)")
-  parser.add_argument("--out", help="JSON file (default: <pipeline root>/scale_run.json)")
+  parser.add_argument("--out", help="JSON file (default: <pipeline root>/scale_run.json); "
+                      "rewritten every 30 s while the run goes on")
+  parser.add_argument("--timeout", type=float, default=0,
+                      help="stop the run after this many seconds and report what finished")
   args = parser.parse_args(argv)
 
   from pipelines import cli  # pylint: disable=g-import-not-at-top
@@ -140,26 +145,47 @@ def main(argv=None) -> int:
   command = [os.path.join(os.path.dirname(sys.executable), "tfx-gnn"), "run", args.config]
   for item in args.set:
     command += ["--set", item]
+  out = args.out or os.path.join(config.root, "scale_run.json")
+  os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
   start = time.time()
   child = subprocess.Popen(command)
   sampler = Sampler(child.pid, args.interval)
   sampler.start()
-  rc = child.wait()
+
+  def figures(rc) -> dict:
+    try:
+      rows = component_figures(config.metadata_path, config.pipeline.name,
+                               list(sampler.samples))
+    except Exception as e:  # pylint: disable=broad-except  (no run recorded yet)
+      rows = [{"error": str(e)}]
+    return {
+        "config": args.config, "overrides": args.set, "returncode": rc, "machine": machine,
+        "wall_s": round(time.time() - start, 1),
+        "cpu_s": round(max((s[2] for s in sampler.samples), default=0.0), 1),
+        "peak_rss_tree_gb": round(max((s[1] for s in sampler.samples), default=0) / 1e9, 2),
+        "components": rows,
+    }
+
+  rc = None
+  while rc is None:
+    try:
+      rc = child.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+      if args.timeout and time.time() - start > args.timeout:
+        print(f"scale_run: over --timeout {args.timeout} s; stopping the run", flush=True)
+        child.terminate()
+        rc = child.wait()
+      else:
+        with open(out, "w") as f:  # partial figures while it runs
+          json.dump(figures(None), f, indent=2)
   sampler.stop()
-  wall = time.time() - start
   usage = resource.getrusage(resource.RUSAGE_CHILDREN)
   machine["loadavg_at_end"] = os.getloadavg()
-
-  rows = component_figures(config.metadata_path, config.pipeline.name, sampler.samples)
-  peak_tree = max((s[1] for s in sampler.samples), default=0) / 1e9
-  result = {
-      "config": args.config, "overrides": args.set, "returncode": rc, "machine": machine,
-      "wall_s": round(wall, 1), "cpu_s": round(usage.ru_utime + usage.ru_stime, 1),
-      "peak_rss_tree_gb": round(peak_tree, 2),
-      "max_single_process_rss_gb": round(usage.ru_maxrss / 1e6, 2),
-      "components": rows,
-      "components_wall_s": round(sum(r["wall_s"] for r in rows), 1),
-  }
+  result = figures(rc)
+  result["cpu_s"] = round(max(result["cpu_s"], usage.ru_utime + usage.ru_stime), 1)
+  result["max_single_process_rss_gb"] = round(usage.ru_maxrss / 1e6, 2)
+  rows = [r for r in result["components"] if "component" in r]
+  result["components_wall_s"] = round(sum(r["wall_s"] for r in rows), 1)
   print(f"\n{'component':32s} {'state':9s} {'wall s':>8s} {'CPU s':>8s} {'peak RSS GB':>12s}")
   for r in rows:
     print(f"{r['component']:32s} {r['state']:9s} {r['wall_s']:8.1f} {r['cpu_s']:8.1f} "
@@ -168,8 +194,6 @@ def main(argv=None) -> int:
         f"{result['cpu_s']:8.1f} {result['peak_rss_tree_gb']:12.2f}")
   print(f"largest single process ru_maxrss: {result['max_single_process_rss_gb']} GB; "
         f"load average at start {machine['loadavg_at_start']}, end {machine['loadavg_at_end']}")
-  out = args.out or os.path.join(config.root, "scale_run.json")
-  os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
   with open(out, "w") as f:
     json.dump(result, f, indent=2)
   print(f"wrote {out}")
