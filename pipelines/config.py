@@ -45,17 +45,32 @@ class EdgeTable(_Strict):
 
 
 class SplitTable(_Strict):
-  """Train/eval/test membership of the labelled node set: from a table or by ratio."""
+  """Train/eval/test membership of the labelled node set: from a table, by ratio, or by the
+  value of one of its features (e.g. OGBN-MAG's year: train < 2018, eval 2018, test 2019)."""
   file: Optional[str] = None  # columns `id`, `split` (train, eval/val/valid/validation, test)
   id_column: str = "id"
   split_column: str = "split"
   ratios: Optional[dict[Literal["train", "eval", "test"], float]] = None
   seed: int = 0
+  # A scalar numeric feature of the labelled node set and where eval and test start: nodes
+  # with feature < boundaries.eval are train, < boundaries.test eval, the rest test.
+  feature: Optional[str] = None
+  boundaries: Optional[dict[Literal["eval", "test"], float]] = None
 
   @pydantic.model_validator(mode="after")
   def _one_source(self):
-    if (self.file is None) == (self.ratios is None):
-      raise ValueError("give exactly one of `file` or `ratios`")
+    given = [k for k in ("file", "ratios", "feature") if getattr(self, k) is not None]
+    if len(given) != 1:
+      raise ValueError(f"give exactly one of `file`, `ratios` or `feature` (got "
+                       f"{', '.join(given) or 'none'})")
+    if (self.feature is None) != (self.boundaries is None):
+      raise ValueError("`feature` and `boundaries` go together")
+    if self.boundaries is not None:
+      if set(self.boundaries) != {"eval", "test"}:
+        raise ValueError("boundaries: give both `eval` and `test` (where each split starts)")
+      if self.boundaries["eval"] > self.boundaries["test"]:
+        raise ValueError(f"boundaries: eval ({self.boundaries['eval']}) must not be above "
+                         f"test ({self.boundaries['test']})")
     if self.ratios is not None and abs(sum(self.ratios.values()) - 1.0) > 1e-6:
       raise ValueError(f"ratios must sum to 1, got {sum(self.ratios.values())}")
     return self
@@ -80,12 +95,16 @@ class SyntheticSource(_Strict):
 
 
 class UnigraphSource(_Strict):
-  """An existing unigraph directory (its GraphSchema plus files), with a split table."""
+  """An existing unigraph directory (its GraphSchema plus files), with a split table; e.g. the
+  output of TF-GNN's `tfgnn_convert_ogb_dataset` (see pipelines/configs/mag.yaml)."""
   schema_file: str  # the GraphSchema .pbtxt (or its directory)
   label_node_set: str
   label_feature: str = "label"
   num_classes: Optional[int] = None
   splits: SplitTable
+  # Reversed edge sets to add, forward name -> reverse name (e.g. {writes: written}), for a
+  # schema that does not declare them (TF-GNN's converter writes forward edge sets only).
+  reverse: dict[str, str] = {}
 
 
 class SyntheticGraphsSource(_Strict):
@@ -127,8 +146,15 @@ class SamplingConfig(_Strict):
   """Subgraphs rooted at each seed: `hops` rounds of uniform sampling without replacement,
   from each reached node set along each of its outgoing edge sets named in `fanouts`."""
   hops: int = pydantic.Field(2, ge=1, le=5)
-  # Required for node and link tasks; graph-level tasks take whole graphs and sample nothing.
-  fanouts: dict[str, int] = {}
+  # Required (or a SamplingSpec instead) for node and link tasks; graph-level tasks take whole
+  # graphs and sample nothing.
+  fanouts: Optional[dict[str, int]] = None
+  # Instead of hops and fanouts: a tensorflow_gnn SamplingSpec in text format (a file, e.g.
+  # TF-GNN's examples/mag/sampling_spec.pbtxt, whose text is read when the config loads, so the
+  # compiled pipeline carries it; or the text itself). Its seed op must start from the
+  # labelled node set; uniform sampling ops only for the fast engine; node tasks only.
+  spec_file: Optional[str] = None
+  spec_text: Optional[str] = None
   # `fast`: the project's engine (numpy CSR, reproducible from `seed`), run in Beam DoFns;
   # `tfgnn_beam`: TF-GNN's Beam sampler (unseeded).
   engine: Literal["fast", "tfgnn_beam"] = "fast"
@@ -150,10 +176,24 @@ class SamplingConfig(_Strict):
   @pydantic.field_validator("fanouts")
   @classmethod
   def _positive(cls, fanouts):
-    for name, value in fanouts.items():
+    for name, value in (fanouts or {}).items():
       if value <= 0:
         raise ValueError(f"fanout of edge set {name!r} must be > 0, got {value}")
     return fanouts
+
+  @pydantic.model_validator(mode="after")
+  def _one_spec(self):
+    if self.fanouts is not None and (self.spec_file or self.spec_text):
+      raise ValueError("give either `fanouts` (with `hops`) or a SamplingSpec "
+                       "(`spec_file` / `spec_text`), not both")
+    if self.spec_file and self.spec_text is None:
+      try:
+        with open(self.spec_file) as f:
+          text = f.read()
+      except OSError as e:
+        raise ValueError(f"spec_file {self.spec_file}: cannot read it ({e.strerror})") from None
+      object.__setattr__(self, "spec_text", text)  # frozen model: set once, while validating
+    return self
 
 
 # Template-specific ModelConfig options: which templates each applies to. Setting one for
@@ -537,7 +577,7 @@ def _format_errors(source: str, error: pydantic.ValidationError) -> str:
 # Data paths in a config file are relative to that file; the pipeline root is relative to
 # the working directory (where the user runs `tfx-gnn`).
 _PATH_KEYS = (("data", "tables", "directory"), ("data", "unigraph", "schema_file"),
-              ("data", "unigraph", "splits", "file"))
+              ("data", "unigraph", "splits", "file"), ("sampling", "spec_file"))
 
 
 def _resolve_paths(raw: dict, base: str) -> dict:
@@ -555,9 +595,20 @@ def _resolve_paths(raw: dict, base: str) -> dict:
 def _check_references(config: Config, source: str) -> None:
   """Names that must agree across sections, where the config alone can tell."""
   level = config.task.level
-  if level != "graph" and not config.sampling.fanouts:
+  sampling = config.sampling
+  if level == "node" and not (sampling.fanouts or sampling.spec_text):
     raise ConfigError(f"invalid config {source}:\n  sampling.fanouts: required for task "
-                      f"{config.task.type!r} (edge set -> fanout)")
+                      f"{config.task.type!r} (edge set -> fanout), or a SamplingSpec in "
+                      "sampling.spec_file")
+  if level == "link" and not sampling.fanouts:
+    raise ConfigError(f"invalid config {source}:\n  sampling.fanouts: required for task "
+                      f"{config.task.type!r} (edge set -> fanout; link prediction samples "
+                      "around both endpoints and takes no SamplingSpec)")
+  if sampling.mode == "dynamic" and (level != "node" or config.trainer.num_workers > 1):
+    raise ConfigError(f"invalid config {source}:\n  sampling.mode: 'dynamic' samples root-node "
+                      "subgraphs in the GnnTrainer's own process: it needs a node-level task "
+                      f"(task.type is {config.task.type!r}) and trainer.num_workers: 1 "
+                      f"(it is {config.trainer.num_workers})")
   collection = config.data.synthetic_graphs is not None
   synthetic = collection or config.data.synthetic is not None  # other sources may be either
   if synthetic and (level == "graph") != collection:
@@ -577,7 +628,7 @@ def _check_references(config: Config, source: str) -> None:
   if tables is None:
     return  # other sources' set names are known once the graph is ingested (the sampler checks)
   edge_sets = set(tables.edge_sets) | {e.reverse for e in tables.edge_sets.values() if e.reverse}
-  unknown = sorted(set(config.sampling.fanouts) - edge_sets)
+  unknown = sorted(set(config.sampling.fanouts or {}) - edge_sets)
   if unknown:
     raise ConfigError(f"invalid config {source}:\n  sampling.fanouts: unknown edge set(s) "
                       f"{', '.join(map(repr, unknown))}; the graph has {sorted(edge_sets)}")

@@ -202,10 +202,11 @@ def _write_papers(path: str, features: np.ndarray, labels: np.ndarray) -> None:
   _write_bytes(path, buffer.getvalue())
 
 
-def generate_tables(out_dir: str, *, num_papers: int, num_classes: int, feature_dim: int,
-                    seed: int) -> dict:
-  """Writes the synthetic graph's tables into `out_dir` (created if missing) and returns the
-  graph spec (a dict that validates as `pipelines.config.TablesSource`)."""
+def generate_graph(*, num_papers: int, num_classes: int, feature_dim: int,
+                   seed: int) -> dict:
+  """The synthetic graph as numpy arrays: `sizes` (node set -> count), paper `features`
+  [papers, feature_dim] float32 and `labels`, each edge set as (source, target) index arrays,
+  and `split` (train / valid / test per paper)."""
   if num_classes < 2:
     raise ValueError(f"num_classes must be >= 2, got {num_classes}")
   if feature_dim < 1:
@@ -278,7 +279,21 @@ def generate_tables(out_dir: str, *, num_papers: int, num_classes: int, feature_
   split[order[:n_train]] = "train"
   split[order[n_train:n_train + n_valid]] = "valid"
   split[order[n_train + n_valid:]] = "test"
+  return {"sizes": sizes, "features": features, "labels": paper_cls, "cites": cites,
+          "writes": writes, "affiliated_with": affiliated, "has_topic": has_topic,
+          "split": split}
 
+
+def generate_tables(out_dir: str, *, num_papers: int, num_classes: int, feature_dim: int,
+                    seed: int) -> dict:
+  """Writes the synthetic graph's tables into `out_dir` (created if missing) and returns the
+  graph spec (a dict that validates as `pipelines.config.TablesSource`)."""
+  g = generate_graph(num_papers=num_papers, num_classes=num_classes, feature_dim=feature_dim,
+                     seed=seed)
+  sizes, features, paper_cls, split = g["sizes"], g["features"], g["labels"], g["split"]
+  cites, writes, affiliated, has_topic = (g[k] for k in ("cites", "writes", "affiliated_with",
+                                                         "has_topic"))
+  n_pap = sizes["paper"]
   os.makedirs(out_dir, exist_ok=True)
   path = lambda name: os.path.join(out_dir, FILES[name])
   _write_papers(path("paper"), features, paper_cls)
@@ -431,3 +446,95 @@ def generate_graph_collection(out_dir: str, *, num_graphs: int, num_classes: int
       "num_classes": num_classes,
       "splits": {"file": COLLECTION_FILES["splits"], "id_column": "id", "split_column": "split"},
   }
+
+
+# ---------------------------------------------------------------- OGB converter's format
+# Years per split in `write_ogb_unigraph`, as OGBN-MAG's time split: train before 2018,
+# validation 2018, test 2019.
+OGB_YEARS = {"train": (2010, 2017), "valid": (2018, 2018), "test": (2019, 2019)}
+OGB_EDGE_SETS = {"affiliated_with": ("author", "institution"), "cites": ("paper", "paper"),
+                 "has_topic": ("paper", "field_of_study"), "writes": ("author", "paper")}
+
+
+def _ogb_write_set(out_dir: str, basename: str, columns: dict[str, np.ndarray],
+                   target_shard_size: int) -> str:
+  """One node or edge set as TFRecord files of tf.Examples, sharded as TF-GNN's converter
+  shards (`name-00000-of-00003`, named `name@3` in the schema, when over the target size);
+  returns the schema's file name."""
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  filename = f"{basename}.tfrecords"
+  rows = len(next(iter(columns.values())))
+  total = sum(a.nbytes for a in columns.values())
+  shards = -(-total // target_shard_size) if total > target_shard_size else 1
+  per_file = -(-rows // shards)
+  names = ([f"{filename}-{i:05d}-of-{shards:05d}" for i in range(shards)] if shards > 1
+           else [filename])
+  for i, name in enumerate(names):
+    with tf.io.TFRecordWriter(os.path.join(out_dir, name)) as writer:
+      for row in range(i * per_file, min(rows, (i + 1) * per_file)):
+        example = tf.train.Example()
+        for key, array in columns.items():
+          feature = example.features.feature[key]
+          value = array[row]
+          if array.dtype.kind == "S":
+            feature.bytes_list.value.append(value)
+          elif array.dtype.kind == "f":
+            feature.float_list.value.extend(np.ravel(value).tolist())
+          else:
+            feature.int64_list.value.extend(np.ravel(value).tolist())
+        writer.write(example.SerializeToString())
+  return f"{filename}@{shards}" if shards > 1 else filename
+
+
+def write_ogb_unigraph(out_dir: str, *, num_papers: int, num_classes: int = 349,
+                       feature_dim: int = 128, seed: int = 0,
+                       target_shard_size: int = 10**6) -> str:
+  """Writes the synthetic graph in the on-disk format of TF-GNN's `tfgnn_convert_ogb_dataset`
+  for ogbn-mag (tensorflow_gnn/converters/ogb): a `schema.pbtxt` and sharded TFRecord files
+  `nodes-<set>.tfrecords` / `edges-<set>.tfrecords` of tf.Examples; node ids `#id` are
+  "<set><index>" (b"paper0"), edges carry `#source` / `#target`; papers have `feat`
+  [feature_dim] float32, `labels` [1] int64 and `year` [1] int64; only the forward edge sets
+  (no `written`), as the converter writes them. The years follow the generator's split (see
+  OGB_YEARS). Returns the schema file's path."""
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  import tensorflow_gnn as tfgnn  # pylint: disable=g-import-not-at-top
+  g = generate_graph(num_papers=num_papers, num_classes=num_classes, feature_dim=feature_dim,
+                     seed=seed)
+  rng = np.random.default_rng([seed, 2018])
+  year = np.empty(num_papers, dtype=np.int64)
+  for split, (lo, hi) in OGB_YEARS.items():
+    mask = g["split"] == split
+    year[mask] = rng.integers(lo, hi + 1, int(mask.sum()))
+  os.makedirs(out_dir, exist_ok=True)
+
+  def ids(node_set: str, index: np.ndarray) -> np.ndarray:
+    return np.char.add(node_set.encode(), index.astype(np.int64).astype("S"))
+
+  schema = tfgnn.GraphSchema()
+  for name, count in g["sizes"].items():
+    columns = {"#id": ids(name, np.arange(count))}
+    proto = schema.node_sets[name]
+    proto.features["#id"].dtype = tf.string.as_datatype_enum
+    if name == "paper":
+      columns.update({"feat": g["features"], "labels": g["labels"].astype(np.int64)[:, None],
+                      "year": year[:, None]})
+      proto.features["feat"].dtype = tf.float32.as_datatype_enum
+      proto.features["feat"].shape.dim.add().size = feature_dim
+      for key in ("labels", "year"):
+        proto.features[key].dtype = tf.int64.as_datatype_enum
+        proto.features[key].shape.dim.add().size = 1
+    proto.metadata.filename = _ogb_write_set(out_dir, f"nodes-{name}", columns,
+                                             target_shard_size)
+    proto.metadata.cardinality = count
+  for name, (source, target) in OGB_EDGE_SETS.items():
+    src, dst = g[name]
+    proto = schema.edge_sets[name]
+    proto.source, proto.target = source, target
+    proto.metadata.filename = _ogb_write_set(
+        out_dir, f"edges-{name}", {"#source": ids(source, src), "#target": ids(target, dst)},
+        target_shard_size)
+    proto.metadata.cardinality = len(src)
+  path = os.path.join(out_dir, "schema.pbtxt")
+  with open(path, "w") as f:
+    print(schema, file=f)
+  return path

@@ -44,8 +44,12 @@ def test_run_report_of_the_pipeline_run(served_tiny_run):
 
   # Degree histograms from the graph itself agree with the validator's edge counts.
   for name, edge_set in data["statistics"]["edge_sets"].items():
-    assert sum(data["degree_histograms"][name]["out"]) == edge_set["count"], name
-    assert sum(data["degree_histograms"][name]["in"]) == edge_set["count"], name
+    for side in ("out", "in"):
+      hist = data["degree_histograms"][name][side]
+      assert sum(d * n for d, n in zip(hist["degree"], hist["nodes"])) == edge_set["count"], name
+      end = edge_set["source_set" if side == "out" else "target_set"]
+      num_nodes = data["statistics"]["node_sets"][end]["count"]
+      assert sum(hist["nodes"]) == num_nodes, (name, side)
 
   # Training curves come from the trainer's MLflow run: one point per epoch.
   epochs = served_tiny_run.config.trainer.epochs

@@ -364,7 +364,8 @@ def tables_to_graph(spec: TablesSource) -> graph_io.Graph:
     edge_sets.update(_edge_sets(spec.directory, name, table_spec))
   labels = node_sets[label_set].features[LABEL]
   label = graph_io.Label(label_set, LABEL, _num_classes(spec.num_classes, labels))
-  splits = make_splits(spec.splits, node_sets[label_set].ids, spec.directory)
+  splits = make_splits(spec.splits, node_sets[label_set].ids, spec.directory,
+                       node_sets[label_set].features, f"node set {label_set!r}")
   graph = graph_io.Graph(node_sets, edge_sets, splits, label)
   logging.info("ingested tables from %s in %.1f s: %s", spec.directory,
                time.perf_counter() - start, graph.counts())
@@ -387,11 +388,37 @@ def _edge_sets(directory: str, name: str, spec: EdgeTable) -> dict[str, graph_io
 
 
 # ---------------------------------------------------------------- splits
-def make_splits(split: SplitTable, label_ids: np.ndarray,
-                directory: str) -> dict[str, np.ndarray]:
+def _splits_by_feature(split: SplitTable, label_ids: np.ndarray,
+                       features: Optional[dict], where: str) -> dict[str, np.ndarray]:
+  """Train/eval/test by a feature's value: below boundaries.eval, below boundaries.test, rest."""
+  features = features or {}
+  if split.feature not in features:
+    raise IngestError(f"{where}: splits.feature {split.feature!r} is not a feature of the "
+                      f"labelled node set (features: {', '.join(sorted(features)) or '(none)'})")
+  values = np.asarray(features[split.feature])
+  if values.ndim == 2 and values.shape[1] == 1:
+    values = values[:, 0]
+  if values.ndim != 1 or values.dtype.kind not in "iuf":
+    raise IngestError(f"{where}: splits.feature {split.feature!r} must be one number per node, "
+                      f"got {values.dtype} of shape {list(values.shape[1:])} per node")
+  if values.dtype.kind == "f" and np.isnan(values).any():
+    i = int(np.flatnonzero(np.isnan(values))[0])
+    raise IngestError(f"{where}: splits.feature {split.feature!r} is empty for node "
+                      f"{label_ids[i]!r}")
+  bounds = split.boundaries
+  index = np.searchsorted(np.array([bounds["eval"], bounds["test"]]), values, side="right")
+  return {s: label_ids[index == i] for i, s in enumerate(graph_io.SPLITS)}
+
+
+def make_splits(split: SplitTable, label_ids: np.ndarray, directory: str,
+                features: Optional[dict] = None, where: str = "") -> dict[str, np.ndarray]:
   """Train/eval/test ids of the labelled node set, from `split.file` (relative to
-  `directory`) or by `split.ratios` (a permutation of `label_ids` seeded by `split.seed`)."""
+  `directory`), by `split.ratios` (a permutation of `label_ids` seeded by `split.seed`), or by
+  the value of `split.feature` (one of `features`, the labelled node set's; `where` names it
+  in errors)."""
   label_ids = np.asarray(label_ids, dtype=object)
+  if split.feature is not None:
+    return _splits_by_feature(split, label_ids, features, where or directory)
   if split.file is None:
     ratios = split.ratios or {}
     order = np.random.default_rng(split.seed).permutation(len(label_ids))
@@ -480,6 +507,30 @@ def _example_columns(records: Iterable, num_keys: int, features, desc: str,
   return [np.array(k, dtype=object) for k in keys], out
 
 
+def _tfrecord_columns(pattern: str, keys: Sequence[str], features, desc: str,
+                      ) -> Optional[tuple[list[np.ndarray], dict[str, np.ndarray]]]:
+  """Columns of a TFRecord set (`pattern` may be sharded, `name@N`), parsed in batches with
+  tf.io.parse_example: at OGBN-MAG size (21M edges) a loop over records takes many minutes.
+  None when the set is not TFRecord (the caller reads it record by record)."""
+  from tensorflow_gnn.data import unigraph  # pylint: disable=g-import-not-at-top
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  if unigraph.guess_file_format(pattern) != "tfrecord":
+    return None
+  files = sorted(tf.io.gfile.glob(unigraph.expand_sharded_pattern(pattern)))
+  if not files:
+    raise IngestError(f"{desc}: no files match {pattern}")
+  for fname, feature in features.items():
+    if any(d.size < 0 for d in feature.shape.dim):
+      raise IngestError(f"{desc}: feature {fname!r} has a variable size "
+                        f"{[d.size for d in feature.shape.dim]}; only fixed-size features can "
+                        "be ingested")
+  try:
+    return graph_io.read_examples(files, tuple(keys), features)
+  except tf.errors.OpError as e:
+    # e.g. "Feature: feat (data type: float) is required but could not be found."
+    raise IngestError(f"{desc}: cannot read its records: {e.message.splitlines()[0]}") from None
+
+
 def unigraph_to_graph(spec: UnigraphSource) -> graph_io.Graph:
   """Reads an existing unigraph (its GraphSchema .pbtxt, or the directory holding it) with
   TF-GNN's own readers (`unigraph.DictStreams`: TFRecord of tf.Example, or CSV)."""
@@ -501,7 +552,9 @@ def unigraph_to_graph(spec: UnigraphSource) -> graph_io.Graph:
     if name not in node_streams:
       raise IngestError(f"{schema_path}: node set {name!r} names no file (metadata.filename)")
     desc = f"{schema_path}: node set {name!r} ({proto.metadata.filename})"
-    (ids,), features = _example_columns(node_streams[name], 1, proto.features, desc)
+    own = {k: v for k, v in proto.features.items() if k != graph_io.ID}
+    columns = _tfrecord_columns(proto.metadata.filename, (graph_io.ID,), own, desc)
+    (ids,), features = columns or _example_columns(node_streams[name], 1, own, desc)
     node_sets[name] = graph_io.NodeSet(ids, features, proto.metadata.filename)
 
   edge_streams = unigraph.DictStreams.iter_edges_via_schema(schema)
@@ -517,7 +570,11 @@ def unigraph_to_graph(spec: UnigraphSource) -> graph_io.Graph:
       raise IngestError(f"{schema_path}: edge set {name!r} names no file (metadata.filename)")
     if not unigraph.is_edge_reversed(proto):
       desc = f"{schema_path}: edge set {name!r} ({proto.metadata.filename})"
-      (src, tgt), features = _example_columns(edge_streams[name], 2, proto.features, desc)
+      own = {k: v for k, v in proto.features.items()
+             if k not in (graph_io.SOURCE, graph_io.TARGET)}
+      columns = _tfrecord_columns(proto.metadata.filename, (graph_io.SOURCE, graph_io.TARGET),
+                                  own, desc)
+      (src, tgt), features = columns or _example_columns(edge_streams[name], 2, own, desc)
       edge_sets[name] = graph_io.EdgeSet(proto.source, proto.target, src, tgt, features,
                                          proto.metadata.filename)
       forward_by_file.setdefault(proto.metadata.filename, name)
@@ -539,6 +596,18 @@ def unigraph_to_graph(spec: UnigraphSource) -> graph_io.Graph:
       edge_sets[name] = graph_io.EdgeSet(proto.source, proto.target, src, tgt, features,
                                          proto.metadata.filename)
 
+  for forward, reverse in spec.reverse.items():
+    where = f"{schema_path}: data.unigraph.reverse {forward!r}: {reverse!r}"
+    if forward not in edge_sets:
+      raise IngestError(f"{where}: no edge set {forward!r} (edge sets: "
+                        f"{', '.join(sorted(edge_sets))})")
+    if reverse in edge_sets:
+      raise IngestError(f"{where}: the schema already has an edge set {reverse!r}")
+    fwd = edge_sets[forward]
+    edge_sets[reverse] = graph_io.EdgeSet(fwd.target_set, fwd.source_set, fwd.targets,
+                                          fwd.sources, dict(fwd.features), fwd.source_file,
+                                          reverse_of=forward)
+
   if spec.label_node_set not in node_sets:
     raise IngestError(f"{schema_path}: label_node_set {spec.label_node_set!r} is not a node "
                       f"set (node sets: {', '.join(node_sets)})")
@@ -552,7 +621,8 @@ def unigraph_to_graph(spec: UnigraphSource) -> graph_io.Graph:
   label_set.features[spec.label_feature] = labels
   label = graph_io.Label(spec.label_node_set, spec.label_feature,
                          _num_classes(spec.num_classes, labels))
-  splits = make_splits(spec.splits, label_set.ids, os.path.dirname(schema_path))
+  splits = make_splits(spec.splits, label_set.ids, os.path.dirname(schema_path),
+                       label_set.features, f"{schema_path}: node set {spec.label_node_set!r}")
   graph = graph_io.Graph(node_sets, edge_sets, splits, label)
   logging.info("ingested unigraph %s in %.1f s: %s", schema_path,
                time.perf_counter() - start, graph.counts())

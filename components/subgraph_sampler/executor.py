@@ -43,7 +43,7 @@ class Executor(base_beam_executor.BaseBeamExecutor):
     schema = graph_io.read_schema(graph.uri)
     spec = None
     if seeds["kind"] == "nodes":
-      spec = sampling.build_sampling_spec(schema, label.node_set, config.fanouts, config.hops)
+      spec = sampling.spec_from_config(config, schema, label.node_set)
 
     split_counts = json.loads(graph.get_string_custom_property("split_counts") or "{}")
     splits = [s for s, n in split_counts.items() if n > 0]
@@ -86,9 +86,13 @@ class Executor(base_beam_executor.BaseBeamExecutor):
       from components.subgraph_sampler import fast_beam, fast_sampler  # pylint: disable=g-import-not-at-top
       check_graph_fits(graph.uri, schema, exec_properties.get("memory_limit_gb"))
       subgraph_schema = fast_sampler.subgraph_schema(schema, spec)
-      with self._make_beam_pipeline() as pipeline:
-        fast_beam.add_fast_sampling(pipeline, graph_dir=graph.uri, spec=spec, seed=config.seed,
-                                    batch_size=config.batch_size, outputs=outputs)
+      try:
+        with self._make_beam_pipeline() as pipeline:
+          fast_beam.add_fast_sampling(pipeline, graph_dir=graph.uri, spec=spec,
+                                      seed=config.seed, batch_size=config.batch_size,
+                                      outputs=outputs)
+      finally:
+        fast_beam.release_samplers()  # in-process runners: free the graph for the trainer
     else:
       program_dir = os.path.join(examples.uri, PROGRAM_DIR)
       program, layers_mapping, subgraph_schema = sampling.prepare_program(schema, spec,

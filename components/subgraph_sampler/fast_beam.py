@@ -32,6 +32,14 @@ def load_sampler(graph_dir: str, spec_bytes: bytes, seed: int) -> fast_sampler.F
     return _CACHE[key]
 
 
+def release_samplers() -> None:
+  """Frees this process's cached samplers (the whole graph in CSR form). The SubgraphSampler
+  calls it once its pipeline has run: under LocalDagRunner every later component runs in the
+  same process, and at OGBN-MAG size the cached graph is gigabytes they would carry along."""
+  with _CACHE_LOCK:
+    _CACHE.clear()
+
+
 def read_seeds(graph_dir: str, split: str) -> list[str]:
   """The seed ids of one split (`seeds/<split>.csv`, column `id`)."""
   import tensorflow as tf  # pylint: disable=g-import-not-at-top

@@ -62,6 +62,50 @@ def build_sampling_spec(schema: tfgnn.GraphSchema, seed_node_set: str,
   return builder.build()
 
 
+def parse_sampling_spec(text: str, schema: tfgnn.GraphSchema, seed_node_set: str,
+                        source: str = "sampling.spec_text") -> sampler_lib.SamplingSpec:
+  """A SamplingSpec from its text format (e.g. TF-GNN's examples/mag/sampling_spec.pbtxt),
+  checked against the graph: seeds from `seed_node_set`, every op on an edge set of the graph
+  that starts where its inputs end."""
+  from google.protobuf import text_format  # pylint: disable=g-import-not-at-top
+  try:
+    spec = text_format.Parse(text, sampler_lib.SamplingSpec())
+  except text_format.ParseError as e:
+    raise SamplingSpecError(f"{source}: not a SamplingSpec in text format: {e}") from None
+  if spec.seed_op.node_set_name != seed_node_set:
+    raise SamplingSpecError(
+        f"{source}: the seed op starts from node set {spec.seed_op.node_set_name!r}; the "
+        f"labelled node set (the seeds) is {seed_node_set!r}")
+  node_set_of = {spec.seed_op.op_name: seed_node_set}
+  for op in spec.sampling_ops:
+    where = f"{source}: sampling op {op.op_name!r}"
+    if op.edge_set_name not in schema.edge_sets:
+      raise SamplingSpecError(f"{where}: edge set {op.edge_set_name!r} is not in the graph "
+                              f"(edge sets: {sorted(schema.edge_sets)})")
+    edge_set = schema.edge_sets[op.edge_set_name]
+    for name in op.input_op_names:
+      if name not in node_set_of:
+        raise SamplingSpecError(f"{where}: input op {name!r} is not defined before it")
+      if node_set_of[name] != edge_set.source:
+        raise SamplingSpecError(
+            f"{where}: input op {name!r} yields {node_set_of[name]!r} nodes, edge set "
+            f"{op.edge_set_name!r} starts at {edge_set.source!r}")
+    if op.sample_size <= 0:
+      raise SamplingSpecError(f"{where}: sample_size must be > 0, got {op.sample_size}")
+    node_set_of[op.op_name] = edge_set.target
+  return spec
+
+
+def spec_from_config(config, schema: tfgnn.GraphSchema,
+                     seed_node_set: str) -> sampler_lib.SamplingSpec:
+  """The SamplingSpec that a `SamplingConfig` describes: its spec text, or hops and fanouts."""
+  if config.spec_text:
+    return parse_sampling_spec(config.spec_text, schema, seed_node_set,
+                               f"sampling.spec_file {config.spec_file}" if config.spec_file
+                               else "sampling.spec_text")
+  return build_sampling_spec(schema, seed_node_set, config.fanouts, config.hops)
+
+
 def output_schema(sampling_model) -> tfgnn.GraphSchema:
   """The GraphSchema of the sampled subgraphs: the sampling model's output GraphTensor."""
   spec = sampling_model.output.spec._unbatch()  # pylint: disable=protected-access
