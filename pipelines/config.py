@@ -404,7 +404,9 @@ class TrainerConfig(_Strict):
   steps_per_epoch: Optional[int] = pydantic.Field(None, gt=0)
   shuffle_buffer: int = pydantic.Field(10_000, gt=0)
   seed: int = 0
-  integrated_gradients: IntegratedGradientsConfig = IntegratedGradientsConfig()
+  # The model's integrated-gradients signature (what Attribution runs); null: none. A pipeline
+  # that does not run Attribution exports none (it costs a second traced SavedModel).
+  integrated_gradients: Optional[IntegratedGradientsConfig] = IntegratedGradientsConfig()
   # Early stopping on a validation metric (Keras name without "val_", e.g. loss,
   # sparse_categorical_accuracy): stop after `patience` epochs without improvement. With an eval
   # split, the weights of the epoch with the lowest validation loss are exported.
@@ -534,6 +536,11 @@ class Config(_Strict):
   mlflow: MlflowConfig = MlflowConfig()
   kubeflow: KubeflowConfig = KubeflowConfig()
 
+  @property
+  def runs_attribution(self) -> bool:
+    """Attribution runs on single supervised root-node tasks, unless disabled."""
+    return self.attribution.enabled and self.task.has_integrated_gradients
+
   # Resolved locations (absolute), derived from the above.
   @property
   def root(self) -> str:
@@ -595,6 +602,9 @@ def _resolve_paths(raw: dict, base: str) -> dict:
 def _check_references(config: Config, source: str) -> None:
   """Names that must agree across sections, where the config alone can tell."""
   level = config.task.level
+  if config.runs_attribution and config.trainer.integrated_gradients is None:
+    raise ConfigError(f"invalid config {source}:\n  trainer.integrated_gradients: null, but "
+                      "Attribution runs on it (set attribution.enabled: false, or give it)")
   sampling = config.sampling
   if level == "node" and not (sampling.fanouts or sampling.spec_text):
     raise ConfigError(f"invalid config {source}:\n  sampling.fanouts: required for task "

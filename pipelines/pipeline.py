@@ -41,7 +41,11 @@ def create_components(config: Config, base: str) -> list:
                             seeds=json.dumps(config.task.seeds(), sort_keys=True))
   trainer = GnnTrainer(examples=sampler.outputs["examples"], graph=ingest.outputs["graph"],
                        model_config=config.model.model_dump_json(),
-                       trainer_config=config.trainer.model_dump_json(),
+                       # No integrated-gradients export that no Attribution reads.
+                       trainer_config=(config.trainer if config.runs_attribution else
+                                       config.trainer.model_copy(
+                                           update={"integrated_gradients": None})
+                                       ).model_dump_json(),
                        task_config=config.task.model_dump_json(),
                        sampling_config=config.sampling.model_dump_json(),
                        memory_limit_gb=config.pipeline.memory_limit_gb,
@@ -64,8 +68,7 @@ def create_components(config: Config, base: str) -> list:
                      "registered_model_name": config.pipeline.name})
   components = [ingest, validator, sampler, trainer, baseline, evaluator, pusher]
   attribution = None
-  # Only single supervised tasks export an integrated-gradients signature to attribute.
-  if config.attribution.enabled and config.task.has_integrated_gradients:
+  if config.runs_attribution:
     attribution = Attribution(
         model=trainer.outputs["model"], examples=sampler.outputs["examples"],
         graph=ingest.outputs["graph"], attribution_config=config.attribution.model_dump_json(),

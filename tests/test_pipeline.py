@@ -117,3 +117,17 @@ def test_config_file_error_names_the_key(tmp_path):
   path.write_text(yaml.safe_dump(raw))
   with pytest.raises(config_lib.ConfigError, match=r"trainer\.epoks: unknown key"):
     config_lib.load_config(str(path))
+
+
+def test_integrated_gradients_are_exported_only_for_attribution(tmp_path):
+  import json
+  from pipelines import pipeline
+  for enabled in (True, False):
+    config = tiny_config(tmp_path, attribution={"enabled": enabled})
+    components = pipeline.create_components(config, config.root)
+    by_id = {c.id: c for c in components}
+    trainer_cfg = json.loads(by_id["GnnTrainer"].exec_properties["trainer_config"])
+    assert (trainer_cfg["integrated_gradients"] is not None) == enabled
+    assert ("Attribution" in by_id) == enabled
+  with pytest.raises(config_lib.ConfigError, match=r"trainer\.integrated_gradients: null"):
+    tiny_config(tmp_path, trainer={"integrated_gradients": None})

@@ -151,7 +151,7 @@ def train(*, train_files: Sequence[str], eval_files: Sequence[str],
           train_files, shuffle_filenames=True, examples_shuffle_size=trainer_cfg.shuffle_buffer))
   eval_ds = multi_worker.ShardedTFRecordProvider(eval_files) if eval_files else None
   exporters = tasks.exporters(task_set)
-  if task_cfg.has_integrated_gradients:
+  if task_cfg.has_integrated_gradients and trainer_cfg.integrated_gradients is not None:
     exporters.append(ig_exporter.IntegratedGradientsExporter(
         IG_OUTPUT_NAME, subdirectory=IG_SUBDIR, **trainer_cfg.integrated_gradients.model_dump()))
   runner.run(
