@@ -88,7 +88,8 @@ def _children_with_tf_config(timeout_s=60.0):
   raise AssertionError("the two workers did not start")
 
 
-def test_a_worker_that_dies_fails_the_run_naming_it_and_stops_the_others(tmp_path):
+def test_a_worker_that_dies_fails_the_run_naming_it_and_stops_the_others(tmp_path, monkeypatch):
+  import tempfile
   import psutil
   from components import graph_io
   from components.gnn_trainer import distributed
@@ -96,6 +97,9 @@ def test_a_worker_that_dies_fails_the_run_naming_it_and_stops_the_others(tmp_pat
   trainer_cfg = config_lib.TrainerConfig(strategy="multi_worker_mirrored", num_workers=2,
                                          epochs=1, steps_per_epoch=1, batch_size=2)
   errors = []
+  scratch = tmp_path / "tmp"
+  scratch.mkdir()
+  monkeypatch.setattr(tempfile, "tempdir", str(scratch))
 
   def launch():
     try:
@@ -118,5 +122,7 @@ def test_a_worker_that_dies_fails_the_run_naming_it_and_stops_the_others(tmp_pat
   assert "the other workers were stopped" in message
   for worker in workers.values():  # stopped and reaped: no orphan
     assert not psutil.pid_exists(worker.pid) or worker.status() == psutil.STATUS_ZOMBIE
-  # The worker logs are kept beside the checkpoints.
+  # The worker logs are kept beside the checkpoints (the message names it); no scratch left.
+  assert f"({tmp_path / 'run' / 'worker-1.log'})" in message
   assert os.path.exists(tmp_path / "run" / "worker-1.log")
+  assert not os.listdir(scratch)

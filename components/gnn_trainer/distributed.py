@@ -251,8 +251,9 @@ def launch_local_workers(num_workers: int, train_kwargs: dict, *,
   from components.gnn_trainer import training  # pylint: disable=g-import-not-at-top
   scratch = tempfile.mkdtemp(prefix="tfx-gnn-workers-")
   procs: list[subprocess.Popen] = []
-  ok = False
   logs = [os.path.join(scratch, f"worker-{i}.log") for i in range(num_workers)]
+  log_dir = log_dir or train_kwargs.get("model_dir")
+  kept = [os.path.join(log_dir, os.path.basename(p)) if log_dir else p for p in logs]
   try:
     spec_path = os.path.join(scratch, "spec.json")
     with open(spec_path, "w") as f:
@@ -277,7 +278,7 @@ def launch_local_workers(num_workers: int, train_kwargs: dict, *,
         raise WorkerError(
             f"training worker {i} of {num_workers} (localhost, pid {procs[i].pid}) "
             f"{_describe(code)}{also}; the other workers were stopped. Last lines of its log "
-            f"{logs[i]}:\n{_tail(logs[i])}")
+            f"({kept[i]}):\n{_tail(logs[i])}")
       if all(p.returncode == 0 for p in procs):
         break
       time.sleep(poll_s)
@@ -288,19 +289,15 @@ def launch_local_workers(num_workers: int, train_kwargs: dict, *,
       for i in range(num_workers):
         with open(os.path.join(scratch, f"worker-{i}.json")) as f:
           stats.append(json.load(f))
-    ok = True
     return training.TrainResult(history=result["history"], export_dir=result["export_dir"])
   finally:
     _stop(procs)
-    log_dir = log_dir or train_kwargs.get("model_dir")
     if log_dir:
       tf.io.gfile.makedirs(log_dir)
-      for log in logs:
+      for log, dest in zip(logs, kept):
         if os.path.exists(log):
-          tf.io.gfile.copy(log, os.path.join(log_dir, os.path.basename(log)), overwrite=True)
-    # A failure keeps the scratch directory (the worker logs, the spec) for a look.
-    if ok:
-      shutil.rmtree(scratch, ignore_errors=True)
+          tf.io.gfile.copy(log, dest, overwrite=True)
+    shutil.rmtree(scratch, ignore_errors=True)
 
 
 def train(*, on_epoch: Optional[Callable[[int, dict], None]] = None, **train_kwargs):
