@@ -528,9 +528,6 @@ def _resolve_paths(raw: dict, base: str) -> dict:
 def _check_references(config: Config, source: str) -> None:
   """Names that must agree across sections, where the config alone can tell."""
   level = config.task.level
-  if level != "graph" and not config.sampling.fanouts:
-    raise ConfigError(f"invalid config {source}:\n  sampling.fanouts: required for task "
-                      f"{config.task.type!r} (edge set -> fanout)")
   collection = config.data.synthetic_graphs is not None
   synthetic = collection or config.data.synthetic is not None  # other sources may be either
   if synthetic and (level == "graph") != collection:
@@ -540,6 +537,9 @@ def _check_references(config: Config, source: str) -> None:
            "per graph in the labelled node set)" if level == "graph" else
            "is not a graph-level task; data.synthetic_graphs is a graph collection "
            "(use graph_multiclass or graph_regression)"))
+  if level != "graph" and not config.sampling.fanouts:
+    raise ConfigError(f"invalid config {source}:\n  sampling.fanouts: required for task "
+                      f"{config.task.type!r} (edge set -> fanout)")
   tables = config.data.tables
   if tables is not None and level == "link":
     edge_sets = set(tables.edge_sets) | {e.reverse for e in tables.edge_sets.values()
