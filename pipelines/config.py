@@ -605,6 +605,15 @@ def _check_references(config: Config, source: str) -> None:
   if config.runs_attribution and config.trainer.integrated_gradients is None:
     raise ConfigError(f"invalid config {source}:\n  trainer.integrated_gradients: null, but "
                       "Attribution runs on it (set attribution.enabled: false, or give it)")
+  collection = config.data.synthetic_graphs is not None
+  synthetic = collection or config.data.synthetic is not None  # other sources may be either
+  if synthetic and (level == "graph") != collection:
+    raise ConfigError(
+        f"invalid config {source}:\n  task.type: {config.task.type!r} "
+        + ("needs a graph collection (data.synthetic_graphs, or data.tables with one node "
+           "per graph in the labelled node set)" if level == "graph" else
+           "is not a graph-level task; data.synthetic_graphs is a graph collection "
+           "(use graph_multiclass or graph_regression)"))
   sampling = config.sampling
   if level == "node" and not (sampling.fanouts or sampling.spec_text):
     raise ConfigError(f"invalid config {source}:\n  sampling.fanouts: required for task "
@@ -619,15 +628,6 @@ def _check_references(config: Config, source: str) -> None:
                       "subgraphs in the GnnTrainer's own process: it needs a node-level task "
                       f"(task.type is {config.task.type!r}) and trainer.num_workers: 1 "
                       f"(it is {config.trainer.num_workers})")
-  collection = config.data.synthetic_graphs is not None
-  synthetic = collection or config.data.synthetic is not None  # other sources may be either
-  if synthetic and (level == "graph") != collection:
-    raise ConfigError(
-        f"invalid config {source}:\n  task.type: {config.task.type!r} "
-        + ("needs a graph collection (data.synthetic_graphs, or data.tables with one node "
-           "per graph in the labelled node set)" if level == "graph" else
-           "is not a graph-level task; data.synthetic_graphs is a graph collection "
-           "(use graph_multiclass or graph_regression)"))
   tables = config.data.tables
   if tables is not None and level == "link":
     edge_sets = set(tables.edge_sets) | {e.reverse for e in tables.edge_sets.values()
