@@ -81,6 +81,24 @@ def test_ingest_year_split_labels_and_reverse(graph):
   assert len(writes) == len(expected["writes"][0])
 
 
+def test_reverse_already_in_the_schema(ogb_dir, config, tmp_path):
+  # TF-GNN's MAG example ships a schema that declares `written`; `reverse` then adds nothing.
+  text = open(os.path.join(ogb_dir, "schema.pbtxt")).read()
+  writes_file = text.split('filename: "edges-writes.tfrecords', 1)[1].split('"', 1)[0]
+  extended = os.path.join(ogb_dir, "schema_with_written.pbtxt")
+  with open(extended, "w") as f:
+    f.write(text + 'edge_sets { key: "written" value { source: "paper" target: "author" '
+            f'metadata {{ filename: "edges-writes.tfrecords{writes_file}" '
+            'extra { key: "edge_type" value: "reversed" } } } }\n')
+  spec = config.data.unigraph.model_copy(update={"schema_file": extended})
+  g = ingest.unigraph_to_graph(spec)
+  assert g.edge_sets["written"].reverse_of == "writes"
+  bad = spec.model_copy(update={"reverse": {"cites": "written"}})
+  with pytest.raises(ingest.IngestError, match="already has an edge set 'written', which is "
+                     "not 'cites' reversed"):
+    ingest.unigraph_to_graph(bad)
+
+
 def test_mag_sampling_spec_with_the_fast_engine(config, graph):
   import tensorflow as tf
   import tensorflow_gnn as tfgnn

@@ -602,7 +602,10 @@ def unigraph_to_graph(spec: UnigraphSource) -> graph_io.Graph:
       raise IngestError(f"{where}: no edge set {forward!r} (edge sets: "
                         f"{', '.join(sorted(edge_sets))})")
     if reverse in edge_sets:
-      raise IngestError(f"{where}: the schema already has an edge set {reverse!r}")
+      if edge_sets[reverse].reverse_of == forward:
+        continue  # the schema declares it already (as TF-GNN's MAG example's schema does)
+      raise IngestError(f"{where}: the schema already has an edge set {reverse!r}, which is "
+                        f"not {forward!r} reversed")
     fwd = edge_sets[forward]
     edge_sets[reverse] = graph_io.EdgeSet(fwd.target_set, fwd.source_set, fwd.targets,
                                           fwd.sources, dict(fwd.features), fwd.source_file,
