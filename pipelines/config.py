@@ -42,6 +42,25 @@ class EdgeTable(_Strict):
   target_column: str = "target"
   features: Optional[list[str]] = None
   reverse: Optional[str] = None  # also add the reversed edge set under this name
+  # Each row is an undirected edge: the edge set holds it in both directions (source and
+  # target must be one node set), as GCN's symmetric adjacency expects.
+  undirected: bool = False
+  # Adds to the source node set a float feature of this name: each node's number of edges in
+  # this set in the whole graph (its degree, for an undirected set). GCN can normalize by it
+  # (model.degree_feature) instead of by the sampled subgraph's degrees.
+  degree_feature: Optional[str] = None
+  # The last round's activation: "linear" as in Kipf & Welling, whose last layer feeds the
+  # softmax directly (here the task's head); its states get no dropout either way.
+  last_round_activation: Literal["relu", "linear"] = "relu"
+
+  @pydantic.model_validator(mode="after")
+  def _undirected(self):
+    if self.undirected and self.source != self.target:
+      raise ValueError(f"undirected needs one node set at both ends, got source "
+                       f"{self.source!r} and target {self.target!r}")
+    if self.undirected and self.reverse is not None:
+      raise ValueError("an undirected edge set already holds both directions; drop `reverse`")
+    return self
 
 
 class SplitTable(_Strict):
@@ -220,6 +239,8 @@ MODEL_TEMPLATE_OPTIONS: dict[str, tuple[str, ...]] = {
     "use_weighted_skip": ("hgt",),
     "add_self_loops": ("gcn",),
     "degree_normalization": ("gcn",),
+    "degree_feature": ("gcn",),
+    "last_round_activation": ("gcn",),
     "l2_regularization": ("mt_albis", "gat_v2", "multi_head_attention", "vanilla_mpnn", "gcn"),
     "last_round_node_sets": ("mt_albis", "gat_v2", "multi_head_attention", "vanilla_mpnn",
                              "graph_sage", "gcn"),
@@ -264,6 +285,15 @@ class ModelConfig(_Strict):
   # gcn (homogeneous graphs: one node set)
   add_self_loops: bool = True
   degree_normalization: Literal["none", "in", "out", "in_out", "in_in"] = "in_out"
+  # A node feature holding each node's degree in the whole graph (e.g. written by
+  # data.tables.edge_sets.<set>.degree_feature; never a model input): GCN's symmetric
+  # normalization uses it instead of the sampled subgraph's degrees, which are too small at
+  # the outer hop. With one undirected edge set, fanouts covering every neighbour and
+  # num_rounds == hops, this computes full-graph GCN at the root exactly.
+  degree_feature: Optional[str] = None
+  # The last round's activation: "linear" as in Kipf & Welling, whose last layer feeds the
+  # softmax directly (here the task's head); its states get no dropout either way.
+  last_round_activation: Literal["relu", "linear"] = "relu"
   # -- the input layer
   # Node sets without features get a trainable embedding of their hashed ids; with
   # `id_embeddings: false` they start empty and only relay messages (nodes unseen in training
@@ -272,6 +302,9 @@ class ModelConfig(_Strict):
   id_embedding_dim: int = pydantic.Field(32, gt=0)
   id_hash_bins: int = pydantic.Field(50_000, gt=0)
   input_dropout_rate: float = pydantic.Field(0.0, ge=0, lt=1)
+  # false: the (normalized) features themselves are the initial states, without a Dense
+  # projection to `units` — as in the GCN and GAT papers, whose first layer transforms them.
+  input_projection: bool = True
   # Per-node normalization of the input feature vector: "sum" divides by its L1 norm (as
   # GCN and GAT do for bag-of-words), "l2" by its L2 norm.
   feature_normalization: Literal["none", "sum", "l2"] = "none"
@@ -285,6 +318,9 @@ class ModelConfig(_Strict):
                    if k in MODEL_TEMPLATE_OPTIONS
                    and self.template not in MODEL_TEMPLATE_OPTIONS[k]
                    and getattr(self, k) != type(self).model_fields[k].default)
+    if not self.input_projection and self.template == "hgt":
+      raise ValueError("input_projection: false does not apply to template 'hgt' (HGT needs "
+                       "every initial state to have `units` dimensions)")
     if wrong:
       raise ValueError("; ".join(
           f"option {k!r} does not apply to template {self.template!r} (only to "

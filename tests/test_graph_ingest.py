@@ -338,7 +338,7 @@ def cora_dir(cora, tmp_path_factory):
 def test_cora_counts(cora):
   assert cora.counts() == {
       "node_sets": {"paper": 2708},
-      "edge_sets": {"cites": 5278, "cited_by": 5278},
+      "edge_sets": {"cites": 2 * 5278},  # undirected: both directions in one set
       "splits": {"train": 140, "eval": 500, "test": 1000},
   }
   features = cora.node_sets["paper"].features
@@ -347,6 +347,8 @@ def test_cora_counts(cora):
   assert features["features"].sum() == 49216  # the README's nonzeros (binary features)
   assert np.bincount(features["label"]).tolist() == [351, 217, 418, 818, 426, 298, 180]
   assert cora.label == graph_io.Label("paper", "label", 7)
+  degree = features["degree"]  # the config's degree_feature: full-graph degrees
+  assert degree.sum() == 2 * 5278 and degree.max() == 168 and degree.min() >= 1
   assert list(cora.splits["train"]) == [str(i) for i in range(140)]
 
 
@@ -382,9 +384,8 @@ def test_cora_dir_readable_by_tfgnn(cora, cora_dir):
   assert node_id == b"5"
   assert len(example.features.feature["features"].float_list.value) == 1433
   cites = list(streams[tfgnn.EDGES]["cites"])
-  cited_by = list(streams[tfgnn.EDGES]["cited_by"])
-  assert len(cites) == len(cited_by) == 5278
-  assert (cites[0][0], cites[0][1]) == (cited_by[0][1], cited_by[0][0])
+  assert len(cites) == 2 * 5278  # each citation in both directions
+  assert (cites[0][0], cites[0][1]) == (cites[5278][1], cites[5278][0])
   # Re-ingesting the written unigraph gives the same graph.
   again = ingest.unigraph_to_graph(config_lib.UnigraphSource(
       schema_file=os.path.join(cora_dir, graph_io.SCHEMA_FILE), label_node_set="paper",
@@ -412,3 +413,22 @@ def test_acm():
   assert graph.node_sets["author"].features == {} == graph.node_sets["subject"].features
   assert graph.edge_sets["writes"].source_set == "author"
   assert graph.edge_sets["subject_of"].reverse_of == "has_subject"
+
+
+def test_undirected_edges_and_degree_feature(tables):
+  _write(tables / "cites.csv", "source,target\n007,p1\n007,p2\n")
+  spec = _spec(tables, edge_sets={"cites": {
+      "file": "cites.csv", "source": "paper", "target": "paper", "undirected": True,
+      "degree_feature": "degree"}})
+  graph = ingest.tables_to_graph(spec)
+  cites = graph.edge_sets["cites"]
+  assert sorted(zip(cites.sources, cites.targets)) == [
+      ("007", "p1"), ("007", "p2"), ("p1", "007"), ("p2", "007")]
+  papers = graph.node_sets["paper"]
+  assert papers.features["degree"].tolist() == [2.0, 1.0, 1.0]  # ids 007, p1, p2
+  with pytest.raises(ingest.IngestError, match="degree_feature 'year' is already a feature"):
+    ingest.tables_to_graph(_spec(tables, edge_sets={"cites": {
+        "file": "cites.csv", "source": "paper", "target": "paper", "degree_feature": "year"}}))
+  with pytest.raises(Exception, match="undirected needs one node set at both ends"):
+    _spec(tables, edge_sets={"writes": {"file": "writes.csv", "source": "author",
+                                        "target": "paper", "undirected": True}})

@@ -101,3 +101,67 @@ def test_last_round_node_sets_chooses_what_the_last_round_updates():
   assert out.node_sets["paper"][tfgnn.HIDDEN_STATE].shape == (4, 8)  # initial state
   with pytest.raises(models.ModelError, match="last_round_node_sets: unknown node set"):
     models.build_model_fn(model_config(last_round_node_sets=["venue"]), "paper")(graph.spec)
+
+
+def _subgraph_with_degrees():
+  """A sampled 2-hop subgraph around paper 0 (edges point away from the root): 0->1, 0->2,
+  1->0, 1->3, 2->0; node 3 is at hop 2 and the sampling kept only 1 of its 5 edges."""
+  import tensorflow as tf
+  import tensorflow_gnn as tfgnn
+  feats = tf.constant([[1., 0.], [0., 1.], [1., 1.], [2., 0.]])
+  return tfgnn.GraphTensor.from_pieces(
+      node_sets={"paper": tfgnn.NodeSet.from_fields(sizes=[4], features={
+          "feat": feats, "degree": tf.constant([2., 2., 1., 5.])})},
+      edge_sets={"cites": tfgnn.EdgeSet.from_fields(
+          sizes=[5], adjacency=tfgnn.Adjacency.from_indices(
+              ("paper", [0, 0, 1, 1, 2]), ("paper", [1, 2, 0, 3, 0])))})
+
+
+def test_gcn_degree_feature_normalizes_by_full_graph_degrees():
+  import numpy as np
+  import tensorflow_gnn as tfgnn
+  from components.gnn_trainer import models
+  graph = _subgraph_with_degrees()
+  cfg = model_config(template="gcn", units=3, num_rounds=1, input_projection=False,
+                     degree_feature="degree")
+  model = models.build_model_fn(cfg, "paper")(graph.spec)
+  out = model(graph).node_sets["paper"][tfgnn.HIDDEN_STATE].numpy()
+  kernel, bias = [w.numpy() for w in model.trainable_weights]
+  assert kernel.shape == (2, 3)  # the raw features go into GCNConv (no projection, no degree)
+  x = graph.node_sets["paper"]["feat"].numpy()
+  d = np.array([2., 2., 1., 5.]) + 1  # full-graph degrees with the self-loop
+  # Node 1 receives from 0 and 3 (node 3's true degree 5, not the subgraph's 1).
+  for i, senders in ((0, [1, 2]), (1, [0, 3])):
+    pooled = x[i] / d[i] + sum(x[j] / np.sqrt(d[i] * d[j]) for j in senders)
+    np.testing.assert_allclose(out[i], np.maximum(pooled @ kernel + bias, 0), rtol=1e-5)
+  # Without it, GCNConv normalizes by the subgraph's degrees: a different result at node 1.
+  plain = models.build_model_fn(cfg.model_copy(update={"degree_feature": None}), "paper",
+                                exclude_features=["degree"])(graph.spec)
+  plain.set_weights(model.get_weights())
+  assert not np.allclose(plain(graph).node_sets["paper"][tfgnn.HIDDEN_STATE].numpy()[1], out[1])
+
+
+def test_gcn_degree_feature_errors_and_input_projection():
+  import tensorflow_gnn as tfgnn
+  from components.gnn_trainer import models
+  cfg = model_config(template="gcn", units=3, degree_feature="degree")
+  with pytest.raises(models.ModelError, match="degree_feature needs one edge set"):
+    models.build_model_fn(cfg, "paper")(_graph(False, cited_by=True).spec)
+  with pytest.raises(models.ModelError, match="has no feature 'degree'"):
+    models.build_model_fn(cfg, "paper")(_graph(False).spec)
+  with pytest.raises(Exception, match="'degree_feature' does not apply to template"):
+    model_config(template="graph_sage", degree_feature="degree")
+  with pytest.raises(Exception, match="input_projection: false does not apply to template"):
+    model_config(template="hgt", input_projection=False)
+  # A linear last round (Kipf & Welling's last layer) gives negative states too; relu never.
+  graph = _subgraph_with_degrees()
+  linear = model_config(template="gcn", units=16, num_rounds=2, last_round_activation="linear",
+                        degree_feature="degree")
+  relu = linear.model_copy(update={"last_round_activation": "relu"})
+  states = [models.build_model_fn(c, "paper")(graph.spec)(graph).node_sets["paper"][
+      tfgnn.HIDDEN_STATE].numpy() for c in (linear, relu)]
+  assert states[0].min() < 0 <= states[1].min()
+  # Without the projection, the initial state is the feature vector itself (dimension 5).
+  graph = _graph(False)
+  initial = models.initial_states(graph.spec, model_config(units=8, input_projection=False))
+  assert initial(graph).node_sets["paper"][tfgnn.HIDDEN_STATE].shape == (4, 5)

@@ -58,7 +58,7 @@ def initial_states(gtspec: tfgnn.GraphTensorSpec, cfg: ModelConfig,
 
   def node_sets_fn(node_set, *, node_set_name):
     names = [n for n in _input_features(gtspec.node_sets_spec[node_set_name])
-             if n not in exclude_features]
+             if n not in exclude_features and n != cfg.degree_feature]
     if names:
       parts = []
       for name in names:
@@ -73,6 +73,8 @@ def initial_states(gtspec: tfgnn.GraphTensorSpec, cfg: ModelConfig,
         x = tf.math.l2_normalize(x, -1)
       if cfg.input_dropout_rate:
         x = tf.keras.layers.Dropout(cfg.input_dropout_rate)(x)
+      if not cfg.input_projection:
+        return x
       return tf.keras.layers.Dense(
           cfg.units, name=f"project_{node_set_name}",
           kernel_regularizer=_l2(cfg.l2_regularization))(x)
@@ -87,7 +89,14 @@ def initial_states(gtspec: tfgnn.GraphTensorSpec, cfg: ModelConfig,
     # Neither features nor ids: a constant state; messages still carry structure.
     return tfgnn.keras.layers.MakeEmptyFeature()(node_set)
 
-  return tfgnn.keras.layers.MapFeatures(node_sets_fn=node_sets_fn, name="initial_states")
+  def keep_degree(node_set, *, node_set_name):
+    # GCN's model.degree_feature passes through beside the state (GCN normalizes by it).
+    state = node_sets_fn(node_set, node_set_name=node_set_name)
+    if cfg.degree_feature and cfg.degree_feature in node_set.features:
+      return {tfgnn.HIDDEN_STATE: state, cfg.degree_feature: node_set[cfg.degree_feature]}
+    return state
+
+  return tfgnn.keras.layers.MapFeatures(node_sets_fn=keep_degree, name="initial_states")
 
 
 class _SumAndDropout(tf.keras.layers.Layer):
@@ -107,8 +116,46 @@ class _SumAndDropout(tf.keras.layers.Layer):
     return self._dropout(tf.add_n(list(edge_inputs.values())), training=training)
 
 
+GCN_INPUT = "gcn_input"  # the sender states GCNConv reads, scaled by full-graph degrees
+GCN_WEIGHT = "gcn_weight"  # the edge weights that complete the normalization
+
+
+class _FullGraphDegreeScaling(tf.keras.layers.Layer):
+  """Sets up GCNConv (degree_normalization "none", weighted edges) to compute
+  h'_i = W (sum_j h_j / sqrt(d_i d_j) + h_i / d_i) with d the full-graph degrees from node
+  feature `degree_feature` (+1 for the self-loop), not the sampled subgraph's: node feature
+  GCN_INPUT = h / d and edge weight GCN_WEIGHT = sqrt(d_sender / d_receiver) (messages flow
+  to the edge's SOURCE); GCNConv's unit-weight self-loop then adds h_i / d_i."""
+
+  def __init__(self, node_set: str, edge_set: str, degree_feature: str, add_self_loops: bool,
+               **kwargs):
+    super().__init__(**kwargs)
+    self._node_set, self._edge_set = node_set, edge_set
+    self._degree_feature, self._add_self_loops = degree_feature, add_self_loops
+
+  def get_config(self):
+    return dict(node_set=self._node_set, edge_set=self._edge_set,
+                degree_feature=self._degree_feature, add_self_loops=self._add_self_loops,
+                **super().get_config())
+
+  def call(self, graph: tfgnn.GraphTensor) -> tfgnn.GraphTensor:
+    nodes = graph.node_sets[self._node_set]
+    degree = tf.cast(nodes[self._degree_feature], tf.float32)
+    degree = tf.maximum(degree + (1.0 if self._add_self_loops else 0.0), 1.0)
+    state = nodes[tfgnn.HIDDEN_STATE]
+    scaled = state / tf.reshape(degree, [-1] + [1] * (state.shape.rank - 1))
+    sender = tfgnn.broadcast_node_to_edges(graph, self._edge_set, tfgnn.TARGET,
+                                           feature_value=degree)
+    receiver = tfgnn.broadcast_node_to_edges(graph, self._edge_set, tfgnn.SOURCE,
+                                             feature_value=degree)
+    return graph.replace_features(
+        node_sets={self._node_set: {**nodes.features, GCN_INPUT: scaled}},
+        edge_sets={self._edge_set: {**graph.edge_sets[self._edge_set].features,
+                                    GCN_WEIGHT: tf.sqrt(sender / receiver)}})
+
+
 def _gcn_update(cfg: ModelConfig, gtspec: tfgnn.GraphTensorSpec,
-                node_set_names: Optional[Sequence[str]]):
+                node_set_names: Optional[Sequence[str]], last_round: bool = False):
   node_sets = _node_sets(gtspec)
   if len(node_sets) != 1:
     raise ModelError(f"model.template: gcn needs a homogeneous graph (one node set); this one "
@@ -116,15 +163,39 @@ def _gcn_update(cfg: ModelConfig, gtspec: tfgnn.GraphTensorSpec,
   node_set = node_sets[0]
   if node_set_names is not None and list(node_set_names) != [node_set]:
     return None  # nothing to update
+  edge_sets = _edge_sets(gtspec)
+  # Dropout on the states the next round reads (Kipf & Welling drop each layer's input); the
+  # last round's states go to the task's head as they are.
+  dropout = _SumAndDropout(0.0 if last_round else cfg.state_dropout_rate)
+  activation = "linear" if last_round and cfg.last_round_activation == "linear" else "relu"
+  if cfg.degree_feature is not None:
+    if len(edge_sets) != 1:
+      raise ModelError(f"model.degree_feature needs one edge set (e.g. an undirected one, "
+                       f"data.tables.edge_sets.<set>.undirected: true); this graph has "
+                       f"{edge_sets}")
+    if cfg.degree_feature not in gtspec.node_sets_spec[node_set].features_spec:
+      raise ModelError(f"model.degree_feature: node set {node_set!r} has no feature "
+                       f"{cfg.degree_feature!r} (e.g. set data.tables.edge_sets."
+                       f"{edge_sets[0]}.degree_feature: {cfg.degree_feature})")
+    conv = gcn.GCNConv(cfg.units, receiver_tag=tfgnn.SOURCE, add_self_loops=cfg.add_self_loops,
+                       activation=activation,
+                       degree_normalization="none", node_feature=GCN_INPUT,
+                       edge_weight_feature_name=GCN_WEIGHT,
+                       kernel_regularizer=_l2(cfg.l2_regularization))
+    update = tfgnn.keras.layers.GraphUpdate(node_sets={
+        node_set: tfgnn.keras.layers.NodeSetUpdate({edge_sets[0]: conv}, dropout)})
+    scaling = _FullGraphDegreeScaling(node_set, edge_sets[0], cfg.degree_feature,
+                                      cfg.add_self_loops)
+    return lambda graph: update(scaling(graph))
   # One GCNConv per edge set (TF-GNN's advice for several edge sets on one node set); each
   # normalizes by its own edge set's degrees.
   convs = {
       e: gcn.GCNConv(cfg.units, receiver_tag=tfgnn.SOURCE, add_self_loops=cfg.add_self_loops,
-                     degree_normalization=cfg.degree_normalization,
+                     activation=activation, degree_normalization=cfg.degree_normalization,
                      kernel_regularizer=_l2(cfg.l2_regularization))
-      for e in _edge_sets(gtspec)}
+      for e in edge_sets}
   return tfgnn.keras.layers.GraphUpdate(node_sets={
-      node_set: tfgnn.keras.layers.NodeSetUpdate(convs, _SumAndDropout(cfg.state_dropout_rate))})
+      node_set: tfgnn.keras.layers.NodeSetUpdate(convs, dropout)})
 
 
 def graph_update(cfg: ModelConfig, gtspec: tfgnn.GraphTensorSpec,
@@ -168,7 +239,7 @@ def graph_update(cfg: ModelConfig, gtspec: tfgnn.GraphTensorSpec,
         receiver_tag=tfgnn.SOURCE, dropout_rate=cfg.state_dropout_rate,
         use_layer_norm=cfg.use_layer_normalization, use_weighted_skip=cfg.use_weighted_skip)
   if t == "gcn":
-    return _gcn_update(cfg, gtspec, node_set_names)
+    return _gcn_update(cfg, gtspec, node_set_names, round_index == cfg.num_rounds - 1)
   raise ModelError(f"model.template: unknown template {t!r}")
 
 

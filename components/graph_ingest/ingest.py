@@ -362,6 +362,9 @@ def tables_to_graph(spec: TablesSource) -> graph_io.Graph:
   edge_sets = {}
   for name, table_spec in spec.edge_sets.items():
     edge_sets.update(_edge_sets(spec.directory, name, table_spec))
+    if table_spec.degree_feature:
+      _add_degree_feature(node_sets[table_spec.source], table_spec.source, name,
+                          edge_sets[name], table_spec.degree_feature)
   labels = node_sets[label_set].features[LABEL]
   label = graph_io.Label(label_set, LABEL, _num_classes(spec.num_classes, labels))
   splits = make_splits(spec.splits, node_sets[label_set].ids, spec.directory,
@@ -377,6 +380,10 @@ def _edge_sets(directory: str, name: str, spec: EdgeTable) -> dict[str, graph_io
   sources = _ids(table, spec.source_column, f"source_column of edge set {name!r}")
   targets = _ids(table, spec.target_column, f"target_column of edge set {name!r}")
   features = _features(table, spec.features or [], [spec.source_column, spec.target_column])
+  if spec.undirected:  # both directions in the one set; a row's features on both
+    sources, targets = (np.concatenate([sources, targets]),
+                        np.concatenate([targets, sources]))
+    features = {k: np.concatenate([v, v]) for k, v in features.items()}
   out = {name: graph_io.EdgeSet(spec.source, spec.target, sources, targets, features,
                                 table.path)}
   if spec.reverse is not None:
@@ -385,6 +392,19 @@ def _edge_sets(directory: str, name: str, spec: EdgeTable) -> dict[str, graph_io
     out[spec.reverse] = graph_io.EdgeSet(spec.target, spec.source, targets, sources,
                                          dict(features), table.path, reverse_of=name)
   return out
+
+
+def _add_degree_feature(node_set: graph_io.NodeSet, node_set_name: str, edge_set_name: str,
+                        edge_set: graph_io.EdgeSet, feature: str) -> None:
+  """Each node's number of edges in `edge_set` (as their source), as float feature `feature`."""
+  if feature.startswith("#") or feature in node_set.features or feature == LABEL:
+    raise IngestError(f"edge set {edge_set_name!r}: degree_feature {feature!r} is already a "
+                      f"feature of node set {node_set_name!r} (or a reserved name); config key "
+                      f"data.tables.edge_sets.{edge_set_name}.degree_feature")
+  index = pd.Index(node_set.ids)
+  rows = index.get_indexer(edge_set.sources)
+  rows = rows[rows >= 0]  # unknown endpoints are the validator's to report
+  node_set.features[feature] = np.bincount(rows, minlength=len(index)).astype(np.float32)
 
 
 # ---------------------------------------------------------------- splits
