@@ -1,7 +1,7 @@
 """Dynamic sampling vs batch sampling: test accuracy over seeds, and training throughput.
 
   .venv/bin/python benchmarks/dynamic_vs_batch.py pipelines/configs/demo.yaml [--seeds 3]
-      [--split test] [--set trainer.epochs=8 ...]
+      [--first-seed 0] [--split test] [--modes batch,dynamic] [--set trainer.epochs=8 ...]
 
 Needs a batch-mode run of the config first (`tfx-gnn run CONFIG`): it reads the newest Graph
 and Examples under `pipeline.root`. Per seed (`trainer.seed` = 0..N-1) it trains the config's
@@ -35,6 +35,7 @@ def main(argv=None) -> int:
   parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
   parser.add_argument("config")
   parser.add_argument("--seeds", type=int, default=3)
+  parser.add_argument("--first-seed", type=int, default=0, help="seeds first..first+N-1")
   parser.add_argument("--split", choices=["eval", "test"], default="test")
   parser.add_argument("--modes", default="batch,dynamic")
   parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
@@ -70,7 +71,7 @@ def main(argv=None) -> int:
   print(json.dumps(sampling), flush=True)
 
   results = []
-  for seed in range(args.seeds):
+  for seed in range(args.first_seed, args.first_seed + args.seeds):
     for mode in args.modes.split(","):
       trainer_cfg = config.trainer.model_copy(update={"seed": seed})
       marks = []
