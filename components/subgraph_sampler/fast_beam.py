@@ -70,22 +70,27 @@ class SampleBatches(beam.DoFn):
       yield beam.pvalue.TaggedOutput(split, example)
 
 
+def _sample_splits(root: beam.Pipeline, name: str, seeds: dict[str, list], batch_size: int,
+                   do_fn: beam.DoFn, outputs: dict[str, str]) -> None:
+  """The shape shared by every kind of seed: each split's seeds in batches of `batch_size`
+  -> `do_fn` (yields serialized GraphTensors tagged by split) -> TFRecord files at
+  `outputs[split]` (a file prefix)."""
+  batches = [(split, ids[i:i + batch_size])
+             for split, ids in seeds.items() for i in range(0, len(ids), batch_size)]
+  sampled = (root
+             | f"{name}SeedBatches" >> beam.Create(batches)
+             | f"{name}Sample" >> beam.ParDo(do_fn).with_outputs(*outputs))
+  for split, prefix in outputs.items():
+    _ = sampled[split] | f"Write[{split}]" >> beam.io.WriteToTFRecord(
+        prefix, file_name_suffix=".tfrecord")
+
+
 def add_fast_sampling(root: beam.Pipeline, *, graph_dir: str, spec, seed: int,
                       batch_size: int, outputs: dict[str, str]) -> None:
   """Adds to `root` the sampling of each split's seeds to TFRecord files of serialized
   GraphTensors at `outputs[split]` (a file prefix), with the fast engine."""
-  batches = []
-  for split in outputs:
-    ids = read_seeds(graph_dir, split)
-    batches += [(split, ids[i:i + batch_size]) for i in range(0, len(ids), batch_size)]
-  splits = list(outputs)
-  sampled = (root
-             | "FastSeedBatches" >> beam.Create(batches)
-             | "FastSample" >> beam.ParDo(
-                 SampleBatches(graph_dir, spec.SerializeToString(), seed)).with_outputs(*splits))
-  for split, prefix in outputs.items():
-    _ = sampled[split] | f"Write[{split}]" >> beam.io.WriteToTFRecord(
-        prefix, file_name_suffix=".tfrecord")
+  _sample_splits(root, "Fast", {split: read_seeds(graph_dir, split) for split in outputs},
+                 batch_size, SampleBatches(graph_dir, spec.SerializeToString(), seed), outputs)
 
 
 # ---------------------------------------------------------------- link prediction
@@ -130,20 +135,13 @@ def add_link_sampling(root: beam.Pipeline, *, graph_dir: str, edge_set: str, fan
   """Adds to `root` the sampling of each split's labelled pairs (`seeds_dir/<split>.csv`,
   see `links`) to TFRecord files of serialized link subgraphs at `outputs[split]`."""
   from components.subgraph_sampler import links  # pylint: disable=g-import-not-at-top
-  batches = []
+  seeds = {}
   for split in outputs:
     frame = links.read_link_seeds(seeds_dir, split)
-    rows = list(zip(frame.source, frame.target, frame.label.astype(float)))
-    batches += [(split, rows[i:i + batch_size]) for i in range(0, len(rows), batch_size)]
-  splits = list(outputs)
+    seeds[split] = list(zip(frame.source, frame.target, frame.label.astype(float)))
   link_args = (edge_set, tuple(sorted(fanouts.items())), hops, seed)
-  sampled = (root
-             | "LinkSeedBatches" >> beam.Create(batches)
-             | "LinkSample" >> beam.ParDo(
-                 SampleLinkBatches(graph_dir, link_args, seeds_dir)).with_outputs(*splits))
-  for split, prefix in outputs.items():
-    _ = sampled[split] | f"Write[{split}]" >> beam.io.WriteToTFRecord(
-        prefix, file_name_suffix=".tfrecord")
+  _sample_splits(root, "Link", seeds, batch_size,
+                 SampleLinkBatches(graph_dir, link_args, seeds_dir), outputs)
 
 
 # ---------------------------------------------------------------- graph collections
@@ -177,14 +175,5 @@ def add_whole_graphs(root: beam.Pipeline, *, graph_dir: str, batch_size: int,
                      outputs: dict[str, str]) -> None:
   """Adds to `root` the writing of each split's graphs (seeds: graph ids) as serialized
   GraphTensors at `outputs[split]` (see `whole_graphs`)."""
-  batches = []
-  for split in outputs:
-    ids = read_seeds(graph_dir, split)
-    batches += [(split, ids[i:i + batch_size]) for i in range(0, len(ids), batch_size)]
-  splits = list(outputs)
-  written = (root
-             | "GraphBatches" >> beam.Create(batches)
-             | "WholeGraphs" >> beam.ParDo(WholeGraphBatches(graph_dir)).with_outputs(*splits))
-  for split, prefix in outputs.items():
-    _ = written[split] | f"Write[{split}]" >> beam.io.WriteToTFRecord(
-        prefix, file_name_suffix=".tfrecord")
+  _sample_splits(root, "Graph", {split: read_seeds(graph_dir, split) for split in outputs},
+                 batch_size, WholeGraphBatches(graph_dir), outputs)
