@@ -39,13 +39,12 @@ def create_components(config: Config, base: str) -> list:
                             sampling=config.sampling.model_dump_json(),
                             memory_limit_gb=config.pipeline.memory_limit_gb,
                             seeds=json.dumps(config.task.seeds(), sort_keys=True))
+  # No integrated-gradients export that no Attribution reads.
+  trainer_cfg = (config.trainer if config.runs_attribution else
+                 config.trainer.model_copy(update={"integrated_gradients": None}))
   trainer = GnnTrainer(examples=sampler.outputs["examples"], graph=ingest.outputs["graph"],
                        model_config=config.model.model_dump_json(),
-                       # No integrated-gradients export that no Attribution reads.
-                       trainer_config=(config.trainer if config.runs_attribution else
-                                       config.trainer.model_copy(
-                                           update={"integrated_gradients": None})
-                                       ).model_dump_json(),
+                       trainer_config=trainer_cfg.model_dump_json(),
                        task_config=config.task.model_dump_json(),
                        sampling_config=config.sampling.model_dump_json(),
                        memory_limit_gb=config.pipeline.memory_limit_gb,
