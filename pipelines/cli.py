@@ -12,11 +12,13 @@
 from __future__ import annotations
 
 import argparse
+import atexit
 import json
 import os
 import signal
 import sys
 import time
+import traceback
 
 os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")  # before anything imports TensorFlow
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "1")  # TensorFlow's C++ INFO lines are noise here
@@ -211,5 +213,37 @@ def main(argv=None) -> int:
     return 2
 
 
+def exit_without_teardown(code) -> None:
+  """`sys.exit(code)` less the interpreter's teardown of its modules.
+
+  With TensorFlow, Beam and TFX loaded, freeing every module and object at exit takes 2-5 s
+  after the run has finished (measured: 4.6 s after a demo run), and writes nothing. The
+  atexit handlers (logging, MLflow, temporary directories, multiprocessing) still run, and
+  stdout and stderr are flushed first.
+  """
+  if code is not None and not isinstance(code, int):
+    print(code, file=sys.stderr)  # as sys.exit prints a message
+    code = 1
+  atexit._run_exitfuncs()  # pylint: disable=protected-access
+  sys.stdout.flush()
+  sys.stderr.flush()
+  os._exit(code or 0)
+
+
+def entry_point() -> None:
+  """The `tfx-gnn` command."""
+  try:
+    code = main()
+  except SystemExit as e:  # argparse's usage errors and --help
+    code = e.code
+  except KeyboardInterrupt:
+    traceback.print_exc()
+    code = 130
+  except Exception:  # pylint: disable=broad-except  (not ours: the traceback, as Python would)
+    traceback.print_exc()
+    code = 1
+  exit_without_teardown(code)
+
+
 if __name__ == "__main__":
-  sys.exit(main())
+  entry_point()
