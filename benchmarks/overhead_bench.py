@@ -231,7 +231,8 @@ def main(argv=None) -> None:
     cli.exit_without_teardown(0)  # as the `tfx-gnn` command exits
   if args.role == "bare":
     print(json.dumps(bare_imports([m for m in args.modules.split(",") if m])))
-    return
+    from pipelines import cli  # pylint: disable=g-import-not-at-top
+    cli.exit_without_teardown(0)  # as the pipeline's child exits
   report = {"machine": common.machine(),
             "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
             "params": {"config": args.config, "set": args.set}}
