@@ -355,9 +355,11 @@ def test_statistics():
   # out-degrees over p0..p3: 4, 1, 1, 1 (the dangling edge still leaves p0)
   assert cites["out_degree"] == {"min": 1, "mean": 1.75, "max": 4, "p50": 1.0,
                                  "p90": pytest.approx(3.1),
-                                 "p99": pytest.approx(3.91), "isolated": 0}
+                                 "p99": pytest.approx(3.91), "isolated": 0,
+                                 "histogram": {"degree": [1, 4], "nodes": [3, 1]}}
   # in-degrees: p0 1, p1 2, p2 3, p3 0
   assert cites["in_degree"]["max"] == 3 and cites["in_degree"]["isolated"] == 1
+  assert cites["in_degree"]["histogram"] == {"degree": [0, 1, 2, 3], "nodes": [1, 1, 1, 1]}
   assert cites["in_degree"]["mean"] == 1.5
   assert (cites["dangling_edges"], cites["self_loops"], cites["duplicate_edges"]) == (1, 1, 1)
   weight = cites["features"]["weight"]

@@ -231,13 +231,18 @@ def _feature_stats(array: np.ndarray) -> dict:
 
 
 def _degree_summary(degrees: np.ndarray) -> dict:
+  """Summary and distribution of one side's degrees (one per node of the endpoint set); the
+  distribution as {"degree": [d, ...], "nodes": [how many nodes have degree d, ...]}, compact
+  at any size (the run report plots it)."""
+  values, counts = np.unique(degrees, return_counts=True)
+  histogram = {"degree": values.tolist(), "nodes": counts.tolist()}
   if degrees.size == 0:
     return {"min": None, "mean": None, "max": None, "p50": None, "p90": None, "p99": None,
-            "isolated": 0}
+            "isolated": 0, "histogram": histogram}
   p50, p90, p99 = np.percentile(degrees, [50, 90, 99])
   return {"min": int(degrees.min()), "mean": float(degrees.mean()), "max": int(degrees.max()),
           "p50": float(p50), "p90": float(p90), "p99": float(p99),
-          "isolated": int((degrees == 0).sum())}
+          "isolated": int((degrees == 0).sum()), "histogram": histogram}
 
 
 def _edge_codes(index: _GraphIndex, edge_set: graph_io.EdgeSet):

@@ -24,10 +24,9 @@ class Executor(base_executor.BaseExecutor):
     run_id = (self._context.pipeline_run_id if self._context else None) or "unknown"
     data = report.RunData(pipeline_name=exec_properties["pipeline_name"], pipeline_run_id=run_id)
 
-    graph = _one(input_dict, "graph")
-    data.degree_histograms = report.degree_histograms(graph.uri)
     if (statistics := _one(input_dict, "statistics")) is not None:
       data.statistics = report.read_statistics(statistics.uri)
+      data.degree_histograms = report.degree_histograms(data.statistics)
     if (anomalies := _one(input_dict, "anomalies")) is not None:
       data.anomalies = report.read_anomalies(anomalies.uri)
     if (evaluation := _one(input_dict, "evaluation")) is not None:
