@@ -103,6 +103,30 @@ def test_last_round_node_sets_chooses_what_the_last_round_updates():
     models.build_model_fn(model_config(last_round_node_sets=["venue"]), "paper")(graph.spec)
 
 
+def test_without_id_embeddings_featureless_nodes_start_empty_and_relay_features():
+  """`id_embeddings: false` (the ACM config): authors get no hashed-id embedding, so what
+  reaches a paper through them is its co-authored papers' features, whatever the author ids."""
+  import numpy as np
+  import tensorflow_gnn as tfgnn
+  from components.gnn_trainer import models
+  graph = _graph(True)
+  cfg = model_config(template="graph_sage", units=8, id_embeddings=False)
+  init = models.initial_states(graph.spec, cfg)(graph)
+  assert init.node_sets["author"][tfgnn.HIDDEN_STATE].shape == (2, 0)
+  model = models.build_model_fn(cfg, "paper")(graph.spec)
+  assert not any("embed_" in w.name for w in model.weights)
+  authors = graph.node_sets["author"]
+  renamed = graph.replace_features(node_sets={"author": {"#id": authors["#id"] + 1000}})
+  out = model(graph).node_sets["paper"][tfgnn.HIDDEN_STATE]
+  np.testing.assert_allclose(out, model(renamed).node_sets["paper"][tfgnn.HIDDEN_STATE])
+  # With id embeddings (the default), the author ids change the papers' states.
+  with_ids = models.build_model_fn(model_config(template="graph_sage", units=8), "paper")
+  with_ids = with_ids(graph.spec)
+  assert any("embed_author" in w.name for w in with_ids.weights)
+  assert not np.allclose(with_ids(graph).node_sets["paper"][tfgnn.HIDDEN_STATE],
+                         with_ids(renamed).node_sets["paper"][tfgnn.HIDDEN_STATE])
+
+
 def _subgraph_with_degrees():
   """A sampled 2-hop subgraph around paper 0 (edges point away from the root): 0->1, 0->2,
   1->0, 1->3, 2->0; node 3 is at hop 2 and the sampling kept only 1 of its 5 edges."""
