@@ -49,9 +49,6 @@ class EdgeTable(_Strict):
   # this set in the whole graph (its degree, for an undirected set). GCN can normalize by it
   # (model.degree_feature) instead of by the sampled subgraph's degrees.
   degree_feature: Optional[str] = None
-  # The last round's activation: "linear" as in Kipf & Welling, whose last layer feeds the
-  # softmax directly (here the task's head); its states get no dropout either way.
-  last_round_activation: Literal["relu", "linear"] = "relu"
 
   @pydantic.model_validator(mode="after")
   def _undirected(self):
@@ -241,6 +238,7 @@ MODEL_TEMPLATE_OPTIONS: dict[str, tuple[str, ...]] = {
     "degree_normalization": ("gcn",),
     "degree_feature": ("gcn",),
     "last_round_activation": ("gcn",),
+    "last_round_transform": ("gcn",),
     "l2_regularization": ("mt_albis", "gat_v2", "multi_head_attention", "vanilla_mpnn", "gcn"),
     "last_round_node_sets": ("mt_albis", "gat_v2", "multi_head_attention", "vanilla_mpnn",
                              "graph_sage", "gcn"),
@@ -294,6 +292,10 @@ class ModelConfig(_Strict):
   # The last round's activation: "linear" as in Kipf & Welling, whose last layer feeds the
   # softmax directly (here the task's head); its states get no dropout either way.
   last_round_activation: Literal["relu", "linear"] = "relu"
+  # false: the last round only aggregates (normalized sum with the self-loop, no weights, no
+  # bias, no activation), so the task head's Dense is Kipf & Welling's second-layer weights and
+  # bias: softmax(A (H W2) + b2), with L2 on the first layer only, as in the paper.
+  last_round_transform: bool = True
   # -- the input layer
   # Node sets without features get a trainable embedding of their hashed ids; with
   # `id_embeddings: false` they start empty and only relay messages (nodes unseen in training

@@ -185,6 +185,21 @@ def test_gcn_degree_feature_errors_and_input_projection():
   states = [models.build_model_fn(c, "paper")(graph.spec)(graph).node_sets["paper"][
       tfgnn.HIDDEN_STATE].numpy() for c in (linear, relu)]
   assert states[0].min() < 0 <= states[1].min()
+  # No last-round transform: the last round only aggregates (the task head is its weights):
+  # the same as a linear last round whose kernel is the identity and bias zero.
+  import numpy as np  # pylint: disable=g-import-not-at-top
+  bare = linear.model_copy(update={"last_round_transform": False})
+  bare_model = models.build_model_fn(bare, "paper")(graph.spec)
+  identity, = bare_model.non_trainable_weights  # the last round has nothing to train
+  np.testing.assert_array_equal(identity.numpy(), np.eye(16))
+  *trained, last_kernel = bare_model.get_weights()
+  full_model = models.build_model_fn(linear, "paper")(graph.spec)
+  full_model.set_weights(trained + [last_kernel, np.zeros(16, np.float32)])
+  np.testing.assert_allclose(
+      bare_model(graph).node_sets["paper"][tfgnn.HIDDEN_STATE],
+      full_model(graph).node_sets["paper"][tfgnn.HIDDEN_STATE], rtol=1e-5, atol=1e-6)
+  with pytest.raises(models.ModelError, match="needs model.num_rounds >= 2"):
+    models.build_model_fn(bare.model_copy(update={"num_rounds": 1}), "paper")(graph.spec)
   # Without the projection, the initial state is the feature vector itself (dimension 5).
   graph = _graph(False)
   initial = models.initial_states(graph.spec, model_config(units=8, input_projection=False))

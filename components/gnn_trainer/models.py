@@ -168,6 +168,14 @@ def _gcn_update(cfg: ModelConfig, gtspec: tfgnn.GraphTensorSpec,
   # last round's states go to the task's head as they are.
   dropout = _SumAndDropout(0.0 if last_round else cfg.state_dropout_rate)
   activation = "linear" if last_round and cfg.last_round_activation == "linear" else "relu"
+  conv_options = dict(activation=activation, kernel_regularizer=_l2(cfg.l2_regularization))
+  if last_round and not cfg.last_round_transform:
+    if cfg.num_rounds < 2:
+      raise ModelError("model.last_round_transform: false needs model.num_rounds >= 2 (the "
+                       "last round aggregates the previous round's model.units-wide states)")
+    # Aggregation only: GCNConv with a fixed identity kernel, no bias, linear.
+    conv_options = dict(activation="linear", use_bias=False, kernel_initializer="identity",
+                        trainable=False)
   if cfg.degree_feature is not None:
     if len(edge_sets) != 1:
       raise ModelError(f"model.degree_feature needs one edge set (e.g. an undirected one, "
@@ -178,10 +186,8 @@ def _gcn_update(cfg: ModelConfig, gtspec: tfgnn.GraphTensorSpec,
                        f"{cfg.degree_feature!r} (e.g. set data.tables.edge_sets."
                        f"{edge_sets[0]}.degree_feature: {cfg.degree_feature})")
     conv = gcn.GCNConv(cfg.units, receiver_tag=tfgnn.SOURCE, add_self_loops=cfg.add_self_loops,
-                       activation=activation,
                        degree_normalization="none", node_feature=GCN_INPUT,
-                       edge_weight_feature_name=GCN_WEIGHT,
-                       kernel_regularizer=_l2(cfg.l2_regularization))
+                       edge_weight_feature_name=GCN_WEIGHT, **conv_options)
     update = tfgnn.keras.layers.GraphUpdate(node_sets={
         node_set: tfgnn.keras.layers.NodeSetUpdate({edge_sets[0]: conv}, dropout)})
     scaling = _FullGraphDegreeScaling(node_set, edge_sets[0], cfg.degree_feature,
@@ -191,8 +197,7 @@ def _gcn_update(cfg: ModelConfig, gtspec: tfgnn.GraphTensorSpec,
   # normalizes by its own edge set's degrees.
   convs = {
       e: gcn.GCNConv(cfg.units, receiver_tag=tfgnn.SOURCE, add_self_loops=cfg.add_self_loops,
-                     activation=activation, degree_normalization=cfg.degree_normalization,
-                     kernel_regularizer=_l2(cfg.l2_regularization))
+                     degree_normalization=cfg.degree_normalization, **conv_options)
       for e in edge_sets}
   return tfgnn.keras.layers.GraphUpdate(node_sets={
       node_set: tfgnn.keras.layers.NodeSetUpdate(convs, dropout)})
