@@ -23,7 +23,7 @@ def compile_pipeline(config: Config, output_file: str | None = None) -> str:
           default_image=config.kubeflow.image),
       output_dir=os.path.dirname(output_file),
       output_filename=os.path.basename(output_file))
-  runner.run(create_pipeline(config, base=config.kubeflow.pipeline_root),
+  runner.run(create_pipeline(config, base=config.kubeflow.pipeline_root, kubeflow=True),
              write_out=True)
   return output_file
 

@@ -29,7 +29,7 @@ from pipelines.config import Config
 RESOLVER_ID = "latest_blessed_model_resolver"
 
 
-def create_components(config: Config, base: str) -> list:
+def create_components(config: Config, base: str, kubeflow: bool = False) -> list:
   ingest = GraphIngest(data=config.data.model_dump_json(),
                        memory_limit_gb=config.pipeline.memory_limit_gb)
   validator = GraphValidator(graph=ingest.outputs["graph"],
@@ -57,7 +57,8 @@ def create_components(config: Config, base: str) -> list:
   evaluator = GnnEvaluator(model=trainer.outputs["model"],
                            baseline_model=baseline.outputs["model"],
                            examples=sampler.outputs["examples"], graph=ingest.outputs["graph"],
-                           evaluation_config=config.evaluation.model_dump_json())
+                           evaluation_config=config.evaluation.model_dump_json(),
+                           kubeflow=kubeflow)
   pusher = Pusher(
       model=trainer.outputs["model"], model_blessing=evaluator.outputs["blessing"],
       push_destination=pusher_pb2.PushDestination(
@@ -88,15 +89,17 @@ def create_components(config: Config, base: str) -> list:
   return components
 
 
-def create_pipeline(config: Config, base: str | None = None) -> tfx_pipeline.Pipeline:
+def create_pipeline(config: Config, base: str | None = None,
+                    kubeflow: bool = False) -> tfx_pipeline.Pipeline:
   """The pipeline. Artifacts go to `<base>/pipeline` and pushed models to
   `<base>/<push.destination>`; `base` defaults to `pipeline.root` (Kubeflow: its
-  `kubeflow.pipeline_root`, e.g. gs://bucket/tfx-gnn)."""
+  `kubeflow.pipeline_root`, e.g. gs://bucket/tfx-gnn). `kubeflow`: for Kubeflow's container
+  entrypoint (the evaluator's executor is then a TFX Evaluator's, see GnnEvaluator)."""
   base = base or config.root
   return tfx_pipeline.Pipeline(
       pipeline_name=config.pipeline.name,
       pipeline_root=os.path.join(base, "pipeline"),
-      components=create_components(config, base),
+      components=create_components(config, base, kubeflow),
       enable_cache=config.pipeline.enable_cache,
       metadata_connection_config=metadata.sqlite_metadata_connection_config(
           config.metadata_path),

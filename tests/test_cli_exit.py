@@ -50,15 +50,17 @@ def test_usage_error_exits_2(tmp_path):
 
 
 def test_tfx_components_init_is_deferred_but_still_works():
-  """The runner no longer loads every TFX component (keras_tuner, Keras 3) at start-up, and
-  code that asks `tfx.components` for a component still gets it."""
+  """The runner no longer loads every TFX component (keras_tuner, Keras 3) nor TensorFlow
+  Model Analysis (TFX's standard component specs) at start-up, and code that asks
+  `tfx.components` for a component still gets it."""
   program = """
 import sys
 from pipelines import local_runner
 from pipelines.config import load_config
 from pipelines.pipeline import create_pipeline
 create_pipeline(load_config("pipelines/configs/demo.yaml", {}))
-print("keras_tuner" in sys.modules, "keras" in sys.modules)
+print("keras_tuner" in sys.modules, "keras" in sys.modules,
+      "tensorflow_model_analysis" in sys.modules)
 import tfx.components
 from tfx.components import Evaluator
 print(Evaluator.__name__, tfx.components.Pusher.__name__, "keras_tuner" in sys.modules)
@@ -66,4 +68,4 @@ print(Evaluator.__name__, tfx.components.Pusher.__name__, "keras_tuner" in sys.m
   proc = subprocess.run([sys.executable, "-c", program], cwd=REPO, capture_output=True,
                         text=True, timeout=300, env={**os.environ, "TF_USE_LEGACY_KERAS": "1"})
   assert proc.returncode == 0, proc.stderr[-3000:]
-  assert proc.stdout.split("\n")[:2] == ["False False", "Evaluator Pusher True"]
+  assert proc.stdout.split("\n")[:2] == ["False False False", "Evaluator Pusher True"]

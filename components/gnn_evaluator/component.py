@@ -10,7 +10,7 @@ Usage:
                            examples=sampler.outputs["examples"], graph=ingest.outputs["graph"],
                            evaluation_config=config.evaluation.model_dump_json())
 """
-from tfx.dsl.components.base import base_beam_component, executor_spec
+from tfx.dsl.components.base import base_component, executor_spec
 from tfx.types import channel, component_spec, standard_artifacts
 
 from components import types
@@ -35,16 +35,23 @@ class GnnEvaluatorSpec(component_spec.ComponentSpec):
   }
 
 
-class GnnEvaluator(base_beam_component.BaseBeamComponent):
-  """Test-split accuracy / micro-F1 / macro-F1; blesses against thresholds and a baseline."""
-  SPEC_CLASS = GnnEvaluatorSpec
-  # A Beam executor spec because TFX's Evaluator executor, which ours extends (see executor.py),
-  # is a Beam executor; this evaluator itself runs no Beam pipeline.
-  EXECUTOR_SPEC = executor_spec.BeamExecutorSpec(executor.Executor)
+class GnnEvaluator(base_component.BaseComponent):
+  """Test-split accuracy / micro-F1 / macro-F1; blesses against thresholds and a baseline.
 
-  def __init__(self, model, examples, graph, evaluation_config: str, baseline_model=None):
+  `kubeflow=True` runs it as a TFX Evaluator executor (kubeflow_executor.py), whose blessing
+  Kubeflow's "latest blessed model" resolver can match."""
+  SPEC_CLASS = GnnEvaluatorSpec
+  EXECUTOR_SPEC = executor_spec.ExecutorClassSpec(executor.Executor)
+
+  def __init__(self, model, examples, graph, evaluation_config: str, baseline_model=None,
+               kubeflow: bool = False):
+    custom_executor_spec = None
+    if kubeflow:
+      from components.gnn_evaluator import kubeflow_executor  # pylint: disable=g-import-not-at-top
+      custom_executor_spec = executor_spec.ExecutorClassSpec(kubeflow_executor.Executor)
     super().__init__(spec=GnnEvaluatorSpec(
         model=model, baseline_model=baseline_model, examples=examples, graph=graph,
         evaluation_config=evaluation_config,
         evaluation=channel.Channel(type=standard_artifacts.ModelEvaluation),
-        blessing=channel.Channel(type=standard_artifacts.ModelBlessing)))
+        blessing=channel.Channel(type=standard_artifacts.ModelBlessing)),
+        custom_executor_spec=custom_executor_spec)

@@ -1,4 +1,5 @@
-"""Pusher: TFX's standard Pusher component with tfx-gnn's executor.
+"""Pusher: TFX's Pusher interface (spec keys, blessing check, `pushed*` properties) with
+tfx-gnn's executor.
 
 Pushes only a blessed model (TFX's `blessed` property), to `<base_directory>/<version>` where
 the version is a Unix timestamp as TF Serving expects; the version directory appears whole
@@ -6,17 +7,49 @@ the version is a Unix timestamp as TF Serving expects; the version directory app
 "registered_model_name": ...}` it also registers a model version in MLflow's registry from the
 trainer's MLflow run, tagged with the blessing.
 
+Its spec repeats TFX's `PusherSpec` (less the InfraValidator's blessing) because
+`tfx.types.standard_component_specs` imports TensorFlow Model Analysis, 2.4 s of every run's
+start-up for a library no component here uses.
+
 Usage:
   pusher = Pusher(model=trainer.outputs["model"], model_blessing=evaluator.outputs["blessing"],
                   push_destination=pusher_pb2.PushDestination(
                       filesystem=pusher_pb2.PushDestination.Filesystem(base_directory=...)),
                   custom_config={"mlflow_tracking_uri": uri, "registered_model_name": name})
 """
-from tfx.components.pusher import component as tfx_pusher
-from tfx.dsl.components.base import executor_spec
+import json
+
+from tfx.dsl.components.base import base_component, executor_spec
+from tfx.proto import pusher_pb2
+from tfx.types import channel, component_spec, standard_artifacts, system_executions
 
 from components.pusher import executor
 
 
-class Pusher(tfx_pusher.Pusher):
+class PusherSpec(component_spec.ComponentSpec):
+  PARAMETERS = {
+      "push_destination": component_spec.ExecutionParameter(type=pusher_pb2.PushDestination),
+      # JSON: mlflow_tracking_uri, registered_model_name.
+      "custom_config": component_spec.ExecutionParameter(type=str, optional=True),
+  }
+  INPUTS = {
+      "model": component_spec.ChannelParameter(type=standard_artifacts.Model),
+      "model_blessing": component_spec.ChannelParameter(type=standard_artifacts.ModelBlessing),
+  }
+  OUTPUTS = {
+      "pushed_model": component_spec.ChannelParameter(type=standard_artifacts.PushedModel),
+  }
+  TYPE_ANNOTATION = system_executions.Deploy
+
+
+class Pusher(base_component.BaseComponent):
+  """Pushes the model if the evaluator blessed it."""
+  SPEC_CLASS = PusherSpec
   EXECUTOR_SPEC = executor_spec.ExecutorClassSpec(executor.Executor)
+
+  def __init__(self, model, model_blessing, push_destination: pusher_pb2.PushDestination,
+               custom_config: dict | None = None):
+    super().__init__(spec=PusherSpec(
+        model=model, model_blessing=model_blessing, push_destination=push_destination,
+        custom_config=json.dumps(custom_config or {}, sort_keys=True),
+        pushed_model=channel.Channel(type=standard_artifacts.PushedModel)))

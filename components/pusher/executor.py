@@ -2,10 +2,11 @@
 import json
 
 from absl import logging
-from tfx.components.pusher import executor as tfx_pusher_executor
+from tfx.components.util import model_utils
+from tfx.dsl.components.base import base_executor
 from tfx.proto import pusher_pb2
 from tfx.types import artifact_utils
-from tfx.utils import io_utils, proto_utils
+from tfx.utils import io_utils, path_utils, proto_utils
 
 from components import publish as publish_lib
 
@@ -36,28 +37,33 @@ def register_in_mlflow(tracking_uri: str, name: str, run_id: str, blessing_uri: 
 
 
 @publish_lib.atomic_outputs
-class Executor(tfx_pusher_executor.Executor):
+class Executor(base_executor.BaseExecutor):
+  """TFX's Pusher executor's behaviour and output properties (`pushed`, `pushed_destination`,
+  `pushed_version`), without its module, which imports TensorFlow Model Analysis."""
 
   def Do(self, input_dict, output_dict, exec_properties):
     pushed = artifact_utils.get_single_instance(output_dict["pushed_model"])
-    if not self.CheckBlessing(input_dict):
-      self._MarkNotPushed(pushed)
+    blessing = artifact_utils.get_single_instance(input_dict["model_blessing"])
+    if not model_utils.is_model_blessed(blessing):
+      logging.info("Model on %s was not blessed by the evaluator; not pushed", blessing.uri)
+      pushed.set_int_custom_property("pushed", 0)
       return
     destination = pusher_pb2.PushDestination()
     proto_utils.json_to_proto(exec_properties["push_destination"], destination)
     if destination.WhichOneof("destination") != "filesystem":
       raise ValueError("push_destination: only `filesystem` is supported")
     model = artifact_utils.get_single_instance(input_dict["model"])
-    serving_path, version = publish(self.GetModelPath(input_dict),
-                                    destination.filesystem.base_directory)
+    model_path = path_utils.serving_model_path(model.uri, path_utils.is_old_model_artifact(model))
+    serving_path, version = publish(model_path, destination.filesystem.base_directory)
     logging.info("Model pushed to %s", serving_path)
-    io_utils.copy_dir(self.GetModelPath(input_dict), pushed.uri)  # archive, as TFX does
-    self._MarkPushed(pushed, pushed_destination=serving_path, pushed_version=version)
+    io_utils.copy_dir(model_path, pushed.uri)  # archive, as TFX does
+    pushed.set_int_custom_property("pushed", 1)
+    pushed.set_string_custom_property("pushed_destination", serving_path)
+    pushed.set_string_custom_property("pushed_version", version)
 
     custom = json.loads(exec_properties.get("custom_config") or "null") or {}
     run_id = model.get_string_custom_property("mlflow_run_id")
     if custom.get("mlflow_tracking_uri") and run_id:
-      blessing = artifact_utils.get_single_instance(input_dict["model_blessing"])
       mlflow_version = register_in_mlflow(
           custom["mlflow_tracking_uri"], custom.get("registered_model_name", "tfx-gnn"),
           run_id, blessing.uri, serving_path)
