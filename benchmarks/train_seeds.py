@@ -7,7 +7,8 @@ Finds the newest Graph and sampled Examples under the config's `pipeline.root` (
 pipeline once first: `tfx-gnn run CONFIG`), trains with the config's model/trainer sections
 once per seed (`trainer.seed` = 0..N-1) with `components.gnn_trainer.training.train`, scores
 each exported model with the evaluator's own functions on `--split`, and prints every run and
-the mean ± std of accuracy, micro-F1 and macro-F1 (in %) as JSON lines.
+the mean ± std of the task's metrics (fractions in %: e.g. accuracy, micro-F1 and macro-F1, or a link
+task's ROC AUC) as JSON lines. Supervised tasks only (DGI: benchmarks/dgi_probe.py).
 
 Choose hyperparameters with `--split eval`; read `--split test` once per final configuration.
 """
@@ -29,6 +30,9 @@ import numpy as np  # pylint: disable=wrong-import-position
 
 from pipelines import cli  # pylint: disable=wrong-import-position
 from pipelines import config as config_lib  # pylint: disable=wrong-import-position
+
+
+PERCENT = ("accuracy", "micro_f1", "macro_f1", "auc")
 
 
 def newest(pattern: str) -> str:
@@ -82,20 +86,24 @@ def main(argv=None) -> int:
     trainer_cfg = config.trainer.model_copy(update={"seed": seed})
     with tempfile.TemporaryDirectory() as tmp:
       start = time.time()
-      training.train(train_files=files["train"], eval_files=files["eval"],
-                     subgraph_schema=schema, label=label, model_cfg=config.model,
-                     trainer_cfg=trainer_cfg, task_cfg=config.task,
-                     model_dir=os.path.join(tmp, "run"), export_dir=os.path.join(tmp, "model"))
-      labels, logits = evaluation.predict(os.path.join(tmp, "model"), files[args.split],
-                                          schema, label)
-    metrics = evaluation.classification_metrics(labels, logits, label.num_classes)
+      result = training.train(
+          train_files=files["train"], eval_files=files["eval"], subgraph_schema=schema,
+          label=label, model_cfg=config.model, trainer_cfg=trainer_cfg, task_cfg=config.task,
+          model_dir=os.path.join(tmp, "run"), export_dir=os.path.join(tmp, "model"))
+      labels, outputs = evaluation.predict(os.path.join(tmp, "model"), files[args.split],
+                                           schema, label, target=result.target)
+    # The evaluator's metrics of the task; fractions in %.
+    metrics = evaluation.task_metrics(config.task.type, labels, outputs,
+                                      label.num_classes if label else 2)
+    metrics = {k: round(100 * v, 2) if k in PERCENT else round(v, 4)
+               for k, v in metrics.items() if isinstance(v, float)}
     row = {"seed": seed, "split": args.split, "train_s": round(time.time() - start, 1),
-           **{k: round(100 * metrics[k], 2) for k in ("accuracy", "micro_f1", "macro_f1")}}
+           **metrics}
     print(json.dumps(row), flush=True)
     results.append(row)
   summary = {"config": args.config, "set": args.set, "split": args.split,
              "seeds": args.seeds, "examples": examples_dir}
-  for k in ("accuracy", "micro_f1", "macro_f1"):
+  for k in metrics:
     values = np.array([r[k] for r in results])
     summary[k] = f"{values.mean():.2f} ± {values.std():.2f}"
   print(json.dumps(summary, ensure_ascii=False), flush=True)

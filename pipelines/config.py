@@ -340,6 +340,7 @@ TASK_OPTIONS: dict[str, tuple[str, ...]] = {
     "dgi_loss_weight": ("root_node_multiclass",),
     "edge_set": LINK_TASKS,
     "scorer": LINK_TASKS,
+    "dot_product_projection": LINK_TASKS,
     "negatives_per_positive": LINK_TASKS,
     "edge_split": LINK_TASKS,
     "pooling": GRAPH_TASKS,
@@ -374,6 +375,10 @@ class TaskConfig(_Strict):
   # link_prediction
   edge_set: Optional[str] = None  # the links to predict (required)
   scorer: Literal["dot_product", "hadamard"] = "dot_product"
+  # dot_product: project both endpoints' states by one learned linear map first and scale by
+  # 1/sqrt(dim) (false: the library's plain dot product of the GNN's last states, which are
+  # non-negative after ReLU, so every logit is >= 0; it does not learn, see README).
+  dot_product_projection: bool = True
   negatives_per_positive: int = pydantic.Field(1, ge=1, le=100)
   edge_split: dict[Literal["train", "eval", "test"], float] = {
       "train": 0.8, "eval": 0.1, "test": 0.1}
@@ -470,6 +475,11 @@ class TrainerConfig(_Strict):
 
   @pydantic.model_validator(mode="after")
   def _workers_fit_strategy(self):
+    # The Runner exports the best validated weights: with no validated epoch there are none
+    # (TF-GNN fails at the end of training, on a missing `best` checkpoint).
+    if self.validation_freq > self.epochs:
+      raise ValueError(f"validation_freq {self.validation_freq} > epochs {self.epochs}: no "
+                       f"epoch would be validated (set trainer.validation_freq <= epochs)")
     if self.num_workers > 1:
       if self.strategy != "multi_worker_mirrored":
         raise ValueError(f"num_workers {self.num_workers} needs strategy "

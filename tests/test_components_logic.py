@@ -113,6 +113,11 @@ def test_config_errors_name_file_and_key(tmp_path):
     config_lib.load_config(str(path))
   with pytest.raises(config_lib.ConfigError, match="not found"):
     config_lib.load_config(str(tmp_path / "missing.yaml"))
+  # No validated epoch means no best weights for the Runner to export: refused up front.
+  path.write_text("data: {synthetic: {}}\nsampling: {fanouts: {cites: 2}}\n"
+                  "trainer: {epochs: 1, validation_freq: 5}\n")
+  with pytest.raises(config_lib.ConfigError, match=r"trainer: .*validation_freq 5 > epochs 1"):
+    config_lib.load_config(str(path))
 
 
 def test_shipped_configs_are_valid():

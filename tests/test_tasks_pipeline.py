@@ -76,8 +76,36 @@ def test_link_prediction_dot_product_through_the_pipeline(link_root):
   assert 2 * test_pairs.label.sum() == len(test_pairs)  # one negative per positive
   assert 0.0 <= summary["test_metrics"]["auc"] <= 1.0
   assert summary["blessed"] is True  # blessing works on the link metric
-  _, logits = _serve(summary, _test_examples(link_root))
+  model, logits = _serve(summary, _test_examples(link_root))
   assert logits.shape == (3, 1)
+  # The shared projection of the endpoints' states is part of the served model.
+  variables = model.signatures["serving_default"].variables
+  assert any("linkpred_projection" in v.name for v in variables), [v.name for v in variables]
+
+
+def test_projected_dot_product_is_the_librarys_dot_product_of_projected_states():
+  import numpy as np
+  import tensorflow as tf
+  from tensorflow_gnn import runner
+  from components.gnn_trainer import tasks
+  rng = np.random.default_rng(0)
+  # Non-negative states, as after the GNN's last ReLU: every plain dot product is >= 0.
+  src, tgt = (tf.constant(rng.uniform(0, 1, (6, 4)), tf.float32) for _ in range(2))
+  plain = runner.DotProductLinkPrediction()._compute_edge_scores(src, tgt).numpy()
+  assert plain.shape == (6, 1) and (plain >= 0).all()
+  scorer = tasks.ProjectedDotProductLinkPrediction()
+  scores = scorer._compute_edge_scores(src, tgt).numpy()
+  kernel = scorer._projection.kernel.numpy()
+  expected = np.sum((src.numpy() @ kernel) * (tgt.numpy() @ kernel), -1, keepdims=True) / 2.0
+  np.testing.assert_allclose(scores, expected, rtol=1e-5, atol=1e-6)
+  # Unlike the plain dot product, a projection can score a non-negative pair below 1/2.
+  kernel = np.zeros((4, 4), np.float32)
+  kernel[:, 0] = [1, -1, 0, 0]  # the first projected coordinate is u0 - u1
+  scorer._projection.kernel.assign(kernel)
+  pair = scorer._compute_edge_scores(tf.constant([[1., 0, 1, 1]]), tf.constant([[0., 1, 1, 1]]))
+  np.testing.assert_allclose(pair.numpy(), [[-0.5]])
+  with pytest.raises(ValueError, match="dot_product_projection"):
+    config_lib.TaskConfig(type="dgi", dot_product_projection=False)
 
 
 def test_link_prediction_hadamard_reuses_the_link_subgraphs(link_root):

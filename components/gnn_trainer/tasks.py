@@ -116,6 +116,24 @@ def _root_node_tasks(cfg: TaskConfig, label: Optional[graph_io.Label], seed: int
   raise TaskError(f"task.type: unknown task {cfg.type!r}")
 
 
+class ProjectedDotProductLinkPrediction(runner.DotProductLinkPrediction):
+  """The library's dot product, of both endpoints' states projected by one shared linear map
+  (no bias), scaled by 1/sqrt(dim): a bilinear score <W u, W v> / sqrt(d).
+
+  The GNN's last states are non-negative (ReLU) and, layer-normalized, of norm ~sqrt(d): their
+  plain dot product is a logit >= 0, of tens, that cannot score a non-link below 1/2; trained,
+  it collapses to a constant (README, link prediction)."""
+  _projection: Optional[tf.keras.layers.Layer] = None
+
+  def _compute_edge_scores(self, src_features, tgt_features):
+    dim = src_features.shape[-1]
+    if self._projection is None:
+      self._projection = tf.keras.layers.Dense(dim, use_bias=False, name="linkpred_projection")
+    scores = super()._compute_edge_scores(self._projection(src_features),
+                                          self._projection(tgt_features))
+    return scores * (1.0 / float(dim) ** 0.5)
+
+
 def _link_prediction(cfg: TaskConfig, label: Optional[graph_io.Label],
                      gtspec: Optional[tfgnn.GraphTensorSpec]) -> Tasks:
   from components.subgraph_sampler import fast_sampler  # pylint: disable=g-import-not-at-top
@@ -126,7 +144,8 @@ def _link_prediction(cfg: TaskConfig, label: Optional[graph_io.Label],
                     "(sampled with task.type: link_prediction); these have none")
   endpoints = [edge_sets[n].adjacency_spec.source_name
                for n in (fast_sampler.READOUT_SOURCE, fast_sampler.READOUT_TARGET)]
-  cls = {"dot_product": runner.DotProductLinkPrediction,
+  cls = {"dot_product": (ProjectedDotProductLinkPrediction if cfg.dot_product_projection
+                         else runner.DotProductLinkPrediction),
          "hadamard": runner.HadamardProductLinkPrediction}[cfg.scorer]
   # A node label of the graph (for its node tasks) is no input of a link model.
   exclude = [label.feature] if label is not None else []
