@@ -211,6 +211,20 @@ def test_ambiguous_label_node_set(tables):
   assert graph.label.node_set == "paper"
 
 
+def test_graph_without_labels_has_no_label_and_no_splits(tables):
+  """For link prediction: no label_column anywhere, no splits (the links are split)."""
+  node_sets = {"paper": {"file": "papers.csv"}, "author": {"file": "authors.csv"}}
+  graph = ingest.tables_to_graph(_spec(tables, node_sets=node_sets, splits=None))
+  assert graph.label is None and graph.splits == {}
+  assert "label" in graph.node_sets["paper"].features  # an unnamed label is just a column
+  with pytest.raises(ingest.IngestError, match="data.tables.splits: splits are of the "
+                                               "labelled node set's nodes"):
+    ingest.tables_to_graph(_spec(tables, node_sets=node_sets))
+  with pytest.raises(ingest.IngestError, match="data.tables.splits: required with a "
+                                               "labelled node set \\('paper'"):
+    ingest.tables_to_graph(_spec(tables, splits=None))
+
+
 def test_missing_label(tables):
   path = _write(tables / "papers.csv", "id,label\na,0\nb,\n")
   with pytest.raises(ingest.IngestError, match=f"{path}: label 'label' at line 3 is empty"):

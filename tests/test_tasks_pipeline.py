@@ -123,6 +123,44 @@ def test_link_prediction_hadamard_reuses_the_link_subgraphs(link_root):
   assert any("linkpred" in v.name for v in variables), [v.name for v in variables]
 
 
+def _unlabelled_tables(directory):
+  """A citation graph in four communities, without labels: 120 papers with a noisy 4-d
+  community feature, each citing 3 papers of its own community."""
+  import numpy as np
+  rng = np.random.default_rng(0)
+  community = np.arange(120) % 4
+  features = np.eye(4)[community] + rng.normal(0, 0.5, (120, 4))
+  with open(directory / "papers.csv", "w") as f:
+    f.write("id,f0,f1,f2,f3\n")
+    f.writelines(f"p{i}," + ",".join(f"{v:.3f}" for v in row) + "\n"
+                 for i, row in enumerate(features))
+  with open(directory / "cites.csv", "w") as f:
+    f.write("src,dst\n")
+    for i in range(120):
+      peers = np.flatnonzero((community == community[i]) & (np.arange(120) != i))
+      f.writelines(f"p{i},p{j}\n" for j in rng.choice(peers, 3, replace=False))
+  return {"tables": {"directory": str(directory),
+                     "node_sets": {"paper": {"file": "papers.csv", "id_column": "id"}},
+                     "edge_sets": {"cites": {"file": "cites.csv", "source": "paper",
+                                             "target": "paper", "source_column": "src",
+                                             "target_column": "dst", "reverse": "cited_by"}}}}
+
+
+def test_link_prediction_on_a_graph_without_labels(tmp_path):
+  """Link prediction needs no node labels or node splits: the links are split instead."""
+  data = _unlabelled_tables(tmp_path)
+  config = _config(tmp_path / "root", data=data, sampling={
+      "hops": 2, "fanouts": {"cites": 3, "cited_by": 3}},
+      task={"type": "link_prediction", "edge_set": "cites"},
+      evaluation={"metric": "auc", "lower_bound": 0.0, "max_regression": 1.0})
+  summary = local_runner.run(config)
+  _ran(summary)
+  assert summary["test_metrics"]["num_examples"] == 2 * 36  # 10% of 360 links, 1 negative each
+  # A node task on the same tables is refused before anything runs, naming what is missing.
+  with pytest.raises(config_lib.ConfigError, match="needs a labelled node set"):
+    _config(tmp_path / "root2", data=data, sampling={"hops": 1, "fanouts": {"cites": 3}})
+
+
 @pytest.fixture(scope="module")
 def graphs_root(tmp_path_factory):
   return tmp_path_factory.mktemp("graphs")

@@ -287,7 +287,8 @@ def _num_classes(given: Optional[int], labels: np.ndarray) -> int:
 
 
 # ---------------------------------------------------------------- tables -> Graph
-def _label_node_set(spec: TablesSource) -> str:
+def _label_node_set(spec: TablesSource) -> Optional[str]:
+  """The labelled node set; None for a graph without labels (for link prediction)."""
   labelled = [k for k, v in spec.node_sets.items() if v.label_column]
   if spec.label_node_set is not None:
     if spec.label_node_set not in spec.node_sets:
@@ -296,15 +297,21 @@ def _label_node_set(spec: TablesSource) -> str:
     if not spec.node_sets[spec.label_node_set].label_column:
       raise IngestError(f"label_node_set {spec.label_node_set!r} has no label_column")
     return spec.label_node_set
-  if len(labelled) != 1:
-    raise IngestError("cannot tell which node set holds the labels: "
-                      + (f"node sets {', '.join(labelled)} all have a label_column; set "
-                         "label_node_set" if labelled else
-                         "no node set has a label_column"))
-  return labelled[0]
+  if len(labelled) > 1:
+    raise IngestError(f"cannot tell which node set holds the labels: node sets "
+                      f"{', '.join(labelled)} all have a label_column; set label_node_set")
+  label_set = labelled[0] if labelled else None
+  # Splits are of the labelled node set's nodes (link prediction splits its links instead).
+  if label_set is not None and spec.splits is None:
+    raise IngestError(f"data.tables.splits: required with a labelled node set ({label_set!r}: "
+                      "its train/eval/test nodes)")
+  if label_set is None and spec.splits is not None:
+    raise IngestError("data.tables.splits: splits are of the labelled node set's nodes, and no "
+                      "node set has a label_column")
+  return label_set
 
 
-def _check_spec(spec: TablesSource) -> str:
+def _check_spec(spec: TablesSource) -> Optional[str]:
   """Checks the spec's cross-references before any file is read; returns the label set."""
   label_set = _label_node_set(spec)
   names = set(spec.edge_sets)
@@ -365,10 +372,12 @@ def tables_to_graph(spec: TablesSource) -> graph_io.Graph:
     if table_spec.degree_feature:
       _add_degree_feature(node_sets[table_spec.source], table_spec.source, name,
                           edge_sets[name], table_spec.degree_feature)
-  labels = node_sets[label_set].features[LABEL]
-  label = graph_io.Label(label_set, LABEL, _num_classes(spec.num_classes, labels))
-  splits = make_splits(spec.splits, node_sets[label_set].ids, spec.directory,
-                       node_sets[label_set].features, f"node set {label_set!r}")
+  label, splits = None, {}
+  if label_set is not None:
+    labels = node_sets[label_set].features[LABEL]
+    label = graph_io.Label(label_set, LABEL, _num_classes(spec.num_classes, labels))
+    splits = make_splits(spec.splits, node_sets[label_set].ids, spec.directory,
+                         node_sets[label_set].features, f"node set {label_set!r}")
   graph = graph_io.Graph(node_sets, edge_sets, splits, label)
   logging.info("ingested tables from %s in %.1f s: %s", spec.directory,
                time.perf_counter() - start, graph.counts())
@@ -709,7 +718,7 @@ def _source_files(data: DataConfig) -> list[str]:
   if data.tables is not None:
     t = data.tables
     files = [n.file for n in t.node_sets.values()] + [e.file for e in t.edge_sets.values()]
-    if t.splits.file:
+    if t.splits is not None and t.splits.file:
       files.append(t.splits.file)
     return [os.path.join(t.directory, f) for f in files]
   if data.unigraph is not None and os.path.exists(data.unigraph.schema_file):

@@ -38,7 +38,7 @@ class Executor(base_beam_executor.BaseBeamExecutor):
 
     seeds = json.loads(exec_properties.get("seeds") or '{"kind": "nodes"}')
     label = graph_io.read_label(graph.uri)
-    if label is None:
+    if label is None and seeds["kind"] != "links":
       raise ValueError(f"graph {graph.uri} has no labelled node set to seed the sampling from")
     schema = graph_io.read_schema(graph.uri)
     spec = None
