@@ -7,8 +7,8 @@ Finds the newest Graph and sampled Examples under the config's `pipeline.root` (
 pipeline once first: `tfx-gnn run CONFIG`), trains with the config's model/trainer sections
 once per seed (`trainer.seed` = 0..N-1) with `components.gnn_trainer.training.train`, scores
 each exported model with the evaluator's own functions on `--split`, and prints every run and
-the mean ± std of the task's metrics (fractions in %: e.g. accuracy, micro-F1 and macro-F1, or a link
-task's ROC AUC) as JSON lines. Supervised tasks only (DGI: benchmarks/dgi_probe.py).
+the mean ± std of the task's metrics (fractions in %: e.g. accuracy, micro-F1 and macro-F1,
+or a link task's ROC AUC) as JSON lines. Supervised tasks only (DGI: benchmarks/dgi_probe.py).
 
 Choose hyperparameters with `--split eval`; read `--split test` once per final configuration.
 """

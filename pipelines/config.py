@@ -679,11 +679,11 @@ def _check_references(config: Config, source: str) -> None:
                       f"(task.type is {config.task.type!r}) and trainer.num_workers: 1 "
                       f"(it is {config.trainer.num_workers})")
   tables = config.data.tables
-  if tables is not None and level != "link" and not any(
-      t.label_column for t in tables.node_sets.values()):
-    raise ConfigError(f"invalid config {source}:\n  data.tables.node_sets: task.type "
-                      f"{config.task.type!r} needs a labelled node set (a label_column), "
-                      "with data.tables.splits; only link_prediction trains without labels")
+  if tables is not None and level != "link" and (tables.splits is None or not any(
+      t.label_column for t in tables.node_sets.values())):
+    raise ConfigError(f"invalid config {source}:\n  data.tables: task.type "
+                      f"{config.task.type!r} needs a labelled node set (a label_column) "
+                      "and data.tables.splits; only link_prediction trains without labels")
   if tables is not None and level == "link":
     edge_sets = set(tables.edge_sets) | {e.reverse for e in tables.edge_sets.values()
                                           if e.reverse}

@@ -2,6 +2,7 @@
 TF-GNN's own layers on a small heterogeneous (and, for GCN, homogeneous) GraphTensor."""
 import os
 
+import numpy as np
 import pytest
 
 os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
@@ -106,7 +107,6 @@ def test_last_round_node_sets_chooses_what_the_last_round_updates():
 def test_without_id_embeddings_featureless_nodes_start_empty_and_relay_features():
   """`id_embeddings: false` (the ACM config): authors get no hashed-id embedding, so what
   reaches a paper through them is its co-authored papers' features, whatever the author ids."""
-  import numpy as np
   import tensorflow_gnn as tfgnn
   from components.gnn_trainer import models
   graph = _graph(True)
@@ -142,7 +142,6 @@ def _subgraph_with_degrees():
 
 
 def test_gcn_degree_feature_normalizes_by_full_graph_degrees():
-  import numpy as np
   import tensorflow_gnn as tfgnn
   from components.gnn_trainer import models
   graph = _subgraph_with_degrees()
@@ -187,7 +186,6 @@ def test_gcn_degree_feature_errors_and_input_projection():
   assert states[0].min() < 0 <= states[1].min()
   # No last-round transform: the last round only aggregates (the task head is its weights):
   # the same as a linear last round whose kernel is the identity and bias zero.
-  import numpy as np  # pylint: disable=g-import-not-at-top
   bare = linear.model_copy(update={"last_round_transform": False})
   bare_model = models.build_model_fn(bare, "paper")(graph.spec)
   identity, = bare_model.non_trainable_weights  # the last round has nothing to train
