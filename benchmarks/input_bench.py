@@ -13,9 +13,9 @@ process runs, `--reps` times in alternating order, the same training two ways:
               and eval, `runner.KerasTrainer`, the same model_fn, task, optimizer, batch size
               and epochs, `runner.KerasModelExporter`
 
-In both, `runner.KerasTrainer.train` is wrapped to measure (1) the input pipeline alone: one
-pass over the exact dataset Keras is about to get (the provider, then the runner's batching,
-parsing and preprocessing), with no model; and (2) training: the whole `fit` (its input
+In both, `runner.KerasTrainer.train` is wrapped to measure (1) the input pipeline alone: the
+epochs' passes over the exact dataset Keras is about to get (the provider, then the runner's
+batching, parsing and preprocessing), with no model; and (2) training: the whole `fit` (its input
 pipeline, the model and the validation after each epoch), as train examples x epochs / wall
 seconds. CPU seconds are the process's (all threads) over the same spans.
 """
@@ -102,8 +102,9 @@ def measure(args) -> dict:
   def instrumented_train(self, model_fn, train_ds_provider, *, epochs=1, **kwargs):
     ds = train_ds_provider.get_dataset(tf.distribute.InputContext())
     start, cpu, n = time.time(), time.process_time(), 0
-    for _, labels in ds:
-      n += int(tf.shape(labels)[0])
+    for _ in range(epochs):  # as fit() does: one iterator per epoch over the same dataset
+      for _, labels in ds:
+        n += int(tf.shape(labels)[0])
     current["input"] = {"examples": n, "seconds": time.time() - start,
                         "cpu_seconds": time.process_time() - cpu}
     start, cpu = time.time(), time.process_time()

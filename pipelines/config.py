@@ -448,6 +448,9 @@ class TrainerConfig(_Strict):
   weight_decay: float = pydantic.Field(0.0, ge=0)
   steps_per_epoch: Optional[int] = pydantic.Field(None, gt=0)
   shuffle_buffer: int = pydantic.Field(10_000, gt=0)
+  # A split whose TFRecord files total at most this many MB is read once and kept in memory
+  # (serialized) for the later epochs and validations; 0: always read from the files.
+  cache_examples_mb: int = pydantic.Field(1024, ge=0)
   seed: int = 0
   # The model's integrated-gradients signature (what Attribution runs); null: none. A pipeline
   # that does not run Attribution exports none (it costs a second traced SavedModel).

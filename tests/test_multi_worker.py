@@ -52,6 +52,27 @@ def test_each_input_pipeline_reads_a_disjoint_shard_and_together_all(tmp_path, n
   assert sorted(int(r.numpy()) for r in single) == values
 
 
+@pytest.mark.parametrize("num_workers", [1, 2])
+def test_a_cached_split_is_read_from_memory_after_its_first_pass(tmp_path, num_workers):
+  import tensorflow as tf
+  from components.gnn_trainer import distributed
+  values = list(range(40))
+  files = [str(tmp_path / f"f{i}") for i in range(3)]
+  for i, f in enumerate(files):
+    _write_records(f, values[i::3])
+  provider = distributed.ShardedTFRecordProvider(files, shuffle_filenames=True,
+                                                 examples_shuffle_size=100, cache=True)
+  datasets = [provider.get_dataset(tf.distribute.InputContext(
+      num_input_pipelines=num_workers, input_pipeline_id=i)) for i in range(num_workers)]
+  first = [[int(r.numpy()) for r in ds] for ds in datasets]
+  for f in files:
+    os.remove(f)
+  second = [[int(r.numpy()) for r in ds] for ds in datasets]  # each epoch iterates anew
+  assert [sorted(s) for s in second] == [sorted(s) for s in first]
+  assert sorted(sum(first, [])) == values
+  assert first != second  # reshuffled from memory
+
+
 def test_worker_arguments_round_trip_through_json():
   import json
   import tensorflow_gnn as tfgnn

@@ -59,21 +59,27 @@ class ShardedTFRecordProvider(runner.DatasetProvider):
   """TF-GNN's `TFRecordDatasetProvider` for one input pipeline. For several (one per worker,
   from the InputContext), an exact partition of the examples: by file when the files divide
   evenly (TF-GNN's own sharding), else by record (each worker reads the files in order and
-  keeps every n-th example, as tf.data's AutoShardPolicy.DATA does), then shuffled."""
+  keeps every n-th example, as tf.data's AutoShardPolicy.DATA does). Then, with `cache`, the
+  serialized examples stay in memory after the first pass (later epochs neither read nor
+  checksum the files again; file order is then the first pass's, so the example shuffle is
+  what reorders), and they are shuffled."""
 
   def __init__(self, filenames, *, shuffle_filenames: bool = False,
-               examples_shuffle_size: Optional[int] = None):
+               examples_shuffle_size: Optional[int] = None, cache: bool = False):
     self._filenames = list(filenames)
-    self._by_file = runner.TFRecordDatasetProvider(
-        filenames=self._filenames, shuffle_filenames=shuffle_filenames,
-        examples_shuffle_size=examples_shuffle_size)
+    self._by_file = runner.TFRecordDatasetProvider(filenames=self._filenames,
+                                                   shuffle_filenames=shuffle_filenames)
     self._examples_shuffle_size = examples_shuffle_size
+    self._cache = cache
 
   def get_dataset(self, context: tf.distribute.InputContext) -> tf.data.Dataset:
     n = context.num_input_pipelines
     if n == 1 or len(self._filenames) % n == 0:
-      return self._by_file.get_dataset(context)
-    ds = tf.data.TFRecordDataset(self._filenames).shard(n, context.input_pipeline_id)
+      ds = self._by_file.get_dataset(context)
+    else:
+      ds = tf.data.TFRecordDataset(self._filenames).shard(n, context.input_pipeline_id)
+    if self._cache:
+      ds = ds.cache()
     if self._examples_shuffle_size:
       ds = ds.shuffle(self._examples_shuffle_size)
     return ds.prefetch(tf.data.AUTOTUNE)

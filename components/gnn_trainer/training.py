@@ -60,6 +60,12 @@ def count_examples(files: Sequence[str]) -> int:
   return sum(1 for f in files for _ in tf.data.TFRecordDataset(f))
 
 
+def fits_in_cache(files: Sequence[str], cfg: TrainerConfig) -> bool:
+  """Whether a split's serialized examples are kept in memory across epochs
+  (`trainer.cache_examples_mb`: the most its files may total)."""
+  return sum(tf.io.gfile.stat(f).length for f in files) <= cfg.cache_examples_mb * 2**20
+
+
 def learning_rate(cfg: TrainerConfig, steps_per_epoch: int):
   """The configured schedule, stepped per batch."""
   if cfg.learning_rate_schedule == "cosine":
@@ -148,8 +154,10 @@ def train(*, train_files: Sequence[str], eval_files: Sequence[str],
   # dynamic subgraphs come in a fresh random order every epoch: no shuffle buffer needed.
   train_ds = train_subgraphs if train_subgraphs is not None else (
       multi_worker.ShardedTFRecordProvider(
-          train_files, shuffle_filenames=True, examples_shuffle_size=trainer_cfg.shuffle_buffer))
-  eval_ds = multi_worker.ShardedTFRecordProvider(eval_files) if eval_files else None
+          train_files, shuffle_filenames=True, examples_shuffle_size=trainer_cfg.shuffle_buffer,
+          cache=fits_in_cache(train_files, trainer_cfg)))
+  eval_ds = (multi_worker.ShardedTFRecordProvider(
+      eval_files, cache=fits_in_cache(eval_files, trainer_cfg)) if eval_files else None)
   exporters = tasks.exporters(task_set)
   if task_cfg.has_integrated_gradients and trainer_cfg.integrated_gradients is not None:
     exporters.append(ig_exporter.IntegratedGradientsExporter(
