@@ -58,17 +58,16 @@ def main(argv=None) -> int:
   args = parser.parse_args(argv)
   config = load(args.config, args.set + ["task.type=dgi"], args.fresh_model)
 
-  from components import graph_io  # pylint: disable=g-import-not-at-top
-  from components.gnn_evaluator import evaluation  # pylint: disable=g-import-not-at-top
-  from components.gnn_trainer import training  # pylint: disable=g-import-not-at-top
-  from components.subgraph_sampler.executor import subgraph_schema_path  # pylint: disable=g-import-not-at-top
+  from tfx_gnn.components import graph_io  # pylint: disable=g-import-not-at-top
+  from tfx_gnn.components.gnn_evaluator import evaluation  # pylint: disable=g-import-not-at-top
+  from tfx_gnn.components.gnn_trainer import training  # pylint: disable=g-import-not-at-top
 
   pipeline_dir = os.path.join(config.root, "pipeline")
   graph_dir = newest(os.path.join(pipeline_dir, "GraphIngest", "graph", "*"))
   examples_dir = newest(os.path.join(pipeline_dir, "SubgraphSampler", "examples", "*"))
   files = {s: sorted(glob.glob(os.path.join(examples_dir, f"Split-{s}", "*")))
            for s in ("train", "eval", "test")}
-  schema = graph_io.read_schema_file(subgraph_schema_path(examples_dir))
+  schema = graph_io.read_schema_file(graph_io.subgraph_schema_path(examples_dir))
   label = graph_io.read_label(graph_dir)
 
   # The ingest-made degree feature is no paper feature: the raw baseline leaves it out.

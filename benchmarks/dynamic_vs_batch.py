@@ -43,11 +43,9 @@ def main(argv=None) -> int:
   config = load(args.config, args.set, fresh_model=False)
 
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
-  from components import graph_io  # pylint: disable=g-import-not-at-top
-  from components.gnn_evaluator import evaluation  # pylint: disable=g-import-not-at-top
-  from components.gnn_trainer import dynamic, training  # pylint: disable=g-import-not-at-top
-  from components.subgraph_sampler import fast_beam  # pylint: disable=g-import-not-at-top
-  from components.subgraph_sampler.executor import subgraph_schema_path  # pylint: disable=g-import-not-at-top
+  from tfx_gnn.components import graph_io  # pylint: disable=g-import-not-at-top
+  from tfx_gnn.components.gnn_evaluator import evaluation  # pylint: disable=g-import-not-at-top
+  from tfx_gnn.components.gnn_trainer import dynamic, training  # pylint: disable=g-import-not-at-top
 
   pipeline_dir = os.path.join(config.root, "pipeline")
   graph_dir = newest(os.path.join(pipeline_dir, "GraphIngest", "graph", "*"))
@@ -56,9 +54,9 @@ def main(argv=None) -> int:
            for s in ("train", "eval", "test")}
   if not files["train"]:
     raise SystemExit(f"{examples_dir} has no train split: run the config in batch mode first")
-  schema = graph_io.read_schema_file(subgraph_schema_path(examples_dir))
+  schema = graph_io.read_schema_file(graph_io.subgraph_schema_path(examples_dir))
   label = graph_io.read_label(graph_dir)
-  train_ids = fast_beam.read_seeds(graph_dir, "train")
+  train_ids = graph_io.read_seeds(graph_dir, "train")
   num_train = len(train_ids)
 
   # The dynamic dataset alone: one pass, sampled and serialized, no training.

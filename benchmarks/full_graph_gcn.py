@@ -36,7 +36,7 @@ def main(argv=None) -> int:
   args = parser.parse_args(argv)
   config = load(args.config, args.set, False)
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
-  from components import graph_io  # pylint: disable=g-import-not-at-top
+  from tfx_gnn.components import graph_io  # pylint: disable=g-import-not-at-top
   graph = graph_io.read_graph(newest(os.path.join(config.root, "pipeline", "GraphIngest",
                                                   "graph", "*")))
   (name, nodes), = graph.node_sets.items()

@@ -2,7 +2,7 @@
 
   PYTHONPATH=. .venv/bin/python benchmarks/ingest_scale.py 736389 /tmp/ingest_scale
 
-Generates the tables (`pipelines.synthetic.generate_tables`, 349 classes, 128-d features),
+Generates the tables (`tfx_gnn.components.graph_ingest.synthetic.generate_tables`, 349 classes, 128-d features),
 reads them (`ingest.tables_to_graph`) and writes the unigraph (`graph_io.write_graph`) under
 the given directory, as GraphIngest does, printing each phase's CPU seconds.
 """
@@ -10,10 +10,10 @@ import resource
 import sys
 import time
 
-from components import graph_io
-from components.graph_ingest import ingest
-from pipelines import config as config_lib
-from pipelines import synthetic
+from tfx_gnn.components import graph_io
+from tfx_gnn.components.graph_ingest import ingest
+from tfx_gnn.pipelines import config as config_lib
+from tfx_gnn.components.graph_ingest import synthetic
 
 
 def _cpu() -> float:

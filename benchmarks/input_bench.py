@@ -37,9 +37,8 @@ TARGET = 0.95  # ours >= 0.95x the standalone runner, examples/s
 # ------------------------------------------------------------------ children
 def prepare(args) -> dict:
   """The graph and its train/eval subgraphs as TFRecord shards (reused when present)."""
-  from components import graph_io  # pylint: disable=g-import-not-at-top
-  from components.subgraph_sampler import fast_beam, fast_sampler, sampling  # pylint: disable=g-import-not-at-top
-  from components.subgraph_sampler.executor import subgraph_schema_path  # pylint: disable=g-import-not-at-top
+  from tfx_gnn.components import graph_io  # pylint: disable=g-import-not-at-top
+  from tfx_gnn.components.subgraph_sampler import fast_sampler, sampling  # pylint: disable=g-import-not-at-top
   from google.protobuf import text_format  # pylint: disable=g-import-not-at-top
   config = _config(args)
   graph_dir = common.synthetic_graph(args.workdir, args.papers, config.data.synthetic.feature_dim,
@@ -50,13 +49,13 @@ def prepare(args) -> dict:
   spec = sampling.build_sampling_spec(schema, label.node_set, config.sampling.fanouts,
                                       config.sampling.hops)
   files = {}
-  if not os.path.exists(subgraph_schema_path(examples)):
+  if not os.path.exists(graph_io.subgraph_schema_path(examples)):
     import tensorflow as tf  # pylint: disable=g-import-not-at-top
     engine = fast_sampler.FastSampler(graph_io.read_graph(graph_dir), spec, seed=0,
                                       schema=schema)
     tmp = examples + ".tmp"
     for split in ("train", "eval"):
-      ids = fast_beam.read_seeds(graph_dir, split)
+      ids = graph_io.read_seeds(graph_dir, split)
       os.makedirs(os.path.join(tmp, f"Split-{split}"), exist_ok=True)
       for shard in range(args.shards):
         path = os.path.join(tmp, f"Split-{split}",
@@ -64,19 +63,19 @@ def prepare(args) -> dict:
         with tf.io.TFRecordWriter(path) as writer:
           for example in engine.sample(ids[shard::args.shards], salt=split):
             writer.write(example)
-    graph_io.write_text(subgraph_schema_path(tmp),
+    graph_io.write_text(graph_io.subgraph_schema_path(tmp),
                         text_format.MessageToString(engine.subgraph_schema()))
     os.replace(tmp, examples)
   for split in ("train", "eval"):
     folder = os.path.join(examples, f"Split-{split}")
     files[split] = sorted(os.path.join(folder, f) for f in os.listdir(folder))
   return {"graph_dir": graph_dir, "examples": examples, "files": files,
-          "train_examples": len(fast_beam.read_seeds(graph_dir, "train")),
-          "eval_examples": len(fast_beam.read_seeds(graph_dir, "eval"))}
+          "train_examples": len(graph_io.read_seeds(graph_dir, "train")),
+          "eval_examples": len(graph_io.read_seeds(graph_dir, "eval"))}
 
 
 def _config(args):
-  from pipelines import config as config_lib  # pylint: disable=g-import-not-at-top
+  from tfx_gnn.pipelines import config as config_lib  # pylint: disable=g-import-not-at-top
   return config_lib.load_config(args.config, {
       "data": {"synthetic": {"num_papers": args.papers}},
       "trainer": {"epochs": args.epochs}})
@@ -87,12 +86,11 @@ def measure(args) -> dict:
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
   import tensorflow_gnn as tfgnn  # pylint: disable=g-import-not-at-top
   from tensorflow_gnn import runner  # pylint: disable=g-import-not-at-top
-  from components import graph_io  # pylint: disable=g-import-not-at-top
-  from components.gnn_trainer import models, tasks, training  # pylint: disable=g-import-not-at-top
-  from components.subgraph_sampler.executor import subgraph_schema_path  # pylint: disable=g-import-not-at-top
+  from tfx_gnn.components import graph_io  # pylint: disable=g-import-not-at-top
+  from tfx_gnn.components.gnn_trainer import models, tasks, training  # pylint: disable=g-import-not-at-top
   config = _config(args)
   files = json.loads(args.files)
-  schema = graph_io.read_schema_file(subgraph_schema_path(args.examples))
+  schema = graph_io.read_schema_file(graph_io.subgraph_schema_path(args.examples))
   label = graph_io.read_label(args.graph_dir)
   num_train = sum(1 for f in files["train"] for _ in tf.data.TFRecordDataset(f))
 

@@ -41,10 +41,9 @@ def main(argv=None) -> int:
   args = parser.parse_args(argv)
   config = train_seeds.load(args.config, args.set, fresh_model=False)
 
-  from components import graph_io  # pylint: disable=g-import-not-at-top
-  from components.gnn_evaluator import evaluation  # pylint: disable=g-import-not-at-top
-  from components.gnn_trainer import distributed, training  # pylint: disable=g-import-not-at-top
-  from components.subgraph_sampler.executor import subgraph_schema_path  # pylint: disable=g-import-not-at-top
+  from tfx_gnn.components import graph_io  # pylint: disable=g-import-not-at-top
+  from tfx_gnn.components.gnn_evaluator import evaluation  # pylint: disable=g-import-not-at-top
+  from tfx_gnn.components.gnn_trainer import distributed, training  # pylint: disable=g-import-not-at-top
 
   pipeline_dir = os.path.join(config.root, "pipeline")
   graph_dir = train_seeds.newest(os.path.join(pipeline_dir, "GraphIngest", "graph", "*"))
@@ -52,7 +51,7 @@ def main(argv=None) -> int:
       os.path.join(pipeline_dir, "SubgraphSampler", "examples", "*"))
   files = {s: sorted(glob.glob(os.path.join(examples_dir, f"Split-{s}", "*")))
            for s in ("train", "eval", "test")}
-  schema = graph_io.read_schema_file(subgraph_schema_path(examples_dir))
+  schema = graph_io.read_schema_file(graph_io.subgraph_schema_path(examples_dir))
   label = graph_io.read_label(graph_dir)
   num_train = training.count_examples(files["train"])
 

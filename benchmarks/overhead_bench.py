@@ -51,9 +51,9 @@ def instrumented_run(args) -> dict:
   t_main = time.time()
   marks = {"main": t_main}
   cpu0 = time.process_time()
-  from pipelines import cli  # pylint: disable=g-import-not-at-top
+  from tfx_gnn.pipelines import cli  # pylint: disable=g-import-not-at-top
   marks["cli_imported"] = time.time()
-  from pipelines import local_runner  # pylint: disable=g-import-not-at-top  (as cmd_run does)
+  from tfx_gnn.pipelines import local_runner  # pylint: disable=g-import-not-at-top  (as cmd_run does)
   marks["runner_imported"] = time.time()
   imported_cpu = time.process_time() - cpu0
   heavy_libraries = ("tensorflow", "tensorflow_gnn", "apache_beam", "mlflow",
@@ -62,7 +62,7 @@ def instrumented_run(args) -> dict:
   from tfx.dsl.compiler import compiler  # pylint: disable=g-import-not-at-top
   from tfx.orchestration.local import local_dag_runner  # pylint: disable=g-import-not-at-top
   from tfx.orchestration.portable import python_executor_operator as peo  # pylint: disable=g-import-not-at-top
-  from pipelines import lineage  # pylint: disable=g-import-not-at-top
+  from tfx_gnn.components import lineage  # pylint: disable=g-import-not-at-top
 
   spans: dict[str, list] = {"compile": [], "run_with_ir": [], "summarize": [],
                             "local_runner.run": []}
@@ -227,11 +227,11 @@ def main(argv=None) -> None:
   if args.role == "run":
     result = instrumented_run(args)
     print(json.dumps(result))
-    from pipelines import cli  # pylint: disable=g-import-not-at-top
+    from tfx_gnn.pipelines import cli  # pylint: disable=g-import-not-at-top
     cli.exit_without_teardown(0)  # as the `tfx-gnn` command exits
   if args.role == "bare":
     print(json.dumps(bare_imports([m for m in args.modules.split(",") if m])))
-    from pipelines import cli  # pylint: disable=g-import-not-at-top
+    from tfx_gnn.pipelines import cli  # pylint: disable=g-import-not-at-top
     cli.exit_without_teardown(0)  # as the pipeline's child exits
   report = {"machine": common.machine(),
             "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),

@@ -29,7 +29,7 @@ METRICS = ("accuracy", "macro_f1")
 
 
 def _config(args):
-  from pipelines import config as config_lib  # pylint: disable=g-import-not-at-top
+  from tfx_gnn.pipelines import config as config_lib  # pylint: disable=g-import-not-at-top
   overrides = {"data": {"synthetic": {"num_papers": args.papers}}}
   if args.epochs:
     overrides["trainer"] = {"epochs": args.epochs}
@@ -41,15 +41,15 @@ def prepare(args) -> dict:
   config = _config(args)
   graph_dir = common.synthetic_graph(args.workdir, args.papers, config.data.synthetic.feature_dim,
                                      config.data.synthetic.num_classes)
-  from components import graph_io  # pylint: disable=g-import-not-at-top
+  from tfx_gnn.components import graph_io  # pylint: disable=g-import-not-at-top
   return {"graph_dir": graph_dir, "counts": graph_io.read_graph(graph_dir).counts()}
 
 
 def _sample(engine: str, graph_dir: str, spec, seed: int, out_dir: str, program_state: dict):
   import apache_beam as beam  # pylint: disable=g-import-not-at-top
   from apache_beam.options.pipeline_options import PipelineOptions  # pylint: disable=g-import-not-at-top
-  from components import graph_io  # pylint: disable=g-import-not-at-top
-  from components.subgraph_sampler import fast_beam, fast_sampler, sampling  # pylint: disable=g-import-not-at-top
+  from tfx_gnn.components import graph_io  # pylint: disable=g-import-not-at-top
+  from tfx_gnn.components.subgraph_sampler import fast_beam, fast_sampler, sampling  # pylint: disable=g-import-not-at-top
   outputs = {s: os.path.join(out_dir, f"Split-{s}", "subgraphs") for s in graph_io.SPLITS}
   options = PipelineOptions(["--runner=FnApiRunner", "--direct_num_workers=1",
                              f"--temp_location={out_dir}"])
@@ -76,10 +76,10 @@ def _sample(engine: str, graph_dir: str, spec, seed: int, out_dir: str, program_
 def run_engine(args) -> dict:
   import glob  # pylint: disable=g-import-not-at-top
   import tempfile  # pylint: disable=g-import-not-at-top
-  from components import graph_io  # pylint: disable=g-import-not-at-top
-  from components.gnn_evaluator import evaluation  # pylint: disable=g-import-not-at-top
-  from components.gnn_trainer import training  # pylint: disable=g-import-not-at-top
-  from components.subgraph_sampler import sampling  # pylint: disable=g-import-not-at-top
+  from tfx_gnn.components import graph_io  # pylint: disable=g-import-not-at-top
+  from tfx_gnn.components.gnn_evaluator import evaluation  # pylint: disable=g-import-not-at-top
+  from tfx_gnn.components.gnn_trainer import training  # pylint: disable=g-import-not-at-top
+  from tfx_gnn.components.subgraph_sampler import sampling  # pylint: disable=g-import-not-at-top
   config = _config(args)
   engine = args.role.split(":", 1)[1]
   schema = graph_io.read_schema(args.graph_dir)

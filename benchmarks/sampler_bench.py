@@ -35,13 +35,13 @@ _peak_rss_mb = common.peak_rss_mb
 
 def build_graph(args) -> dict:
   """The synthetic graph as a Graph artifact directory (reused when it exists)."""
-  from components import graph_io
+  from tfx_gnn.components import graph_io
   graph_dir = os.path.join(args.workdir, f"graph-{args.papers}", "graph")
   start = time.time()
   if not os.path.exists(os.path.join(graph_dir, graph_io.SCHEMA_FILE)):
-    from components.graph_ingest import ingest
-    from pipelines import config as config_lib
-    from pipelines import synthetic
+    from tfx_gnn.components.graph_ingest import ingest
+    from tfx_gnn.pipelines import config as config_lib
+    from tfx_gnn.components.graph_ingest import synthetic
     spec = synthetic.generate_tables(os.path.join(args.workdir, f"graph-{args.papers}", "tables"),
                                      num_papers=args.papers, num_classes=8, feature_dim=128,
                                      seed=0)
@@ -58,8 +58,8 @@ def build_graph(args) -> dict:
 
 
 def _spec(graph_dir: str, fanouts: dict, hops: int):
-  from components import graph_io
-  from components.subgraph_sampler import sampling
+  from tfx_gnn.components import graph_io
+  from tfx_gnn.components.subgraph_sampler import sampling
   return sampling.build_sampling_spec(graph_io.read_schema(graph_dir), "paper", fanouts, hops)
 
 
@@ -80,9 +80,9 @@ def _count_records(prefix: str) -> int:
 def beam_run(args, engine: str) -> dict:
   """Two runs (a few seeds, many seeds) of one engine on Beam; times and counts."""
   import shutil
-  from components import graph_io
-  from components.subgraph_sampler import fast_beam
-  from components.subgraph_sampler import sampling
+  from tfx_gnn.components import graph_io
+  from tfx_gnn.components.subgraph_sampler import fast_beam
+  from tfx_gnn.components.subgraph_sampler import sampling
   spec = _spec(args.graph_dir, args.fanouts, args.hops)
   big = args.beam_seeds if engine == "tfgnn_beam" else args.fast_seeds
   runs = []
@@ -136,9 +136,9 @@ def in_memory(args) -> dict:
   import numpy as np
   import tensorflow as tf
   import tensorflow_gnn as tfgnn
-  from components import graph_io
-  from components.subgraph_sampler import fast_sampler
-  from components.subgraph_sampler import tfgnn_reference
+  from tfx_gnn.components import graph_io
+  from tfx_gnn.components.subgraph_sampler import fast_sampler
+  from tfx_gnn.components.subgraph_sampler import tfgnn_reference
   spec = _spec(args.graph_dir, args.fanouts, args.hops)
   graph = graph_io.read_graph(args.graph_dir)
   schema = graph_io.read_schema(args.graph_dir)

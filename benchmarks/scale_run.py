@@ -106,7 +106,7 @@ def _window(samples, start: float, end: float) -> tuple[float, float]:
 
 def component_figures(metadata_path: str, pipeline_name: str, samples) -> list[dict]:
   """Per execution of the latest run: wall seconds (ML Metadata), CPU seconds and peak RSS."""
-  from pipelines import lineage  # pylint: disable=g-import-not-at-top
+  from tfx_gnn.components import lineage  # pylint: disable=g-import-not-at-top
   store = lineage.open_store(metadata_path)
   run_id = lineage.latest_run_id(store, pipeline_name)
   run = store.get_context_by_type_and_name("pipeline_run", run_id)
@@ -137,7 +137,7 @@ def main(argv=None) -> int:
                       help="stop the run after this many seconds and report what finished")
   args = parser.parse_args(argv)
 
-  from pipelines import cli  # pylint: disable=g-import-not-at-top
+  from tfx_gnn.pipelines import cli  # pylint: disable=g-import-not-at-top
   config = cli.config_lib.load_config(args.config, cli.parse_overrides(args.set))
   machine = {"cpus": os.cpu_count(), "platform": platform.platform(),
              "loadavg_at_start": os.getloadavg(), **_meminfo()}

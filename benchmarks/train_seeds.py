@@ -28,8 +28,8 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import numpy as np  # pylint: disable=wrong-import-position
 
-from pipelines import cli  # pylint: disable=wrong-import-position
-from pipelines import config as config_lib  # pylint: disable=wrong-import-position
+from tfx_gnn.pipelines import cli  # pylint: disable=wrong-import-position
+from tfx_gnn.pipelines import config as config_lib  # pylint: disable=wrong-import-position
 
 
 PERCENT = ("accuracy", "micro_f1", "macro_f1", "auc")
@@ -67,10 +67,9 @@ def main(argv=None) -> int:
   args = parser.parse_args(argv)
   config = load(args.config, args.set, args.fresh_model)
 
-  from components import graph_io  # pylint: disable=g-import-not-at-top
-  from components.gnn_evaluator import evaluation  # pylint: disable=g-import-not-at-top
-  from components.gnn_trainer import training  # pylint: disable=g-import-not-at-top
-  from components.subgraph_sampler.executor import subgraph_schema_path  # pylint: disable=g-import-not-at-top
+  from tfx_gnn.components import graph_io  # pylint: disable=g-import-not-at-top
+  from tfx_gnn.components.gnn_evaluator import evaluation  # pylint: disable=g-import-not-at-top
+  from tfx_gnn.components.gnn_trainer import training  # pylint: disable=g-import-not-at-top
 
   pipeline_dir = os.path.join(config.root, "pipeline")
   graph_dir = newest(os.path.join(pipeline_dir, "GraphIngest", "graph", "*"))
@@ -78,7 +77,7 @@ def main(argv=None) -> int:
       os.path.join(pipeline_dir, "SubgraphSampler", "examples", "*"))
   files = {s: sorted(glob.glob(os.path.join(examples_dir, f"Split-{s}", "*")))
            for s in ("train", "eval", "test")}
-  schema = graph_io.read_schema_file(subgraph_schema_path(examples_dir))
+  schema = graph_io.read_schema_file(graph_io.subgraph_schema_path(examples_dir))
   label = graph_io.read_label(graph_dir)
 
   results = []

@@ -1,11 +1,8 @@
-"""tfx-gnn's TFX components: GraphIngest, GraphValidator, SubgraphSampler, GnnTrainer,
-GnnEvaluator and Pusher. Each lives in its own package; its logic is plain functions."""
+"""tfx-gnn's TFX components (`tfx_gnn.components`), one package each: `component.py` (the
+spec), `config.py` (its section of the run config), `executor.py` (thin TFX glue) and the
+logic as plain functions. Code shared by several components lives once, here at the top."""
 import importlib.util
-import os
 import sys
-
-# TF-GNN needs Keras 2; this must be set before TensorFlow is first imported.
-os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 
 
 def defer_package_init(name: str) -> None:

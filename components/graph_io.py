@@ -143,6 +143,42 @@ def seeds_file(graph_dir: str, split: str) -> str:
   return os.path.join(graph_dir, SEEDS_DIR, f"{split}.csv")
 
 
+def read_seeds(graph_dir: str, split: str) -> list[str]:
+  """The seed ids of one split (`seeds/<split>.csv`, column `id`)."""
+  path = seeds_file(graph_dir, split)
+  with _tf().io.gfile.GFile(path) as f:
+    rows = list(csv.reader(io.StringIO(f.read())))
+  if not rows or rows[0][:1] != ["id"]:
+    raise ValueError(f"{path}: expected a header row `id`")
+  return [row[0] for row in rows[1:]]
+
+
+# ------------------------------------------------------------ the Model artifact
+# A second SavedModel beside the serving one, `<Format-Serving>/integrated_gradients/`, whose
+# `integrated_gradients` signature returns a GraphTensor of summed gradients named
+# IG_OUTPUT_NAME (the trainer writes it, Attribution reads it); a subdirectory because TF-GNN's
+# IG exporter cannot name serving outputs.
+IG_SUBDIR = "integrated_gradients"
+IG_OUTPUT_NAME = "gradients"
+
+
+# ------------------------------------------------------------ the subgraph Examples artifact
+SUBGRAPH_SCHEMA_FILE = "schema.pbtxt"  # the sampled subgraphs' GraphSchema, in the artifact
+
+
+def subgraph_schema_path(examples_uri: str) -> str:
+  return os.path.join(examples_uri, SUBGRAPH_SCHEMA_FILE)
+
+
+def split_files(examples, split: str) -> list[str]:
+  """The data files of one split of an Examples artifact ([] if it has no such split)."""
+  from tfx.types import artifact_utils  # pylint: disable=g-import-not-at-top
+  if split not in artifact_utils.decode_split_names(examples.split_names):
+    return []
+  return sorted(_tf().io.gfile.glob(os.path.join(
+      artifact_utils.get_split_uri([examples], split), "*")))
+
+
 def _write_examples(path: str, keys: dict[str, np.ndarray],
                     features: dict[str, np.ndarray]) -> None:
   """Writes one tf.Example per row to `path`, atomically (temp file, then rename).
@@ -150,7 +186,7 @@ def _write_examples(path: str, keys: dict[str, np.ndarray],
   The Examples' bytes are assembled column by column from numpy buffers by the fast sampler's
   protobuf wire-format encoder (the same bytes protobuf would write; building a tf.train.Example
   per row cost about 40 us a row, many minutes for OGBN-MAG's 21M edges)."""
-  from components.subgraph_sampler import fast_sampler as codec  # pylint: disable=g-import-not-at-top
+  from tfx_gnn.components import example_encoder as encoder  # pylint: disable=g-import-not-at-top
   tf = _tf()
   tmp = path + ".tmp"
   rows = len(next(iter(keys.values())))
@@ -160,21 +196,21 @@ def _write_examples(path: str, keys: dict[str, np.ndarray],
       hi = min(rows, lo + chunk)
       n = hi - lo
       ones = np.ones(n, np.int64)
-      columns = [codec._StringTable(np.asarray(column[lo:hi], dtype=object)).column(  # pylint: disable=protected-access
+      columns = [encoder.StringTable(np.asarray(column[lo:hi], dtype=object)).column(
           key, np.arange(n), ones) for key, column in keys.items()]
       for fname, array in features.items():
         values = np.asarray(array[lo:hi])
         per_row = int(np.prod(values.shape[1:], dtype=np.int64))
         if values.dtype.kind == "f":
-          columns.append(codec._packed_column(fname, codec._FLOAT_LIST, values, ones * per_row))  # pylint: disable=protected-access
+          columns.append(encoder.packed_column(fname, encoder.FLOAT_LIST, values, ones * per_row))
         elif values.dtype.kind in "iub":
-          columns.append(codec._packed_column(fname, codec._INT64_LIST,  # pylint: disable=protected-access
+          columns.append(encoder.packed_column(fname, encoder.INT64_LIST,
                                               values.astype(np.int64), ones * per_row))
         else:
           flat = np.array([str(v) for v in values.reshape(-1)], dtype=object)
-          columns.append(codec._StringTable(flat).column(  # pylint: disable=protected-access
+          columns.append(encoder.StringTable(flat).column(
               fname, np.arange(len(flat)), ones * per_row))
-      for example in codec._examples_from_columns(columns, n):  # pylint: disable=protected-access
+      for example in encoder.examples_from_columns(columns, n):
         writer.write(example)
   tf.io.gfile.rename(tmp, path, overwrite=True)
 

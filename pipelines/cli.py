@@ -25,8 +25,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "1")  # TensorFlow's C++ INFO line
 
 import yaml  # pylint: disable=g-import-not-at-top,wrong-import-position
 
-from components import secrets  # pylint: disable=wrong-import-position
-from pipelines import config as config_lib  # pylint: disable=wrong-import-position
+from tfx_gnn.components import secrets  # pylint: disable=wrong-import-position
+from tfx_gnn.pipelines import config as config_lib  # pylint: disable=wrong-import-position
 
 
 def parse_overrides(items: list[str]) -> dict:
@@ -63,7 +63,7 @@ def is_retryable(error: BaseException) -> bool:
 
 
 def cmd_run(args) -> int:
-  from pipelines import local_runner  # pylint: disable=g-import-not-at-top
+  from tfx_gnn.pipelines import local_runner  # pylint: disable=g-import-not-at-top
   config = _load(args)
   start = time.time()
   try:
@@ -76,7 +76,7 @@ def cmd_run(args) -> int:
             f"finished are reused from the cache. Nothing was corrupted or half-published.",
             file=sys.stderr)
       return EXIT_RETRYABLE
-    if not type(e).__module__.startswith(("components.", "pipelines.")):
+    if not type(e).__module__.startswith("tfx_gnn."):
       raise  # not one of ours: keep the traceback
     # Our errors (bad tables, anomalies, bad sampling spec, MLflow down) explain themselves.
     print(f"tfx-gnn: the run failed: {type(e).__name__}: {secrets.redact(str(e))}\n"
@@ -89,7 +89,7 @@ def cmd_run(args) -> int:
 
 
 def cmd_compile(args) -> int:
-  from pipelines import kubeflow_runner  # pylint: disable=g-import-not-at-top
+  from tfx_gnn.pipelines import kubeflow_runner  # pylint: disable=g-import-not-at-top
   path = kubeflow_runner.compile_pipeline(_load(args), args.output)
   spec = kubeflow_runner.load_pipeline_spec(path)
   print(f"wrote {path}: {len(spec.root.dag.tasks)} tasks "
@@ -103,7 +103,7 @@ def cmd_check(args) -> int:
 
 
 def _store(args):
-  from pipelines import lineage  # pylint: disable=g-import-not-at-top
+  from tfx_gnn.components import lineage  # pylint: disable=g-import-not-at-top
   config = _load(args)
   return config, lineage, lineage.open_store(config.metadata_path)
 
@@ -153,7 +153,7 @@ def cmd_mlflow_ui(args) -> int:
   """Serves the config's MLflow store (runs, metrics, reports, registered models) with
   `mlflow server` (loopback unless `--host` says otherwise) until interrupted; for an http(s) tracking URI, that server
   already is the UI."""
-  from pipelines import mlflow_server  # pylint: disable=g-import-not-at-top
+  from tfx_gnn.pipelines import mlflow_server  # pylint: disable=g-import-not-at-top
   config = _load(args)
   if args.host not in (LOOPBACK, "localhost", "::1"):
     print(f"tfx-gnn: warning: the MLflow server on {args.host} has no authentication; "

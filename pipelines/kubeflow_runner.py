@@ -11,8 +11,8 @@ import os
 
 from tfx.orchestration.kubeflow.v2 import kubeflow_v2_dag_runner
 
-from pipelines.config import Config
-from pipelines.pipeline import create_pipeline
+from tfx_gnn.pipelines.config import Config
+from tfx_gnn.pipelines.pipeline import create_pipeline
 
 
 def compile_pipeline(config: Config, output_file: str | None = None) -> str:

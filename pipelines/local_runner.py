@@ -9,10 +9,10 @@ from tfx.dsl.compiler import compiler, constants
 from tfx.orchestration.local import local_dag_runner
 from tfx.orchestration.portable import runtime_parameter_utils
 
-from components import secrets, tracking
-from pipelines import lineage
-from pipelines.config import Config
-from pipelines.pipeline import create_pipeline
+from tfx_gnn.components import secrets, tracking
+from tfx_gnn.components import lineage
+from tfx_gnn.pipelines.config import Config
+from tfx_gnn.pipelines.pipeline import create_pipeline
 
 
 def run(config: Config) -> dict:

@@ -16,15 +16,15 @@ from tfx.orchestration import pipeline as tfx_pipeline
 from tfx.proto import pusher_pb2
 from tfx.types import channel, standard_artifacts
 
-from components.attribution.component import Attribution
-from components.gnn_evaluator.component import GnnEvaluator
-from components.gnn_trainer.component import GnnTrainer
-from components.graph_ingest.component import GraphIngest
-from components.graph_validator.component import GraphValidator
-from components.pusher.component import Pusher
-from components.run_report.component import RunReport
-from components.subgraph_sampler.component import SubgraphSampler
-from pipelines.config import Config
+from tfx_gnn.components.attribution.component import Attribution
+from tfx_gnn.components.gnn_evaluator.component import GnnEvaluator
+from tfx_gnn.components.gnn_trainer.component import GnnTrainer
+from tfx_gnn.components.graph_ingest.component import GraphIngest
+from tfx_gnn.components.graph_validator.component import GraphValidator
+from tfx_gnn.components.pusher.component import Pusher
+from tfx_gnn.components.run_report.component import RunReport
+from tfx_gnn.components.subgraph_sampler.component import SubgraphSampler
+from tfx_gnn.pipelines.config import Config
 
 RESOLVER_ID = "latest_blessed_model_resolver"
 

@@ -12,7 +12,7 @@ TINY = os.path.join(HERE, "configs", "tiny.yaml")
 @dataclasses.dataclass
 class ServedRun:
   config: object  # pipelines.config.Config
-  summary: dict  # pipelines.lineage.summarize of the run
+  summary: dict  # tfx_gnn.components.lineage.summarize of the run
   server: object  # pipelines.mlflow_server.Server
   root: str
 
@@ -21,8 +21,8 @@ class ServedRun:
 def served_tiny_run(tmp_path_factory):
   """`mlflow server` on a free loopback port (SQLite backend, served artifact store), and the
   tiny pipeline run once against it over HTTP. The server is stopped at the end."""
-  from pipelines import config as config_lib
-  from pipelines import local_runner, mlflow_server
+  from tfx_gnn.pipelines import config as config_lib
+  from tfx_gnn.pipelines import local_runner, mlflow_server
   root = tmp_path_factory.mktemp("served")
   server = mlflow_server.Server(f"sqlite:///{root}/mlflow-server/mlflow.db",
                                 str(root / "mlflow-server" / "artifacts"),

@@ -12,7 +12,7 @@ from typing import Callable, Optional
 
 import yaml
 
-from pipelines import lineage
+from tfx_gnn.components import lineage
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TINY = os.path.join(REPO, "tests", "configs", "tiny.yaml")
@@ -20,7 +20,7 @@ TINY = os.path.join(REPO, "tests", "configs", "tiny.yaml")
 
 def write_config(path: str, **sections) -> str:
   """tiny.yaml with `sections` merged in, written to `path`."""
-  from pipelines import config as config_lib  # pylint: disable=g-import-not-at-top
+  from tfx_gnn.pipelines import config as config_lib  # pylint: disable=g-import-not-at-top
   with open(TINY) as f:
     raw = yaml.safe_load(f)
   with open(path, "w") as f:
@@ -35,7 +35,7 @@ class Run:
     self.log = log
     self._out = open(log, "w")  # pylint: disable=consider-using-with
     self.proc = subprocess.Popen(  # pylint: disable=consider-using-with
-        [sys.executable, "-m", "pipelines.cli", "run", config_path, *extra], cwd=REPO,
+        [sys.executable, "-m", "tfx_gnn.pipelines.cli", "run", config_path, *extra], cwd=REPO,
         stdout=self._out, stderr=subprocess.STDOUT,
         env={**os.environ, "TF_USE_LEGACY_KERAS": "1", **(env or {})})
 

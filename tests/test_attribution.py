@@ -8,8 +8,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from components.attribution import attribution
-from components.attribution.attribution import UNREACHED, SubgraphAttribution
+from tfx_gnn.components.attribution import attribution
+from tfx_gnn.components.attribution.attribution import UNREACHED, SubgraphAttribution
 
 
 def _edges(**sets):
@@ -56,7 +56,7 @@ def test_exporter_matches_tfgnn_integrated_gradients_and_handles_string_ids():
   import tensorflow as tf
   import tensorflow_gnn as tfgnn
   from tensorflow_gnn.runner.utils import attribution as tfgnn_attribution
-  from components.attribution import exporter
+  from tfx_gnn.components.gnn_trainer import ig_exporter as exporter
 
   def make(with_ids):
     features = {"x": tf.constant(np.random.default_rng(0).normal(size=(4, 3)), tf.float32)}
@@ -102,7 +102,7 @@ def test_exporter_matches_tfgnn_integrated_gradients_and_handles_string_ids():
 
 def test_attributions_artifact_of_the_pipeline_run(served_tiny_run):
   from mlflow.tracking import MlflowClient
-  from components.attribution import report
+  from tfx_gnn.components.attribution import report
   uri = served_tiny_run.summary["attributions_uri"]
   files = set(os.listdir(uri))
   assert {"node_sets.parquet", "features.parquet", "hops.parquet", "summary.json",
@@ -138,7 +138,8 @@ def test_planted_features_rank_above_noise_features(tmp_path):
   in the others; a trained model's attributions must rank every planted one above every
   noise one. A pipeline run of its own (tests/configs/attribution.yaml: papers only, so the
   model's inputs are paper features alone)."""
-  from pipelines import config as config_lib, local_runner, synthetic
+  from tfx_gnn.components.graph_ingest import synthetic
+  from tfx_gnn.pipelines import config as config_lib, local_runner
   config = config_lib.load_config(
       os.path.join(os.path.dirname(__file__), "configs", "attribution.yaml"),
       {"pipeline": {"root": str(tmp_path)}})

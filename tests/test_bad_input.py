@@ -4,8 +4,9 @@ import os
 
 import pytest
 
-from pipelines import config as config_lib
-from pipelines import lineage, local_runner
+from tfx_gnn.pipelines import config as config_lib
+from tfx_gnn.components import lineage
+from tfx_gnn.pipelines import local_runner
 
 PAPERS = "id,label,features\n" + "".join(
     f"p{i},{i % 2},{i % 3} {i % 5} 1\n" for i in range(12))
@@ -117,7 +118,7 @@ def test_zero_fanout_is_a_config_error(tmp_path):
 
 def test_cli_reports_a_failed_run_without_a_traceback(tmp_path, capsys):
   import yaml
-  from pipelines import cli
+  from tfx_gnn.pipelines import cli
   config = make_config(tmp_path, **{"cites.csv": CITES + "p3,p99\n"})
   path = tmp_path / "config.yaml"
   path.write_text(yaml.safe_dump(config_lib.to_dict(config)))
@@ -222,8 +223,8 @@ def test_unknown_top_level_section(tmp_path):
 
 
 def test_model_directory_that_is_not_a_saved_model(tmp_path):
-  from components import graph_io
-  from components.gnn_evaluator import evaluation
+  from tfx_gnn.components import graph_io
+  from tfx_gnn.components.gnn_evaluator import evaluation
   empty = tmp_path / "Format-Serving"
   empty.mkdir()
   with pytest.raises(Exception) as info:
@@ -234,7 +235,7 @@ def test_model_directory_that_is_not_a_saved_model(tmp_path):
 
 def test_unreachable_mlflow_fails_fast_and_pushes_nothing(tmp_path):
   import time
-  from components import tracking
+  from tfx_gnn.components import tracking
   config = with_overrides(make_config(tmp_path),
                           {"mlflow": {"tracking_uri": "http://127.0.0.1:9"}})
   # The trainer's own call fails in seconds (MLflow's client alone retries for minutes).

@@ -10,7 +10,7 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # each must still run, after the command's output.
 PROGRAM = """
 import atexit, sys
-from pipelines import cli
+from tfx_gnn.pipelines import cli
 marker = sys.argv[1]
 def mark():
   with open(marker, "w") as f:
@@ -55,9 +55,9 @@ def test_tfx_components_init_is_deferred_but_still_works():
   `tfx.components` for a component still gets it."""
   program = """
 import sys
-from pipelines import local_runner
-from pipelines.config import load_config
-from pipelines.pipeline import create_pipeline
+from tfx_gnn.pipelines import local_runner
+from tfx_gnn.pipelines.config import load_config
+from tfx_gnn.pipelines.pipeline import create_pipeline
 create_pipeline(load_config("pipelines/configs/demo.yaml", {}))
 print("keras_tuner" in sys.modules, "keras" in sys.modules,
       "tensorflow_model_analysis" in sys.modules)

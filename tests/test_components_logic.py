@@ -5,9 +5,9 @@ import os
 import numpy as np
 import pytest
 
-from components import graph_io
-from pipelines import cli
-from pipelines import config as config_lib
+from tfx_gnn.components import graph_io
+from tfx_gnn.pipelines import cli
+from tfx_gnn.pipelines import config as config_lib
 
 
 def small_graph() -> graph_io.Graph:
@@ -28,7 +28,7 @@ def small_graph() -> graph_io.Graph:
 
 # ------------------------------------------------------------------ sampling spec
 def test_sampling_spec_follows_fanouts_hop_by_hop():
-  from components.subgraph_sampler import sampling
+  from tfx_gnn.components.subgraph_sampler import sampling
   schema = graph_io.build_schema(small_graph())
   spec = sampling.build_sampling_spec(schema, "paper", {"cites": 5, "written": 3, "writes": 2},
                                       hops=2)
@@ -42,7 +42,7 @@ def test_sampling_spec_follows_fanouts_hop_by_hop():
 
 
 def test_sampling_spec_errors_name_the_sets():
-  from components.subgraph_sampler import sampling
+  from tfx_gnn.components.subgraph_sampler import sampling
   schema = graph_io.build_schema(small_graph())
   with pytest.raises(sampling.SamplingSpecError, match="unknown edge set.*'citez'"):
     sampling.build_sampling_spec(schema, "paper", {"citez": 2}, hops=1)
@@ -54,7 +54,7 @@ def test_sampling_spec_errors_name_the_sets():
 
 # ------------------------------------------------------------------ metrics and blessing
 def test_classification_metrics():
-  from components.gnn_evaluator import evaluation
+  from tfx_gnn.components.gnn_evaluator import evaluation
   labels = np.array([0, 0, 1, 1, 2])
   logits = np.eye(3)[[0, 1, 1, 1, 0]]
   m = evaluation.classification_metrics(labels, logits, 3)
@@ -66,7 +66,7 @@ def test_classification_metrics():
 
 
 def test_blessing_thresholds():
-  from components.gnn_evaluator import evaluation
+  from tfx_gnn.components.gnn_evaluator import evaluation
   cfg = config_lib.EvaluationConfig(metric="accuracy", lower_bound=0.5, max_regression=0.01)
   assert evaluation.bless({"accuracy": 0.8}, None, cfg) == (True, [])
   assert evaluation.bless({"accuracy": 0.795}, {"accuracy": 0.8}, cfg)[0]
@@ -78,7 +78,7 @@ def test_blessing_thresholds():
 
 # ------------------------------------------------------------------ pusher
 def test_publish_is_versioned_and_leaves_no_partial_directory(tmp_path):
-  from components.pusher import executor
+  from tfx_gnn.components.pusher import executor
   model = tmp_path / "model"
   (model / "variables").mkdir(parents=True)
   (model / "saved_model.pb").write_bytes(b"pb")
@@ -134,7 +134,7 @@ def test_shipped_configs_are_valid():
 def test_every_mt_albis_option_is_configurable():
   import inspect
   from tensorflow_gnn.models import mt_albis
-  from components.gnn_trainer import training
+  from tfx_gnn.components.gnn_trainer import training
   params = set(inspect.signature(mt_albis.MtAlbisGraphUpdate).parameters)
   assert set(training.MT_ALBIS_OPTIONS) <= params
   assert set(training.MT_ALBIS_OPTIONS) <= set(config_lib.ModelConfig.model_fields)
@@ -146,7 +146,7 @@ def test_every_mt_albis_option_is_configurable():
 def test_sampling_programs_built_in_one_process_all_have_a_sink(tmp_path):
   # LocalDagRunner runs every component in one process; Keras' layer-name counters must not
   # rename the program's "sink" stage of a second sampling model.
-  from components.subgraph_sampler import sampling
+  from tfx_gnn.components.subgraph_sampler import sampling
   schema = graph_io.build_schema(small_graph())
   spec = sampling.build_sampling_spec(schema, "paper", {"cites": 2}, hops=1)
   for i in range(2):

@@ -17,7 +17,7 @@ import urllib.request
 import pytest
 
 import reliability_support as support
-from pipelines import lineage
+from tfx_gnn.components import lineage
 
 PASSWORD = "pa55-w0rd-xyz"
 TOKEN = "tok-0123456789abcdef"
@@ -40,7 +40,7 @@ def mlflow_server(tmp_path_factory):
   port = _free_port()
   log = open(root / "mlflow-server.log", "w")  # pylint: disable=consider-using-with
   proc = subprocess.Popen(  # pylint: disable=consider-using-with
-      [sys.executable, "-m", "pipelines.cli", "mlflow-ui", config, "--port", str(port)],
+      [sys.executable, "-m", "tfx_gnn.pipelines.cli", "mlflow-ui", config, "--port", str(port)],
       cwd=support.REPO, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
   try:
     deadline = time.time() + 180
@@ -135,7 +135,7 @@ def test_no_live_artifact_is_incomplete(crash_runs):
   for record in killed:
     assert not {ref.uri for ref in record.outputs} & live_uris
   # `tfx-gnn verify` says the same.
-  out = subprocess.run([sys.executable, "-m", "pipelines.cli", "verify", str(root / "config.yaml")],
+  out = subprocess.run([sys.executable, "-m", "tfx_gnn.pipelines.cli", "verify", str(root / "config.yaml")],
                        cwd=support.REPO, capture_output=True, text=True, check=False)
   assert out.returncode == 0 and "0 problem(s)" in out.stdout, out.stdout + out.stderr
 

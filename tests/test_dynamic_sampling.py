@@ -9,8 +9,9 @@ import os
 import pytest
 import yaml
 
-from pipelines import config as config_lib
-from pipelines import lineage, local_runner
+from tfx_gnn.pipelines import config as config_lib
+from tfx_gnn.components import lineage
+from tfx_gnn.pipelines import local_runner
 
 HERE = os.path.dirname(__file__)
 TINY = os.path.join(HERE, "configs", "tiny.yaml")
@@ -63,11 +64,11 @@ def test_dynamic_run_trains_without_a_sampled_train_split_and_serves(run):
 
 def test_every_epoch_samples_fresh_subgraphs_reproducibly(run):
   import tensorflow as tf
-  from components.gnn_trainer import dynamic
-  from components.subgraph_sampler import fast_beam
+  from tfx_gnn.components.gnn_trainer import dynamic
+  from tfx_gnn.components import graph_io
   _, config, _, outputs = run
-  graph_dir = outputs["tfx_gnn.Graph"].uri
-  seeds = fast_beam.read_seeds(graph_dir, "train")
+  graph_dir = outputs["tfx_gnn.components.types.Graph"].uri
+  seeds = graph_io.read_seeds(graph_dir, "train")
   provider = dynamic.train_subgraphs(graph_dir, config.sampling, seeds, shuffle_seed=0)
   dataset = provider.get_dataset(tf.distribute.InputContext())
   # Keras iterates the dataset once per epoch (the Runner repeats it when steps are fixed).
@@ -97,7 +98,7 @@ def test_interactive_explorer_samples_what_the_pipeline_samples(run):
   from tfx_gnn import interactive
   _, config, _, outputs = run
   explorer = interactive.SubgraphExplorer.from_config(config)
-  assert os.path.realpath(explorer.graph_dir) == os.path.realpath(outputs["tfx_gnn.Graph"].uri)
+  assert os.path.realpath(explorer.graph_dir) == os.path.realpath(outputs["tfx_gnn.components.types.Graph"].uri)
   seeds = explorer.seeds("test")
   sub = explorer.sample(seeds, salt="test")  # the SubgraphSampler salts with the split
   files = tf.io.gfile.glob(os.path.join(outputs["Examples"].uri, "Split-test", "*"))
@@ -113,7 +114,7 @@ def test_interactive_explorer_samples_what_the_pipeline_samples(run):
 def test_resumed_epoch_reads_the_keras_backup(tmp_path):
   import numpy as np
   import tensorflow as tf
-  from components.gnn_trainer import dynamic
+  from tfx_gnn.components.gnn_trainer import dynamic
   backup = str(tmp_path / "backup")
   assert dynamic.resumed_epoch(backup) == 0
 

@@ -16,7 +16,7 @@ import os
 import numpy as np
 import pytest
 
-from components import graph_io
+from tfx_gnn.components import graph_io
 
 FANOUTS = {"cites": 3, "cited_by": 3, "written": 2, "writes": 2}
 
@@ -24,9 +24,9 @@ FANOUTS = {"cites": 3, "cited_by": 3, "written": 2, "writes": 2}
 @pytest.fixture(scope="module")
 def mag(tmp_path_factory):
   """The synthetic MAG-shaped graph (300 papers) as a Graph artifact directory."""
-  from components.graph_ingest import ingest
-  from pipelines import config as config_lib
-  from pipelines import synthetic
+  from tfx_gnn.components.graph_ingest import ingest
+  from tfx_gnn.pipelines import config as config_lib
+  from tfx_gnn.components.graph_ingest import synthetic
   root = tmp_path_factory.mktemp("mag")
   spec = synthetic.generate_tables(str(root / "tables"), num_papers=300, num_classes=4,
                                    feature_dim=8, seed=0)
@@ -37,12 +37,12 @@ def mag(tmp_path_factory):
 
 
 def spec_for(schema, fanouts, hops=2):
-  from components.subgraph_sampler import sampling
+  from tfx_gnn.components.subgraph_sampler import sampling
   return sampling.build_sampling_spec(schema, "paper", fanouts, hops)
 
 
 def fast(mag, fanouts=FANOUTS, hops=2, seed=0):
-  from components.subgraph_sampler import fast_sampler
+  from tfx_gnn.components.subgraph_sampler import fast_sampler
   _, graph, schema = mag
   return fast_sampler.FastSampler(graph, spec_for(schema, fanouts, hops), seed=seed,
                                   schema=schema)
@@ -50,7 +50,7 @@ def fast(mag, fanouts=FANOUTS, hops=2, seed=0):
 
 def tfgnn_in_memory(graph, schema, spec):
   """TF-GNN's in-memory sampler over `graph` (node ids are row indices), called eagerly."""
-  from components.subgraph_sampler import tfgnn_reference
+  from tfx_gnn.components.subgraph_sampler import tfgnn_reference
   pipeline = tfgnn_reference.sampling_pipeline(graph, schema, spec)
   return lambda roots: pipeline(tfgnn_reference.ragged_roots(roots))
 
@@ -107,8 +107,8 @@ def test_bytes_are_protobufs_own_serialization(mag):
 def test_edge_and_string_features_are_carried(tmp_path):
   """Edge features, string node features and integer features keep their values."""
   import tensorflow_gnn as tfgnn
-  from components.subgraph_sampler import fast_sampler
-  from components.subgraph_sampler import sampling
+  from tfx_gnn.components.subgraph_sampler import fast_sampler
+  from tfx_gnn.components.subgraph_sampler import sampling
   ids = np.array(["p0", "p1", "p2"], dtype=object)
   cites = graph_io.EdgeSet("paper", "paper", ids[[0, 0, 1]], ids[[1, 2, 2]],
                            {"weight": np.array([0.5, -1.0, 2.0], np.float32),
@@ -242,7 +242,7 @@ def test_root_first_fanout_respected_edges_exist(mag):
 
 # ------------------------------------------------------------------ reproducibility
 def test_same_seed_same_bytes_whatever_the_batch(mag):
-  from components.subgraph_sampler import fast_sampler
+  from tfx_gnn.components.subgraph_sampler import fast_sampler
   _, graph, _ = mag
   seeds = list(graph.node_sets["paper"].ids)
   sampler = fast(mag, seed=3)
@@ -266,9 +266,9 @@ def run_examples_executor(mag, tmp_path, sampling: dict, beam_args, split_counts
   import tensorflow as tf
   from tfx.dsl.components.base import base_beam_executor
   from tfx.types import standard_artifacts
-  from components import types
-  from components.subgraph_sampler import executor
-  from pipelines.config import SamplingConfig
+  from tfx_gnn.components import types
+  from tfx_gnn.components.subgraph_sampler import executor
+  from tfx_gnn.pipelines.config import SamplingConfig
   graph_dir, _, _ = mag
   graph = types.Graph()
   graph.uri = graph_dir

@@ -11,9 +11,9 @@ import pyarrow.parquet as pq
 import pytest
 import yaml
 
-from components import graph_io
-from components.graph_ingest import ingest
-from pipelines import config as config_lib
+from tfx_gnn.components import graph_io
+from tfx_gnn.components.graph_ingest import ingest
+from tfx_gnn.pipelines import config as config_lib
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CONFIGS = os.path.join(REPO, "pipelines", "configs")
@@ -316,7 +316,7 @@ def test_ingest_synthetic_dispatch(tmp_path, monkeypatch):
                                     "target": "paper"}},
             "splits": {"ratios": {"train": 0.5, "eval": 0.25, "test": 0.25}, "seed": seed}}
 
-  monkeypatch.setitem(sys.modules, "pipelines.synthetic",
+  monkeypatch.setitem(sys.modules, "tfx_gnn.components.graph_ingest.synthetic",
                       types.SimpleNamespace(generate_tables=generate_tables))
   data = {"synthetic": {"num_papers": 40, "num_classes": 4, "feature_dim": 5, "seed": 1}}
   graph = ingest.ingest(data, str(tmp_path / "graph"), str(tmp_path / "scratch"))

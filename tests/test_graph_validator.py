@@ -7,9 +7,9 @@ os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 import numpy as np  # pylint: disable=g-import-not-at-top
 import pytest
 
-from components import graph_io
-from components.graph_validator import validation as v
-from pipelines.config import ValidationConfig
+from tfx_gnn.components import graph_io
+from tfx_gnn.components.graph_validator import validation as v
+from tfx_gnn.pipelines.config import ValidationConfig
 
 
 def _ids(*names):

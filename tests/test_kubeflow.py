@@ -3,8 +3,8 @@ import importlib
 import json
 import os
 
-from pipelines import config as config_lib
-from pipelines import kubeflow_runner
+from tfx_gnn.pipelines import config as config_lib
+from tfx_gnn.pipelines import kubeflow_runner
 
 TINY = os.path.join(os.path.dirname(__file__), "configs", "tiny.yaml")
 

@@ -92,7 +92,7 @@ def test_mlflow_ui_shows_metrics_report_and_registered_model(served_tiny_run, br
 
 def test_run_report_renders_every_section_without_console_errors(served_tiny_run,
                                                                  browser_context, tmp_path):
-  from components.run_report import report
+  from tfx_gnn.components.run_report import report
   page = browser_context.new_page()
   problems = []
   page.on("console", lambda m: problems.append(m.text) if m.type == "error" else None)

@@ -7,7 +7,7 @@ import pytest
 
 os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 
-from pipelines import config as config_lib  # pylint: disable=wrong-import-position
+from tfx_gnn.pipelines import config as config_lib  # pylint: disable=wrong-import-position
 
 TEMPLATES = ("mt_albis", "graph_sage", "gat_v2", "hgt", "vanilla_mpnn",
              "multi_head_attention", "gcn")
@@ -59,7 +59,7 @@ def _graph(heterogeneous: bool, cited_by: bool = False):
 @pytest.mark.parametrize("template", TEMPLATES)
 def test_every_template_builds_from_tf_gnn_layers_with_weights_per_set(template):
   import tensorflow_gnn as tfgnn
-  from components.gnn_trainer import models
+  from tfx_gnn.components.gnn_trainer import models
   graph = _graph(heterogeneous=template != "gcn")
   extra = {"num_heads": 2} if template in ("gat_v2", "multi_head_attention", "hgt") else {}
   cfg = model_config(template=template, units=8, **({"message_dim": 8} if template in
@@ -86,14 +86,14 @@ def _all_layers(layer):
 
 
 def test_gcn_refuses_a_heterogeneous_graph():
-  from components.gnn_trainer import models
+  from tfx_gnn.components.gnn_trainer import models
   with pytest.raises(models.ModelError, match="gcn needs a homogeneous graph"):
     models.build_model_fn(model_config(template="gcn"), "paper")(_graph(True).spec)
 
 
 def test_last_round_node_sets_chooses_what_the_last_round_updates():
   import tensorflow_gnn as tfgnn
-  from components.gnn_trainer import models
+  from tfx_gnn.components.gnn_trainer import models
   graph = _graph(True)
   cfg = model_config(template="graph_sage", units=8, num_rounds=1,
                      last_round_node_sets=["author"])
@@ -108,7 +108,7 @@ def test_without_id_embeddings_featureless_nodes_start_empty_and_relay_features(
   """`id_embeddings: false` (the ACM config): authors get no hashed-id embedding, so what
   reaches a paper through them is its co-authored papers' features, whatever the author ids."""
   import tensorflow_gnn as tfgnn
-  from components.gnn_trainer import models
+  from tfx_gnn.components.gnn_trainer import models
   graph = _graph(True)
   cfg = model_config(template="graph_sage", units=8, id_embeddings=False)
   init = models.initial_states(graph.spec, cfg)(graph)
@@ -143,7 +143,7 @@ def _subgraph_with_degrees():
 
 def test_gcn_degree_feature_normalizes_by_full_graph_degrees():
   import tensorflow_gnn as tfgnn
-  from components.gnn_trainer import models
+  from tfx_gnn.components.gnn_trainer import models
   graph = _subgraph_with_degrees()
   cfg = model_config(template="gcn", units=3, num_rounds=1, input_projection=False,
                      degree_feature="degree")
@@ -166,7 +166,7 @@ def test_gcn_degree_feature_normalizes_by_full_graph_degrees():
 
 def test_gcn_degree_feature_errors_and_input_projection():
   import tensorflow_gnn as tfgnn
-  from components.gnn_trainer import models
+  from tfx_gnn.components.gnn_trainer import models
   cfg = model_config(template="gcn", units=3, degree_feature="degree")
   with pytest.raises(models.ModelError, match="degree_feature needs one edge set"):
     models.build_model_fn(cfg, "paper")(_graph(False, cited_by=True).spec)

@@ -11,7 +11,7 @@ import pytest
 
 os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 
-from pipelines import config as config_lib  # pylint: disable=wrong-import-position
+from tfx_gnn.pipelines import config as config_lib  # pylint: disable=wrong-import-position
 
 
 def test_num_workers_needs_the_multi_worker_strategy_and_divides_the_batch():
@@ -35,7 +35,7 @@ def _write_records(path, values):
 @pytest.mark.parametrize("num_files", [1, 3, 4])
 def test_each_input_pipeline_reads_a_disjoint_shard_and_together_all(tmp_path, num_files):
   import tensorflow as tf
-  from components.gnn_trainer import distributed
+  from tfx_gnn.components.gnn_trainer import distributed
   values = list(range(50))
   files = [str(tmp_path / f"f{i}") for i in range(num_files)]
   for i, f in enumerate(files):
@@ -55,7 +55,7 @@ def test_each_input_pipeline_reads_a_disjoint_shard_and_together_all(tmp_path, n
 @pytest.mark.parametrize("num_workers", [1, 2])
 def test_a_cached_split_is_read_from_memory_after_its_first_pass(tmp_path, num_workers):
   import tensorflow as tf
-  from components.gnn_trainer import distributed
+  from tfx_gnn.components.gnn_trainer import distributed
   values = list(range(40))
   files = [str(tmp_path / f"f{i}") for i in range(3)]
   for i, f in enumerate(files):
@@ -76,8 +76,8 @@ def test_a_cached_split_is_read_from_memory_after_its_first_pass(tmp_path, num_w
 def test_worker_arguments_round_trip_through_json():
   import json
   import tensorflow_gnn as tfgnn
-  from components import graph_io
-  from components.gnn_trainer import distributed
+  from tfx_gnn.components import graph_io
+  from tfx_gnn.components.gnn_trainer import distributed
   schema = tfgnn.GraphSchema()
   schema.node_sets["paper"].features["feat"].dtype = 1
   kwargs = {"train_files": ["a", "b"], "eval_files": [], "subgraph_schema": schema,
@@ -112,8 +112,8 @@ def _children_with_tf_config(timeout_s=60.0):
 def test_a_worker_that_dies_fails_the_run_naming_it_and_stops_the_others(tmp_path, monkeypatch):
   import tempfile
   import psutil
-  from components import graph_io
-  from components.gnn_trainer import distributed
+  from tfx_gnn.components import graph_io
+  from tfx_gnn.components.gnn_trainer import distributed
   import tensorflow_gnn as tfgnn
   trainer_cfg = config_lib.TrainerConfig(strategy="multi_worker_mirrored", num_workers=2,
                                          epochs=1, steps_per_epoch=1, batch_size=2)

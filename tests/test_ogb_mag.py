@@ -9,10 +9,10 @@ import numpy as np
 import pydantic
 import pytest
 
-from components import graph_io
-from components.graph_ingest import ingest
-from pipelines import config as config_lib
-from pipelines import synthetic
+from tfx_gnn.components import graph_io
+from tfx_gnn.components.graph_ingest import ingest
+from tfx_gnn.pipelines import config as config_lib
+from tfx_gnn.components.graph_ingest import synthetic
 
 HERE = os.path.dirname(__file__)
 MAG_CONFIG = os.path.join(HERE, "..", "pipelines", "configs", "mag.yaml")
@@ -102,7 +102,7 @@ def test_reverse_already_in_the_schema(ogb_dir, config, tmp_path):
 def test_mag_sampling_spec_with_the_fast_engine(config, graph):
   import tensorflow as tf
   import tensorflow_gnn as tfgnn
-  from components.subgraph_sampler import fast_sampler, sampling
+  from tfx_gnn.components.subgraph_sampler import fast_sampler, sampling
   graph_dir, g = graph
   schema = graph_io.read_schema(graph_dir)
   spec = sampling.spec_from_config(config.sampling, schema, "paper")
@@ -122,7 +122,7 @@ def test_mag_sampling_spec_with_the_fast_engine(config, graph):
 
 
 def test_spec_errors_name_the_op(graph):
-  from components.subgraph_sampler import sampling
+  from tfx_gnn.components.subgraph_sampler import sampling
   graph_dir, _ = graph
   schema = graph_io.read_schema(graph_dir)
   bad = ('seed_op { op_name: "seed" node_set_name: "paper" }\n'

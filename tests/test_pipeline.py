@@ -9,12 +9,13 @@ import os
 import pytest
 import yaml
 
-from pipelines import config as config_lib
-from pipelines import lineage, local_runner
+from tfx_gnn.pipelines import config as config_lib
+from tfx_gnn.components import lineage
+from tfx_gnn.pipelines import local_runner
 
 HERE = os.path.dirname(__file__)
 TINY = os.path.join(HERE, "configs", "tiny.yaml")
-EXPECTED_TYPES = {"tfx_gnn.Graph", "tfx_gnn.GraphStatistics", "tfx_gnn.GraphAnomalies",
+EXPECTED_TYPES = {"tfx_gnn.components.types.Graph", "tfx_gnn.components.types.GraphStatistics", "tfx_gnn.components.types.GraphAnomalies",
                   "Examples", "Model", "ModelRun", "ModelEvaluation", "ModelBlessing",
                   "PushedModel"}
 
@@ -121,7 +122,7 @@ def test_config_file_error_names_the_key(tmp_path):
 
 def test_integrated_gradients_are_exported_only_for_attribution(tmp_path):
   import json
-  from pipelines import pipeline
+  from tfx_gnn.pipelines import pipeline
   for enabled in (True, False):
     config = tiny_config(tmp_path, attribution={"enabled": enabled})
     components = pipeline.create_components(config, config.root)

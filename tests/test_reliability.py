@@ -7,10 +7,10 @@ import threading
 
 import pytest
 
-from components import publish
-from components.graph_ingest import ingest
-from components.pusher import executor as pusher_executor
-from pipelines import config as config_lib
+from tfx_gnn.components import publish
+from tfx_gnn.components.graph_ingest import ingest
+from tfx_gnn.components.pusher import executor as pusher_executor
+from tfx_gnn.pipelines import config as config_lib
 
 
 @pytest.fixture(scope="module")
@@ -207,8 +207,8 @@ def test_the_pipeline_fails_at_ingest_on_the_memory_limit(tmp_path):
 
 
 def test_fast_sampler_refuses_a_graph_over_the_memory_limit(tmp_path):
-  from components import graph_io  # pylint: disable=g-import-not-at-top
-  from components.subgraph_sampler import executor  # pylint: disable=g-import-not-at-top
+  from tfx_gnn.components import graph_io  # pylint: disable=g-import-not-at-top
+  from tfx_gnn.components.subgraph_sampler import executor  # pylint: disable=g-import-not-at-top
   config = _tables(tmp_path)
   graph_dir = str(tmp_path / "graph")
   ingest.ingest(config.data, graph_dir, str(tmp_path / "scratch"), memory_limit_gb=1.0)

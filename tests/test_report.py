@@ -5,8 +5,8 @@ import glob
 import json
 import os
 
-from components import graph_io
-from components.run_report import report
+from tfx_gnn.components import graph_io
+from tfx_gnn.components.run_report import report
 
 PIPELINE_COMPONENTS = {"GraphIngest", "GraphValidator", "SubgraphSampler", "GnnTrainer",
                        "GnnEvaluator", "Pusher", "Attribution", "RunReport"}

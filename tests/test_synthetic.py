@@ -1,4 +1,4 @@
-"""Tests of the embedded synthetic OGBN-MAG-shaped graph (pipelines/synthetic.py)."""
+"""Tests of the embedded synthetic OGBN-MAG-shaped graph (components/graph_ingest/synthetic.py)."""
 from __future__ import annotations
 
 import os
@@ -10,8 +10,8 @@ import pytest
 import scipy.sparse as sp
 from sklearn.linear_model import LogisticRegression
 
-from pipelines import config
-from pipelines import synthetic
+from tfx_gnn.pipelines import config
+from tfx_gnn.components.graph_ingest import synthetic
 
 NODE_SETS = ("paper", "author", "institution", "field_of_study")
 EDGE_SETS = {  # name: (source, target, reverse)

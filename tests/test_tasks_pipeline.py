@@ -12,8 +12,8 @@ import os
 
 import pytest
 
-from pipelines import config as config_lib
-from pipelines import local_runner
+from tfx_gnn.pipelines import config as config_lib
+from tfx_gnn.pipelines import local_runner
 
 HERE = os.path.dirname(__file__)
 TINY = os.path.join(HERE, "configs", "tiny.yaml")
@@ -87,7 +87,7 @@ def test_projected_dot_product_is_the_librarys_dot_product_of_projected_states()
   import numpy as np
   import tensorflow as tf
   from tensorflow_gnn import runner
-  from components.gnn_trainer import tasks
+  from tfx_gnn.components.gnn_trainer import tasks
   rng = np.random.default_rng(0)
   # Non-negative states, as after the GNN's last ReLU: every plain dot product is >= 0.
   src, tgt = (tf.constant(rng.uniform(0, 1, (6, 4)), tf.float32) for _ in range(2))

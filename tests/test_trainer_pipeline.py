@@ -13,8 +13,8 @@ import os
 
 import pytest
 
-from pipelines import config as config_lib
-from pipelines import local_runner
+from tfx_gnn.pipelines import config as config_lib
+from tfx_gnn.pipelines import local_runner
 
 HERE = os.path.dirname(__file__)
 TINY = os.path.join(HERE, "configs", "tiny.yaml")

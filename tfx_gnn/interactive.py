@@ -29,7 +29,7 @@ import pandas as pd
 # TF-GNN needs Keras 2; this must be set before TensorFlow is first imported.
 os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 
-from components import graph_io  # noqa: E402  pylint: disable=wrong-import-position
+from tfx_gnn.components import graph_io  # noqa: E402  pylint: disable=wrong-import-position
 
 
 @dataclasses.dataclass
@@ -94,7 +94,7 @@ class Subgraphs:
   def draw(self, seed: Union[int, str] = 0, ax=None):
     """Draws one subgraph (by seed id or position): the root in the centre, one ring per hop,
     coloured by node set. Returns the matplotlib Figure."""
-    from components.attribution import report  # pylint: disable=g-import-not-at-top
+    from tfx_gnn.components.attribution import report  # pylint: disable=g-import-not-at-top
     import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
     example = self.example(seed)
     if ax is None:
@@ -112,7 +112,7 @@ class SubgraphExplorer:
   """Samples subgraphs around given seed ids from a Graph artifact's directory."""
 
   def __init__(self, graph_dir: str, fanouts: dict[str, int], hops: int = 2, seed: int = 0):
-    from components.subgraph_sampler import fast_sampler, sampling  # pylint: disable=g-import-not-at-top
+    from tfx_gnn.components.subgraph_sampler import fast_sampler, sampling  # pylint: disable=g-import-not-at-top
     self.graph_dir = graph_dir
     self.schema = graph_io.read_schema(graph_dir)
     self.label = graph_io.read_label(graph_dir)
@@ -127,7 +127,7 @@ class SubgraphExplorer:
   def from_config(cls, config, graph_dir: Optional[str] = None) -> "SubgraphExplorer":
     """From a run config (a path or a `pipelines.config.Config`): its `sampling` section, on
     the newest Graph artifact under its `pipeline.root` (or `graph_dir`)."""
-    from pipelines import config as config_lib  # pylint: disable=g-import-not-at-top
+    from tfx_gnn.pipelines import config as config_lib  # pylint: disable=g-import-not-at-top
     if not isinstance(config, config_lib.Config):
       config = config_lib.load_config(config)
     if graph_dir is None:
@@ -136,8 +136,7 @@ class SubgraphExplorer:
 
   def seeds(self, split: str = "train") -> list[str]:
     """The seed ids of a split (train, eval, test)."""
-    from components.subgraph_sampler import fast_beam  # pylint: disable=g-import-not-at-top
-    return fast_beam.read_seeds(self.graph_dir, split)
+    return graph_io.read_seeds(self.graph_dir, split)
 
   def graph_summary(self) -> pd.DataFrame:
     """One row per node and edge set of the whole graph: its size and features."""
@@ -153,7 +152,7 @@ class SubgraphExplorer:
   def sample(self, seed_ids: Union[str, Iterable[str]], salt: str = "interactive") -> Subgraphs:
     """Subgraphs around `seed_ids` (of the labelled node set). The same salt gives the same
     subgraphs; the SubgraphSampler salts with the split's name."""
-    from components.attribution import attribution  # pylint: disable=g-import-not-at-top
+    from tfx_gnn.components.attribution import attribution  # pylint: disable=g-import-not-at-top
     seed_ids = [seed_ids] if isinstance(seed_ids, str) else [str(s) for s in seed_ids]
     nodes, edges = self.sampler.sample_frames(seed_ids, salt=salt)
     hops = np.empty(len(nodes), np.int64)
@@ -193,7 +192,7 @@ def ingest_data(data, out_dir: str) -> str:
   """Ingests a config's `data` section (a dict or `pipelines.config.DataConfig`; e.g.
   `{"synthetic": {"num_papers": 300}}`, the embedded graph) into a Graph artifact directory
   `<out_dir>/graph`, as GraphIngest does: the quickest graph to explore without a pipeline."""
-  from components.graph_ingest import ingest  # pylint: disable=g-import-not-at-top
+  from tfx_gnn.components.graph_ingest import ingest  # pylint: disable=g-import-not-at-top
   graph_dir = os.path.join(out_dir, "graph")
   ingest.ingest(data, out_dir=graph_dir, scratch_dir=os.path.join(out_dir, "tables"))
   return graph_dir

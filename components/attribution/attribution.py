@@ -29,14 +29,13 @@ import pandas as pd
 import tensorflow as tf
 import tensorflow_gnn as tfgnn  # registers the GraphTensor ops the SavedModel needs
 
-from components import graph_io
-from components.gnn_trainer import training
+from tfx_gnn.components import graph_io
 
 UNREACHED = -1  # hop of a node that BFS from the root does not reach (with "sampled" edges)
 
 
 def ig_model_dir(serving_model_dir: str) -> str:
-  return os.path.join(serving_model_dir, training.IG_SUBDIR)
+  return os.path.join(serving_model_dir, graph_io.IG_SUBDIR)
 
 
 def load_ig_signature(serving_model_dir: str):

@@ -16,8 +16,8 @@ Usage:
 from tfx.dsl.components.base import base_component, executor_spec
 from tfx.types import channel, component_spec, standard_artifacts
 
-from components import types
-from components.attribution import executor
+from tfx_gnn.components import types
+from tfx_gnn.components.attribution import executor
 
 
 class AttributionSpec(component_spec.ComponentSpec):

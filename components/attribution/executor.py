@@ -7,10 +7,9 @@ from tfx.dsl.components.base import base_executor
 from tfx.types import artifact_utils
 from tfx.utils import path_utils
 
-from components import graph_io, tracking
-from components.gnn_trainer.executor import split_files
-from components.subgraph_sampler.executor import subgraph_schema_path
-from pipelines.config import AttributionConfig, IntegratedGradientsConfig
+from tfx_gnn.components import graph_io, tracking
+from tfx_gnn.components.attribution.config import AttributionConfig
+from tfx_gnn.components.gnn_trainer.config import IntegratedGradientsConfig
 
 SPLIT = "test"
 MLFLOW_DIR = "attribution"
@@ -20,12 +19,12 @@ def run_attribution(model_dir: str, examples_uri: str, split_file_list, graph_ur
                     config: AttributionConfig, ig: IntegratedGradientsConfig,
                     out_dir: str) -> dict:
   """The whole component without TFX: attribute, summarize, write; returns summary.json."""
-  from components.attribution import attribution, report  # pylint: disable=g-import-not-at-top
+  from tfx_gnn.components.attribution import attribution, report  # pylint: disable=g-import-not-at-top
   label = graph_io.read_label(graph_uri)
   if label is None:
     raise ValueError(f"graph {graph_uri} has no label: nothing to attribute predictions to")
   subgraphs = attribution.attribute(
-      model_dir, split_file_list, graph_io.read_schema_file(subgraph_schema_path(examples_uri)),
+      model_dir, split_file_list, graph_io.read_schema_file(graph_io.subgraph_schema_path(examples_uri)),
       label, steps=ig.steps, num_subgraphs=config.num_subgraphs, batch_size=config.batch_size,
       hop_edges=config.hop_edges)
   summary = attribution.summarize(subgraphs)
@@ -38,14 +37,14 @@ def run_attribution(model_dir: str, examples_uri: str, split_file_list, graph_ur
 class Executor(base_executor.BaseExecutor):
 
   def Do(self, input_dict, output_dict, exec_properties):
-    from components.attribution import report  # pylint: disable=g-import-not-at-top
+    from tfx_gnn.components.attribution import report  # pylint: disable=g-import-not-at-top
     model = artifact_utils.get_single_instance(input_dict["model"])
     examples = artifact_utils.get_single_instance(input_dict["examples"])
     graph = artifact_utils.get_single_instance(input_dict["graph"])
     out = artifact_utils.get_single_instance(output_dict["attributions"])
     config = AttributionConfig.model_validate_json(exec_properties["attribution_config"])
     ig = IntegratedGradientsConfig.model_validate_json(exec_properties["integrated_gradients"])
-    files = split_files(examples, SPLIT)
+    files = graph_io.split_files(examples, SPLIT)
     if not files:
       raise ValueError(f"examples {examples.uri} have no {SPLIT!r} split to attribute on")
     summary = run_attribution(path_utils.serving_model_path(model.uri), examples.uri, files,

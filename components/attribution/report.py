@@ -17,8 +17,8 @@ from typing import Sequence
 
 import numpy as np
 
-from components import graph_io, html_report
-from components.attribution.attribution import UNREACHED, SubgraphAttribution, Summary
+from tfx_gnn.components import graph_io, html_report
+from tfx_gnn.components.attribution.attribution import UNREACHED, SubgraphAttribution, Summary
 
 REPORT_FILE = "report.html"
 SUMMARY_FILE = "summary.json"

@@ -13,8 +13,8 @@ Usage:
 from tfx.dsl.components.base import base_component, executor_spec
 from tfx.types import channel, component_spec, standard_artifacts
 
-from components import types
-from components.gnn_evaluator import executor
+from tfx_gnn.components import types
+from tfx_gnn.components.gnn_evaluator import executor
 
 
 class GnnEvaluatorSpec(component_spec.ComponentSpec):
@@ -47,7 +47,7 @@ class GnnEvaluator(base_component.BaseComponent):
                kubeflow: bool = False):
     custom_executor_spec = None
     if kubeflow:
-      from components.gnn_evaluator import kubeflow_executor  # pylint: disable=g-import-not-at-top
+      from tfx_gnn.components.gnn_evaluator import kubeflow_executor  # pylint: disable=g-import-not-at-top
       custom_executor_spec = executor_spec.ExecutorClassSpec(kubeflow_executor.Executor)
     super().__init__(spec=GnnEvaluatorSpec(
         model=model, baseline_model=baseline_model, examples=examples, graph=graph,

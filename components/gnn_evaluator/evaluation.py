@@ -8,8 +8,8 @@ import numpy as np
 import tensorflow as tf
 import tensorflow_gnn as tfgnn  # registers the GraphTensor ops the SavedModel needs
 
-from components import graph_io
-from pipelines.config import EvaluationConfig
+from tfx_gnn.components import graph_io
+from tfx_gnn.components.gnn_evaluator.config import EvaluationConfig
 
 
 def predict(model_dir: str, files: Sequence[str], subgraph_schema: tfgnn.GraphSchema,

@@ -6,10 +6,8 @@ from tfx.dsl.components.base import base_executor
 from tfx.types import artifact_utils
 from tfx.utils import path_utils
 
-from components import graph_io, publish
-from components.gnn_trainer.executor import split_files
-from components.subgraph_sampler.executor import subgraph_schema_path
-from pipelines.config import EvaluationConfig
+from tfx_gnn.components import graph_io, publish
+from tfx_gnn.components.gnn_evaluator.config import EvaluationConfig
 
 METRICS_FILE = "metrics.json"
 EVAL_SPLIT = "test"
@@ -21,7 +19,7 @@ EVAL_SPLIT = "test"
 class Executor(base_executor.BaseExecutor):
 
   def Do(self, input_dict, output_dict, exec_properties):
-    from components.gnn_evaluator import evaluation  # pylint: disable=g-import-not-at-top
+    from tfx_gnn.components.gnn_evaluator import evaluation  # pylint: disable=g-import-not-at-top
     model = artifact_utils.get_single_instance(input_dict["model"])
     baseline = (input_dict.get("baseline_model") or [None])[0]
     examples = artifact_utils.get_single_instance(input_dict["examples"])
@@ -30,10 +28,10 @@ class Executor(base_executor.BaseExecutor):
     blessing = artifact_utils.get_single_instance(output_dict["blessing"])
     config = EvaluationConfig.model_validate_json(exec_properties["evaluation_config"])
 
-    files = split_files(examples, EVAL_SPLIT)
+    files = graph_io.split_files(examples, EVAL_SPLIT)
     if not files:
       raise ValueError(f"examples {examples.uri} have no {EVAL_SPLIT!r} split to evaluate on")
-    schema = graph_io.read_schema_file(subgraph_schema_path(examples.uri))
+    schema = graph_io.read_schema_file(graph_io.subgraph_schema_path(examples.uri))
     label = graph_io.read_label(graph.uri)
 
     def metrics_of(model_artifact):

@@ -8,7 +8,7 @@ Analysis, which the container's entrypoint makes anyway and local runs are spare
 """
 from tfx.components.evaluator import executor as tfx_evaluator_executor
 
-from components.gnn_evaluator import executor
+from tfx_gnn.components.gnn_evaluator import executor
 
 
 class Executor(executor.Executor, tfx_evaluator_executor.Executor):

@@ -19,8 +19,8 @@ Usage:
 from tfx.dsl.components.base import base_component, executor_spec
 from tfx.types import channel, component_spec, standard_artifacts
 
-from components import types
-from components.gnn_trainer import executor
+from tfx_gnn.components import types
+from tfx_gnn.components.gnn_trainer import executor
 
 
 class GnnTrainerSpec(component_spec.ComponentSpec):

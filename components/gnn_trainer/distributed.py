@@ -18,7 +18,7 @@ TF_CONFIG on localhost (free ports), and waits for them:
   peer in a collective), and every worker dies with the launching process (PR_SET_PDEATHSIG).
 
 On a cluster whose TF_CONFIG is set for each worker (Kubernetes), each worker runs
-`python -m components.gnn_trainer.distributed SPEC.json` with `trainer.num_workers: 1`: the
+`python -m tfx_gnn.components.gnn_trainer.distributed SPEC.json` with `trainer.num_workers: 1`: the
 same entry point, reading the cluster from its environment.
 """
 from __future__ import annotations
@@ -41,7 +41,8 @@ import pydantic
 import tensorflow as tf
 from tensorflow_gnn import runner
 
-from pipelines import config as config_lib
+from tfx_gnn.components.gnn_trainer import config as trainer_config
+from tfx_gnn.components.subgraph_sampler import config as sampler_config
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 RESULT_FILE = "result.json"
@@ -97,13 +98,19 @@ class SyncAtTrainEnd(tf.keras.callbacks.Callback):
 
 # ------------------------------------------------------------ the arguments of training.train
 def _dataclasses() -> dict:
-  from components import graph_io  # pylint: disable=g-import-not-at-top
+  from tfx_gnn.components import graph_io  # pylint: disable=g-import-not-at-top
   return {"Label": graph_io.Label}
+
+
+def _configs() -> dict:
+  return {cls.__name__: cls for cls in (
+      trainer_config.ModelConfig, trainer_config.TaskConfig, trainer_config.TrainerConfig,
+      trainer_config.IntegratedGradientsConfig, sampler_config.SamplingConfig)}
 
 
 def encode(value: Any) -> Any:
   """`training.train`'s keyword arguments as JSON: plain values, pydantic configs of
-  pipelines.config, protocol buffers (as text) and the dataclasses listed above."""
+  the trainer's and the sampler's config sections, protocol buffers (as text) and the dataclasses listed above."""
   if value is None or isinstance(value, (str, bool, int, float)):
     return value
   if isinstance(value, (list, tuple)):
@@ -112,7 +119,7 @@ def encode(value: Any) -> Any:
     return {"dict": {k: encode(v) for k, v in value.items()}}
   if isinstance(value, pydantic.BaseModel):
     name = type(value).__name__
-    if getattr(config_lib, name, None) is not type(value):
+    if _configs().get(name) is not type(value):
       raise TypeError(f"cannot pass a {type(value)} to a training worker")
     return {"config": name, "json": value.model_dump_json()}
   if dataclasses.is_dataclass(value) and _dataclasses().get(type(value).__name__) is type(value):
@@ -132,7 +139,7 @@ def decode(value: Any) -> Any:
   if "dict" in value:
     return {k: decode(v) for k, v in value["dict"].items()}
   if "config" in value:
-    cls = getattr(config_lib, value["config"], None)
+    cls = _configs().get(value["config"])
     if not (isinstance(cls, type) and issubclass(cls, pydantic.BaseModel)):
       raise ValueError(f"unknown config class {value['config']!r}")
     return cls.model_validate_json(value["json"])
@@ -254,7 +261,7 @@ def launch_local_workers(num_workers: int, train_kwargs: dict, *,
   """Runs `training.train(**train_kwargs)` in `num_workers` local worker processes; returns
   the chief's TrainResult. Worker logs are copied to `log_dir` (default: the model_dir).
   `stats`, if given, receives each worker's wall and CPU seconds inside `training.train`."""
-  from components.gnn_trainer import training  # pylint: disable=g-import-not-at-top
+  from tfx_gnn.components.gnn_trainer import training  # pylint: disable=g-import-not-at-top
   scratch = tempfile.mkdtemp(prefix="tfx-gnn-workers-")
   procs: list[subprocess.Popen] = []
   logs = [os.path.join(scratch, f"worker-{i}.log") for i in range(num_workers)]
@@ -270,7 +277,7 @@ def launch_local_workers(num_workers: int, train_kwargs: dict, *,
     for i, tf_config in enumerate(local_tf_configs(num_workers)):
       with open(logs[i], "wb") as log:
         procs.append(subprocess.Popen(
-            [sys.executable, "-m", "components.gnn_trainer.distributed", spec_path],
+            [sys.executable, "-m", "tfx_gnn.components.gnn_trainer.distributed", spec_path],
             env={**env, "TF_CONFIG": json.dumps(tf_config)}, cwd=REPO, stdin=subprocess.DEVNULL,
             stdout=log, stderr=subprocess.STDOUT, start_new_session=True))
     follower = _EpochFollower(os.path.join(scratch, EPOCHS_FILE), on_epoch)
@@ -311,7 +318,7 @@ def train(*, on_epoch: Optional[Callable[[int, dict], None]] = None, **train_kwa
   num_workers = train_kwargs["trainer_cfg"].num_workers
   if num_workers > 1:
     return launch_local_workers(num_workers, train_kwargs, on_epoch=on_epoch)
-  from components.gnn_trainer import training  # pylint: disable=g-import-not-at-top
+  from tfx_gnn.components.gnn_trainer import training  # pylint: disable=g-import-not-at-top
   return training.train(on_epoch=on_epoch, **train_kwargs)
 
 
@@ -344,7 +351,7 @@ def worker_main(spec_path: str) -> int:
       with open(epochs_path, "a") as f:
         f.write(json.dumps({"epoch": epoch, "logs": logs}) + "\n")
 
-  from components.gnn_trainer import training  # pylint: disable=g-import-not-at-top
+  from tfx_gnn.components.gnn_trainer import training  # pylint: disable=g-import-not-at-top
   start, cpu_start = time.monotonic(), time.process_time()
   result = training.train(on_epoch=on_epoch, **kwargs)
   with open(os.path.join(scratch, f"worker-{task.get('index', 0)}.json"), "w") as f:
@@ -363,8 +370,8 @@ def worker_main(spec_path: str) -> int:
 if __name__ == "__main__":
   _die_with_launcher()
   if len(sys.argv) != 2:
-    sys.exit(f"usage: python -m components.gnn_trainer.distributed SPEC.json  (TF_CONFIG in "
+    sys.exit(f"usage: python -m tfx_gnn.components.gnn_trainer.distributed SPEC.json  (TF_CONFIG in "
              "the environment)")
   # The module's own copy, not __main__'s (training.py imports it too).
-  from components.gnn_trainer import distributed as _module  # pylint: disable=g-import-not-at-top
+  from tfx_gnn.components.gnn_trainer import distributed as _module  # pylint: disable=g-import-not-at-top
   sys.exit(_module.worker_main(sys.argv[1]))

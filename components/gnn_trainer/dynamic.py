@@ -22,7 +22,7 @@ import numpy as np
 import tensorflow as tf
 from tensorflow_gnn import runner
 
-from components.subgraph_sampler import fast_sampler
+from tfx_gnn.components.subgraph_sampler import fast_sampler
 
 
 def epoch_salt(epoch: int, split: str = "train") -> str:

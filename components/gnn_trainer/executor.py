@@ -17,19 +17,11 @@ from tfx.dsl.components.base import base_executor
 from tfx.types import artifact_utils
 from tfx.utils import path_utils
 
-from components import graph_io, publish, tracking
-from components.subgraph_sampler.executor import subgraph_schema_path
-from pipelines.config import ModelConfig, SamplingConfig, TaskConfig, TrainerConfig
+from tfx_gnn.components import graph_io, publish, tracking
+from tfx_gnn.components.gnn_trainer.config import ModelConfig, TaskConfig, TrainerConfig
+from tfx_gnn.components.subgraph_sampler.config import SamplingConfig
 
 EMBEDDINGS_FILE = "embeddings.parquet"  # in the Model's directory, for task dgi
-
-
-def split_files(examples, split: str) -> list[str]:
-  """The data files of one split of an Examples artifact ([] if it has no such split)."""
-  if split not in artifact_utils.decode_split_names(examples.split_names):
-    return []
-  return sorted(tf.io.gfile.glob(os.path.join(
-      artifact_utils.get_split_uri([examples], split), "*")))
 
 
 BACKUP_DIR = ".backup"  # under the component's directory: <pipeline root>/GnnTrainer/.backup
@@ -88,7 +80,7 @@ def remove_backup(path: str) -> None:
 class Executor(base_executor.BaseExecutor):
 
   def Do(self, input_dict, output_dict, exec_properties):
-    from components.gnn_trainer import distributed, training  # pylint: disable=g-import-not-at-top
+    from tfx_gnn.components.gnn_trainer import distributed, training  # pylint: disable=g-import-not-at-top
     examples = artifact_utils.get_single_instance(input_dict["examples"])
     graph = artifact_utils.get_single_instance(input_dict["graph"])
     model = artifact_utils.get_single_instance(output_dict["model"])
@@ -100,7 +92,7 @@ class Executor(base_executor.BaseExecutor):
                     if exec_properties.get("sampling_config") else None)
     dynamic_mode = sampling_cfg is not None and sampling_cfg.mode == "dynamic"
 
-    train_files = split_files(examples, "train")
+    train_files = graph_io.split_files(examples, "train")
     if not train_files and not dynamic_mode:
       raise ValueError(f"examples {examples.uri} have no train split to train on")
     run = tracking.Run(exec_properties["tracking_uri"], exec_properties["experiment"],
@@ -113,25 +105,24 @@ class Executor(base_executor.BaseExecutor):
     ok = False
     try:
       export_dir = path_utils.serving_model_path(model.uri)
-      schema = graph_io.read_schema_file(subgraph_schema_path(examples.uri))
+      schema = graph_io.read_schema_file(graph_io.subgraph_schema_path(examples.uri))
       label = graph_io.read_label(graph.uri)
-      eval_files = split_files(examples, "eval")
+      eval_files = graph_io.split_files(examples, "eval")
       train_splits = ["train"]
       if task_cfg.type == "dgi":
         # Unsupervised and transductive (as in the DGI paper): every split's subgraphs, whose
         # labels the model never reads; nothing to validate on.
-        train_files = train_files + eval_files + split_files(examples, "test")
+        train_files = train_files + eval_files + graph_io.split_files(examples, "test")
         train_splits = list(graph_io.SPLITS)
         eval_files = []
       if dynamic_mode:
-        from components.gnn_trainer import dynamic  # pylint: disable=g-import-not-at-top
-        from components.subgraph_sampler import fast_beam  # pylint: disable=g-import-not-at-top
-        from components.subgraph_sampler.executor import check_graph_fits  # pylint: disable=g-import-not-at-top
-        check_graph_fits(graph.uri, graph_io.read_schema(graph.uri),
+        from tfx_gnn.components.gnn_trainer import dynamic  # pylint: disable=g-import-not-at-top
+        from tfx_gnn.components.subgraph_sampler import fast_sampler  # pylint: disable=g-import-not-at-top
+        fast_sampler.check_graph_fits(graph.uri, graph_io.read_schema(graph.uri),
                          exec_properties.get("memory_limit_gb"))
         split_counts = graph_io.read_info(graph.uri).get("splits", {})
         seed_ids = [i for s in train_splits if split_counts.get(s, 0) > 0
-                    for i in fast_beam.read_seeds(graph.uri, s)]
+                    for i in graph_io.read_seeds(graph.uri, s)]
       with exclusive_backup_dir(backup_dir(model.uri, examples, graph, exec_properties)) as backup:
         if tf.io.gfile.exists(backup) and tf.io.gfile.listdir(backup):
           logging.warning("GnnTrainer: resuming from the backup in %s (an earlier run of "
@@ -162,10 +153,10 @@ class Executor(base_executor.BaseExecutor):
         run.client.set_tag(run.run_id, "resumed_at_epoch", str(epochs_run[0]))
       if task_cfg.type == "dgi":
         path = os.path.join(model.uri, EMBEDDINGS_FILE)
-        files_by_split = {s: split_files(examples, s) for s in graph_io.SPLITS}
+        files_by_split = {s: graph_io.split_files(examples, s) for s in graph_io.SPLITS}
         if dynamic_mode:  # no train split on disk: its subgraphs as the batch mode samples them
           files_by_split["train"] = dynamic.fixed_subgraphs(
-              train_subgraphs.sampler, fast_beam.read_seeds(graph.uri, "train"), salt="train")
+              train_subgraphs.sampler, graph_io.read_seeds(graph.uri, "train"), salt="train")
         training.write_embeddings(export_dir, files_by_split, schema, label, path)
         run.client.log_artifact(run.run_id, path)
         model.set_string_custom_property(

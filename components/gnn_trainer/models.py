@@ -19,8 +19,8 @@ from tensorflow_gnn.models import mt_albis
 from tensorflow_gnn.models import multi_head_attention
 from tensorflow_gnn.models import vanilla_mpnn
 
-from components import graph_io
-from pipelines.config import ModelConfig
+from tfx_gnn.components import graph_io
+from tfx_gnn.components.gnn_trainer.config import ModelConfig
 
 # The ModelConfig fields that are MtAlbisGraphUpdate arguments, passed through unchanged.
 MT_ALBIS_OPTIONS = (

@@ -21,8 +21,8 @@ import tensorflow_gnn as tfgnn
 from tensorflow_gnn import runner
 from tensorflow_gnn.models import contrastive_losses
 
-from components import graph_io
-from pipelines.config import TaskConfig
+from tfx_gnn.components import graph_io
+from tfx_gnn.components.gnn_trainer.config import TaskConfig
 
 OUTPUT_NAME = "logits"  # classification and regression models' serving output
 EMBEDDINGS_OUTPUT = "embeddings"  # unsupervised (DGI) models' serving output
@@ -136,7 +136,7 @@ class ProjectedDotProductLinkPrediction(runner.DotProductLinkPrediction):
 
 def _link_prediction(cfg: TaskConfig, label: Optional[graph_io.Label],
                      gtspec: Optional[tfgnn.GraphTensorSpec]) -> Tasks:
-  from components.subgraph_sampler import fast_sampler  # pylint: disable=g-import-not-at-top
+  from tfx_gnn.components.subgraph_sampler import fast_sampler  # pylint: disable=g-import-not-at-top
   _member_node_sets(gtspec)
   edge_sets = gtspec.edge_sets_spec
   if fast_sampler.READOUT_SOURCE not in edge_sets or fast_sampler.READOUT_TARGET not in edge_sets:

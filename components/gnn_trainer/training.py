@@ -16,20 +16,17 @@ import tensorflow as tf
 import tensorflow_gnn as tfgnn
 from tensorflow_gnn import runner
 
-from components import graph_io
-from components.gnn_trainer import distributed as multi_worker
-from components.gnn_trainer import models
-from components.gnn_trainer import tasks
-from components.attribution import exporter as ig_exporter
-from pipelines.config import ModelConfig, TaskConfig, TrainerConfig
+from tfx_gnn.components import graph_io
+from tfx_gnn.components.gnn_trainer import distributed as multi_worker
+from tfx_gnn.components.gnn_trainer import models
+from tfx_gnn.components.gnn_trainer import tasks
+from tfx_gnn.components.gnn_trainer import ig_exporter
+from tfx_gnn.components.gnn_trainer.config import ModelConfig, TaskConfig, TrainerConfig
 
 OUTPUT_NAME = tasks.OUTPUT_NAME
 MT_ALBIS_OPTIONS = models.MT_ALBIS_OPTIONS
-# A second SavedModel, `<export_dir>/integrated_gradients/`, whose `integrated_gradients`
-# signature returns a GraphTensor of summed gradients named IG_OUTPUT_NAME (the Attribution
-# component reads it); a subdirectory because TF-GNN's IG exporter cannot name serving outputs.
-IG_SUBDIR = "integrated_gradients"
-IG_OUTPUT_NAME = "gradients"
+IG_SUBDIR = graph_io.IG_SUBDIR
+IG_OUTPUT_NAME = graph_io.IG_OUTPUT_NAME
 
 
 @dataclasses.dataclass

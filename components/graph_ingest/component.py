@@ -7,8 +7,8 @@ Usage:
 from tfx.dsl.components.base import base_component, executor_spec
 from tfx.types import channel, component_spec
 
-from components import types
-from components.graph_ingest import executor
+from tfx_gnn.components import types
+from tfx_gnn.components.graph_ingest import executor
 
 
 class GraphIngestSpec(component_spec.ComponentSpec):

@@ -5,16 +5,16 @@ import os
 from tfx.dsl.components.base import base_executor
 from tfx.types import artifact_utils
 
-from components import publish
+from tfx_gnn.components import publish
 
-from pipelines.config import DataConfig
+from tfx_gnn.components.graph_ingest.config import DataConfig
 
 
 @publish.atomic_outputs
 class Executor(base_executor.BaseExecutor):
 
   def Do(self, input_dict, output_dict, exec_properties):
-    from components.graph_ingest import ingest  # pylint: disable=g-import-not-at-top
+    from tfx_gnn.components.graph_ingest import ingest  # pylint: disable=g-import-not-at-top
     graph_artifact = artifact_utils.get_single_instance(output_dict["graph"])
     data = DataConfig.model_validate_json(exec_properties["data"])
     scratch = os.path.join(self._get_tmp_dir(), "tables")

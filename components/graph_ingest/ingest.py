@@ -22,9 +22,9 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from components import graph_io
-from pipelines.config import (DataConfig, EdgeTable, NodeTable, SplitTable, TablesSource,
-                              UnigraphSource)
+from tfx_gnn.components import graph_io
+from tfx_gnn.components.graph_ingest.config import (DataConfig, EdgeTable, NodeTable, SplitTable,
+                                                    TablesSource, UnigraphSource)
 
 LABEL = "label"  # the label feature's name in graphs built from tables
 SPLIT_ALIASES = {"train": "train", "eval": "eval", "val": "eval", "valid": "eval",
@@ -761,7 +761,7 @@ def ingest(data: Union[DataConfig, dict], out_dir: str, scratch_dir: str,
   if isinstance(data, dict):
     data = DataConfig.model_validate(data)
   if data.synthetic is not None or data.synthetic_graphs is not None:
-    from pipelines import synthetic  # pylint: disable=g-import-not-at-top
+    from tfx_gnn.components.graph_ingest import synthetic  # pylint: disable=g-import-not-at-top
     if data.synthetic is not None:
       s = data.synthetic
       raw = synthetic.generate_tables(scratch_dir, num_papers=s.num_papers,

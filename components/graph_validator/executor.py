@@ -5,8 +5,8 @@ import os
 from tfx.dsl.components.base import base_executor
 from tfx.types import artifact_utils
 
-from components import graph_io, publish
-from pipelines.config import ValidationConfig
+from tfx_gnn.components import graph_io, publish
+from tfx_gnn.components.graph_validator.config import ValidationConfig
 
 STATISTICS_FILE = "statistics.json"
 ANOMALIES_FILE = "anomalies.json"
@@ -17,7 +17,7 @@ REPORT_FILE = "report.txt"
 class Executor(base_executor.BaseExecutor):
 
   def Do(self, input_dict, output_dict, exec_properties):
-    from components.graph_validator import validation  # pylint: disable=g-import-not-at-top
+    from tfx_gnn.components.graph_validator import validation  # pylint: disable=g-import-not-at-top
     graph_dir = artifact_utils.get_single_uri(input_dict["graph"])
     statistics = artifact_utils.get_single_instance(output_dict["statistics"])
     anomalies_artifact = artifact_utils.get_single_instance(output_dict["anomalies"])

@@ -17,11 +17,11 @@ from typing import TYPE_CHECKING, Any, Optional, Sequence
 import numpy as np
 import pandas as pd
 
-from components import graph_io
+from tfx_gnn.components import graph_io
 
 if TYPE_CHECKING:
   import tensorflow_gnn as tfgnn
-  from pipelines.config import ValidationConfig
+  from tfx_gnn.components.graph_validator.config import ValidationConfig
 
 MAX_EXAMPLES = 10
 
@@ -658,7 +658,7 @@ def _label_and_split_anomalies(graph: graph_io.Graph, index: _GraphIndex) -> lis
 
 def _anomalies(graph: graph_io.Graph, schema, config, index: _GraphIndex) -> list[Anomaly]:
   if config is None:
-    from pipelines.config import ValidationConfig  # pylint: disable=g-import-not-at-top
+    from tfx_gnn.components.graph_validator.config import ValidationConfig  # pylint: disable=g-import-not-at-top
     config = ValidationConfig()
   out = []
   if schema is not None:

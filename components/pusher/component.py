@@ -23,7 +23,7 @@ from tfx.dsl.components.base import base_component, executor_spec
 from tfx.proto import pusher_pb2
 from tfx.types import channel, component_spec, standard_artifacts, system_executions
 
-from components.pusher import executor
+from tfx_gnn.components.pusher import executor
 
 
 class PusherSpec(component_spec.ComponentSpec):

@@ -8,7 +8,7 @@ from tfx.proto import pusher_pb2
 from tfx.types import artifact_utils
 from tfx.utils import io_utils, path_utils, proto_utils
 
-from components import publish as publish_lib
+from tfx_gnn.components import publish as publish_lib
 
 
 def publish(model_path: str, base_directory: str) -> tuple[str, str]:
@@ -22,7 +22,7 @@ def register_in_mlflow(tracking_uri: str, name: str, run_id: str, blessing_uri: 
                        serving_path: str) -> str:
   """Registers the trainer's logged model as a new version of `name`; returns the version."""
   from mlflow.exceptions import MlflowException  # pylint: disable=g-import-not-at-top
-  from components import tracking  # pylint: disable=g-import-not-at-top
+  from tfx_gnn.components import tracking  # pylint: disable=g-import-not-at-top
   client = tracking.client(tracking_uri)
   try:
     client.create_registered_model(name)

@@ -18,8 +18,8 @@ Usage:
 from tfx.dsl.components.base import base_component, executor_spec
 from tfx.types import channel, component_spec, standard_artifacts
 
-from components import types
-from components.run_report import executor
+from tfx_gnn.components import types
+from tfx_gnn.components.run_report import executor
 
 
 def _optional(artifact_type):

@@ -14,7 +14,7 @@ from typing import Optional
 
 import numpy as np
 
-from components import graph_io, html_report
+from tfx_gnn.components import html_report
 
 REPORT_FILE = "report.html"
 DATA_FILE = "report.json"
@@ -77,7 +77,7 @@ NOT_TRAINING = ("attribution.", "test_", "graph.")
 
 def mlflow_history(tracking_uri: str, run_id: str) -> dict:
   """The trainer's per-epoch metrics in its MLflow run, with their history."""
-  from components import tracking  # pylint: disable=g-import-not-at-top
+  from tfx_gnn.components import tracking  # pylint: disable=g-import-not-at-top
   client = tracking.client(tracking_uri)
   run = client.get_run(run_id)
   history = {}
@@ -281,7 +281,7 @@ def render_html(data: RunData, figures: Optional[dict[str, bytes]] = None) -> st
 
 def lineage_from_mlmd(metadata_path: str, pipeline_run_id: str) -> list[dict]:
   """The run's executions and their artifacts from the ML Metadata SQLite file."""
-  from pipelines import lineage  # pylint: disable=g-import-not-at-top
+  from tfx_gnn.components import lineage  # pylint: disable=g-import-not-at-top
   store = lineage.open_store(metadata_path)
   return [{"component": r.component, "state": r.state,
            "inputs": [{"key": i.key, "type": i.type, "id": i.id, "uri": i.uri} for i in r.inputs],

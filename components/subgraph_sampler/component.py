@@ -15,8 +15,8 @@ Usage:
 from tfx.dsl.components.base import base_beam_component, executor_spec
 from tfx.types import channel, component_spec, standard_artifacts
 
-from components import types
-from components.subgraph_sampler import executor
+from tfx_gnn.components import types
+from tfx_gnn.components.subgraph_sampler import executor
 
 
 class SubgraphSamplerSpec(component_spec.ComponentSpec):

@@ -6,32 +6,17 @@ from google.protobuf import text_format
 from tfx.dsl.components.base import base_beam_executor
 from tfx.types import artifact_utils
 
-from components import graph_io, publish
-from pipelines.config import SamplingConfig
+from tfx_gnn.components import graph_io, publish
+from tfx_gnn.components.subgraph_sampler.config import SamplingConfig
 
-SCHEMA_FILE = "schema.pbtxt"  # the sampled subgraphs' GraphSchema
 PROGRAM_DIR = "sampling_program"  # the program's TF artifacts; Beam workers read them
-
-
-def subgraph_schema_path(examples_uri: str) -> str:
-  return os.path.join(examples_uri, SCHEMA_FILE)
-
-
-def check_graph_fits(graph_dir: str, schema, limit_gb) -> None:
-  """The fast engine holds the whole graph in memory (in each Beam worker): refuse, before
-  loading it, a graph over `pipeline.memory_limit_gb` (default: most of the available memory).
-  Beyond the graph, its working set is one batch of `sampling.batch_size` seeds."""
-  from components.graph_ingest import ingest  # pylint: disable=g-import-not-at-top
-  sets = list(schema.node_sets.values()) + list(schema.edge_sets.values())
-  files = sorted({os.path.join(graph_dir, s.metadata.filename) for s in sets})
-  ingest.check_memory(files, limit_gb, what=f"the fast sampler's copy of graph {graph_dir}")
 
 
 @publish.atomic_outputs
 class Executor(base_beam_executor.BaseBeamExecutor):
 
   def Do(self, input_dict, output_dict, exec_properties):
-    from components.subgraph_sampler import sampling  # pylint: disable=g-import-not-at-top
+    from tfx_gnn.components.subgraph_sampler import sampling  # pylint: disable=g-import-not-at-top
     graph = artifact_utils.get_single_instance(input_dict["graph"])
     examples = artifact_utils.get_single_instance(output_dict["examples"])
     config = SamplingConfig.model_validate_json(exec_properties["sampling"])
@@ -59,8 +44,8 @@ class Executor(base_beam_executor.BaseBeamExecutor):
       raise ValueError(f"sampling.engine: {config.engine!r} samples around nodes only; "
                        f"{seeds['kind']} need the fast engine (sampling.engine: fast)")
     if seeds["kind"] == "links":
-      from components.subgraph_sampler import fast_beam, links  # pylint: disable=g-import-not-at-top
-      check_graph_fits(graph.uri, schema, exec_properties.get("memory_limit_gb"))
+      from tfx_gnn.components.subgraph_sampler import fast_beam, fast_sampler, links  # pylint: disable=g-import-not-at-top
+      fast_sampler.check_graph_fits(graph.uri, schema, exec_properties.get("memory_limit_gb"))
       seeds_dir = os.path.join(examples.uri, links.SEEDS_DIR)
       links.build_specs(schema, seeds["edge_set"], config.fanouts, config.hops)  # checks
       pairs = links.split_links(graph_io.read_graph(graph.uri), seeds["edge_set"],
@@ -77,14 +62,14 @@ class Executor(base_beam_executor.BaseBeamExecutor):
       for s in splits:
         examples.set_int_custom_property(f"{s}_links", int(pairs[s].label.sum()))
     elif seeds["kind"] == "graphs":
-      from components.subgraph_sampler import fast_beam, whole_graphs  # pylint: disable=g-import-not-at-top
+      from tfx_gnn.components.subgraph_sampler import fast_beam, whole_graphs  # pylint: disable=g-import-not-at-top
       subgraph_schema = whole_graphs.GraphCollection.from_graph_dir(graph.uri).subgraph_schema()
       with self._make_beam_pipeline() as pipeline:
         fast_beam.add_whole_graphs(pipeline, graph_dir=graph.uri, batch_size=config.batch_size,
                                    outputs=outputs)
     elif config.engine == "fast":
-      from components.subgraph_sampler import fast_beam, fast_sampler  # pylint: disable=g-import-not-at-top
-      check_graph_fits(graph.uri, schema, exec_properties.get("memory_limit_gb"))
+      from tfx_gnn.components.subgraph_sampler import fast_beam, fast_sampler  # pylint: disable=g-import-not-at-top
+      fast_sampler.check_graph_fits(graph.uri, schema, exec_properties.get("memory_limit_gb"))
       subgraph_schema = fast_sampler.subgraph_schema(schema, spec)
       try:
         with self._make_beam_pipeline() as pipeline:
@@ -101,7 +86,7 @@ class Executor(base_beam_executor.BaseBeamExecutor):
         sampling.add_sampling(pipeline, graph_dir=graph.uri, program=program,
                               layers_mapping=layers_mapping, artifacts_dir=program_dir,
                               outputs=outputs)
-    graph_io.write_text(subgraph_schema_path(examples.uri),
+    graph_io.write_text(graph_io.subgraph_schema_path(examples.uri),
                         text_format.MessageToString(subgraph_schema))
     examples.set_string_custom_property("file_format", "tfrecord")
     examples.set_string_custom_property("payload_format", "FORMAT_TF_EXAMPLE")

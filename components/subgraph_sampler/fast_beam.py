@@ -7,14 +7,12 @@ depend on how seeds are batched or spread over workers (see `fast_sampler`).
 """
 from __future__ import annotations
 
-import csv
-import io
 import threading
 
 import apache_beam as beam
 
-from components import graph_io
-from components.subgraph_sampler import fast_sampler
+from tfx_gnn.components import graph_io
+from tfx_gnn.components.subgraph_sampler import fast_sampler
 
 _CACHE: dict[tuple, fast_sampler.FastSampler] = {}
 _CACHE_LOCK = threading.Lock()
@@ -38,17 +36,6 @@ def release_samplers() -> None:
   same process, and at OGBN-MAG size the cached graph is gigabytes they would carry along."""
   with _CACHE_LOCK:
     _CACHE.clear()
-
-
-def read_seeds(graph_dir: str, split: str) -> list[str]:
-  """The seed ids of one split (`seeds/<split>.csv`, column `id`)."""
-  import tensorflow as tf  # pylint: disable=g-import-not-at-top
-  path = graph_io.seeds_file(graph_dir, split)
-  with tf.io.gfile.GFile(path) as f:
-    rows = list(csv.reader(io.StringIO(f.read())))
-  if not rows or rows[0][:1] != ["id"]:
-    raise fast_sampler.FastSamplerError(f"{path}: expected a header row `id`")
-  return [row[0] for row in rows[1:]]
 
 
 class SampleBatches(beam.DoFn):
@@ -89,7 +76,7 @@ def add_fast_sampling(root: beam.Pipeline, *, graph_dir: str, spec, seed: int,
                       batch_size: int, outputs: dict[str, str]) -> None:
   """Adds to `root` the sampling of each split's seeds to TFRecord files of serialized
   GraphTensors at `outputs[split]` (a file prefix), with the fast engine."""
-  _sample_splits(root, "Fast", {split: read_seeds(graph_dir, split) for split in outputs},
+  _sample_splits(root, "Fast", {split: graph_io.read_seeds(graph_dir, split) for split in outputs},
                  batch_size, SampleBatches(graph_dir, spec.SerializeToString(), seed), outputs)
 
 
@@ -99,7 +86,7 @@ _LINK_CACHE: dict[tuple, object] = {}
 
 def load_link_sampler(graph_dir: str, link_args: tuple, seeds_dir: str):
   """The link sampler of (graph, (edge_set, fanouts, hops, seed), seeds), once per process."""
-  from components.subgraph_sampler import links  # pylint: disable=g-import-not-at-top
+  from tfx_gnn.components.subgraph_sampler import links  # pylint: disable=g-import-not-at-top
   key = (graph_dir, link_args, seeds_dir)
   with _CACHE_LOCK:
     if key not in _LINK_CACHE:
@@ -134,7 +121,7 @@ def add_link_sampling(root: beam.Pipeline, *, graph_dir: str, edge_set: str, fan
                       outputs: dict[str, str]) -> None:
   """Adds to `root` the sampling of each split's labelled pairs (`seeds_dir/<split>.csv`,
   see `links`) to TFRecord files of serialized link subgraphs at `outputs[split]`."""
-  from components.subgraph_sampler import links  # pylint: disable=g-import-not-at-top
+  from tfx_gnn.components.subgraph_sampler import links  # pylint: disable=g-import-not-at-top
   seeds = {}
   for split in outputs:
     frame = links.read_link_seeds(seeds_dir, split)
@@ -157,7 +144,7 @@ class WholeGraphBatches(beam.DoFn):
     self._collection = None
 
   def setup(self):
-    from components.subgraph_sampler import whole_graphs  # pylint: disable=g-import-not-at-top
+    from tfx_gnn.components.subgraph_sampler import whole_graphs  # pylint: disable=g-import-not-at-top
     with _CACHE_LOCK:
       if self._graph_dir not in _COLLECTION_CACHE:
         _COLLECTION_CACHE.clear()
@@ -175,5 +162,5 @@ def add_whole_graphs(root: beam.Pipeline, *, graph_dir: str, batch_size: int,
                      outputs: dict[str, str]) -> None:
   """Adds to `root` the writing of each split's graphs (seeds: graph ids) as serialized
   GraphTensors at `outputs[split]` (see `whole_graphs`)."""
-  _sample_splits(root, "Graph", {split: read_seeds(graph_dir, split) for split in outputs},
+  _sample_splits(root, "Graph", {split: graph_io.read_seeds(graph_dir, split) for split in outputs},
                  batch_size, WholeGraphBatches(graph_dir), outputs)

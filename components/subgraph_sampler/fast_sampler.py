@@ -34,12 +34,14 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import os
 from typing import Iterable, Optional, Sequence
 
 import numpy as np
 import pandas as pd
 
-from components import graph_io
+from tfx_gnn.components import example_encoder as encoder
+from tfx_gnn.components import graph_io
 
 ID = "#id"
 SIZE = "#size"
@@ -77,123 +79,14 @@ def root_keys(seed: int, salt: str, root_ids: Sequence[str]) -> np.ndarray:
                                   .digest(), "little") for r in root_ids], dtype=np.uint64)
 
 
-# ------------------------------------------------------------------ protobuf wire format
-def _varint(value: int) -> bytes:
-  out = bytearray()
-  value &= (1 << 64) - 1
-  while value >= 0x80:
-    out.append((value & 0x7F) | 0x80)
-    value >>= 7
-  out.append(value)
-  return bytes(out)
-
-
-_SMALL_VARINTS = [_varint(i) for i in range(1 << 14)]
-
-
-def _len_prefix(n: int) -> bytes:
-  return _SMALL_VARINTS[n] if n < 16384 else _varint(n)
-
-
-def _varint_bytes(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-  """Varint encoding of int64 values, vectorized: (uint8 buffer, byte length of each value)."""
-  v = values.astype(np.int64, copy=False).view(np.uint64)
-  lengths = np.ones(len(v), dtype=np.int64)
-  for shift in range(7, 64, 7):
-    lengths += (v >> _U64(shift)) > 0
-  total = int(lengths.sum())
-  out = np.empty(total, dtype=np.uint8)
-  starts = np.cumsum(lengths) - lengths
-  for i in range(10):
-    has = lengths > i
-    if not has.any():
-      break
-    byte = ((v[has] >> _U64(7 * i)) & _U64(0x7F)).astype(np.uint8)
-    more = lengths[has] > i + 1
-    out[starts[has] + i] = byte | (more.astype(np.uint8) << 7)
-  return out, lengths
-
-
-def _gather_ranges(blob: np.ndarray, starts: np.ndarray, lengths: np.ndarray) -> np.ndarray:
-  """blob[starts[0]:starts[0]+lengths[0]] ++ blob[starts[1]:...] ++ ..., vectorized."""
-  total = int(lengths.sum())
-  if total == 0:
-    return np.empty(0, dtype=blob.dtype)
-  out_starts = np.cumsum(lengths) - lengths
-  index = np.repeat(starts - out_starts, lengths) + np.arange(total)
-  return blob[index]
-
-
-_BYTES_LIST, _FLOAT_LIST, _INT64_LIST = 0x0A, 0x12, 0x1A
-
-
-@dataclasses.dataclass
-class _Column:
-  """One feature of a batch of examples: its encoded list payload, cut per example."""
-  name: str
-  key: bytes  # the map entry's key field, already encoded
-  kind: int  # the Feature's oneof tag
-  payload: bytes  # the payloads of all examples, back to back
-  offsets: np.ndarray  # [num_examples + 1] byte offsets into payload
-
-
-def _key_field(name: str) -> bytes:
-  raw = name.encode()
-  return b"\x0a" + _len_prefix(len(raw)) + raw
-
-
-def _examples_from_columns(columns: list[_Column], num_examples: int) -> list[bytes]:
-  """Assembles tf.Examples (features in key order, as deterministic serialization does)."""
-  columns = sorted(columns, key=lambda c: c.name)
-  offsets = [c.offsets.tolist() for c in columns]
-  out = []
-  for i in range(num_examples):
-    parts = []
-    for c, off in zip(columns, offsets):
-      payload = c.payload[off[i]:off[i + 1]]
-      if c.kind == _BYTES_LIST:
-        inner = payload
-      else:
-        inner = (b"\x0a" + _len_prefix(len(payload)) + payload) if payload else b""
-      feature = bytes((c.kind,)) + _len_prefix(len(inner)) + inner
-      entry = c.key + b"\x12" + _len_prefix(len(feature)) + feature
-      parts.append(b"\x0a" + _len_prefix(len(entry)) + entry)
-    features = b"".join(parts)
-    out.append(b"\x0a" + _len_prefix(len(features)) + features)
-  return out
-
-
-def _packed_column(name: str, kind: int, values: np.ndarray, counts: np.ndarray) -> _Column:
-  """A float or int64 feature: `counts[i]` values of `values` (flattened) per example."""
-  if kind == _FLOAT_LIST:
-    payload = np.ascontiguousarray(values, dtype="<f4").tobytes()
-    offsets = np.concatenate([[0], np.cumsum(counts * 4)])
-  else:
-    buffer, lengths = _varint_bytes(np.ascontiguousarray(values).reshape(-1))
-    payload = buffer.tobytes()
-    ends = np.cumsum(counts)
-    value_offsets = np.concatenate([[0], np.cumsum(lengths)])
-    offsets = value_offsets[np.concatenate([[0], ends])]
-  return _Column(name, _key_field(name), kind, payload, np.asarray(offsets, dtype=np.int64))
-
-
-class _StringTable:
-  """Strings pre-encoded as BytesList entries (tag, length, bytes), gathered by index."""
-
-  def __init__(self, values: np.ndarray):
-    encoded = [str(v).encode() if not isinstance(v, bytes) else v for v in values.reshape(-1)]
-    entries = [b"\x0a" + _len_prefix(len(e)) + e for e in encoded]
-    self.lengths = np.array([len(e) for e in entries], dtype=np.int64)
-    self.starts = np.cumsum(self.lengths) - self.lengths
-    self.blob = np.frombuffer(b"".join(entries), dtype=np.uint8)
-
-  def column(self, name: str, index: np.ndarray, counts: np.ndarray) -> _Column:
-    lengths = self.lengths[index]
-    payload = _gather_ranges(self.blob, self.starts[index], lengths).tobytes()
-    ends = np.cumsum(counts)
-    value_offsets = np.concatenate([[0], np.cumsum(lengths)])
-    return _Column(name, _key_field(name), _BYTES_LIST, payload,
-                   value_offsets[np.concatenate([[0], ends])].astype(np.int64))
+def check_graph_fits(graph_dir: str, schema, limit_gb) -> None:
+  """The fast engine holds the whole graph in memory (in each Beam worker): refuse, before
+  loading it, a graph over `pipeline.memory_limit_gb` (default: most of the available memory).
+  Beyond the graph, its working set is one batch of `sampling.batch_size` seeds."""
+  from tfx_gnn.components.graph_ingest import ingest  # pylint: disable=g-import-not-at-top
+  sets = list(schema.node_sets.values()) + list(schema.edge_sets.values())
+  files = sorted({os.path.join(graph_dir, s.metadata.filename) for s in sets})
+  ingest.check_memory(files, limit_gb, what=f"the fast sampler's copy of graph {graph_dir}")
 
 
 # ------------------------------------------------------------------ the graph as CSR
@@ -348,16 +241,16 @@ class FastSampler:
     for name in self._out_node_sets:
       features = graph.node_sets[name].features
       if features:
-        self._node_features[name] = {k: self._check_feature(f"node set {name!r}", k, v)
+        self._node_features[name] = {k: self.check_feature(f"node set {name!r}", k, v)
                                      for k, v in features.items()}
       else:
-        self._id_tables[name] = _StringTable(graph.node_sets[name].ids)
+        self._id_tables[name] = encoder.StringTable(graph.node_sets[name].ids)
     self._string_tables = {}
     for owner, features in ([(("nodes", n), f) for n, f in self._node_features.items()] +
                             [(("edges", n), c.features) for n, c in self._csr.items()]):
       for fname, values in features.items():
         if values.dtype.kind not in "fiub":
-          self._string_tables[owner + (fname,)] = _StringTable(values)
+          self._string_tables[owner + (fname,)] = encoder.StringTable(values)
 
   # ---------------------------------------------------------------- construction
   @classmethod
@@ -367,7 +260,7 @@ class FastSampler:
     (rooted at the graph's labelled node set) as the SubgraphSampler component builds it."""
     schema = graph_io.read_schema(graph_dir)
     if spec is None:
-      from components.subgraph_sampler import sampling  # pylint: disable=g-import-not-at-top
+      from tfx_gnn.components.subgraph_sampler import sampling  # pylint: disable=g-import-not-at-top
       label = graph_io.read_label(graph_dir)
       if label is None or fanouts is None:
         raise FastSamplerError(f"graph {graph_dir}: give a SamplingSpec, or fanouts for a graph "
@@ -427,12 +320,12 @@ class FastSampler:
     num_sources = len(self._node_ids[edge_set.source_set])
     indptr = np.zeros(num_sources + 1, dtype=np.int64)
     np.cumsum(np.bincount(sources, minlength=num_sources), out=indptr[1:])
-    features = {k: self._check_feature(where, k, v) for k, v in edge_set.features.items()}
+    features = {k: self.check_feature(where, k, v) for k, v in edge_set.features.items()}
     return _EdgeSetCsr(name, edge_set.source_set, edge_set.target_set, indptr,
                        targets[order], rows[order], features)
 
   @staticmethod
-  def _check_feature(where: str, name: str, values: np.ndarray) -> np.ndarray:
+  def check_feature(where: str, name: str, values: np.ndarray) -> np.ndarray:
     if values.dtype == object and values.ndim > 1:
       raise FastSamplerError(f"{where}, feature {name!r}: only scalar string features are "
                              "supported by the fast engine (use sampling.engine: tfgnn_beam)")
@@ -552,11 +445,11 @@ class FastSampler:
       out_edges[name] = _Pieces(es.sub[keep], s[keep], t[keep], es.c[keep])
     return node_sets, out_edges
 
-  def _columns(self, node_sets, edge_sets, batch: int) -> list[_Column]:
+  def _columns(self, node_sets, edge_sets, batch: int) -> list[encoder.Column]:
     columns = []
     for name, nodes in node_sets.items():
       counts = np.bincount(nodes.sub, minlength=batch)
-      columns.append(_packed_column(f"nodes/{name}.{SIZE}", _INT64_LIST, counts,
+      columns.append(encoder.packed_column(f"nodes/{name}.{SIZE}", encoder.INT64_LIST, counts,
                                     np.ones(batch, np.int64)))
       if name in self._id_tables:
         columns.append(self._id_tables[name].column(f"nodes/{name}.{ID}", nodes.a, counts))
@@ -566,21 +459,21 @@ class FastSampler:
     for name, edges in edge_sets.items():
       counts = np.bincount(edges.sub, minlength=batch)
       prefix = f"edges/{name}."
-      columns.append(_packed_column(prefix + SIZE, _INT64_LIST, counts, np.ones(batch, np.int64)))
-      columns.append(_packed_column(prefix + SOURCE, _INT64_LIST, edges.a, counts))
-      columns.append(_packed_column(prefix + TARGET, _INT64_LIST, edges.b, counts))
+      columns.append(encoder.packed_column(prefix + SIZE, encoder.INT64_LIST, counts, np.ones(batch, np.int64)))
+      columns.append(encoder.packed_column(prefix + SOURCE, encoder.INT64_LIST, edges.a, counts))
+      columns.append(encoder.packed_column(prefix + TARGET, encoder.INT64_LIST, edges.b, counts))
       for fname, values in self._csr[name].features.items():
         columns.append(self._feature_column(("edges", name, fname), prefix + fname, values,
                                             edges.c, counts))
     return columns
 
   def _feature_column(self, owner, key: str, values: np.ndarray, rows: np.ndarray,
-                      counts: np.ndarray) -> _Column:
+                      counts: np.ndarray) -> encoder.Column:
     if owner in self._string_tables:
       return self._string_tables[owner].column(key, rows, counts)
     per_row = int(np.prod(values.shape[1:], dtype=np.int64))
-    kind = _FLOAT_LIST if values.dtype == np.float32 else _INT64_LIST
-    return _packed_column(key, kind, values[rows], counts * per_row)
+    kind = encoder.FLOAT_LIST if values.dtype == np.float32 else encoder.INT64_LIST
+    return encoder.packed_column(key, kind, values[rows], counts * per_row)
 
   def sample(self, seed_ids: Iterable, salt: str = "") -> list[bytes]:
     """Serialized tf.Examples (GraphTensors), one per seed id, in order. `salt` names a stream
@@ -591,7 +484,7 @@ class FastSampler:
     roots = self._lookup(self.seed_set, seed_ids, "seeds")
     keys = root_keys(self.seed, salt, seed_ids)
     node_sets, edge_sets = self._sample_batch(roots, keys)
-    return _examples_from_columns(self._columns(node_sets, edge_sets, len(roots)), len(roots))
+    return encoder.examples_from_columns(self._columns(node_sets, edge_sets, len(roots)), len(roots))
 
   def sample_links(self, source_ids: Iterable, target_ids: Iterable, labels: Iterable,
                    salt: str = "", link_edge_set: Optional[str] = None,
@@ -632,16 +525,16 @@ class FastSampler:
     columns = self._columns(node_sets, edge_sets, batch)
     ones = np.ones(batch, np.int64)
     target_local = np.where((source_set == target_set) & (sources != targets), 1, 0)
-    columns.append(_packed_column(f"nodes/{READOUT}.{SIZE}", _INT64_LIST, ones, ones))
-    columns.append(_packed_column(f"nodes/{READOUT}.{LINK_LABEL}", _FLOAT_LIST, labels, ones))
+    columns.append(encoder.packed_column(f"nodes/{READOUT}.{SIZE}", encoder.INT64_LIST, ones, ones))
+    columns.append(encoder.packed_column(f"nodes/{READOUT}.{LINK_LABEL}", encoder.FLOAT_LIST, labels, ones))
     for key, local in ((READOUT_SOURCE, np.zeros(batch, np.int64)), (READOUT_TARGET,
                                                                      target_local)):
       prefix = f"edges/{key}."
-      columns.append(_packed_column(prefix + SIZE, _INT64_LIST, ones, ones))
-      columns.append(_packed_column(prefix + SOURCE, _INT64_LIST, local, ones))
-      columns.append(_packed_column(prefix + TARGET, _INT64_LIST, np.zeros(batch, np.int64),
+      columns.append(encoder.packed_column(prefix + SIZE, encoder.INT64_LIST, ones, ones))
+      columns.append(encoder.packed_column(prefix + SOURCE, encoder.INT64_LIST, local, ones))
+      columns.append(encoder.packed_column(prefix + TARGET, encoder.INT64_LIST, np.zeros(batch, np.int64),
                                     ones))
-    return _examples_from_columns(columns, batch)
+    return encoder.examples_from_columns(columns, batch)
 
   def graph_tensor_spec(self):
     import tensorflow_gnn as tfgnn  # pylint: disable=g-import-not-at-top

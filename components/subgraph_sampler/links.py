@@ -24,8 +24,8 @@ from typing import Optional
 import numpy as np
 import pandas as pd
 
-from components import graph_io
-from components.subgraph_sampler import fast_sampler
+from tfx_gnn.components import graph_io
+from tfx_gnn.components.subgraph_sampler import fast_sampler
 
 SEEDS_DIR = "link_seeds"
 HELD_OUT_SPLITS = ("eval", "test")
@@ -137,7 +137,7 @@ def held_out(seeds_dir: str) -> tuple[np.ndarray, np.ndarray]:
 
 def build_specs(schema, edge_set: str, fanouts: dict, hops: int):
   """SamplingSpecs around a link's source and around its target."""
-  from components.subgraph_sampler import sampling  # pylint: disable=g-import-not-at-top
+  from tfx_gnn.components.subgraph_sampler import sampling  # pylint: disable=g-import-not-at-top
   if edge_set not in schema.edge_sets:
     raise LinkSeedsError(f"task.edge_set: {edge_set!r} is not an edge set of the graph "
                          f"(edge sets: {sorted(schema.edge_sets)})")

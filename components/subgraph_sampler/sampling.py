@@ -21,7 +21,7 @@ from tensorflow_gnn.experimental.sampler.beam import executor_lib
 from tensorflow_gnn.experimental.sampler.beam import sampler as beam_sampler
 from tensorflow_gnn.experimental.sampler.beam import unigraph_utils
 
-from components import graph_io
+from tfx_gnn.components import graph_io
 
 
 class SamplingSpecError(ValueError):

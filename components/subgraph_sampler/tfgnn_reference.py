@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from components import graph_io
+from tfx_gnn.components import graph_io
 
 
 def sampling_pipeline(graph: graph_io.Graph, schema, spec, *, edge_features: bool = True):

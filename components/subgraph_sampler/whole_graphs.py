@@ -22,8 +22,9 @@ from typing import Iterable
 import numpy as np
 import pandas as pd
 
-from components import graph_io
-from components.subgraph_sampler import fast_sampler as fs
+from tfx_gnn.components import graph_io
+from tfx_gnn.components import example_encoder as encoder
+from tfx_gnn.components.subgraph_sampler import fast_sampler as fs
 
 
 class CollectionError(ValueError):
@@ -92,14 +93,14 @@ class GraphCollection:
       starts = np.searchsorted(g_src[order], np.arange(num_graphs + 1))
       self._edges[name] = (order, starts, self._local[es.source_set][src[order]],
                            self._local[es.target_set][tgt[order]],
-                           {k: fs.FastSampler._check_feature(f"edge set {name!r}", k, v)
+                           {k: fs.FastSampler.check_feature(f"edge set {name!r}", k, v)
                             for k, v in es.features.items()})
-    self._node_features = {m: {k: fs.FastSampler._check_feature(f"node set {m!r}", k, v)
+    self._node_features = {m: {k: fs.FastSampler.check_feature(f"node set {m!r}", k, v)
                                for k, v in graph.node_sets[m].features.items()}
                            for m in self.member_sets}
-    self._id_tables = {m: fs._StringTable(np.asarray(graph.node_sets[m].ids, dtype=object))
+    self._id_tables = {m: encoder.StringTable(np.asarray(graph.node_sets[m].ids, dtype=object))
                        for m in self.member_sets if not graph.node_sets[m].features}
-    self._context = {k: fs.FastSampler._check_feature(f"node set {graph_set!r}", k, v)
+    self._context = {k: fs.FastSampler.check_feature(f"node set {graph_set!r}", k, v)
                      for k, v in graph.node_sets[graph_set].features.items()}
 
   @classmethod
@@ -144,15 +145,15 @@ class GraphCollection:
     """Positions of the graphs' rows (concatenated, in order), and the count per graph."""
     lo, hi = starts[graphs], starts[graphs + 1]
     counts = hi - lo
-    return fs._gather_ranges(np.arange(int(starts[-1])), lo, counts), counts
+    return encoder.gather_ranges(np.arange(int(starts[-1])), lo, counts), counts
 
   @staticmethod
   def _feature(key: str, values: np.ndarray, rows: np.ndarray, counts: np.ndarray):
     if values.dtype == object:
-      return fs._StringTable(values).column(key, rows, counts)
+      return encoder.StringTable(values).column(key, rows, counts)
     per_row = int(np.prod(values.shape[1:], dtype=np.int64))
-    kind = fs._FLOAT_LIST if values.dtype == np.float32 else fs._INT64_LIST
-    return fs._packed_column(key, kind, values[rows], counts * per_row)
+    kind = encoder.FLOAT_LIST if values.dtype == np.float32 else encoder.INT64_LIST
+    return encoder.packed_column(key, kind, values[rows], counts * per_row)
 
   def examples(self, graph_ids: Iterable) -> list[bytes]:
     """One serialized tf.Example (GraphTensor) per graph id, in order."""
@@ -170,7 +171,7 @@ class GraphCollection:
       order, starts = self._nodes[m]
       positions, counts = self._ranges(starts, graphs)
       rows = order[positions]
-      columns.append(fs._packed_column(f"nodes/{m}.{fs.SIZE}", fs._INT64_LIST, counts, ones))
+      columns.append(encoder.packed_column(f"nodes/{m}.{fs.SIZE}", encoder.INT64_LIST, counts, ones))
       if m in self._id_tables:
         columns.append(self._id_tables[m].column(f"nodes/{m}.{fs.ID}", rows, counts))
       for k, v in self._node_features[m].items():
@@ -179,11 +180,11 @@ class GraphCollection:
       order, starts, local_src, local_tgt, features = self._edges[name]
       positions, counts = self._ranges(starts, graphs)
       prefix = f"edges/{name}."
-      columns.append(fs._packed_column(prefix + fs.SIZE, fs._INT64_LIST, counts, ones))
-      columns.append(fs._packed_column(prefix + fs.SOURCE, fs._INT64_LIST,
+      columns.append(encoder.packed_column(prefix + fs.SIZE, encoder.INT64_LIST, counts, ones))
+      columns.append(encoder.packed_column(prefix + fs.SOURCE, encoder.INT64_LIST,
                                        local_src[positions], counts))
-      columns.append(fs._packed_column(prefix + fs.TARGET, fs._INT64_LIST,
+      columns.append(encoder.packed_column(prefix + fs.TARGET, encoder.INT64_LIST,
                                        local_tgt[positions], counts))
       for k, v in features.items():
         columns.append(self._feature(prefix + k, v, order[positions], counts))
-    return fs._examples_from_columns(columns, batch)
+    return encoder.examples_from_columns(columns, batch)
