@@ -122,9 +122,9 @@ def summarize(store, run_id: str) -> dict:
       elif ref.type == "ModelBlessing":
         out["blessed"] = bool(ref.properties.get("blessed"))
         out["blessing_reasons"] = ref.properties.get("reasons") or ""
-      elif ref.type == "tfx_gnn.components.types.Attributions":
+      elif ref.type == "tfx_gnn.Attributions":
         out["attributions_uri"] = ref.uri
-      elif ref.type == "tfx_gnn.components.types.RunReport":
+      elif ref.type == "tfx_gnn.Report":
         out["report"] = os.path.join(ref.uri, "report.html")
       elif ref.type == "PushedModel":
         out["pushed"] = bool(ref.properties.get("pushed"))
@@ -156,9 +156,9 @@ def format_lineage(records: list[ExecutionRecord]) -> str:
 # Files that a complete artifact of each type has (relative to its URI); `check_live_artifacts`
 # reports a LIVE artifact that lacks one.
 _REQUIRED_FILES = {
-    "tfx_gnn.components.types.Graph": ("schema.pbtxt", "graph_info.json"),
-    "tfx_gnn.components.types.GraphStatistics": ("statistics.json",),
-    "tfx_gnn.components.types.GraphAnomalies": ("anomalies.json", "report.txt"),
+    "tfx_gnn.Graph": ("schema.pbtxt", "graph_info.json"),
+    "tfx_gnn.GraphStatistics": ("statistics.json",),
+    "tfx_gnn.GraphAnomalies": ("anomalies.json", "report.txt"),
     "Examples": ("schema.pbtxt",),
     "Model": ("Format-Serving/saved_model.pb",),
     "ModelEvaluation": ("metrics.json",),

@@ -4,9 +4,10 @@ from tfx.types import artifact
 from tfx.types import standard_artifacts  # pylint: disable=unused-import  (re-exported)
 
 # Two constraints from Kubeflow Pipelines v2 (TFX's KubeflowV2DagRunner and its container
-# entrypoint): a custom type's TYPE_NAME must be `module.Class` and the import path of the
-# class (the entrypoint imports it by that name), and facts about an artifact must be custom properties, not typed PROPERTIES
-# (custom types compile with an empty property schema).
+# entrypoint): a custom type's TYPE_NAME must be `module.Class` with one dot (the compiler's
+# schema-title pattern) and the import path of the class (the entrypoint imports it by that
+# name: the `tfx_gnn` package exports these types), and facts about an artifact must be custom
+# properties, not typed PROPERTIES (custom types compile with an empty property schema).
 
 
 class Graph(artifact.Artifact):
@@ -15,28 +16,28 @@ class Graph(artifact.Artifact):
   Custom properties: `node_counts`, `edge_counts`, `split_counts` (JSON objects set name ->
   count), `label_node_set`, `num_classes`.
   """
-  TYPE_NAME = "tfx_gnn.components.types.Graph"
+  TYPE_NAME = "tfx_gnn.Graph"
 
 
 class GraphStatistics(artifact.Artifact):
   """Statistics of a Graph: counts, feature summaries, degree distributions (`statistics.json`)."""
-  TYPE_NAME = "tfx_gnn.components.types.GraphStatistics"
+  TYPE_NAME = "tfx_gnn.GraphStatistics"
 
 
 class GraphAnomalies(artifact.Artifact):
   """What GraphValidator found (`anomalies.json`, `report.txt`); `num_anomalies` custom
   property."""
-  TYPE_NAME = "tfx_gnn.components.types.GraphAnomalies"
+  TYPE_NAME = "tfx_gnn.GraphAnomalies"
 
 
 class Attributions(artifact.Artifact):
   """Integrated-gradients attributions of a Model on test subgraphs (`tfx_gnn.components.attribution`):
   Parquet tables per node set, feature and hop, `summary.json`, a self-contained
   `report.html`; custom properties `num_subgraphs`, `top_feature`, `mlflow_run_id`."""
-  TYPE_NAME = "tfx_gnn.components.types.Attributions"
+  TYPE_NAME = "tfx_gnn.Attributions"
 
 
-class RunReport(artifact.Artifact):
+class Report(artifact.Artifact):
   """One pipeline run, reviewed (`tfx_gnn.components.run_report`): a self-contained `report.html`
   and `report.json`; custom properties `pipeline_run_id`, `mlflow_run_id`."""
-  TYPE_NAME = "tfx_gnn.components.types.RunReport"
+  TYPE_NAME = "tfx_gnn.Report"

@@ -67,7 +67,7 @@ def test_every_epoch_samples_fresh_subgraphs_reproducibly(run):
   from tfx_gnn.components.gnn_trainer import dynamic
   from tfx_gnn.components import graph_io
   _, config, _, outputs = run
-  graph_dir = outputs["tfx_gnn.components.types.Graph"].uri
+  graph_dir = outputs["tfx_gnn.Graph"].uri
   seeds = graph_io.read_seeds(graph_dir, "train")
   provider = dynamic.train_subgraphs(graph_dir, config.sampling, seeds, shuffle_seed=0)
   dataset = provider.get_dataset(tf.distribute.InputContext())
@@ -98,7 +98,7 @@ def test_interactive_explorer_samples_what_the_pipeline_samples(run):
   from tfx_gnn import interactive
   _, config, _, outputs = run
   explorer = interactive.SubgraphExplorer.from_config(config)
-  assert os.path.realpath(explorer.graph_dir) == os.path.realpath(outputs["tfx_gnn.components.types.Graph"].uri)
+  assert os.path.realpath(explorer.graph_dir) == os.path.realpath(outputs["tfx_gnn.Graph"].uri)
   seeds = explorer.seeds("test")
   sub = explorer.sample(seeds, salt="test")  # the SubgraphSampler salts with the split
   files = tf.io.gfile.glob(os.path.join(outputs["Examples"].uri, "Split-test", "*"))

@@ -8,6 +8,7 @@ import pytest
 os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 
 from tfx_gnn.pipelines import config as config_lib  # pylint: disable=wrong-import-position
+from tfx_gnn.components.gnn_trainer import config as trainer_config  # pylint: disable=wrong-import-position
 
 TEMPLATES = ("mt_albis", "graph_sage", "gat_v2", "hgt", "vanilla_mpnn",
              "multi_head_attention", "gcn")
@@ -63,7 +64,7 @@ def test_every_template_builds_from_tf_gnn_layers_with_weights_per_set(template)
   graph = _graph(heterogeneous=template != "gcn")
   extra = {"num_heads": 2} if template in ("gat_v2", "multi_head_attention", "hgt") else {}
   cfg = model_config(template=template, units=8, **({"message_dim": 8} if template in
-                                                     config_lib.MODEL_TEMPLATE_OPTIONS["message_dim"]
+                                                     trainer_config.MODEL_TEMPLATE_OPTIONS["message_dim"]
                                                      else {}), **extra)
   model = models.build_model_fn(cfg, "paper")(graph.spec)
   out = model(graph)

@@ -15,7 +15,7 @@ from tfx_gnn.pipelines import local_runner
 
 HERE = os.path.dirname(__file__)
 TINY = os.path.join(HERE, "configs", "tiny.yaml")
-EXPECTED_TYPES = {"tfx_gnn.components.types.Graph", "tfx_gnn.components.types.GraphStatistics", "tfx_gnn.components.types.GraphAnomalies",
+EXPECTED_TYPES = {"tfx_gnn.Graph", "tfx_gnn.GraphStatistics", "tfx_gnn.GraphAnomalies",
                   "Examples", "Model", "ModelRun", "ModelEvaluation", "ModelBlessing",
                   "PushedModel"}
 

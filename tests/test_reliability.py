@@ -208,14 +208,14 @@ def test_the_pipeline_fails_at_ingest_on_the_memory_limit(tmp_path):
 
 def test_fast_sampler_refuses_a_graph_over_the_memory_limit(tmp_path):
   from tfx_gnn.components import graph_io  # pylint: disable=g-import-not-at-top
-  from tfx_gnn.components.subgraph_sampler import executor  # pylint: disable=g-import-not-at-top
+  from tfx_gnn.components.subgraph_sampler import fast_sampler  # pylint: disable=g-import-not-at-top
   config = _tables(tmp_path)
   graph_dir = str(tmp_path / "graph")
   ingest.ingest(config.data, graph_dir, str(tmp_path / "scratch"), memory_limit_gb=1.0)
   schema = graph_io.read_schema(graph_dir)
-  executor.check_graph_fits(graph_dir, schema, 1.0)  # fits
+  fast_sampler.check_graph_fits(graph_dir, schema, 1.0)  # fits
   with pytest.raises(ingest.IngestError) as info:
-    executor.check_graph_fits(graph_dir, schema, 1e-6)
+    fast_sampler.check_graph_fits(graph_dir, schema, 1e-6)
   message = str(info.value)
   assert "fast sampler" in message and graph_dir in message
   assert "pipeline.memory_limit_gb" in message

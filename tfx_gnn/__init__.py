@@ -1,7 +1,7 @@
 """tfx-gnn as a library: the components and artifact types, for your own TFX pipelines.
 
   from tfx_gnn import GraphIngest, GraphValidator, SubgraphSampler, GnnTrainer, GnnEvaluator
-  from tfx_gnn import types         # the artifact types: types.Graph, types.RunReport, ...
+  from tfx_gnn import Graph, GraphStatistics, GraphAnomalies, Attributions, Report  # artifact types
   from tfx_gnn import interactive   # sample and show subgraphs in a notebook
 
 The repository's top-level `components/` and `pipelines/` folders are this package's
@@ -25,7 +25,11 @@ _COMPONENTS = {
     "RunReport": "tfx_gnn.components.run_report.component",
 }
 
-__all__ = ["types", *_COMPONENTS]
+# The artifact types, by the names Kubeflow's container entrypoint imports them: a custom
+# type's TYPE_NAME is `tfx_gnn.<Class>` (see components/types.py).
+_TYPES = ("Graph", "GraphStatistics", "GraphAnomalies", "Attributions", "Report")
+
+__all__ = [*_COMPONENTS, *_TYPES]
 
 
 def __getattr__(name):
@@ -33,6 +37,6 @@ def __getattr__(name):
   import importlib  # pylint: disable=g-import-not-at-top
   if name in _COMPONENTS:
     return getattr(importlib.import_module(_COMPONENTS[name]), name)
-  if name == "types":
-    return importlib.import_module("tfx_gnn.components.types")
+  if name in _TYPES:
+    return getattr(importlib.import_module("tfx_gnn.components.types"), name)
   raise AttributeError(f"module 'tfx_gnn' has no attribute {name!r}")

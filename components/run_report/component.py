@@ -45,7 +45,7 @@ class RunReportSpec(component_spec.ComponentSpec):
       "pushed_model": _optional(standard_artifacts.PushedModel),
   }
   OUTPUTS = {
-      "report": component_spec.ChannelParameter(type=types.RunReport),
+      "report": component_spec.ChannelParameter(type=types.Report),
   }
 
 
@@ -61,4 +61,4 @@ class RunReport(base_component.BaseComponent):
         graph=graph, statistics=statistics, anomalies=anomalies, model=model,
         evaluation=evaluation, blessing=blessing, attributions=attributions,
         pushed_model=pushed_model, pipeline_name=pipeline_name, metadata_path=metadata_path,
-        report=channel.Channel(type=types.RunReport)))
+        report=channel.Channel(type=types.Report)))
