@@ -125,3 +125,22 @@ def test_driver_keys_the_cache_on_the_resolved_span_and_the_content(tmp_path):
   failed = driver.resolve_exec_properties({"data": bad.model_dump_json()})
   assert failed["input_fingerprint"].startswith(driver.UNRESOLVED)
   assert "none.csv" in failed["input_fingerprint"]
+
+
+def test_executor_refuses_files_changed_after_the_cache_check(tmp_path):
+  """The driver keyed the cache on one content; if the files differ when the executor starts,
+  it fails naming the file, and publishes nothing."""
+  from tfx_gnn.components import types
+  from tfx_gnn.components.graph_ingest import executor
+  (tmp_path / "data").mkdir()
+  write_span(tmp_path / "data", ".")
+  data = tables(tmp_path / "data")
+  props = driver.resolve_exec_properties({"data": data.model_dump_json()})
+  (tmp_path / "data" / "cites.csv").write_text(CITES + "p2,p0\n")
+  graph = types.Graph()
+  graph.uri = str(tmp_path / "graph")
+  os.makedirs(graph.uri)
+  with pytest.raises(inputs.InputError, match=r"changed while .*cites\.csv,size:"):
+    executor.Executor().Do({}, {"graph": [graph]}, props)
+  assert os.listdir(tmp_path / "graph") == []
+  assert not [p for p in os.listdir(tmp_path) if p.endswith(".incomplete")]
