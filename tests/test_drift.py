@@ -144,3 +144,91 @@ def test_report_lists_what_moved():
   assert out["compared"] == len(comparisons)
   assert [m["feature"] for m in out["moved"]] == ["feature 'year'"]
   assert out["moved"][0]["exceeded"] is True
+
+
+# ---------------------------------------------------------------- the baseline's resolution
+class _Store:
+  """A real (in-memory) ML Metadata store with a pipeline's history written by hand."""
+
+  def __init__(self):
+    from ml_metadata.metadata_store import metadata_store
+    from ml_metadata.proto import metadata_store_pb2 as pb
+    self.pb = pb
+    config = pb.ConnectionConfig()
+    config.fake_database.SetInParent()
+    self.store = metadata_store.MetadataStore(config)
+    self.exec_type = self.store.put_execution_type(pb.ExecutionType(name="component"))
+
+  def artifact(self, cls, **int_properties):
+    a = cls()
+    a.uri = f"/artifacts/{cls.__name__}/{len(self.store.get_artifacts())}"
+    for key, value in int_properties.items():
+      a.set_int_custom_property(key, value)
+    a.type_id = self.store.put_artifact_type(a.artifact_type)
+    a.state = "published"
+    [a.id] = self.store.put_artifacts([a.mlmd_artifact])
+    return a
+
+  def execution(self, inputs: dict, outputs: dict, state="COMPLETE"):
+    pb = self.pb
+    [eid] = self.store.put_executions([pb.Execution(
+        type_id=self.exec_type, last_known_state=getattr(pb.Execution, state))])
+    events = []
+    for kind, artifacts in ((pb.Event.INPUT, inputs), (pb.Event.OUTPUT, outputs)):
+      for key, a in artifacts.items():
+        event = pb.Event(artifact_id=a.id, execution_id=eid, type=kind)
+        event.path.steps.add().key = key
+        events.append(event)
+    self.store.put_events(events)
+
+
+def test_the_baseline_is_the_latest_blessed_models_graph_statistics():
+  from tfx.types import standard_artifacts
+  from tfx_gnn.components import types
+  from tfx_gnn.pipelines import resolvers
+  s = _Store()
+  resolve = resolvers.LatestBlessedGraphStatisticsStrategy().resolve_artifacts
+  everything = {}
+
+  def run(graph, baseline=None, state="COMPLETE", bless=True, via_examples=False):
+    """ingest -> validator -> [sampler ->] trainer -> evaluator, as the pipeline records it."""
+    stats = s.artifact(types.GraphStatistics)
+    s.execution({"graph": graph, **({"baseline_statistics": baseline} if baseline else {})},
+                {"statistics": stats}, state)
+    if state != "COMPLETE":
+      return stats, None
+    if via_examples:
+      examples = s.artifact(standard_artifacts.Examples)
+      s.execution({"graph": graph}, {"examples": examples})
+      model = s.artifact(standard_artifacts.Model)
+      s.execution({"examples": examples}, {"model": model})
+    else:
+      model = s.artifact(standard_artifacts.Model)
+      s.execution({"graph": graph}, {"model": model})
+    blessing = s.artifact(standard_artifacts.ModelBlessing, blessed=int(bless),
+                          current_model_id=model.id)
+    s.execution({"model": model}, {"blessing": blessing})
+    for key, a in (("statistics", stats), ("model", model), ("model_blessing", blessing)):
+      everything.setdefault(key, []).append(a)
+    return stats, model
+
+  def baseline_for(graph):
+    out = resolve(s.store, {"graph": [graph], **{k: list(v) for k, v in everything.items()}})
+    return [a.id for a in out["statistics"]]
+
+  g1 = s.artifact(types.Graph)
+  assert resolve(s.store, {"graph": [g1], "statistics": [], "model": [],
+                           "model_blessing": []})["statistics"] == []  # a first run
+  s1, _ = run(g1)
+  assert baseline_for(g1) == []  # accepted with no baseline: an unchanged rerun keeps none
+  g2 = s.artifact(types.Graph)
+  assert baseline_for(g2) == [s1.id]  # the latest blessed model was trained on g1
+  s2, _ = run(g2, baseline=s1, via_examples=True)
+  assert baseline_for(g2) == [s1.id]  # accepted against s1: kept, though g2's model is blessed
+  g3 = s.artifact(types.Graph)
+  assert baseline_for(g3) == [s2.id]  # found through the sampler's Examples
+  run(g3, baseline=s2, state="FAILED")  # drifted: not accepted
+  assert baseline_for(g3) == [s2.id]  # judged against the same baseline again
+  g4 = s.artifact(types.Graph)
+  run(g4, baseline=s2, bless=False)  # its model was not blessed
+  assert baseline_for(s.artifact(types.Graph)) == [s2.id]
