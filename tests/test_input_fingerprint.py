@@ -101,6 +101,13 @@ def test_bad_span_patterns_name_the_key_and_the_pattern(tmp_path, papers, cites,
     assert text in str(info.value), str(info.value)
 
 
+def test_a_span_spec_in_the_directory_is_refused(tmp_path):
+  write_span(tmp_path, "1")
+  with pytest.raises(inputs.InputError, match=r"data\.tables\.directory: .*put \{SPAN\} in the "
+                                              r"tables' file patterns"):
+    inputs.resolve_spans(tables(tmp_path / "{SPAN}"))
+
+
 def test_tables_whose_latest_spans_differ_are_refused(tmp_path):
   write_span(tmp_path, "1")
   write_span(tmp_path, "2")
