@@ -22,17 +22,17 @@ NUM_PAPERS = 240
 UP_TO_TRAINER = ("GraphIngest", "GraphValidator", "SubgraphSampler", "GnnTrainer")
 
 
-def write_tables(directory, year_shift: float = 0.0, edit_row: bool = False) -> None:
-  """Papers whose label (3 classes) shows in a feature and in whom they cite; a scalar `year`
+def write_tables(directory, score_shift: float = 0.0, edit_row: bool = False) -> None:
+  """Papers whose label (3 classes) shows in a feature and in whom they cite; a scalar `score`
   that the label does not depend on."""
   rng = np.random.default_rng(0)
   labels = rng.integers(0, 3, NUM_PAPERS)
-  signal = labels + rng.normal(0, 0.4, NUM_PAPERS)
-  years = rng.integers(2000, 2020, NUM_PAPERS) + year_shift
+  signal = labels + rng.normal(0, 0.3, NUM_PAPERS)
+  scores = rng.uniform(0, 1, NUM_PAPERS) + score_shift
   if edit_row:
-    years[17] += 1  # one cell of one row
-  lines = ["id,label,signal,year"] + [f"p{i},{labels[i]},{signal[i]:.4f},{years[i]:g}"
-                                      for i in range(NUM_PAPERS)]
+    scores[17] += 0.01  # one cell of one row
+  lines = ["id,label,signal,score"] + [f"p{i},{labels[i]},{signal[i]:.4f},{scores[i]:.4f}"
+                                       for i in range(NUM_PAPERS)]
   (directory / "papers.csv").write_text("\n".join(lines) + "\n")
   cites = ["src,dst"]
   for i in range(NUM_PAPERS):
@@ -55,7 +55,7 @@ def day_two_config(tmp_path) -> config_lib.Config:
           "splits": {"ratios": {"train": 0.6, "eval": 0.2, "test": 0.2}}}},
       "sampling": {"hops": 2, "fanouts": {"cites": 3, "cited_by": 3}},
       "model": {"num_rounds": 2, "units": 16, "message_dim": 16},
-      "trainer": {"epochs": 3, "batch_size": 32},
+      "trainer": {"epochs": 6, "batch_size": 16},
       "evaluation": {"metric": "accuracy", "lower_bound": 0.0, "max_regression": 1.0},
       "attribution": {"enabled": False},
   })
@@ -77,7 +77,7 @@ def day_two(tmp_path_factory):
   runs["edited"] = local_runner.run(config)
   runs["unchanged"] = local_runner.run(config)
   pushed_before = pushed_versions(config)
-  write_tables(tmp_path / "data", year_shift=40, edit_row=True)
+  write_tables(tmp_path / "data", score_shift=3, edit_row=True)
   with pytest.raises(Exception) as failure:
     local_runner.run(config)
   store = lineage.open_store(config.metadata_path)
@@ -126,11 +126,11 @@ def test_an_edited_row_is_never_served_from_the_cache(day_two):
   with open(os.path.join(anomalies.uri, "drift.json")) as f:
     drift = json.load(f)
   moved = {(m["set_name"], m["feature"]): m for m in drift["moved"]}
-  assert ("paper", "feature 'year'") in moved
+  assert ("paper", "feature 'score'") in moved
   assert not any(m["exceeded"] for m in drift["moved"])
   with open(edited["report"]) as f:
     page = f.read()
-  assert 'id="drift"' in page and "feature &#x27;year&#x27;" in page
+  assert 'id="drift"' in page and "feature &#x27;score&#x27;" in page
   assert edited["blessed"] is True
 
 
@@ -143,7 +143,7 @@ def test_an_unchanged_rerun_is_cached_up_to_the_trainer(day_two):
 
 def test_a_shifted_feature_fails_validation_and_nothing_is_trained_or_pushed(day_two):
   config, runs, message, pushed_before = day_two
-  assert "feature 'year' drifted" in message, message
+  assert "feature 'score' drifted" in message, message
   assert "Jensen-Shannon divergence" in message and "papers.csv" in message
   assert "validation.drift.feature_jensen_shannon = 0.1" in message
   shifted = runs["shifted"]
