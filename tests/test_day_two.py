@@ -1,10 +1,11 @@
 """Day two of continuous training, on one small table graph that the test writes: the real
 pipeline run again and again on the same root as its data changes.
 
-Run 1 blesses and pushes. Then (a) one table row edited: ingest, validation, sampling and
-training run again, never served from the cache; (b) an unchanged rerun: everything up to the
-trainer is cached; (c) one numeric feature shifted beyond validation.drift: the run fails at
-validation naming the feature and the distance, and nothing is trained or pushed.
+The tables arrive in numbered folders (`{SPAN}/papers.csv`). Run 1 blesses and pushes span 1.
+Then (a) one row of span 1 edited: ingest, validation, sampling and training run again, never
+served from the cache; (b) an unchanged rerun: everything up to the trainer is cached; (c) span
+2 arrives with one numeric feature shifted beyond validation.drift: the run fails at validation
+naming the feature and the distance, and nothing is trained or pushed.
 """
 import json
 import os
@@ -25,12 +26,13 @@ UP_TO_TRAINER = ("GraphIngest", "GraphValidator", "SubgraphSampler", "GnnTrainer
 def write_tables(directory, score_shift: float = 0.0, edit_row: bool = False) -> None:
   """Papers whose label (3 classes) shows in a feature and in whom they cite; a scalar `score`
   that the label does not depend on."""
+  directory.mkdir(parents=True, exist_ok=True)
   rng = np.random.default_rng(0)
   labels = rng.integers(0, 3, NUM_PAPERS)
   signal = labels + rng.normal(0, 0.3, NUM_PAPERS)
   scores = rng.uniform(0, 1, NUM_PAPERS) + score_shift
   if edit_row:
-    scores[17] += 0.01  # one cell of one row
+    scores[17] = 0.99 if scores[17] < 0.5 else 0.01  # one cell of one row, to another bucket
   lines = ["id,label,signal,score"] + [f"p{i},{labels[i]},{signal[i]:.4f},{scores[i]:.4f}"
                                        for i in range(NUM_PAPERS)]
   (directory / "papers.csv").write_text("\n".join(lines) + "\n")
@@ -48,8 +50,10 @@ def day_two_config(tmp_path) -> config_lib.Config:
       "pipeline": {"name": "day-two", "root": str(tmp_path / "run")},
       "data": {"tables": {
           "directory": str(tmp_path / "data"),
-          "node_sets": {"paper": {"file": "papers.csv", "label_column": "label"}},
-          "edge_sets": {"cites": {"file": "cites.csv", "source": "paper", "target": "paper",
+          # Tables arrive in numbered folders (TFX's span convention); the latest is read.
+          "node_sets": {"paper": {"file": "{SPAN}/papers.csv", "label_column": "label"}},
+          "edge_sets": {"cites": {"file": "{SPAN}/cites.csv", "source": "paper",
+                                  "target": "paper",
                                   "source_column": "src", "target_column": "dst",
                                   "reverse": "cited_by"}},
           "splits": {"ratios": {"train": 0.6, "eval": 0.2, "test": 0.2}}}},
@@ -71,13 +75,13 @@ def day_two(tmp_path_factory):
   (tmp_path / "data").mkdir()
   config = day_two_config(tmp_path)
   runs = {}
-  write_tables(tmp_path / "data")
+  write_tables(tmp_path / "data" / "1")
   runs["first"] = local_runner.run(config)
-  write_tables(tmp_path / "data", edit_row=True)
+  write_tables(tmp_path / "data" / "1", edit_row=True)  # a fix, in place
   runs["edited"] = local_runner.run(config)
   runs["unchanged"] = local_runner.run(config)
   pushed_before = pushed_versions(config)
-  write_tables(tmp_path / "data", score_shift=3, edit_row=True)
+  write_tables(tmp_path / "data" / "2", score_shift=3, edit_row=True)  # the next span
   with pytest.raises(Exception) as failure:
     local_runner.run(config)
   store = lineage.open_store(config.metadata_path)
@@ -96,8 +100,8 @@ def test_first_run_blesses_and_pushes(day_two):
   store = lineage.open_store(config.metadata_path)
   records = {r.component: r for r in lineage.executions(store, first["run_id"])}
   graph = records["GraphIngest"].outputs[0]
-  assert "papers.csv,size:" in graph.properties["input_fingerprint"]
-  assert graph.properties["span"] == 0
+  assert "/1/papers.csv,size:" in graph.properties["input_fingerprint"]
+  assert graph.properties["span"] == 1
   # No blessed model before run 1: no drift baseline, validation as on any first run.
   validator = records["GraphValidator"]
   assert "baseline_statistics" not in {ref.key for ref in validator.inputs}
@@ -148,6 +152,10 @@ def test_a_shifted_feature_fails_validation_and_nothing_is_trained_or_pushed(day
   assert "validation.drift.feature_jensen_shannon = 0.1" in message
   shifted = runs["shifted"]
   assert shifted["components"]["GraphIngest"] == "COMPLETE"
+  store = lineage.open_store(config.metadata_path)
+  ingest, = [r for r in lineage.executions(store, shifted["run_id"])
+             if r.component == "GraphIngest"]
+  assert ingest.outputs[0].properties["span"] == 2  # the new span was read
   assert shifted["components"]["GraphValidator"] == "FAILED", shifted["components"]
   assert not {"SubgraphSampler", "GnnTrainer", "Pusher"} & set(shifted["components"])
   assert "model_uri" not in shifted and "pushed" not in shifted

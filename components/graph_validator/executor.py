@@ -31,8 +31,9 @@ class Executor(base_executor.BaseExecutor):
     baseline = (input_dict.get("baseline_statistics") or [None])[0]
     if baseline is not None and config.drift.enabled:
       # The statistics of the latest blessed model's graph (pipelines/resolvers.py).
+      import tensorflow as tf  # pylint: disable=g-import-not-at-top  (local or gs://)
       from tfx_gnn.components.graph_validator import drift  # pylint: disable=g-import-not-at-top
-      with open(os.path.join(baseline.uri, STATISTICS_FILE)) as f:
+      with tf.io.gfile.GFile(os.path.join(baseline.uri, STATISTICS_FILE)) as f:
         comparisons = drift.compare(stats, json.load(f), config.drift)
       anomalies += drift.anomalies(comparisons, config.drift)
       graph_io.write_text(os.path.join(anomalies_artifact.uri, DRIFT_FILE),
