@@ -232,3 +232,18 @@ def test_the_baseline_is_the_latest_blessed_models_graph_statistics():
   g4 = s.artifact(types.Graph)
   run(g4, baseline=s2, bless=False)  # its model was not blessed
   assert baseline_for(s.artifact(types.Graph)) == [s2.id]
+
+
+def test_run_report_shows_before_and_after_of_what_moved():
+  from tfx_gnn.components.run_report import report
+  comparisons = compare(make_graph(), make_graph(year_shift=40, drop_feature="feat"))
+  data = report.RunData(pipeline_name="p", pipeline_run_id="r2",
+                        drift=drift.report(comparisons, "/base/statistics"))
+  section = report.render_html(data).split('<section id="drift">')[1].split("</section>")[0]
+  assert "/base/statistics" in section
+  year = section.split("feature &#x27;year&#x27;")[1].split("</tr>")[0]
+  assert "Jensen-Shannon divergence 1.0000" in year and "above threshold" in year
+  assert "mean: 2010" in year and "mean: 2050" in year  # before, after
+  assert "was removed" in section and "added/removed" in section
+  first = report.render_html(report.RunData(pipeline_name="p", pipeline_run_id="r1"))
+  assert "No drift check in this run" in first
