@@ -147,9 +147,13 @@ def format_lineage(records: list[ExecutionRecord]) -> str:
     for ref in r.outputs:
       props = {k: v for k, v in ref.properties.items()
                if k in ("node_counts", "edge_counts", "num_anomalies", "blessed", "pushed",
-                        "pushed_destination", "accuracy", "mlflow_run_id", "split_names")}
+                        "pushed_destination", "accuracy", "mlflow_run_id", "split_names",
+                        "span", "version")}
       lines.append(f"    -> {ref.key}: {ref.type} #{ref.id} {ref.uri}"
                    + (f"  {json.dumps(props)}" if props else ""))
+      # GraphIngest's inputs, one per line (the cache key of ingest: see graph_ingest/driver.py).
+      for line in str(ref.properties.get("input_fingerprint") or "").splitlines():
+        lines.append(f"       input_fingerprint {line}")
   return "\n".join(lines)
 
 

@@ -14,7 +14,9 @@ class Graph(artifact.Artifact):
   """A heterogeneous graph as a TF-GNN unigraph directory (see `tfx_gnn.components.graph_io`).
 
   Custom properties: `node_counts`, `edge_counts`, `split_counts` (JSON objects set name ->
-  count), `label_node_set`, `num_classes`.
+  count), `label_node_set`, `num_classes`; `input_fingerprint` (each input file's path, size
+  and sha256, or the synthetic source's parameters), `input_files` (JSON, with mtimes), `span`
+  and `version` (TFX's span/version of `{SPAN}` table patterns; span 0 without one).
   """
   TYPE_NAME = "tfx_gnn.Graph"
 

@@ -1,7 +1,8 @@
 """`create_pipeline(config)`: the one DAG that the local and the Kubeflow runners both run.
 
 GraphIngest -> GraphValidator -> SubgraphSampler -> GnnTrainer -> GnnEvaluator -> Pusher,
-with a Resolver that finds the latest blessed model as the evaluator's baseline; after the
+with a Resolver that finds the latest blessed model as the evaluator's baseline and one that
+finds its graph's statistics as the validator's drift baseline (local runs); after the
 evaluator, Attribution (integrated gradients), and last RunReport (one HTML page per run).
 """
 from __future__ import annotations
@@ -16,6 +17,7 @@ from tfx.orchestration import pipeline as tfx_pipeline
 from tfx.proto import pusher_pb2
 from tfx.types import channel, standard_artifacts
 
+from tfx_gnn.components import types
 from tfx_gnn.components.attribution.component import Attribution
 from tfx_gnn.components.gnn_evaluator.component import GnnEvaluator
 from tfx_gnn.components.gnn_trainer.component import GnnTrainer
@@ -24,16 +26,34 @@ from tfx_gnn.components.graph_validator.component import GraphValidator
 from tfx_gnn.components.pusher.component import Pusher
 from tfx_gnn.components.run_report.component import RunReport
 from tfx_gnn.components.subgraph_sampler.component import SubgraphSampler
+from tfx_gnn.pipelines import resolvers
 from tfx_gnn.pipelines.config import Config
 
 RESOLVER_ID = "latest_blessed_model_resolver"
+STATISTICS_RESOLVER_ID = "latest_blessed_graph_statistics_resolver"
 
 
 def create_components(config: Config, base: str, kubeflow: bool = False) -> list:
   ingest = GraphIngest(data=config.data.model_dump_json(),
                        memory_limit_gb=config.pipeline.memory_limit_gb)
+  components = [ingest]
+  baseline_statistics = None
+  if not kubeflow:
+    # The drift baseline: the statistics of the latest blessed model's graph. Kubeflow compiles
+    # only TFX's built-in resolver strategies, so there the validator has no baseline and
+    # checks each graph on its own (see resolvers.py).
+    statistics_resolver = resolver.Resolver(
+        strategy_class=resolvers.LatestBlessedGraphStatisticsStrategy,
+        graph=ingest.outputs["graph"],
+        statistics=channel.Channel(type=types.GraphStatistics),
+        model=channel.Channel(type=standard_artifacts.Model),
+        model_blessing=channel.Channel(type=standard_artifacts.ModelBlessing),
+    ).with_id(STATISTICS_RESOLVER_ID)
+    baseline_statistics = statistics_resolver.outputs["statistics"]
+    components.append(statistics_resolver)
   validator = GraphValidator(graph=ingest.outputs["graph"],
-                             validation=config.validation.model_dump_json())
+                             validation=config.validation.model_dump_json(),
+                             baseline_statistics=baseline_statistics)
   sampler = SubgraphSampler(graph=ingest.outputs["graph"],
                             anomalies=validator.outputs["anomalies"],
                             sampling=config.sampling.model_dump_json(),
@@ -66,7 +86,7 @@ def create_components(config: Config, base: str, kubeflow: bool = False) -> list
               base_directory=config.serving_dir_under(base))),
       custom_config={"mlflow_tracking_uri": config.tracking_uri,
                      "registered_model_name": config.pipeline.name})
-  components = [ingest, validator, sampler, trainer, baseline, evaluator, pusher]
+  components += [validator, sampler, trainer, baseline, evaluator, pusher]
   attribution = None
   if config.runs_attribution:
     attribution = Attribution(

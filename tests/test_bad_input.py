@@ -248,3 +248,30 @@ def test_unreachable_mlflow_fails_fast_and_pushes_nothing(tmp_path):
     local_runner.run(config)
   assert not os.path.exists(config.metadata_path)
   assert not os.path.exists(config.serving_dir)
+
+
+# ---------------------------------------------------------------- span patterns (issue 16)
+def expect_no_graph(config):
+  """GraphIngest failed as an execution of its own, and published no Graph."""
+  store = lineage.open_store(config.metadata_path)
+  run_id = lineage.latest_run_id(store, config.pipeline.name)
+  states = {r.component: r.state for r in lineage.executions(store, run_id)}
+  assert states == {"GraphIngest": "FAILED"}, states
+  produced = {ref.type for r in lineage.executions(store, run_id) for ref in r.outputs}
+  assert not produced, produced
+
+
+def test_span_pattern_that_matches_nothing(tmp_path):
+  config = with_overrides(make_config(tmp_path), {"data": {"tables": {"node_sets": {
+      "paper": {"file": "day-{SPAN}/papers.csv"}}}}})
+  run_and_expect_failure(config, "data.tables.node_sets.paper.file", "'day-{SPAN}/papers.csv'",
+                         "no file matches it")
+  expect_no_graph(config)
+
+
+def test_malformed_span_pattern(tmp_path):
+  config = with_overrides(make_config(tmp_path), {"data": {"tables": {"edge_sets": {
+      "cites": {"file": "{SPAN:wide}/cites.csv"}}}}})
+  run_and_expect_failure(config, "data.tables.edge_sets.cites.file", "'{SPAN:wide}/cites.csv'",
+                         "not a positive integer")
+  expect_no_graph(config)

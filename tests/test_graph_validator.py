@@ -345,6 +345,10 @@ def test_statistics():
 
   paper = stats["node_sets"]["paper"]
   assert paper["count"] == 4 and paper["distinct_ids"] == 4
+  # One histogram per component (for drift checks): feat's columns are 0,2,4,6 and 1,3,5,7.
+  histograms = paper["features"]["feat"].pop("histograms")
+  assert [(h["edges"][0], h["edges"][-1], sum(h["counts"])) for h in histograms] == [
+      (0.0, 6.0, 4), (1.0, 7.0, 4)]
   assert paper["features"]["feat"] == {"dtype": "float32", "shape": [2], "min": 0.0,
                                        "max": 7.0, "mean": 3.5, "nan_count": 0, "inf_count": 0}
   assert paper["features"]["year"]["mean"] == 2001.5

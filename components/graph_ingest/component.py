@@ -8,7 +8,7 @@ from tfx.dsl.components.base import base_component, executor_spec
 from tfx.types import channel, component_spec
 
 from tfx_gnn.components import types
-from tfx_gnn.components.graph_ingest import executor
+from tfx_gnn.components.graph_ingest import driver, executor
 
 
 class GraphIngestSpec(component_spec.ComponentSpec):
@@ -23,8 +23,14 @@ class GraphIngestSpec(component_spec.ComponentSpec):
 
 
 class GraphIngest(base_component.BaseComponent):
-  """Builds a unigraph directory and its GraphSchema; records counts as artifact properties."""
+  """Builds a unigraph directory and its GraphSchema; records counts as artifact properties.
+
+  Its driver fingerprints the input files (and resolves `{SPAN}` table patterns) before the
+  cache lookup, so changed data is never served from the cache (see driver.py). The Graph
+  artifact carries `input_fingerprint`, `input_files`, `span` and `version`.
+  """
   SPEC_CLASS = GraphIngestSpec
+  DRIVER_CLASS = driver.Driver
   EXECUTOR_SPEC = executor_spec.ExecutorClassSpec(executor.Executor)
 
   def __init__(self, data: str, memory_limit_gb: float | None = None):

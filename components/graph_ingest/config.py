@@ -87,6 +87,9 @@ class TablesSource(Strict):
   # Of the labelled node set (required with one); a graph without labels (no label_column)
   # has none: link prediction splits its links.
   splits: Optional[SplitTable] = None
+  # Table files may hold TFX's `{SPAN}` (and `{VERSION}`) specs, e.g. "{SPAN}/papers.csv" for
+  # tables that arrive in numbered folders: the latest span is read, or this one.
+  span: Optional[int] = pydantic.Field(None, ge=0)
 
 
 class SyntheticSource(Strict):

@@ -23,6 +23,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from tfx_gnn.components import graph_io
+from tfx_gnn.components.graph_ingest import inputs
 from tfx_gnn.components.graph_ingest.config import (DataConfig, EdgeTable, NodeTable, SplitTable,
                                                     TablesSource, UnigraphSource)
 
@@ -760,6 +761,9 @@ def ingest(data: Union[DataConfig, dict], out_dir: str, scratch_dir: str,
   refused before it is read (`check_memory`)."""
   if isinstance(data, dict):
     data = DataConfig.model_validate(data)
+  # {SPAN} patterns name the latest span's files (GraphIngest's driver has usually resolved
+  # them already; resolving again is then a no-op).
+  data, _, _ = inputs.resolve_spans(data)
   if data.synthetic is not None or data.synthetic_graphs is not None:
     from tfx_gnn.components.graph_ingest import synthetic  # pylint: disable=g-import-not-at-top
     if data.synthetic is not None:

@@ -1,8 +1,10 @@
-"""GraphValidator: statistics and anomalies of a `Graph`; fails the run on anomalies.
+"""GraphValidator: statistics and anomalies of a `Graph`, and its drift from the latest blessed
+model's graph; fails the run on anomalies.
 
 Usage:
   validator = GraphValidator(graph=ingest.outputs["graph"],
-                             validation=config.validation.model_dump_json())
+                             validation=config.validation.model_dump_json(),
+                             baseline_statistics=baseline.outputs["statistics"])
 """
 from tfx.dsl.components.base import base_component, executor_spec
 from tfx.types import channel, component_spec
@@ -16,7 +18,13 @@ class GraphValidatorSpec(component_spec.ComponentSpec):
       # The `validation` section of the run config (pipelines.config.ValidationConfig) as JSON.
       "validation": component_spec.ExecutionParameter(type=str),
   }
-  INPUTS = {"graph": component_spec.ChannelParameter(type=types.Graph)}
+  INPUTS = {
+      "graph": component_spec.ChannelParameter(type=types.Graph),
+      # The statistics of the graph that the latest blessed model was trained on (a Resolver,
+      # see pipelines/resolvers.py): the run fails on drift from it. None on a first run.
+      "baseline_statistics": component_spec.ChannelParameter(type=types.GraphStatistics,
+                                                             optional=True),
+  }
   OUTPUTS = {
       "statistics": component_spec.ChannelParameter(type=types.GraphStatistics),
       "anomalies": component_spec.ChannelParameter(type=types.GraphAnomalies),
@@ -28,8 +36,8 @@ class GraphValidator(base_component.BaseComponent):
   SPEC_CLASS = GraphValidatorSpec
   EXECUTOR_SPEC = executor_spec.ExecutorClassSpec(executor.Executor)
 
-  def __init__(self, graph, validation: str):
+  def __init__(self, graph, validation: str, baseline_statistics=None):
     super().__init__(spec=GraphValidatorSpec(
-        graph=graph, validation=validation,
+        graph=graph, validation=validation, baseline_statistics=baseline_statistics,
         statistics=channel.Channel(type=types.GraphStatistics),
         anomalies=channel.Channel(type=types.GraphAnomalies)))

@@ -1,4 +1,5 @@
-"""GraphValidator's executor: writes statistics and anomalies, then fails on anomalies."""
+"""GraphValidator's executor: writes statistics, anomalies and (with a baseline) drift, then
+fails on anomalies."""
 import json
 import os
 
@@ -11,6 +12,7 @@ from tfx_gnn.components.graph_validator.config import ValidationConfig
 STATISTICS_FILE = "statistics.json"
 ANOMALIES_FILE = "anomalies.json"
 REPORT_FILE = "report.txt"
+DRIFT_FILE = "drift.json"  # in the anomalies artifact, when there was a baseline
 
 
 @publish.atomic_outputs
@@ -26,6 +28,17 @@ class Executor(base_executor.BaseExecutor):
     graph = graph_io.read_graph(graph_dir)
     stats, anomalies = validation.validate(graph, graph_io.read_schema(graph_dir), config)
     graph_io.write_text(os.path.join(statistics.uri, STATISTICS_FILE), json.dumps(stats, indent=2))
+    baseline = (input_dict.get("baseline_statistics") or [None])[0]
+    if baseline is not None and config.drift.enabled:
+      # The statistics of the latest blessed model's graph (pipelines/resolvers.py).
+      import tensorflow as tf  # pylint: disable=g-import-not-at-top  (local or gs://)
+      from tfx_gnn.components.graph_validator import drift  # pylint: disable=g-import-not-at-top
+      with tf.io.gfile.GFile(os.path.join(baseline.uri, STATISTICS_FILE)) as f:
+        comparisons = drift.compare(stats, json.load(f), config.drift)
+      anomalies += drift.anomalies(comparisons, config.drift)
+      graph_io.write_text(os.path.join(anomalies_artifact.uri, DRIFT_FILE),
+                          json.dumps(drift.report(comparisons, baseline.uri), indent=2))
+      anomalies_artifact.set_string_custom_property("drift_baseline", baseline.uri)
     report = validation.format_report(anomalies)
     graph_io.write_text(os.path.join(anomalies_artifact.uri, ANOMALIES_FILE),
            json.dumps([a.to_dict() for a in anomalies], indent=2, default=str))

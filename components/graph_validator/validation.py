@@ -214,6 +214,23 @@ def _row_non_finite(array: np.ndarray) -> Optional[np.ndarray]:
 
 
 # ---------------------------------------------------------------- statistics
+HISTOGRAM_BINS = 20
+
+
+def value_histogram(values: np.ndarray) -> dict:
+  """Equal-width histogram of the finite values: {"edges": [...], "counts": [...]}. Runs
+  compare histograms with different edges by re-bucketing (drift.py), as TFDV does; a
+  constant column gets one bucket of width 1 around its value."""
+  values = values[np.isfinite(values)] if values.dtype.kind == "f" else values
+  if values.size == 0:
+    return {"edges": [], "counts": []}
+  lo, hi = float(values.min()), float(values.max())
+  if lo == hi:
+    return {"edges": [lo - 0.5, lo + 0.5], "counts": [int(values.size)]}
+  counts, edges = np.histogram(values, bins=HISTOGRAM_BINS, range=(lo, hi))
+  return {"edges": edges.tolist(), "counts": counts.tolist()}
+
+
 def _feature_stats(array: np.ndarray) -> dict:
   array = np.asarray(array)
   stats: dict[str, Any] = {"dtype": str(array.dtype), "shape": [int(d) for d in array.shape[1:]]}
@@ -227,6 +244,11 @@ def _feature_stats(array: np.ndarray) -> dict:
     else:
       stats.update(min=None, max=None, mean=None)
     stats.update(nan_count=nan, inf_count=inf)
+    # One histogram per component of a vector feature: a shift in one dimension of a 128-d
+    # feature would vanish in a histogram of all its values (the drift check compares these).
+    columns = array.reshape(len(array), int(np.prod(array.shape[1:]))).astype(np.float64,
+                                                                               copy=False)
+    stats["histograms"] = [value_histogram(columns[:, j]) for j in range(columns.shape[1])]
   return stats
 
 

@@ -29,6 +29,7 @@ class Executor(base_executor.BaseExecutor):
       data.degree_histograms = report.degree_histograms(data.statistics)
     if (anomalies := _one(input_dict, "anomalies")) is not None:
       data.anomalies = report.read_anomalies(anomalies.uri)
+      data.drift = report.read_drift(anomalies.uri)
     if (evaluation := _one(input_dict, "evaluation")) is not None:
       data.evaluation = report.read_json(os.path.join(evaluation.uri, "metrics.json"))
     if (blessing := _one(input_dict, "blessing")) is not None:

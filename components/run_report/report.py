@@ -19,7 +19,7 @@ from tfx_gnn.components import html_report
 REPORT_FILE = "report.html"
 DATA_FILE = "report.json"
 # Section ids, in page order; tests check that every one renders.
-SECTIONS = ("overview", "graph", "validation", "training", "evaluation", "confusion",
+SECTIONS = ("overview", "graph", "validation", "drift", "training", "evaluation", "confusion",
             "attribution", "lineage")
 
 
@@ -32,6 +32,7 @@ class RunData:
   # edge set -> {"out": {"degree": [...], "nodes": [...]}, "in": {...}}
   degree_histograms: Optional[dict] = None
   anomalies: Optional[list] = None
+  drift: Optional[dict] = None  # GraphValidator's drift.json (none without a baseline)
   history: Optional[dict] = None  # metric -> [(step, value)]
   evaluation: Optional[dict] = None  # GnnEvaluator's metrics.json
   blessed: Optional[bool] = None
@@ -57,6 +58,14 @@ def read_statistics(statistics_uri: str) -> dict:
 
 def read_anomalies(anomalies_uri: str) -> list:
   return read_json(os.path.join(anomalies_uri, "anomalies.json"))
+
+
+def read_drift(anomalies_uri: str) -> Optional[dict]:
+  """The validator's comparison with the latest blessed model's graph; None on a run without
+  one (the first run, or drift checks disabled)."""
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  path = os.path.join(anomalies_uri, "drift.json")
+  return read_json(path) if tf.io.gfile.exists(path) else None
 
 
 def degree_histograms(statistics: dict) -> dict:
@@ -219,6 +228,8 @@ def render_html(data: RunData, figures: Optional[dict[str, bytes]] = None) -> st
                    f'anomalies:</p>' + t([{"anomaly": json.dumps(a)} for a in data.anomalies],
                                          left=("anomaly",))))
 
+  out.append(sec("drift", "Drift from the latest blessed model's graph", _drift_body(data)))
+
   if data.history:
     final = [{"metric": k, "final": v[-1][1], "epochs": len(v)} for k, v in data.history.items()]
     out.append(sec("training", "Training", html_report.img(figures["training.png"],
@@ -277,6 +288,37 @@ def render_html(data: RunData, figures: Optional[dict[str, bytes]] = None) -> st
     body = f'<p class="muted">{html_report.esc(data.lineage_source or "No lineage.")}</p>'
   out.append(sec("lineage", "Lineage", body))
   return html_report.page(f"{data.pipeline_name}: run {data.pipeline_run_id}", out)
+
+
+def _brief(value) -> str:
+  if isinstance(value, dict):
+    return ", ".join(f"{k}: {_brief(v)}" for k, v in value.items())
+  return f"{value:.4g}" if isinstance(value, float) else str(value)
+
+
+def _drift_body(data: RunData) -> str:
+  """Before/after of every measure that moved since the baseline, worst first."""
+  if data.drift is None:
+    return ('<p class="muted">No drift check in this run: no model was blessed before this '
+            'graph arrived (a first run), or validation.drift.enabled is false.</p>')
+  moved = sorted(data.drift["moved"], key=lambda m: (not m["exceeded"], m["threshold"] is not None,
+                                                     -m["distance"]))
+  body = (f"<p>{data.drift['compared']} measures compared with the statistics of "
+          f"{html_report.esc(data.drift['baseline_statistics'])}; "
+          f"{len(moved)} moved.</p>")
+  if not moved:
+    return body
+  rows = [{"set": f"{m['set_kind']} {m['set_name']}", "measure": m["feature"],
+           "distance": (f"{m['metric']} {m['distance']:.4f}" if m["threshold"] is not None
+                        else m["metric"]),
+           "threshold": "" if m["threshold"] is None else f"{m['threshold']:g}",
+           "before": _brief(m["before"]) if m["before"] is not None else "",
+           "after": _brief(m["after"]) if m["after"] is not None else "",
+           "verdict": ("above threshold" if m["exceeded"] else
+                       "added/removed" if m["threshold"] is None else "within threshold")}
+          for m in moved]
+  return body + html_report.table(rows, left=("set", "measure", "distance", "before", "after",
+                                              "verdict"))
 
 
 def lineage_from_mlmd(metadata_path: str, pipeline_run_id: str) -> list[dict]:
