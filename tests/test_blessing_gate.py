@@ -208,3 +208,37 @@ def test_pusher_pushes_nothing_for_a_not_blessed_model(tmp_path, blessed):
     assert not destination.exists()
     assert versions == [] and client.search_registered_models() == []
     assert os.listdir(pushed.uri) == []
+
+
+SCHEMA = """
+node_sets { key: "paper" value {
+  features { key: "feat" value { dtype: DT_FLOAT shape { dim { size: 8 } } } }
+  features { key: "year" value { dtype: DT_INT64 } }
+  features { key: "label" value { dtype: DT_INT64 } } } }
+node_sets { key: "author" value { features { key: "#id" value { dtype: DT_STRING } } } }
+edge_sets { key: "writes" value { source: "author" target: "paper" } }
+"""
+
+
+def test_baseline_spec_check_names_what_the_new_subgraphs_lack():
+  import tensorflow_gnn as tfgnn
+  from google.protobuf import text_format
+  from tfx_gnn.components.gnn_evaluator import evaluation
+
+  def spec(text):
+    return tfgnn.create_graph_spec_from_schema_pb(text_format.Parse(text, tfgnn.GraphSchema()))
+
+  trained_on = spec(SCHEMA)
+  assert evaluation.spec_incompatibilities(trained_on, trained_on) == []
+  # Extra features and sets are fine: parsing ignores them.
+  more = SCHEMA.replace('features { key: "year"', 'features { key: "venue" value { dtype: '
+                        'DT_INT64 } }\n  features { key: "year"')
+  assert evaluation.spec_incompatibilities(trained_on, spec(more)) == []
+  changed = (SCHEMA.replace('  features { key: "year" value { dtype: DT_INT64 } }\n', "")
+             .replace("size: 8", "size: 7")
+             .replace('edge_sets { key: "writes"', 'edge_sets { key: "wrote"'))
+  assert evaluation.spec_incompatibilities(trained_on, spec(changed)) == [
+      "the baseline takes feature `feat` of node set `paper` as float32 of shape [8]; this "
+      "graph has float32 of shape [7]",
+      "the baseline takes feature `year` of node set `paper`, which this graph no longer has",
+      "the baseline takes edge set `writes`, which this graph no longer has"]
