@@ -98,6 +98,32 @@ def executions(store, run_id: str) -> list[ExecutionRecord]:
   return records
 
 
+def _scalars(metrics: Optional[dict]) -> Optional[dict]:
+  if not metrics:
+    return None
+  return {k: v for k, v in metrics.items() if isinstance(v, (int, float))}
+
+
+def evaluation_summary(result: dict) -> dict:
+  """The summary's part from GnnEvaluator's metrics.json: every scalar metric of the task
+  (classification, regression, linear probe) per split, the trivial baseline's, the
+  thresholds, which split decided and the exported epoch."""
+  splits = result.get("splits") or {result.get("split", "test"): result["candidate"]}
+  return {
+      "test_metrics": _scalars(splits.get("test")),
+      "eval_metrics": _scalars(splits.get("eval")),
+      "baseline_metrics": _scalars(result.get("baseline")),
+      "evaluation": {
+          "decided_on": result.get("split"), "metric": result.get("metric"),
+          "thresholds": result.get("thresholds"),
+          "trivial": {s: {"predictor": t.get("predictor"), **_scalars(t)}
+                      for s, t in (result.get("trivial") or {}).items()},
+          "baseline_compatible": result.get("baseline_compatible"),
+          "exported_epoch": result.get("exported_epoch"),
+          "epochs_trained": result.get("epochs_trained")},
+  }
+
+
 def summarize(store, run_id: str) -> dict:
   """What a user wants after a run: where the model went, how good it is, where to look."""
   out: dict = {"run_id": run_id, "components": {}, "seconds": {}}
@@ -113,15 +139,11 @@ def summarize(store, run_id: str) -> dict:
         if os.path.exists(metrics_file):
           with open(metrics_file) as f:
             result = json.load(f)
-          # Every scalar metric of the task (classification, regression, linear probe).
-          out["test_metrics"] = {k: v for k, v in result["candidate"].items()
-                                 if isinstance(v, (int, float))}
-          out["baseline_metrics"] = (
-              {k: v for k, v in result["baseline"].items()
-               if isinstance(v, float)} if result["baseline"] else None)
+          out.update(evaluation_summary(result))
       elif ref.type == "ModelBlessing":
         out["blessed"] = bool(ref.properties.get("blessed"))
         out["blessing_reasons"] = ref.properties.get("reasons") or ""
+        out["baseline_incompatibility"] = ref.properties.get("baseline_incompatibility") or ""
       elif ref.type == "tfx_gnn.Attributions":
         out["attributions_uri"] = ref.uri
       elif ref.type == "tfx_gnn.Report":

@@ -8,6 +8,10 @@
   tfx-gnn summary CONFIG [--run RUN_ID]     a run's outcome as JSON
   tfx-gnn verify CONFIG                     check that every LIVE artifact has its files
   tfx-gnn mlflow-ui CONFIG [--host H] [--port P]  the MLflow UI of the config's runs (loopback)
+
+Exit codes: 0 success; 1 a failed run or command; 2 a bad config or usage; 3 (`run`) the run
+completed but the model was not blessed (nothing pushed); 75 (`run`) a concurrent run held
+the database: retry.
 """
 from __future__ import annotations
 
@@ -52,6 +56,8 @@ def _load(args) -> config_lib.Config:
 # rolls the write back) and rerunning reuses every component that finished.
 RETRYABLE_MARKERS = ("database is locked", "database table is locked", "database is busy")
 EXIT_RETRYABLE = 75  # EX_TEMPFAIL
+# `tfx-gnn run`: the pipeline ran to the end, but the evaluator did not bless the model.
+EXIT_NOT_BLESSED = 3
 
 
 def is_retryable(error: BaseException) -> bool:
@@ -85,6 +91,13 @@ def cmd_run(args) -> int:
     return 1
   summary["wall_time_s"] = round(time.time() - start, 1)
   print(secrets.redact(local_runner.format_summary(config, summary)))
+  if summary.get("blessed") is False:
+    # The run worked; its model did not pass the gate: a distinct status for scripts and CI.
+    print(f"tfx-gnn: the run completed but the model was NOT blessed: "
+          f"{secrets.redact(summary.get('blessing_reasons') or 'see the evaluation above')}\n"
+          f"nothing was pushed; the MLflow registry is unchanged (exit code {EXIT_NOT_BLESSED}).",
+          file=sys.stderr)
+    return EXIT_NOT_BLESSED
   return 0
 
 

@@ -41,13 +41,7 @@ def format_summary(config: Config, summary: dict) -> str:
   lines = [f"pipeline {config.pipeline.name}: run {summary['run_id']}"]
   for component, state in summary["components"].items():
     lines.append(f"  {component:32s} {state:9s} {summary['seconds'][component]:7.1f} s")
-  metrics = summary.get("test_metrics")
-  if metrics:
-    lines.append("test split: " + ", ".join(
-        f"{k}={v:.4f}" if isinstance(v, float) else f"{k}={v}" for k, v in metrics.items()))
-  if summary.get("baseline_metrics"):
-    lines.append("baseline (latest blessed model) on the same split: " + ", ".join(
-        f"{k}={v:.4f}" for k, v in summary["baseline_metrics"].items()))
+  lines.extend(format_evaluation(summary))
   lines.append(f"blessed: {summary.get('blessed')}"
                + (f" ({summary['blessing_reasons']})" if summary.get("blessing_reasons") else ""))
   lines.append(f"pushed model: {summary.get('pushed_to') or 'not pushed'}")
@@ -63,3 +57,43 @@ def format_summary(config: Config, summary: dict) -> str:
   if "wall_time_s" in summary:
     lines.append(f"wall time: {summary['wall_time_s']} s")
   return "\n".join(lines)
+
+
+def _metrics(metrics: dict) -> str:
+  return ", ".join(f"{k}={v:.4f}" if isinstance(v, float) else f"{k}={v}"
+                   for k, v in metrics.items())
+
+
+def format_evaluation(summary: dict) -> list[str]:
+  """The evaluator's lines: each split's metrics (saying which decided), the trivial
+  baseline's score and the bars the model had to clear, the baseline comparison (or why
+  there was none), and the epoch whose weights were exported."""
+  ev = summary.get("evaluation") or {}
+  decided = ev.get("decided_on")
+  lines = []
+  for split in ("eval", "test"):
+    if summary.get(f"{split}_metrics"):
+      role = "decided the blessing" if split == decided else "reported"
+      lines.append(f"{split} split ({role}): {_metrics(summary[f'{split}_metrics'])}")
+  trivial = (ev.get("trivial") or {}).get(decided)
+  thresholds = ev.get("thresholds")
+  metric = ev.get("metric")
+  if trivial and thresholds and metric in trivial:
+    better = "<=" if thresholds.get("lower_is_better") else ">="
+    lines.append(
+        f"gate on the {decided} split: {metric} {better} "
+        f"{thresholds['required_over_trivial']:.4f} to beat the trivial baseline "
+        f"({trivial['predictor']}: {metric}={trivial[metric]:.4f}) by "
+        f"min_margin_over_trivial={thresholds['min_margin_over_trivial']:g}; "
+        + (f"upper_bound={thresholds['upper_bound'] or 'none'}" if better == "<=" else
+           f"lower_bound={thresholds['lower_bound']:g}")
+        + f"; max_regression={thresholds['max_regression']:g} against the latest blessed model")
+  if summary.get("baseline_metrics"):
+    lines.append(f"baseline (latest blessed model) on the same split: "
+                 f"{_metrics(summary['baseline_metrics'])}")
+  elif summary.get("baseline_incompatibility"):
+    lines.append(f"baseline (latest blessed model) not scored: "
+                 f"{summary['baseline_incompatibility']}")
+  if ev.get("exported_epoch"):
+    lines.append(f"exported weights: epoch {ev['exported_epoch']} of {ev['epochs_trained']}")
+  return lines

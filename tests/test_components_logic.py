@@ -68,11 +68,12 @@ def test_classification_metrics():
 def test_blessing_thresholds():
   from tfx_gnn.components.gnn_evaluator import evaluation
   cfg = config_lib.EvaluationConfig(metric="accuracy", lower_bound=0.5, max_regression=0.01)
-  assert evaluation.bless({"accuracy": 0.8}, None, cfg) == (True, [])
-  assert evaluation.bless({"accuracy": 0.795}, {"accuracy": 0.8}, cfg)[0]
-  blessed, reasons = evaluation.bless({"accuracy": 0.7}, {"accuracy": 0.8}, cfg)
+  trivial = {"accuracy": 0.25, "predictor": "the majority class"}
+  assert evaluation.bless({"accuracy": 0.8}, None, cfg, trivial) == (True, [])
+  assert evaluation.bless({"accuracy": 0.795}, {"accuracy": 0.8}, cfg, trivial)[0]
+  blessed, reasons = evaluation.bless({"accuracy": 0.7}, {"accuracy": 0.8}, cfg, trivial)
   assert not blessed and "worse than the baseline" in reasons[0]
-  blessed, reasons = evaluation.bless({"accuracy": 0.4}, None, cfg)
+  blessed, reasons = evaluation.bless({"accuracy": 0.4}, None, cfg, trivial)
   assert not blessed and "below the lower bound" in reasons[0]
 
 

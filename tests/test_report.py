@@ -61,7 +61,10 @@ def test_run_report_of_the_pipeline_run(served_tiny_run):
   # Training curves come from the trainer's MLflow run: one point per epoch.
   epochs = served_tiny_run.config.trainer.epochs
   assert len(data["history"]["val_sparse_categorical_accuracy"]) == epochs
-  assert data["evaluation"]["candidate"]["accuracy"] == summary["test_metrics"]["accuracy"]
+  # The eval split decided the blessing; the test split is reported beside it.
+  assert data["evaluation"]["split"] == "eval"
+  assert data["evaluation"]["candidate"]["accuracy"] == summary["eval_metrics"]["accuracy"]
+  assert data["evaluation"]["splits"]["test"]["accuracy"] == summary["test_metrics"]["accuracy"]
   assert data["blessed"] is True
   assert data["pushed"]["mlflow_model_version"] == summary["mlflow_model_version"]
   assert data["attribution"]["num_subgraphs"] > 0

@@ -1,8 +1,13 @@
-"""GnnEvaluator: metrics on the test split and a blessing against the latest blessed model.
+"""GnnEvaluator: metrics on the eval split (which decides, as in TFX's Evaluator) and the test
+split, and a blessing: the model must beat the trivial predictor on the same examples by
+`evaluation.min_margin_over_trivial` and not regress against the latest blessed model.
 
 The blessing follows TFX's conventions, so TFX's Pusher and LatestBlessedModelStrategy
 understand it: a `BLESSED` or `NOT_BLESSED` file, custom properties `blessed` (1/0),
-`current_model`, `current_model_id`, `baseline_model`, `baseline_model_id`.
+`current_model`, `current_model_id`, `baseline_model`, `baseline_model_id`; and ours:
+`split` (which decided), `metric`, `value`, `trivial_baseline`, `required_over_trivial`,
+`reasons`, and `baseline_compatible` (0: the latest blessed model cannot read this run's
+subgraphs, `baseline_incompatibility` says why; it was not scored).
 
 Usage:
   evaluator = GnnEvaluator(model=trainer.outputs["model"],
@@ -36,7 +41,8 @@ class GnnEvaluatorSpec(component_spec.ComponentSpec):
 
 
 class GnnEvaluator(base_component.BaseComponent):
-  """Test-split accuracy / micro-F1 / macro-F1; blesses against thresholds and a baseline.
+  """The task's metrics on the eval and test splits; blesses on the eval split against the
+  trivial predictor, the thresholds and a baseline.
 
   `kubeflow=True` runs it as a TFX Evaluator executor (kubeflow_executor.py), whose blessing
   Kubeflow's "latest blessed model" resolver can match."""

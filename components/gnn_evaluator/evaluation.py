@@ -1,6 +1,7 @@
 """Test-split metrics of an exported GNN and the blessing decision (plain functions)."""
 from __future__ import annotations
 
+import json
 import os
 from typing import Optional, Sequence
 
@@ -46,6 +47,77 @@ def predict(model_dir: str, files: Sequence[str], subgraph_schema: tfgnn.GraphSc
   if not labels:
     raise ValueError(f"no examples to evaluate in {list(files)}")
   return np.concatenate(labels), np.concatenate(logits)
+
+
+KERAS_METADATA = "keras_metadata.pb"
+
+
+def serving_graph_spec(model_dir: str) -> Optional[tfgnn.GraphTensorSpec]:
+  """The GraphTensorSpec with which a SavedModel's `serving_default` parses its examples:
+  the config of the `ParseExample` layer that TF-GNN's KerasModelExporter saves in front of
+  the model (Keras writes it to keras_metadata.pb). None for a SavedModel without one."""
+  path = os.path.join(model_dir, KERAS_METADATA)
+  if not tf.io.gfile.exists(path):
+    return None
+  try:  # Keras 2's own reader of this file (tf_keras has no public name for it)
+    from tf_keras.protobuf import saved_metadata_pb2  # pylint: disable=g-import-not-at-top
+    from tf_keras.src.saving.legacy.saved_model import json_utils  # pylint: disable=g-import-not-at-top
+  except ImportError:
+    return None
+  metadata = saved_metadata_pb2.SavedMetadata()
+  with tf.io.gfile.GFile(path, "rb") as f:
+    metadata.ParseFromString(f.read())
+  # The outermost parse layer is the serving signature's (`root.layer-1`).
+  for node in sorted(metadata.nodes, key=lambda n: n.node_path.count(".")):
+    layer = json.loads(node.metadata or "{}")
+    if str(layer.get("class_name", "")).split(">")[-1] == "ParseExample":
+      spec = json_utils.decode(json.dumps(layer["config"])).get("graph_tensor_spec")
+      return spec if isinstance(spec, tfgnn.GraphTensorSpec) else None
+  return None
+
+
+def _item_shape(spec) -> str:
+  return f"{spec.dtype.name} of shape {spec.shape[1:].as_list()}"
+
+
+def spec_incompatibilities(model_spec: tfgnn.GraphTensorSpec,
+                           examples_spec: tfgnn.GraphTensorSpec) -> list[str]:
+  """What a model that parses examples with `model_spec` needs and examples written with
+  `examples_spec` lack (sets, features, or a feature's dtype or shape); [] if it can score
+  them. Extra sets and features are fine: parsing ignores them."""
+  problems = []
+
+  def compare(where: str, needed: dict, present: dict):
+    for name, spec in sorted(needed.items()):
+      if name not in present:
+        problems.append(f"the baseline takes feature `{name}` of {where}, which this graph "
+                        "no longer has")
+      elif (spec.dtype != present[name].dtype
+            or spec.shape[1:].as_list() != present[name].shape[1:].as_list()):
+        problems.append(f"the baseline takes feature `{name}` of {where} as "
+                        f"{_item_shape(spec)}; this graph has {_item_shape(present[name])}")
+
+  compare("the context", model_spec.context_spec.features_spec,
+          examples_spec.context_spec.features_spec)
+  for kind, needed, present in (
+      ("node set", model_spec.node_sets_spec, examples_spec.node_sets_spec),
+      ("edge set", model_spec.edge_sets_spec, examples_spec.edge_sets_spec)):
+    for name, spec in sorted(needed.items()):
+      if name not in present:
+        problems.append(f"the baseline takes {kind} `{name}`, which this graph no longer has")
+      else:
+        compare(f"{kind} `{name}`", spec.features_spec, present[name].features_spec)
+  return problems
+
+
+def baseline_incompatibilities(model_dir: str, subgraph_schema: tfgnn.GraphSchema) -> list[str]:
+  """`spec_incompatibilities` of the SavedModel in `model_dir` with subgraphs of
+  `subgraph_schema` ([] when the model does not say what it parses)."""
+  model_spec = serving_graph_spec(model_dir)
+  if model_spec is None:
+    return []
+  return spec_incompatibilities(model_spec,
+                                tfgnn.create_graph_spec_from_schema_pb(subgraph_schema))
 
 
 def classification_metrics(labels: np.ndarray, logits: np.ndarray,
@@ -96,32 +168,97 @@ def regression_metrics(targets: np.ndarray, predictions: np.ndarray) -> dict:
           "mae": float(np.mean(np.abs(errors)))}
 
 
-def linear_probe_metrics(train_x: np.ndarray, train_y: np.ndarray, test_x: np.ndarray,
-                         test_y: np.ndarray, num_classes: int) -> dict:
-  """How well frozen embeddings (or raw features) separate the classes: a logistic regression
-  fitted on the train split, scored on the test split (the usual DGI protocol)."""
+def linear_probe_outputs(train_x: np.ndarray, train_y: np.ndarray, test_x: np.ndarray,
+                         num_classes: int) -> np.ndarray:
+  """A logistic regression fitted on (train_x, train_y): its logits for test_x, one column
+  per class (-inf for a class the train rows lack)."""
   from sklearn.linear_model import LogisticRegression  # pylint: disable=g-import-not-at-top
   from sklearn.preprocessing import StandardScaler  # pylint: disable=g-import-not-at-top
   scaler = StandardScaler().fit(train_x)
   probe = LogisticRegression(max_iter=2000).fit(scaler.transform(train_x), train_y)
   logits = probe.decision_function(scaler.transform(test_x))
-  full = np.full([len(test_y), num_classes], -np.inf)
+  full = np.full([len(test_x), num_classes], -np.inf)
   full[:, probe.classes_] = logits if logits.ndim == 2 else np.stack([-logits, logits], -1)
-  return classification_metrics(test_y.astype(np.int64), full, num_classes)
+  return full
+
+
+def linear_probe_metrics(train_x: np.ndarray, train_y: np.ndarray, test_x: np.ndarray,
+                         test_y: np.ndarray, num_classes: int) -> dict:
+  """How well frozen embeddings (or raw features) separate the classes: a logistic regression
+  fitted on the train split, scored on the test split (the usual DGI protocol)."""
+  return classification_metrics(
+      test_y.astype(np.int64), linear_probe_outputs(train_x, train_y, test_x, num_classes),
+      num_classes)
+
+
+BINARY_TASKS = ("root_node_binary", "link_prediction")
+REGRESSION_TASKS = ("root_node_regression", "graph_regression")
 
 
 def task_metrics(task: str, labels: np.ndarray, outputs: np.ndarray, num_classes: int) -> dict:
   """The metrics of one task family (TaskConfig.type) on (labels, model outputs)."""
-  if task in ("root_node_binary", "link_prediction"):
+  if task in BINARY_TASKS:
     return binary_metrics(labels, outputs)
-  if task in ("root_node_regression", "graph_regression"):
+  if task in REGRESSION_TASKS:
     return regression_metrics(labels, outputs)
   return classification_metrics(labels, outputs, num_classes)
 
 
-def bless(candidate: dict, baseline: Optional[dict],
-          config: EvaluationConfig) -> tuple[bool, list[str]]:
-  """TFX-style validation: an absolute lower bound, and no regression beyond
+def trivial_outputs(task: str, labels: np.ndarray, num_classes: int,
+                    metric: str) -> tuple[np.ndarray, str]:
+  """What a model that ignores its input would output on these examples, at best: the
+  majority class for classification (and a dgi probe), a constant score on the majority's
+  side for binary tasks and link prediction (accuracy of the majority, AUC 0.5), the mean
+  for regression (the median when judged by mae). Returns (outputs, a description)."""
+  n = len(labels)
+  if task in REGRESSION_TASKS:
+    targets = labels.reshape(-1).astype(np.float64)
+    if metric == "mae":
+      value, what = float(np.median(targets)), "median"
+    else:
+      value, what = float(np.mean(targets)), "mean"
+    return np.full([n], value), f"the {what} target, {value:.4g}"
+  if task in BINARY_TASKS:
+    positives = int((labels == 1).sum())
+    majority = 1 if positives * 2 >= n else 0
+    share = (positives if majority else n - positives) / max(n, 1)
+    return (np.full([n], 1.0 if majority else -1.0),
+            f"a constant score: always {'positive' if majority else 'negative'} "
+            f"({share:.1%} of these examples), AUC 0.5")
+  counts = np.bincount(labels.reshape(-1).astype(np.int64), minlength=num_classes)
+  majority = int(counts.argmax())
+  return (np.eye(num_classes)[np.full([n], majority)],
+          f"the majority class, {majority} ({counts[majority] / max(n, 1):.1%} of these "
+          f"examples)")
+
+
+def trivial_metrics(task: str, labels: np.ndarray, num_classes: int, metric: str) -> dict:
+  """The task's metrics of the trivial predictor (`trivial_outputs`) on these examples, with
+  its description under `predictor`."""
+  outputs, description = trivial_outputs(task, labels, num_classes, metric)
+  return {**task_metrics(task, labels, outputs, num_classes), "predictor": description}
+
+
+def evaluate_split(task: str, labels: np.ndarray, outputs: np.ndarray, num_classes: int,
+                   metric: str) -> tuple[dict, dict]:
+  """(the model's metrics, the trivial predictor's) on one split's examples."""
+  return (task_metrics(task, labels, outputs, num_classes),
+          trivial_metrics(task, labels, num_classes, metric))
+
+
+def required_score(trivial: float, metric: str, margin: float) -> float:
+  """The score a model must reach to beat the trivial one by `margin`: that fraction of the
+  gap between the trivial score and a perfect one (1 for accuracy, F1 and AUC; 0 for the
+  errors mse, rmse and mae, which must be at most (1 - margin) times the trivial error)."""
+  perfect = 0.0 if metric in LOWER_IS_BETTER else 1.0
+  return trivial + margin * (perfect - trivial)
+
+
+def bless(candidate: dict, baseline: Optional[dict], config: EvaluationConfig,
+          trivial: dict) -> tuple[bool, list[str]]:
+  """TFX-style validation on one split's metrics: an absolute bound, a clear margin over the
+  trivial predictor measured on the same examples (`trivial`, see `trivial_metrics`; a model
+  at or below it is never blessed, whatever the margin), and no regression beyond
   `max_regression` against the baseline (when there is one). Returns (blessed, reasons)."""
   metric = config.metric
   if metric not in candidate:
@@ -129,12 +266,21 @@ def bless(candidate: dict, baseline: Optional[dict],
                      f"(it has {sorted(k for k, v in candidate.items() if isinstance(v, float))})")
   value = candidate[metric]
   reasons = []
-  sign = -1.0 if metric in LOWER_IS_BETTER else 1.0
-  if metric in LOWER_IS_BETTER:
+  lower_is_better = metric in LOWER_IS_BETTER
+  sign = -1.0 if lower_is_better else 1.0
+  if lower_is_better:
     if config.upper_bound is not None and value > config.upper_bound:
       reasons.append(f"{metric} {value:.4f} is above the upper bound {config.upper_bound:.4f}")
   elif value < config.lower_bound:
     reasons.append(f"{metric} {value:.4f} is below the lower bound {config.lower_bound:.4f}")
+  floor = trivial[metric]
+  required = required_score(floor, metric, config.min_margin_over_trivial)
+  if sign * (value - floor) <= 0 or sign * (value - required) < 0:
+    reasons.append(
+        f"{metric} {value:.4f} does not beat the trivial baseline ({trivial['predictor']}: "
+        f"{floor:.4f}) by the required margin: it needs {'<=' if lower_is_better else '>='} "
+        f"{required:.4f} (evaluation.min_margin_over_trivial "
+        f"{config.min_margin_over_trivial:g})")
   if baseline is not None:
     change = sign * (value - baseline[metric])
     if change < -config.max_regression:
@@ -155,13 +301,19 @@ def read_embeddings(path: str):
     return pq.read_table(os.path.join(local, "e.parquet")).to_pandas()
 
 
-def embedding_probe_metrics(path: str, split: str, num_classes: int) -> dict:
-  """Linear-probe metrics of embeddings: fitted on the train rows, scored on `split`'s."""
+def embedding_probe(path: str, split: str, num_classes: int) -> tuple[np.ndarray, np.ndarray]:
+  """A linear probe of embeddings, fitted on the train rows: (labels, logits) of `split`'s."""
   frame = read_embeddings(path)
   if "label" not in frame:
     raise ValueError(f"embeddings {path} have no label column to probe with")
   train, test = frame[frame.split == "train"], frame[frame.split == split]
   if train.empty or test.empty:
     raise ValueError(f"embeddings {path} lack train or {split!r} rows to probe with")
-  return linear_probe_metrics(np.stack(train.embedding), train.label.to_numpy(),
-                              np.stack(test.embedding), test.label.to_numpy(), num_classes)
+  labels = test.label.to_numpy().astype(np.int64)
+  return labels, linear_probe_outputs(np.stack(train.embedding), train.label.to_numpy(),
+                                      np.stack(test.embedding), num_classes)
+
+
+def embedding_probe_metrics(path: str, split: str, num_classes: int) -> dict:
+  """Linear-probe metrics of embeddings: fitted on the train rows, scored on `split`'s."""
+  return classification_metrics(*embedding_probe(path, split, num_classes), num_classes)

@@ -1,4 +1,5 @@
-"""GnnEvaluator's executor: evaluates candidate and baseline on the same test split, blesses."""
+"""GnnEvaluator's executor: scores the candidate on the eval and test splits, the baseline on
+the eval split (if it can read this graph's subgraphs), and blesses on the eval split."""
 import json
 import os
 
@@ -10,7 +11,20 @@ from tfx_gnn.components import graph_io, publish
 from tfx_gnn.components.gnn_evaluator.config import EvaluationConfig
 
 METRICS_FILE = "metrics.json"
-EVAL_SPLIT = "test"
+# As TFX's Evaluator: the eval split decides; the test split is reported beside it (and
+# decides only where the examples have no eval split).
+EVAL_SPLIT = "eval"
+REPORTED_SPLITS = (EVAL_SPLIT, "test")
+
+
+def task_of(model_artifact) -> str:
+  return model_artifact.get_string_custom_property("task") or "root_node_multiclass"
+
+
+def exported_epoch_of(model_artifact) -> dict:
+  """The trainer's record of which epoch's weights it exported (absent for older models)."""
+  return {k: model_artifact.get_int_custom_property(k)
+          for k in ("exported_epoch", "epochs_trained") if model_artifact.has_custom_property(k)}
 
 
 # On Kubeflow the pipeline runs kubeflow_executor.Executor, this one as a TFX Evaluator
@@ -19,6 +33,7 @@ EVAL_SPLIT = "test"
 class Executor(base_executor.BaseExecutor):
 
   def Do(self, input_dict, output_dict, exec_properties):
+    import tensorflow as tf  # pylint: disable=g-import-not-at-top
     from tfx_gnn.components.gnn_evaluator import evaluation  # pylint: disable=g-import-not-at-top
     model = artifact_utils.get_single_instance(input_dict["model"])
     baseline = (input_dict.get("baseline_model") or [None])[0]
@@ -28,48 +43,78 @@ class Executor(base_executor.BaseExecutor):
     blessing = artifact_utils.get_single_instance(output_dict["blessing"])
     config = EvaluationConfig.model_validate_json(exec_properties["evaluation_config"])
 
-    files = graph_io.split_files(examples, EVAL_SPLIT)
+    files = {s: graph_io.split_files(examples, s) for s in REPORTED_SPLITS}
+    files = {s: f for s, f in files.items() if f}
     if not files:
-      raise ValueError(f"examples {examples.uri} have no {EVAL_SPLIT!r} split to evaluate on")
+      raise ValueError(f"examples {examples.uri} have neither an eval nor a test split to "
+                       "evaluate on")
+    decided_on = EVAL_SPLIT if EVAL_SPLIT in files else "test"
     schema = graph_io.read_schema_file(graph_io.subgraph_schema_path(examples.uri))
     label = graph_io.read_label(graph.uri)
+    num_classes = label.num_classes if label else 2
+    task = task_of(model)
+    config = config.for_task(task)
 
-    def metrics_of(model_artifact):
-      task = model_artifact.get_string_custom_property("task") or "root_node_multiclass"
-      if task == "dgi":  # unsupervised: a linear probe on the embeddings the trainer wrote
-        return evaluation.embedding_probe_metrics(
-            model_artifact.get_string_custom_property("embeddings_uri"), EVAL_SPLIT,
+    def outputs_of(model_artifact, split):
+      """(labels, outputs) of the model on the split's examples."""
+      if task_of(model_artifact) == "dgi":  # unsupervised: a linear probe on its embeddings
+        return evaluation.embedding_probe(
+            model_artifact.get_string_custom_property("embeddings_uri"), split,
             label.num_classes)
       location = model_artifact.get_string_custom_property("target_location") or "root"
       feature = (model_artifact.get_string_custom_property("target_feature")
                  or (label.feature if label else "label"))
-      labels, logits = evaluation.predict(
-          path_utils.serving_model_path(model_artifact.uri), files, schema, label,
+      return evaluation.predict(
+          path_utils.serving_model_path(model_artifact.uri), files[split], schema, label,
           target=(location, feature))
-      return evaluation.task_metrics(task, labels, logits, label.num_classes if label else 2)
 
-    candidate = metrics_of(model)
+    splits, trivial = {}, {}
+    for split in files:
+      splits[split], trivial[split] = evaluation.evaluate_split(
+          task, *outputs_of(model, split), num_classes, config.metric)
 
-    def task_of(model_artifact):
-      return model_artifact.get_string_custom_property("task") or "root_node_multiclass"
+    # The baseline is scored here, on this run's eval split, so the comparison is fair even
+    # when the data changed since it was blessed; unless it cannot read this run's subgraphs
+    # (a feature or set it was trained with is gone): then the thresholds alone judge.
+    baseline_metrics, incompatible = None, []
+    if baseline is not None:
+      if task_of(baseline) != task:
+        incompatible = [f"the baseline is a {task_of(baseline)} model; this run trains "
+                        f"{task}"]
+      else:
+        incompatible = evaluation.baseline_incompatibilities(
+            path_utils.serving_model_path(baseline.uri), schema)
+      if not incompatible:
+        try:
+          labels, outputs = outputs_of(baseline, decided_on)
+          baseline_metrics = evaluation.task_metrics(task, labels, outputs, num_classes)
+        except tf.errors.OpError as e:  # what the spec check did not foresee
+          incompatible = [f"scoring it on this graph's subgraphs failed: {type(e).__name__}: "
+                          f"{str(e).strip().splitlines()[0][:300]}"]
+    baseline_note = ("; ".join(incompatible) + ": judged against the thresholds alone"
+                     if incompatible else "")
+    blessed, reasons = evaluation.bless(splits[decided_on], baseline_metrics, config,
+                                        trivial[decided_on])
+    required = evaluation.required_score(trivial[decided_on][config.metric], config.metric,
+                                         config.min_margin_over_trivial)
 
-    if baseline is not None and task_of(baseline) != task_of(model):
-      baseline = None  # a model of another task is no baseline: its metrics differ
-    # The baseline is evaluated here, on this run's test split, so the comparison is fair
-    # even when the data changed since the baseline was blessed.
-    baseline_metrics = metrics_of(baseline) if baseline is not None else None
-    blessed, reasons = evaluation.bless(candidate, baseline_metrics, config)
-
-    result = {"split": EVAL_SPLIT, "metric": config.metric, "candidate": candidate,
-              "baseline": baseline_metrics, "blessed": blessed, "reasons": reasons,
-              "baseline_model_uri": baseline.uri if baseline is not None else None}
+    result = {
+        "split": decided_on, "splits": splits, "trivial": trivial, "metric": config.metric,
+        "thresholds": {**config.model_dump(exclude={"metric"}), "required_over_trivial": required,
+                       "lower_is_better": config.metric in evaluation.LOWER_IS_BETTER},
+        "candidate": splits[decided_on], "baseline": baseline_metrics,
+        "baseline_model_uri": baseline.uri if baseline is not None else None,
+        "baseline_compatible": (not incompatible) if baseline is not None else None,
+        "baseline_incompatibility": baseline_note,
+        "blessed": blessed, "reasons": reasons, **exported_epoch_of(model)}
     graph_io.write_text(os.path.join(evaluation_out.uri, METRICS_FILE),
                         json.dumps(result, indent=2))
-    for key, value in candidate.items():
+    evaluation_out.set_string_custom_property("split", decided_on)
+    for key, value in splits[decided_on].items():
       if isinstance(value, float):
         evaluation_out.set_float_custom_property(key, value)
     graph_io.write_text(os.path.join(blessing.uri, "BLESSED" if blessed else "NOT_BLESSED"),
-                        "\n".join(reasons))
+                        "\n".join(reasons + ([baseline_note] if baseline_note else [])))
     # TFX's blessing conventions (read by the Pusher and LatestBlessedModelStrategy).
     blessing.set_int_custom_property("blessed", int(blessed))
     blessing.set_string_custom_property("current_model", model.uri)
@@ -77,4 +122,12 @@ class Executor(base_executor.BaseExecutor):
     if baseline is not None:
       blessing.set_string_custom_property("baseline_model", baseline.uri)
       blessing.set_int_custom_property("baseline_model_id", baseline.id)
+      blessing.set_int_custom_property("baseline_compatible", int(not incompatible))
+      blessing.set_string_custom_property("baseline_incompatibility", baseline_note)
     blessing.set_string_custom_property("reasons", "; ".join(reasons))
+    # What decided, against what: the split, the metric, its value and the bars.
+    blessing.set_string_custom_property("split", decided_on)
+    blessing.set_string_custom_property("metric", config.metric)
+    blessing.set_float_custom_property("value", splits[decided_on][config.metric])
+    blessing.set_float_custom_property("trivial_baseline", trivial[decided_on][config.metric])
+    blessing.set_float_custom_property("required_over_trivial", required)

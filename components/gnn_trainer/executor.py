@@ -127,10 +127,11 @@ class Executor(base_executor.BaseExecutor):
         if tf.io.gfile.exists(backup) and tf.io.gfile.listdir(backup):
           logging.warning("GnnTrainer: resuming from the backup in %s (an earlier run of "
                           "this training was interrupted)", backup)
-        epochs_run = []
+        epochs_run, epoch_logs = [], []
 
         def on_epoch(epoch, logs):
           epochs_run.append(epoch)
+          epoch_logs.append((epoch, logs))
           run.log_metrics(logs, step=epoch)
 
         train_subgraphs = None
@@ -151,6 +152,12 @@ class Executor(base_executor.BaseExecutor):
       if epochs_run and epochs_run[0] > 0:  # resumed: epochs before it came from the backup
         model.set_int_custom_property("resumed_at_epoch", epochs_run[0])
         run.client.set_tag(run.run_id, "resumed_at_epoch", str(epochs_run[0]))
+      # Which epoch's weights were exported (the best validation loss's, or the last).
+      exported = training.exported_epoch(epoch_logs, validated=bool(eval_files))
+      if exported is not None:
+        model.set_int_custom_property("exported_epoch", exported)
+        model.set_int_custom_property("epochs_trained", epoch_logs[-1][0] + 1)
+        run.client.set_tag(run.run_id, "exported_epoch", str(exported))
       if task_cfg.type == "dgi":
         path = os.path.join(model.uri, EMBEDDINGS_FILE)
         files_by_split = {s: graph_io.split_files(examples, s) for s in graph_io.SPLITS}

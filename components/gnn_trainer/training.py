@@ -8,6 +8,7 @@ takes serialized GraphTensor tf.Examples.
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 import tempfile
 from typing import Callable, Optional, Sequence
@@ -51,6 +52,21 @@ class _History(tf.keras.callbacks.Callback):
       self.history.setdefault(k, []).append(v)
     if self._on_epoch:
       self._on_epoch(epoch, logs)
+
+
+def exported_epoch(epoch_logs: Sequence[tuple[int, dict]], validated: bool) -> Optional[int]:
+  """The epoch (1-based, as Keras counts them) whose weights `train()` exported, from the
+  (epoch, logs) it reported: with a validation split, KerasTrainer restores its best
+  checkpoint, which tf.keras.callbacks.ModelCheckpoint keeps by the lowest finite `val_loss`
+  (the first on a tie); without one, the last epoch's weights are exported."""
+  if not epoch_logs:
+    return None
+  if validated:
+    scored = [(logs["val_loss"], epoch) for epoch, logs in epoch_logs
+              if math.isfinite(logs.get("val_loss", math.nan))]
+    if scored:
+      return min(scored)[1] + 1
+  return epoch_logs[-1][0] + 1
 
 
 def count_examples(files: Sequence[str]) -> int:

@@ -79,8 +79,10 @@ class Executor(base_executor.BaseExecutor):
           f.write(page)
         run.log_artifacts(tmp, MLFLOW_DIR)
       if data.evaluation:
-        run.log_metrics({f"test_{k}": data.evaluation["candidate"][k]
-                         for k in ("accuracy", "micro_f1", "macro_f1")})
+        ev = data.evaluation
+        for split, metrics in (ev.get("splits") or {"test": ev["candidate"]}).items():
+          run.log_metrics({f"{split}_{k}": v for k, v in metrics.items()
+                           if isinstance(v, float)})
       if data.statistics:
         run.log_metrics({f"graph.nodes.{k}": v["count"]
                          for k, v in data.statistics["node_sets"].items()})

@@ -81,7 +81,7 @@ def degree_histograms(statistics: dict) -> dict:
 
 # Metrics that later steps (attribution, this report) add to the trainer's MLflow run: not
 # training curves.
-NOT_TRAINING = ("attribution.", "test_", "graph.")
+NOT_TRAINING = ("attribution.", "test_", "eval_", "graph.")
 
 
 def mlflow_history(tracking_uri: str, run_id: str) -> dict:
@@ -130,7 +130,7 @@ def _training_plot(history: dict, plt):
   return html_report.figure_png(fig)
 
 
-def _confusion_plot(matrix: list, plt):
+def _confusion_plot(matrix: list, plt, split: str = "test"):
   m = np.asarray(matrix)
   fig, ax = plt.subplots(figsize=(0.5 * len(m) + 2, 0.5 * len(m) + 1.6))
   ax.imshow(m, cmap="Blues")
@@ -142,7 +142,7 @@ def _confusion_plot(matrix: list, plt):
   ax.set_yticks(range(len(m)))
   ax.set_xlabel("predicted")
   ax.set_ylabel("true")
-  ax.set_title("test-split confusion matrix", fontsize=8)
+  ax.set_title(f"{split}-split confusion matrix", fontsize=8)
   return html_report.figure_png(fig)
 
 
@@ -166,7 +166,8 @@ def plots(data: RunData) -> dict[str, bytes]:
     out["training.png"] = _training_plot(data.history, plt)
   # Classification tasks only (regression and DGI's probe-less runs have no confusion matrix).
   if data.evaluation and "confusion_matrix" in data.evaluation["candidate"]:
-    out["confusion.png"] = _confusion_plot(data.evaluation["candidate"]["confusion_matrix"], plt)
+    out["confusion.png"] = _confusion_plot(data.evaluation["candidate"]["confusion_matrix"], plt,
+                                           data.evaluation.get("split", "test"))
   if data.attribution and data.attribution.get("features"):
     out["attribution.png"] = _attribution_plot(data.attribution, plt)
   return out
@@ -175,6 +176,58 @@ def plots(data: RunData) -> dict[str, bytes]:
 # ------------------------------------------------------------------------------ page
 def _missing(what: str) -> str:
   return f'<p class="muted">No {html_report.esc(what)} in this run.</p>'
+
+
+def _evaluation_html(ev: dict) -> str:
+  """Each split's metrics beside the trivial baseline's and the latest blessed model's on the
+  split that decided, the bars the model had to clear, the baseline's compatibility and the
+  exported epoch."""
+  t = html_report.table
+  esc = html_report.esc
+  decided = ev.get("split", "test")
+  splits = ev.get("splits") or {decided: ev["candidate"]}
+  trivial = (ev.get("trivial") or {}).get(decided)
+  baseline = ev.get("baseline")
+  # The task's scalar metrics (classification: accuracy, F1; regression: mse, mae, ...).
+  keys = [k for k, v in ev["candidate"].items()
+          if isinstance(v, (int, float)) and not isinstance(v, bool)]
+  rows = []
+  for k in keys:
+    row = {"metric": k}
+    for split, metrics in splits.items():
+      row[f"{split}" + (" (decided)" if split == decided else "")] = metrics.get(k, "")
+    if trivial is not None:
+      row[f"trivial baseline ({decided})"] = trivial.get(k, "")
+    row[f"latest blessed model ({decided})"] = baseline[k] if baseline else "(none)"
+    row["change vs. latest blessed"] = (ev["candidate"][k] - baseline[k]) if baseline else ""
+    rows.append(row)
+  body = t(rows, left=("metric",))
+  thresholds = ev.get("thresholds")
+  metric = ev["metric"]
+  if thresholds and trivial is not None:
+    better = "&le;" if thresholds.get("lower_is_better") else "&ge;"
+    bound = (f"upper bound {thresholds['upper_bound']}" if thresholds.get("lower_is_better")
+             else f"lower bound {thresholds['lower_bound']:g}")
+    body += (f"<p>Decided on the <b>{esc(decided)}</b> split by {esc(metric)} "
+             f"{ev['candidate'][metric]:.4f}. Thresholds: {esc(metric)} {better} "
+             f"{thresholds['required_over_trivial']:.4f} to beat the trivial baseline "
+             f"({esc(trivial.get('predictor'))}: {trivial[metric]:.4f}) by "
+             f"min_margin_over_trivial {thresholds['min_margin_over_trivial']:g}; {esc(bound)}; "
+             f"max_regression {thresholds['max_regression']:g} against the latest blessed "
+             f"model.</p>")
+  body += ('<p class="good">Blessed.</p>' if ev["blessed"] else
+           f'<p class="bad">Not blessed: {esc("; ".join(ev["reasons"]))}</p>')
+  if ev.get("baseline_incompatibility"):
+    body += (f'<p class="bad">Baseline {esc(ev.get("baseline_model_uri"))} incompatible: '
+             f'{esc(ev["baseline_incompatibility"])}.</p>')
+  elif ev.get("baseline_model_uri"):
+    body += f"<p>Baseline: {esc(ev['baseline_model_uri'])}</p>"
+  else:
+    body += "<p>No baseline: no model was blessed before.</p>"
+  if ev.get("exported_epoch"):
+    body += (f"<p>Exported weights: epoch {ev['exported_epoch']} of "
+             f"{ev.get('epochs_trained')}.</p>")
+  return body
 
 
 def render_html(data: RunData, figures: Optional[dict[str, bytes]] = None) -> str:
@@ -187,7 +240,11 @@ def render_html(data: RunData, figures: Optional[dict[str, bytes]] = None) -> st
               {"item": "pipeline run", "value": data.pipeline_run_id}]
   if data.evaluation:
     ev = data.evaluation
-    overview.append({"item": f"test {ev['metric']}", "value": f"{ev['candidate'][ev['metric']]:.4f}"})
+    decided = ev.get("split", "test")
+    for split, metrics in (ev.get("splits") or {decided: ev["candidate"]}).items():
+      overview.append({"item": f"{split} {ev['metric']}" + (" (decided the blessing)"
+                                                           if split == decided else ""),
+                       "value": f"{metrics[ev['metric']]:.4f}"})
   overview.append({"item": "blessed", "value": {None: "unknown", True: "yes",
                                                 False: "no"}[data.blessed]})
   if data.pushed:
@@ -239,27 +296,14 @@ def render_html(data: RunData, figures: Optional[dict[str, bytes]] = None) -> st
     out.append(sec("training", "Training", _missing("training history")))
 
   if data.evaluation:
-    ev = data.evaluation
-    # The task's scalar metrics (classification: accuracy, F1; regression: mse, mae, ...).
-    keys = [k for k, v in ev["candidate"].items()
-            if isinstance(v, (int, float)) and not isinstance(v, bool)]
-    rows = [{"metric": k, "candidate": ev["candidate"][k],
-             "baseline": ev["baseline"][k] if ev.get("baseline") else "(none)",
-             "change": (ev["candidate"][k] - ev["baseline"][k]) if ev.get("baseline") else ""}
-            for k in keys]
-    verdict = ('<p class="good">Blessed.</p>' if ev["blessed"] else
-               f'<p class="bad">Not blessed: {html_report.esc("; ".join(ev["reasons"]))}</p>')
-    out.append(sec("evaluation", "Evaluation against the baseline",
-                   t(rows, left=("metric",)) + verdict + (
-                       f"<p>Baseline: {html_report.esc(ev['baseline_model_uri'])}</p>"
-                       if ev.get("baseline_model_uri") else
-                       "<p>No baseline: no model was blessed before.</p>")))
+    out.append(sec("evaluation", "Evaluation: the blessing gate",
+                   _evaluation_html(data.evaluation)))
     out.append(sec("confusion", "Confusion matrix",
                    html_report.img(figures["confusion.png"], "confusion matrix")
                    if "confusion.png" in figures else
                    '<p class="muted">No confusion matrix: not a classification task.</p>'))
   else:
-    out.append(sec("evaluation", "Evaluation against the baseline", _missing("evaluation")))
+    out.append(sec("evaluation", "Evaluation: the blessing gate", _missing("evaluation")))
     out.append(sec("confusion", "Confusion matrix", _missing("evaluation")))
 
   if data.attribution:
