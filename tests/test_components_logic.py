@@ -131,16 +131,62 @@ def test_shipped_configs_are_valid():
     assert bool(config.sampling.fanouts or config.sampling.spec_text) == sampled, name
 
 
-def test_every_mt_albis_option_is_configurable():
+def test_every_mt_albis_option_is_configurable_and_passed_through(monkeypatch):
   import inspect
+  import tensorflow_gnn as tfgnn
   from tensorflow_gnn.models import mt_albis
-  from tfx_gnn.components.gnn_trainer import training
+  from tfx_gnn.components.gnn_trainer import config as trainer_config
+  from tfx_gnn.components.gnn_trainer import models
   params = set(inspect.signature(mt_albis.MtAlbisGraphUpdate).parameters)
-  assert set(training.MT_ALBIS_OPTIONS) <= params
-  assert set(training.MT_ALBIS_OPTIONS) <= set(config_lib.ModelConfig.model_fields)
-  # Every MtAlbis argument is either configurable or set by the trainer itself.
+  # MtAlbisOptions' own options (beyond the input layer and the rounds every template shares)
+  # plus the shared state options are exactly MtAlbis' arguments, less what the trainer sets.
+  shared = set(trainer_config.ModelOptions.model_fields)
+  own = set(trainer_config.MtAlbisOptions.model_fields) - shared - {"last_round_node_sets"}
   set_by_trainer = {"receiver_tag", "node_set_names", "edge_feature_name", "kernel_initializer"}
-  assert params - set(training.MT_ALBIS_OPTIONS) <= set_by_trainer
+  assert own | {"units", "state_dropout_rate"} == params - set_by_trainer
+  # ... and each reaches MtAlbisGraphUpdate with its configured (here non-default) value.
+  options = {"units": 6, "message_dim": 5, "attention_type": "gat_v2",
+             "attention_edge_set_names": ["cites"], "attention_num_heads": 3,
+             "simple_conv_reduce_type": "sum", "simple_conv_use_receiver_state": False,
+             "state_dropout_rate": 0.1, "edge_dropout_rate": 0.2, "l2_regularization": 0.01,
+             "normalization_type": "none", "batch_normalization_momentum": 0.9,
+             "next_state_type": "residual", "edge_set_combine_type": "sum"}
+  assert set(options) == own | {"units", "state_dropout_rate"}
+  seen = []
+  real = mt_albis.MtAlbisGraphUpdate
+  monkeypatch.setattr(models.mt_albis, "MtAlbisGraphUpdate",
+                      lambda **kw: seen.append(kw) or real(**kw))
+  gtspec = tfgnn.create_graph_spec_from_schema_pb(graph_io.build_schema(small_graph()))
+  models.graph_update(trainer_config.MtAlbisOptions(**options), gtspec, ["paper"])
+  assert {k: seen[0][k] for k in options} == options
+
+
+def test_an_option_of_another_task_type_is_an_error_naming_the_key():
+  import pydantic
+  from tfx_gnn.components import config_base
+  from tfx_gnn.components.gnn_trainer import config as trainer_config
+  with pytest.raises(pydantic.ValidationError,
+                     match=r"option 'pooling' does not apply to task 'root_node_binary' "
+                           r"\(only to graph_multiclass, graph_regression\)"):
+    config_base.validate(trainer_config.TaskConfig, {"type": "root_node_binary",
+                                                     "pooling": "mean"})
+  with pytest.raises(config_lib.ConfigError, match="task: .*'edge_split' does not apply"):
+    config_lib.parse_config({"data": {"synthetic": {}}, "sampling": {"fanouts": {"cites": 1}},
+                             "task": {"edge_split": {"train": 1.0}}})
+  with pytest.raises(pydantic.ValidationError, match=r"scorer\n.*Extra inputs"):
+    trainer_config.GraphRegressionOptions(scorer="hadamard")
+  # No type: root_node_multiclass; each type knows its level and what the sampler seeds.
+  task = config_base.validate(trainer_config.TaskConfig, "{}")
+  assert isinstance(task, trainer_config.RootNodeMulticlassOptions)
+  assert task.has_integrated_gradients
+  assert not trainer_config.RootNodeMulticlassOptions(dgi_loss_weight=0.5).has_integrated_gradients
+  levels = {t: cls.level for t, cls in trainer_config.TASK_TYPES.items()}
+  assert levels == {"root_node_multiclass": "node", "root_node_binary": "node",
+                    "root_node_regression": "node", "dgi": "node", "link_prediction": "link",
+                    "graph_multiclass": "graph", "graph_regression": "graph"}
+  link = trainer_config.LinkPredictionOptions(edge_set="cites", scorer="hadamard")
+  assert link.seeds()["edge_set"] == "cites" and not link.has_integrated_gradients
+  assert trainer_config.GraphRegressionOptions().seeds() == {"kind": "graphs"}
 
 
 def test_sampling_programs_built_in_one_process_all_have_a_sink(tmp_path):

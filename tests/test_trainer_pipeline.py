@@ -13,6 +13,7 @@ import os
 
 import pytest
 
+from tfx_gnn.components import config_base
 from tfx_gnn.pipelines import config as config_lib
 from tfx_gnn.pipelines import local_runner
 
@@ -127,7 +128,7 @@ def test_classification_mixed_with_deep_graph_infomax(root):
 
 def test_task_options_are_checked():
   with pytest.raises(Exception, match="'regression_loss' does not apply"):
-    config_lib.TaskConfig.model_validate({"type": "dgi", "regression_loss": "mae"})
+    config_base.validate(config_lib.TaskConfig, {"type": "dgi", "regression_loss": "mae"})
 
 
 def test_two_local_workers_train_export_and_log_every_epoch(root):

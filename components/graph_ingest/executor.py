@@ -16,7 +16,7 @@ class Executor(base_executor.BaseExecutor):
   def Do(self, input_dict, output_dict, exec_properties):
     from tfx_gnn.components.graph_ingest import ingest  # pylint: disable=g-import-not-at-top
     graph_artifact = artifact_utils.get_single_instance(output_dict["graph"])
-    data = DataConfig.model_validate_json(exec_properties["data"])
+    data = DataConfig.model_validate_json(exec_properties["data_config"])
     scratch = os.path.join(self._get_tmp_dir(), "tables")
     graph = ingest.ingest(data, out_dir=graph_artifact.uri, scratch_dir=scratch,
                           memory_limit_gb=exec_properties.get("memory_limit_gb"))
