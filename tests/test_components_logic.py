@@ -291,6 +291,14 @@ def test_a_user_module_is_template_custom_and_packaged_by_its_sources_hash(tmp_p
     GnnTrainer(**kwargs, module_file=USER_MODULE, model_config={"template": "gat_v2"})
   with pytest.raises(ValueError, match="'custom' needs exactly one of module_file"):
     GnnTrainer(**kwargs, model_config={"template": "custom"})
+  with pytest.raises(ValueError, match="module_file '/nowhere/gnn.py' does not exist"):
+    GnnTrainer(**kwargs, module_file="/nowhere/gnn.py")
+  # In a run config, a module file is relative to the config file.
+  config = config_lib.parse_config(
+      {"data": {"synthetic": {}}, "sampling": {"fanouts": {"cites": 1}},
+       "model": {"template": "custom", "module_file": "user_module/user_gnn.py"}},
+      "c.yaml", os.path.dirname(__file__))
+  assert config.model.module_file == USER_MODULE
   with pytest.raises(ValueError, match="module_file or module_path, not both"):
     GnnTrainer(**kwargs, model_config={"template": "custom", "module_file": USER_MODULE,
                                        "module_path": "x"})

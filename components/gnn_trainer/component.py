@@ -52,6 +52,7 @@ under the pipeline root whose version is a hash of the .py files beside it, so a
 module is a changed execution property (never a cache hit); a `module_path` is taken as it is.
 """
 from tfx.components.util import udf_utils
+from tfx.dsl.io import fileio
 from tfx.dsl.components.base import base_component, executor_spec
 from tfx.types import channel, component_spec, standard_artifacts
 
@@ -105,6 +106,8 @@ def _user_module(model, module_file, module_path):
   if model.template == "custom" and sum(map(bool, module)) != 1:
     raise ValueError("GnnTrainer: model template 'custom' needs exactly one of module_file "
                      "(a .py file) or module_path (an importable module) with a model_fn")
+  if module[0] and not fileio.exists(module[0]):
+    raise ValueError(f"GnnTrainer: module_file {module[0]!r} does not exist")
   return module
 
 

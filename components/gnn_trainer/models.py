@@ -1,8 +1,9 @@
 """The model zoo: `ModelConfig.template` -> a Keras model built from TF-GNN's own layers.
 
-Every template (a ModelOptions class in config.py) stacks `num_rounds` graph updates of one `tensorflow_gnn.models.*` family on
-the initial node states; each update has separate weights per node set and per edge set
-(TF-GNN's GraphUpdate builders make one convolution per edge set, one next-state per node set).
+Every template (a ModelOptions class in config.py) stacks `num_rounds` graph updates of one
+`tensorflow_gnn.models.*` family on the initial node states; each update has separate weights
+per node set and per edge set (TF-GNN's GraphUpdate builders make one convolution per edge
+set, one next-state per node set).
 Messages flow towards the edges' SOURCE: the sampler's edges point away from the root.
 Template `custom` stacks a user module's model body on the same input layer instead.
 """
