@@ -197,7 +197,7 @@ def test_graph_regression_through_the_pipeline(graphs_root):
 
 def test_task_configs_are_checked():
   base = {"data": {"synthetic": {}}, "sampling": {"fanouts": {"cites": 2}}}
-  with pytest.raises(config_lib.ConfigError, match="task.link_prediction.edge_set: Field required"):
+  with pytest.raises(config_lib.ConfigError, match="task.edge_set: Field required"):
     config_lib.parse_config({**base, "task": {"type": "link_prediction"}})
   with pytest.raises(config_lib.ConfigError, match="'scorer' does not apply"):
     config_lib.parse_config({**base, "task": {"scorer": "hadamard"}})
