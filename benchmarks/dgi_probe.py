@@ -71,7 +71,8 @@ def main(argv=None) -> int:
   label = graph_io.read_label(graph_dir)
 
   # The ingest-made degree feature is no paper feature: the raw baseline leaves it out.
-  derived = [config.model.degree_feature] if config.model.degree_feature else []
+  degree_feature = getattr(config.model, "degree_feature", None)  # a GCN option
+  derived = [degree_feature] if degree_feature else []
   x_train, y_train = raw_features(files["train"], schema, label, derived)
   x_test, y_test = raw_features(files[args.split], schema, label, derived)
   raw = evaluation.linear_probe_metrics(x_train, y_train, x_test, y_test, label.num_classes)

@@ -22,3 +22,18 @@ def inside_root(path: Optional[str], what: str) -> Optional[str]:
   if normalized == ".." or normalized.startswith(".." + os.sep):
     raise ValueError(f"{path!r} escapes {what}; give a path inside it (or an absolute path)")
   return path
+
+
+def validate(section, value):
+  """`value` as a validated `section` (a Strict class, or a union of them such as ModelConfig):
+  an instance passes through; a dict or a JSON string is validated into one."""
+  adapter = pydantic.TypeAdapter(section)
+  if isinstance(value, (str, bytes)):
+    return adapter.validate_json(value)
+  return adapter.validate_python(value)
+
+
+def to_json(section, value) -> str:
+  """A component's config argument (see `validate`) as the JSON execution parameter its
+  executor reads: the same text as the section's `model_dump_json()`."""
+  return pydantic.TypeAdapter(section).dump_json(validate(section, value)).decode()

@@ -19,8 +19,8 @@ from tfx_gnn.components.attribution.config import AttributionConfig
 from tfx_gnn.components.config_base import Strict, inside_root
 from tfx_gnn.components.gnn_evaluator.config import EvaluationConfig
 from tfx_gnn.components.gnn_trainer.config import (  # noqa: F401  (re-exported)
-    GRAPH_TASKS, LINK_TASKS, ROOT_NODE_TASKS, IntegratedGradientsConfig, ModelConfig, TaskConfig,
-    TrainerConfig)
+    MODEL_TEMPLATES, TASK_TYPES, IntegratedGradientsConfig, ModelConfig, MtAlbisOptions,
+    RootNodeMulticlassOptions, TaskConfig, TrainerConfig)
 from tfx_gnn.components.graph_ingest.config import (  # noqa: F401  (re-exported)
     DataConfig, EdgeTable, NodeTable, SplitTable, SyntheticGraphsSource, SyntheticSource,
     TablesSource, UnigraphSource)
@@ -71,8 +71,8 @@ class Config(Strict):
   data: DataConfig
   validation: ValidationConfig = ValidationConfig()
   sampling: SamplingConfig = SamplingConfig()  # required (fanouts) but for graph-level tasks
-  model: ModelConfig = ModelConfig()
-  task: TaskConfig = TaskConfig()
+  model: ModelConfig = MtAlbisOptions()
+  task: TaskConfig = RootNodeMulticlassOptions()
   trainer: TrainerConfig = TrainerConfig()
   evaluation: EvaluationConfig = EvaluationConfig()
   attribution: AttributionConfig = AttributionConfig()
@@ -115,10 +115,18 @@ class Config(Strict):
     return self.mlflow.experiment or self.pipeline.name
 
 
+# A discriminated union's error location holds the member's tag (model.gat_v2.num_heads);
+# the YAML has no such level.
+_UNION_TAGS = {"model": MODEL_TEMPLATES, "task": TASK_TYPES}
+
+
 def _format_errors(source: str, error: pydantic.ValidationError) -> str:
   lines = [f"invalid config {source}:"]
   for e in error.errors():
-    key = ".".join(str(p) for p in e["loc"])
+    loc = list(e["loc"])
+    if len(loc) > 1 and loc[1] in _UNION_TAGS.get(loc[0], ()):
+      del loc[1]
+    key = ".".join(str(p) for p in loc)
     msg = e["msg"]
     if e["type"] == "extra_forbidden":
       msg = "unknown key"
@@ -129,7 +137,8 @@ def _format_errors(source: str, error: pydantic.ValidationError) -> str:
 # Data paths in a config file are relative to that file; the pipeline root is relative to
 # the working directory (where the user runs `tfx-gnn`).
 _PATH_KEYS = (("data", "tables", "directory"), ("data", "unigraph", "schema_file"),
-              ("data", "unigraph", "splits", "file"), ("sampling", "spec_file"))
+              ("data", "unigraph", "splits", "file"), ("sampling", "spec_file"),
+              ("model", "module_file"))
 
 
 def _resolve_paths(raw: dict, base: str) -> dict:

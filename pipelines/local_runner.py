@@ -6,6 +6,7 @@ import datetime
 import os
 
 from tfx.dsl.compiler import compiler, constants
+from tfx.dsl.components.base import base_component
 from tfx.orchestration.local import local_dag_runner
 from tfx.orchestration.portable import runtime_parameter_utils
 
@@ -30,7 +31,14 @@ def run(config: Config) -> dict:
   # Our own run id (TFX's format plus the process id), so that the summary is this run's even
   # when another run of the pipeline started later ("the latest run" would be that one's).
   run_id = f"{datetime.datetime.now().isoformat()}-{os.getpid()}"
-  ir = compiler.Compiler().compile(create_pipeline(config))
+  pipeline = create_pipeline(config)
+  for component in pipeline.components:
+    if isinstance(component, base_component.BaseComponent):
+      # As TFX's runners do before compiling: a user module file becomes a wheel named by its
+      # sources' hash (GnnTrainer's module_file), so an edited module is never a cache hit.
+      root = pipeline.pipeline_info.pipeline_root
+      component._resolve_pip_dependencies(root)  # pylint: disable=protected-access
+  ir = compiler.Compiler().compile(pipeline)
   runtime_parameter_utils.substitute_runtime_parameter(
       ir, {constants.PIPELINE_RUN_ID_PARAMETER_NAME: run_id})
   local_dag_runner.LocalDagRunner().run_with_ir(ir)

@@ -7,7 +7,6 @@ evaluator, Attribution (integrated gradients), and last RunReport (one HTML page
 """
 from __future__ import annotations
 
-import json
 import os
 
 from tfx.dsl.components.common import resolver
@@ -34,7 +33,7 @@ STATISTICS_RESOLVER_ID = "latest_blessed_graph_statistics_resolver"
 
 
 def create_components(config: Config, base: str, kubeflow: bool = False) -> list:
-  ingest = GraphIngest(data=config.data.model_dump_json(),
+  ingest = GraphIngest(data_config=config.data,
                        memory_limit_gb=config.pipeline.memory_limit_gb)
   components = [ingest]
   baseline_statistics = None
@@ -52,21 +51,21 @@ def create_components(config: Config, base: str, kubeflow: bool = False) -> list
     baseline_statistics = statistics_resolver.outputs["statistics"]
     components.append(statistics_resolver)
   validator = GraphValidator(graph=ingest.outputs["graph"],
-                             validation=config.validation.model_dump_json(),
+                             validation_config=config.validation,
                              baseline_statistics=baseline_statistics)
   sampler = SubgraphSampler(graph=ingest.outputs["graph"],
                             anomalies=validator.outputs["anomalies"],
-                            sampling=config.sampling.model_dump_json(),
+                            sampling_config=config.sampling,
                             memory_limit_gb=config.pipeline.memory_limit_gb,
-                            seeds=json.dumps(config.task.seeds(), sort_keys=True))
+                            task_config=config.task)
   # No integrated-gradients export that no Attribution reads.
   trainer_cfg = (config.trainer if config.runs_attribution else
                  config.trainer.model_copy(update={"integrated_gradients": None}))
   trainer = GnnTrainer(examples=sampler.outputs["examples"], graph=ingest.outputs["graph"],
-                       model_config=config.model.model_dump_json(),
-                       trainer_config=trainer_cfg.model_dump_json(),
-                       task_config=config.task.model_dump_json(),
-                       sampling_config=config.sampling.model_dump_json(),
+                       model_config=config.model,
+                       trainer_config=trainer_cfg,
+                       task_config=config.task,
+                       sampling_config=config.sampling,
                        memory_limit_gb=config.pipeline.memory_limit_gb,
                        tracking_uri=config.tracking_uri, experiment=config.experiment)
   baseline = resolver.Resolver(
@@ -77,7 +76,7 @@ def create_components(config: Config, base: str, kubeflow: bool = False) -> list
   evaluator = GnnEvaluator(model=trainer.outputs["model"],
                            baseline_model=baseline.outputs["model"],
                            examples=sampler.outputs["examples"], graph=ingest.outputs["graph"],
-                           evaluation_config=config.evaluation.model_dump_json(),
+                           evaluation_config=config.evaluation,
                            kubeflow=kubeflow)
   pusher = Pusher(
       model=trainer.outputs["model"], model_blessing=evaluator.outputs["blessing"],
@@ -91,8 +90,8 @@ def create_components(config: Config, base: str, kubeflow: bool = False) -> list
   if config.runs_attribution:
     attribution = Attribution(
         model=trainer.outputs["model"], examples=sampler.outputs["examples"],
-        graph=ingest.outputs["graph"], attribution_config=config.attribution.model_dump_json(),
-        integrated_gradients=config.trainer.integrated_gradients.model_dump_json(),
+        graph=ingest.outputs["graph"], attribution_config=config.attribution,
+        integrated_gradients_config=config.trainer.integrated_gradients,
         tracking_uri=config.tracking_uri)
     # After the evaluator: attribution explains the model the evaluator judged.
     attribution.add_upstream_node(evaluator)

@@ -1,6 +1,7 @@
 """Unit tests of the components' plain logic: sampling spec, metrics and blessing, the
 pusher's publish, the config and the CLI's overrides."""
 import os
+import sys
 
 import numpy as np
 import pytest
@@ -132,16 +133,62 @@ def test_shipped_configs_are_valid():
     assert bool(config.sampling.fanouts or config.sampling.spec_text) == sampled, name
 
 
-def test_every_mt_albis_option_is_configurable():
+def test_every_mt_albis_option_is_configurable_and_passed_through(monkeypatch):
   import inspect
+  import tensorflow_gnn as tfgnn
   from tensorflow_gnn.models import mt_albis
-  from tfx_gnn.components.gnn_trainer import training
+  from tfx_gnn.components.gnn_trainer import config as trainer_config
+  from tfx_gnn.components.gnn_trainer import models
   params = set(inspect.signature(mt_albis.MtAlbisGraphUpdate).parameters)
-  assert set(training.MT_ALBIS_OPTIONS) <= params
-  assert set(training.MT_ALBIS_OPTIONS) <= set(config_lib.ModelConfig.model_fields)
-  # Every MtAlbis argument is either configurable or set by the trainer itself.
+  # MtAlbisOptions' own options (beyond the input layer and the rounds every template shares)
+  # plus the shared state options are exactly MtAlbis' arguments, less what the trainer sets.
+  shared = set(trainer_config.ModelOptions.model_fields)
+  own = set(trainer_config.MtAlbisOptions.model_fields) - shared - {"last_round_node_sets"}
   set_by_trainer = {"receiver_tag", "node_set_names", "edge_feature_name", "kernel_initializer"}
-  assert params - set(training.MT_ALBIS_OPTIONS) <= set_by_trainer
+  assert own | {"units", "state_dropout_rate"} == params - set_by_trainer
+  # ... and each reaches MtAlbisGraphUpdate with its configured (here non-default) value.
+  options = {"units": 6, "message_dim": 5, "attention_type": "gat_v2",
+             "attention_edge_set_names": ["cites"], "attention_num_heads": 3,
+             "simple_conv_reduce_type": "sum", "simple_conv_use_receiver_state": False,
+             "state_dropout_rate": 0.1, "edge_dropout_rate": 0.2, "l2_regularization": 0.01,
+             "normalization_type": "none", "batch_normalization_momentum": 0.9,
+             "next_state_type": "residual", "edge_set_combine_type": "sum"}
+  assert set(options) == own | {"units", "state_dropout_rate"}
+  seen = []
+  real = mt_albis.MtAlbisGraphUpdate
+  monkeypatch.setattr(models.mt_albis, "MtAlbisGraphUpdate",
+                      lambda **kw: seen.append(kw) or real(**kw))
+  gtspec = tfgnn.create_graph_spec_from_schema_pb(graph_io.build_schema(small_graph()))
+  models.graph_update(trainer_config.MtAlbisOptions(**options), gtspec, ["paper"])
+  assert {k: seen[0][k] for k in options} == options
+
+
+def test_an_option_of_another_task_type_is_an_error_naming_the_key():
+  import pydantic
+  from tfx_gnn.components import config_base
+  from tfx_gnn.components.gnn_trainer import config as trainer_config
+  with pytest.raises(pydantic.ValidationError,
+                     match=r"option 'pooling' does not apply to task 'root_node_binary' "
+                           r"\(only to graph_multiclass, graph_regression\)"):
+    config_base.validate(trainer_config.TaskConfig, {"type": "root_node_binary",
+                                                     "pooling": "mean"})
+  with pytest.raises(config_lib.ConfigError, match="task: .*'edge_split' does not apply"):
+    config_lib.parse_config({"data": {"synthetic": {}}, "sampling": {"fanouts": {"cites": 1}},
+                             "task": {"edge_split": {"train": 1.0}}})
+  with pytest.raises(pydantic.ValidationError, match=r"scorer\n.*Extra inputs"):
+    trainer_config.GraphRegressionOptions(scorer="hadamard")
+  # No type: root_node_multiclass; each type knows its level and what the sampler seeds.
+  task = config_base.validate(trainer_config.TaskConfig, "{}")
+  assert isinstance(task, trainer_config.RootNodeMulticlassOptions)
+  assert task.has_integrated_gradients
+  assert not trainer_config.RootNodeMulticlassOptions(dgi_loss_weight=0.5).has_integrated_gradients
+  levels = {t: cls.level for t, cls in trainer_config.TASK_TYPES.items()}
+  assert levels == {"root_node_multiclass": "node", "root_node_binary": "node",
+                    "root_node_regression": "node", "dgi": "node", "link_prediction": "link",
+                    "graph_multiclass": "graph", "graph_regression": "graph"}
+  link = trainer_config.LinkPredictionOptions(edge_set="cites", scorer="hadamard")
+  assert link.seeds()["edge_set"] == "cites" and not link.has_integrated_gradients
+  assert trainer_config.GraphRegressionOptions().seeds() == {"kind": "graphs"}
 
 
 def test_sampling_programs_built_in_one_process_all_have_a_sink(tmp_path):
@@ -153,3 +200,134 @@ def test_sampling_programs_built_in_one_process_all_have_a_sink(tmp_path):
   for i in range(2):
     program, _, _ = sampling.prepare_program(schema, spec, str(tmp_path / str(i)))
     assert "sink" in program.layers
+
+
+# ------------------------------------------------------------------ the components' typed API
+def _channels():
+  from tfx.types import channel, standard_artifacts
+  from tfx_gnn.components import types
+  return {"graph": channel.Channel(type=types.Graph),
+          "anomalies": channel.Channel(type=types.GraphAnomalies),
+          "examples": channel.Channel(type=standard_artifacts.Examples),
+          "model": channel.Channel(type=standard_artifacts.Model)}
+
+
+def test_components_take_config_objects_dicts_or_json_as_section_config():
+  import json
+  import pydantic
+  from tfx_gnn.components import config_base
+  from tfx_gnn.components.attribution.component import Attribution
+  from tfx_gnn.components.gnn_evaluator.component import GnnEvaluator
+  from tfx_gnn.components.gnn_trainer import config as trainer_config
+  from tfx_gnn.components.gnn_trainer.component import GnnTrainer
+  from tfx_gnn.components.graph_ingest.component import GraphIngest
+  from tfx_gnn.components.graph_ingest.config import DataConfig, SyntheticSource
+  from tfx_gnn.components.graph_validator.component import GraphValidator
+  from tfx_gnn.components.subgraph_sampler.component import SubgraphSampler
+  from tfx_gnn.components.subgraph_sampler.config import SamplingConfig
+  c = _channels()
+  data = DataConfig(synthetic=SyntheticSource(num_papers=50))
+  # An object, a dict and a JSON string give the same execution parameter: the section's JSON.
+  for value in (data, {"synthetic": {"num_papers": 50}}, '{"synthetic": {"num_papers": 50}}'):
+    assert GraphIngest(data_config=value).exec_properties["data_config"] == data.model_dump_json()
+  with pytest.raises(pydantic.ValidationError, match="synthetic.num_papers"):
+    GraphIngest(data_config={"synthetic": {"num_papers": -1}})
+  with pytest.raises(pydantic.ValidationError, match="valid dictionary or instance of DataConfig"):
+    GraphIngest(data_config=SamplingConfig())  # another section
+  validator = GraphValidator(graph=c["graph"], validation_config={"allow_self_loops": False})
+  assert json.loads(validator.exec_properties["validation_config"])["allow_self_loops"] is False
+  sampler = SubgraphSampler(graph=c["graph"], anomalies=c["anomalies"],
+                            sampling_config=SamplingConfig(fanouts={"cites": 2}),
+                            task_config={"type": "link_prediction", "edge_set": "cites"})
+  assert json.loads(sampler.exec_properties["sampling_config"])["fanouts"] == {"cites": 2}
+  assert json.loads(sampler.exec_properties["seeds"])["kind"] == "links"
+  kwargs = dict(examples=c["examples"], graph=c["graph"], tracking_uri="file:///tmp/m",
+                experiment="e")
+  as_objects = GnnTrainer(**kwargs, model_config=trainer_config.GATv2Options(num_heads=2),
+                          task_config=trainer_config.DGIOptions(),
+                          trainer_config=trainer_config.TrainerConfig(epochs=1),
+                          sampling_config=SamplingConfig(fanouts={"cites": 2}))
+  as_dicts = GnnTrainer(**kwargs, model_config={"template": "gat_v2", "num_heads": 2},
+                        task_config={"type": "dgi"}, trainer_config={"epochs": 1},
+                        sampling_config='{"fanouts": {"cites": 2}}')
+  assert as_objects.exec_properties == as_dicts.exec_properties
+  model = config_base.validate(trainer_config.ModelConfig,
+                               as_dicts.exec_properties["model_config"])
+  assert model == trainer_config.GATv2Options(num_heads=2)
+  with pytest.raises(pydantic.ValidationError, match="does not apply to template 'gcn'"):
+    GnnTrainer(**kwargs, model_config={"template": "gcn", "num_heads": 2})
+  evaluator = GnnEvaluator(model=c["model"], examples=c["examples"], graph=c["graph"],
+                           evaluation_config={"metric": "accuracy", "lower_bound": 0.5})
+  assert json.loads(evaluator.exec_properties["evaluation_config"])["lower_bound"] == 0.5
+  attribution = Attribution(model=c["model"], examples=c["examples"], graph=c["graph"],
+                            tracking_uri="file:///tmp/m", attribution_config={},
+                            integrated_gradients_config={"steps": 4})
+  assert json.loads(attribution.exec_properties["integrated_gradients_config"])["steps"] == 4
+  # One naming rule: every config section is `<section>_config`.
+  sections = {name for component in (GraphIngest, GraphValidator, SubgraphSampler, GnnTrainer,
+                                     GnnEvaluator, Attribution)
+              for name in component.SPEC_CLASS.PARAMETERS if "config" in name}
+  assert sections == {"data_config", "validation_config", "sampling_config", "model_config",
+                       "task_config", "trainer_config", "evaluation_config",
+                       "attribution_config", "integrated_gradients_config"}
+
+
+USER_MODULE = os.path.join(os.path.dirname(__file__), "user_module", "user_gnn.py")
+
+
+def test_a_user_module_is_template_custom_and_packaged_by_its_sources_hash(tmp_path):
+  import shutil
+  from tfx_gnn.components.gnn_trainer import training
+  from tfx_gnn.components.gnn_trainer.component import GnnTrainer
+  c = _channels()
+  kwargs = dict(examples=c["examples"], graph=c["graph"], tracking_uri="file:///tmp/m",
+                experiment="e")
+  # A module alone means template custom; the shared options still come from model_config.
+  trainer = GnnTrainer(**kwargs, module_file=USER_MODULE)
+  assert '"template":"custom"' in trainer.exec_properties["model_config"]
+  GnnTrainer(**kwargs, module_path="my_models.gnn", model_config={"template": "custom",
+                                                                   "units": 8})
+  with pytest.raises(ValueError, match="a user module replaces the model template; "
+                                       "model_config has template 'gat_v2'"):
+    GnnTrainer(**kwargs, module_file=USER_MODULE, model_config={"template": "gat_v2"})
+  with pytest.raises(ValueError, match="'custom' needs exactly one of module_file"):
+    GnnTrainer(**kwargs, model_config={"template": "custom"})
+  with pytest.raises(ValueError, match="module_file '/nowhere/gnn.py' does not exist"):
+    GnnTrainer(**kwargs, module_file="/nowhere/gnn.py")
+  # In a run config, a module file is relative to the config file.
+  config = config_lib.parse_config(
+      {"data": {"synthetic": {}}, "sampling": {"fanouts": {"cites": 1}},
+       "model": {"template": "custom", "module_file": "user_module/user_gnn.py"}},
+      "c.yaml", os.path.dirname(__file__))
+  assert config.model.module_file == USER_MODULE
+  with pytest.raises(ValueError, match="module_file or module_path, not both"):
+    GnnTrainer(**kwargs, model_config={"template": "custom", "module_file": USER_MODULE,
+                                       "module_path": "x"})
+
+  # As TFX's Trainer: when the pipeline runs, the module file becomes a wheel under the
+  # pipeline root, named by its sources' hash; same sources, same module_path (a cache hit),
+  # an edited module, another one.
+  module_dir = tmp_path / "module"
+  module_dir.mkdir()
+  shutil.copy(USER_MODULE, module_dir / "user_gnn.py")
+
+  def packaged():
+    trainer = GnnTrainer(**kwargs, model_config={"template": "custom",
+                                                 "module_file": str(module_dir / "user_gnn.py")})
+    trainer._resolve_pip_dependencies(str(tmp_path / "root"))  # pylint: disable=protected-access
+    assert trainer.exec_properties["module_file"] is None
+    return trainer.exec_properties["module_path"]
+
+  first = packaged()
+  assert first.startswith("user_gnn@") and first.endswith(".whl")
+  assert packaged() == first
+  with open(module_dir / "user_gnn.py", "a") as f:
+    f.write("\nEDITED = True\n")
+  edited = packaged()
+  assert edited != first
+  # The executor's side: model_fn from the packaged wheel (this version of it), from a file.
+  model_fn = training.load_user_model_fn(module_path=edited)
+  assert model_fn.__module__ == "user_gnn"
+  assert sys.modules["user_gnn"].EDITED
+  assert training.load_user_model_fn(module_file=USER_MODULE).__name__ == "model_fn"
+  assert training.load_user_model_fn() is None

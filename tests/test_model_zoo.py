@@ -7,6 +7,7 @@ import pytest
 
 os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 
+from tfx_gnn.components import config_base  # pylint: disable=wrong-import-position
 from tfx_gnn.pipelines import config as config_lib  # pylint: disable=wrong-import-position
 from tfx_gnn.components.gnn_trainer import config as trainer_config  # pylint: disable=wrong-import-position
 
@@ -15,7 +16,7 @@ TEMPLATES = ("mt_albis", "graph_sage", "gat_v2", "hgt", "vanilla_mpnn",
 
 
 def model_config(**kw):
-  return config_lib.ModelConfig.model_validate(kw)
+  return config_base.validate(config_lib.ModelConfig, kw)
 
 
 def test_an_option_of_another_template_is_an_error_naming_the_key():
@@ -27,12 +28,43 @@ def test_an_option_of_another_template_is_an_error_naming_the_key():
     model_config(template="hgt", last_round_node_sets=["paper"])
   # The same key is fine for a template it belongs to; an unknown key stays an error.
   assert model_config(template="gat_v2", num_heads=2).num_heads == 2
-  with pytest.raises(Exception, match="unknown"):
+  # In a run config the key is named as the YAML has it (no union tag: model.gcn.units_).
+  with pytest.raises(config_lib.ConfigError, match=r"\n  model\.units_: unknown key"):
     config_lib.parse_config({"data": {"synthetic": {}}, "sampling": {"fanouts": {"cites": 1}},
                              "model": {"template": "gcn", "units_": 3}})
   with pytest.raises(config_lib.ConfigError, match="model: .*'num_heads' does not apply"):
     config_lib.parse_config({"data": {"synthetic": {}}, "sampling": {"fanouts": {"cites": 1}},
                              "model": {"template": "gcn", "num_heads": 3}})
+  # Even at its default value: an option of another template is never silently ignored.
+  with pytest.raises(Exception, match=r"'message_dim' does not apply to template 'gcn' \(only "
+                                      r"to mt_albis, graph_sage, gat_v2, vanilla_mpnn, "
+                                      r"multi_head_attention\)"):
+    model_config(template="gcn", message_dim=64)
+  # No template: mt_albis, as before the union.
+  assert isinstance(model_config(units=8), trainer_config.MtAlbisOptions)
+
+
+def test_each_template_is_its_own_class_holding_only_its_options():
+  import pydantic
+  # The class itself refuses another template's option by name (extra="forbid").
+  with pytest.raises(pydantic.ValidationError, match=r"attention_type\n.*Extra inputs"):
+    trainer_config.GATv2Options(attention_type="multi_head")
+  assert "num_heads" not in trainer_config.GraphSageOptions.model_fields
+  assert "last_round_node_sets" not in trainer_config.HGTOptions.model_fields
+  # The input layer is shared: every template (and a user module) has its options.
+  for cls in trainer_config.MODEL_TEMPLATES.values():
+    assert issubclass(cls, trainer_config.ModelOptions)
+    assert set(trainer_config.ModelOptions.model_fields) <= set(cls.model_fields)
+  # A union member's JSON (what a component passes to its executor) reads back as that class,
+  # and a flat YAML section still loads into it.
+  gat = trainer_config.GATv2Options(num_heads=2, units=8)
+  assert model_config(**gat.model_dump()) == gat
+  assert config_base.validate(config_lib.ModelConfig, gat.model_dump_json()) == gat
+  assert config_lib.parse_config({"data": {"synthetic": {}}, "sampling": {"fanouts": {"cites": 1}},
+                                  "model": {"template": "gat_v2", "num_heads": 2, "units": 8}}
+                                 ).model == gat
+  with pytest.raises(Exception, match="Input tag 'gat' found using 'template' does not match"):
+    model_config(template="gat")
 
 
 def _graph(heterogeneous: bool, cited_by: bool = False):
@@ -63,9 +95,9 @@ def test_every_template_builds_from_tf_gnn_layers_with_weights_per_set(template)
   from tfx_gnn.components.gnn_trainer import models
   graph = _graph(heterogeneous=template != "gcn")
   extra = {"num_heads": 2} if template in ("gat_v2", "multi_head_attention", "hgt") else {}
-  cfg = model_config(template=template, units=8, **({"message_dim": 8} if template in
-                                                     trainer_config.MODEL_TEMPLATE_OPTIONS["message_dim"]
-                                                     else {}), **extra)
+  options = trainer_config.MODEL_TEMPLATES[template].model_fields
+  cfg = model_config(template=template, units=8,
+                     **({"message_dim": 8} if "message_dim" in options else {}), **extra)
   model = models.build_model_fn(cfg, "paper")(graph.spec)
   out = model(graph)
   assert out.node_sets["paper"][tfgnn.HIDDEN_STATE].shape == (4, 8)

@@ -11,6 +11,7 @@ import pytest
 
 os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 
+from tfx_gnn.components.gnn_trainer import config as trainer_config  # pylint: disable=wrong-import-position
 from tfx_gnn.pipelines import config as config_lib  # pylint: disable=wrong-import-position
 
 
@@ -83,7 +84,8 @@ def test_worker_arguments_round_trip_through_json():
   kwargs = {"train_files": ["a", "b"], "eval_files": [], "subgraph_schema": schema,
             "label": graph_io.Label("paper", "label", 4), "backup_dir": None,
             "trainer_cfg": config_lib.TrainerConfig(epochs=3, strategy="multi_worker_mirrored"),
-            "model_cfg": config_lib.ModelConfig(template="gcn"), "task_cfg": config_lib.TaskConfig()}
+            "model_cfg": trainer_config.GCNOptions(),
+            "task_cfg": trainer_config.LinkPredictionOptions(edge_set="cites")}
   encoded = json.loads(json.dumps({k: distributed.encode(v) for k, v in kwargs.items()}))
   assert {k: distributed.decode(v) for k, v in encoded.items()} == kwargs
   with pytest.raises(TypeError, match="cannot pass a function"):
@@ -126,7 +128,7 @@ def test_a_worker_that_dies_fails_the_run_naming_it_and_stops_the_others(tmp_pat
     try:
       distributed.train(train_files=[str(tmp_path / "none")], eval_files=[],
                         subgraph_schema=tfgnn.GraphSchema(), label=graph_io.Label("p", "l", 2),
-                        model_cfg=config_lib.ModelConfig(), trainer_cfg=trainer_cfg,
+                        model_cfg=trainer_config.MtAlbisOptions(), trainer_cfg=trainer_cfg,
                         model_dir=str(tmp_path / "run"), export_dir=str(tmp_path / "model"))
     except Exception as e:  # pylint: disable=broad-except
       errors.append(e)

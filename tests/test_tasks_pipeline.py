@@ -12,6 +12,7 @@ import os
 
 import pytest
 
+from tfx_gnn.components import config_base
 from tfx_gnn.pipelines import config as config_lib
 from tfx_gnn.pipelines import local_runner
 
@@ -105,7 +106,7 @@ def test_projected_dot_product_is_the_librarys_dot_product_of_projected_states()
   pair = scorer._compute_edge_scores(tf.constant([[1., 0, 1, 1]]), tf.constant([[0., 1, 1, 1]]))
   np.testing.assert_allclose(pair.numpy(), [[-0.5]])
   with pytest.raises(ValueError, match="dot_product_projection"):
-    config_lib.TaskConfig(type="dgi", dot_product_projection=False)
+    config_base.validate(config_lib.TaskConfig, {"type": "dgi", "dot_product_projection": False})
 
 
 def test_link_prediction_hadamard_reuses_the_link_subgraphs(link_root):
@@ -196,7 +197,7 @@ def test_graph_regression_through_the_pipeline(graphs_root):
 
 def test_task_configs_are_checked():
   base = {"data": {"synthetic": {}}, "sampling": {"fanouts": {"cites": 2}}}
-  with pytest.raises(config_lib.ConfigError, match="needs `edge_set`"):
+  with pytest.raises(config_lib.ConfigError, match="task.edge_set: Field required"):
     config_lib.parse_config({**base, "task": {"type": "link_prediction"}})
   with pytest.raises(config_lib.ConfigError, match="'scorer' does not apply"):
     config_lib.parse_config({**base, "task": {"scorer": "hadamard"}})

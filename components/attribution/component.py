@@ -6,25 +6,28 @@ subgraphs and aggregates |gradient x input| per node set, per feature (and vecto
 per hop from the root. Outputs an `Attributions` artifact (Parquet, JSON, `report.html`),
 also logged to the trainer's MLflow run under `attribution/`.
 
-Usage:
+Usage (`attribution_config`: an AttributionConfig, a dict or a JSON string;
+`integrated_gradients_config` likewise the trainer's IntegratedGradientsConfig):
   attribution = Attribution(model=trainer.outputs["model"],
                             examples=sampler.outputs["examples"], graph=ingest.outputs["graph"],
-                            attribution_config=config.attribution.model_dump_json(),
-                            integrated_gradients=config.trainer.integrated_gradients
-                            .model_dump_json(), tracking_uri=config.tracking_uri)
+                            attribution_config={"num_subgraphs": 200},
+                            integrated_gradients_config=config.trainer.integrated_gradients,
+                            tracking_uri=config.tracking_uri)
 """
 from tfx.dsl.components.base import base_component, executor_spec
 from tfx.types import channel, component_spec, standard_artifacts
 
-from tfx_gnn.components import types
+from tfx_gnn.components import config_base, types
 from tfx_gnn.components.attribution import executor
+from tfx_gnn.components.attribution.config import AttributionConfig
+from tfx_gnn.components.gnn_trainer.config import IntegratedGradientsConfig
 
 
 class AttributionSpec(component_spec.ComponentSpec):
   PARAMETERS = {
       "attribution_config": component_spec.ExecutionParameter(type=str),  # AttributionConfig
       # trainer.integrated_gradients (IntegratedGradientsConfig): how the model was exported.
-      "integrated_gradients": component_spec.ExecutionParameter(type=str),
+      "integrated_gradients_config": component_spec.ExecutionParameter(type=str),
       "tracking_uri": component_spec.ExecutionParameter(type=str),
   }
   INPUTS = {
@@ -42,9 +45,12 @@ class Attribution(base_component.BaseComponent):
   SPEC_CLASS = AttributionSpec
   EXECUTOR_SPEC = executor_spec.ExecutorClassSpec(executor.Executor)
 
-  def __init__(self, model, examples, graph, attribution_config: str,
-               integrated_gradients: str, tracking_uri: str):
+  def __init__(self, model, examples, graph, tracking_uri: str, attribution_config=None,
+               integrated_gradients_config=None):
     super().__init__(spec=AttributionSpec(
-        model=model, examples=examples, graph=graph, attribution_config=attribution_config,
-        integrated_gradients=integrated_gradients, tracking_uri=tracking_uri,
+        model=model, examples=examples, graph=graph,
+        attribution_config=config_base.to_json(AttributionConfig, attribution_config or {}),
+        integrated_gradients_config=config_base.to_json(IntegratedGradientsConfig,
+                                                        integrated_gradients_config or {}),
+        tracking_uri=tracking_uri,
         attributions=channel.Channel(type=types.Attributions)))

@@ -9,22 +9,23 @@ understand it: a `BLESSED` or `NOT_BLESSED` file, custom properties `blessed` (1
 `reasons`, and `baseline_compatible` (0: the latest blessed model cannot read this run's
 subgraphs, `baseline_incompatibility` says why; it was not scored).
 
-Usage:
+Usage (`evaluation_config`: an EvaluationConfig, a dict or a JSON string):
   evaluator = GnnEvaluator(model=trainer.outputs["model"],
                            baseline_model=resolver.outputs["model"],
                            examples=sampler.outputs["examples"], graph=ingest.outputs["graph"],
-                           evaluation_config=config.evaluation.model_dump_json())
+                           evaluation_config={"metric": "accuracy", "lower_bound": 0.5})
 """
 from tfx.dsl.components.base import base_component, executor_spec
 from tfx.types import channel, component_spec, standard_artifacts
 
-from tfx_gnn.components import types
+from tfx_gnn.components import config_base, types
 from tfx_gnn.components.gnn_evaluator import executor
+from tfx_gnn.components.gnn_evaluator.config import EvaluationConfig
 
 
 class GnnEvaluatorSpec(component_spec.ComponentSpec):
   PARAMETERS = {
-      # The `evaluation` section of the run config (pipelines.config.EvaluationConfig), JSON.
+      # The `evaluation` section of the run config (EvaluationConfig), JSON.
       "evaluation_config": component_spec.ExecutionParameter(type=str),
   }
   INPUTS = {
@@ -49,7 +50,7 @@ class GnnEvaluator(base_component.BaseComponent):
   SPEC_CLASS = GnnEvaluatorSpec
   EXECUTOR_SPEC = executor_spec.ExecutorClassSpec(executor.Executor)
 
-  def __init__(self, model, examples, graph, evaluation_config: str, baseline_model=None,
+  def __init__(self, model, examples, graph, evaluation_config=None, baseline_model=None,
                kubeflow: bool = False):
     custom_executor_spec = None
     if kubeflow:
@@ -57,7 +58,7 @@ class GnnEvaluator(base_component.BaseComponent):
       custom_executor_spec = executor_spec.ExecutorClassSpec(kubeflow_executor.Executor)
     super().__init__(spec=GnnEvaluatorSpec(
         model=model, baseline_model=baseline_model, examples=examples, graph=graph,
-        evaluation_config=evaluation_config,
+        evaluation_config=config_base.to_json(EvaluationConfig, evaluation_config or {}),
         evaluation=channel.Channel(type=standard_artifacts.ModelEvaluation),
         blessing=channel.Channel(type=standard_artifacts.ModelBlessing)),
         custom_executor_spec=custom_executor_spec)

@@ -1,214 +1,223 @@
-"""GnnTrainer's config: the run config's `model`, `task` and `trainer` sections."""
+"""GnnTrainer's config: the run config's `model`, `task` and `trainer` sections.
+
+`model` and `task` are discriminated unions, as TF-GNN keeps one config per model family: one
+class per model template (on `template`) and per task type (on `type`), each holding exactly
+the options that apply to it, so an option of another template or type is an error naming the
+key. The YAML stays flat: `model: {template: gat_v2, num_heads: 4}`.
+"""
 from __future__ import annotations
 
-from typing import Literal, Optional
+from typing import Annotated, Any, ClassVar, Literal, Optional, Union, get_args
 
 import pydantic
 
 from tfx_gnn.components.config_base import Strict
 
 
-MODEL_TEMPLATE_OPTIONS: dict[str, tuple[str, ...]] = {
-    "message_dim": ("mt_albis", "gat_v2", "multi_head_attention", "vanilla_mpnn", "graph_sage"),
-    "attention_type": ("mt_albis",),
-    "attention_edge_set_names": ("mt_albis",),
-    "attention_num_heads": ("mt_albis",),
-    "simple_conv_reduce_type": ("mt_albis",),
-    "simple_conv_use_receiver_state": ("mt_albis",),
-    "edge_dropout_rate": ("mt_albis", "gat_v2", "multi_head_attention"),
-    "normalization_type": ("mt_albis",),
-    "batch_normalization_momentum": ("mt_albis",),
-    "next_state_type": ("mt_albis",),
-    "edge_set_combine_type": ("mt_albis",),
-    "num_heads": ("gat_v2", "multi_head_attention", "hgt"),
-    "heads_merge_type": ("gat_v2",),
-    "reduce_type": ("vanilla_mpnn", "graph_sage"),
-    "use_layer_normalization": ("vanilla_mpnn", "hgt"),
-    "use_pooling": ("graph_sage",),
-    "l2_normalize": ("graph_sage",),
-    "combine_type": ("graph_sage",),
-    "use_weighted_skip": ("hgt",),
-    "add_self_loops": ("gcn",),
-    "degree_normalization": ("gcn",),
-    "degree_feature": ("gcn",),
-    "last_round_activation": ("gcn",),
-    "last_round_transform": ("gcn",),
-    "l2_regularization": ("mt_albis", "gat_v2", "multi_head_attention", "vanilla_mpnn", "gcn"),
-    "last_round_node_sets": ("mt_albis", "gat_v2", "multi_head_attention", "vanilla_mpnn",
-                             "graph_sage", "gcn"),
-}
+def _members(union, key: str) -> dict:
+  return {cls.model_fields[key].default: cls for cls in get_args(union)}
 
 
-class ModelConfig(Strict):
-  """The GNN: a template from TF-GNN's model zoo (`tensorflow_gnn.models.*`), its options,
-  and the input layer shared by all templates. Every MtAlbisGraphUpdate option is here."""
-  template: Literal["mt_albis", "graph_sage", "gat_v2", "hgt", "vanilla_mpnn",
-                    "multi_head_attention", "gcn"] = "mt_albis"
-  num_rounds: int = pydantic.Field(2, ge=1)
-  units: int = pydantic.Field(64, gt=0)
-  state_dropout_rate: float = pydantic.Field(0.0, ge=0, lt=1)
-  # Node sets updated in the last round; default: the task's root node set (all for graph-level
-  # tasks). Not for hgt, which updates every node set that receives messages.
-  last_round_node_sets: Optional[list[str]] = None
-  # -- template-specific (see MODEL_TEMPLATE_OPTIONS)
-  message_dim: int = pydantic.Field(64, gt=0)
-  l2_regularization: float = pydantic.Field(0.0, ge=0)
-  # mt_albis
+def _discriminated(union, key: str, default: str, what: str):
+  """`union` tagged by field `key` (`default` where a mapping leaves it out). A key that only
+  other members take is refused with the members it applies to, before pydantic's own
+  `extra="forbid"` would just call it unknown."""
+  members = _members(union, key)
+
+  def fill_and_check(value: Any) -> Any:
+    if not isinstance(value, dict):
+      return value  # a member instance, or something pydantic will refuse
+    value = {key: default, **value}
+    cls = members.get(value[key])
+    if cls is None:
+      return value  # pydantic names the unknown tag and the valid ones
+    wrong = [k for k in value if k not in cls.model_fields
+             and any(k in other.model_fields for other in members.values())]
+    if wrong:
+      raise ValueError("; ".join(
+          f"option {k!r} does not apply to {what} {value[key]!r} (only to "
+          f"{', '.join(t for t, other in members.items() if k in other.model_fields)})"
+          for k in wrong))
+    return value
+
+  return Annotated[union, pydantic.Field(discriminator=key),
+                   pydantic.BeforeValidator(fill_and_check)]
+
+
+# ------------------------------------------------------------------------------- the model
+# Options that several templates take: each is defined once here and declared by every
+# template class it applies to.
+LastRoundNodeSets = Annotated[Optional[list[str]], pydantic.Field(description=(
+    "Node sets updated in the last round; default: the task's root node set (all of them "
+    "for graph-level tasks)."))]
+MessageDim = Annotated[int, pydantic.Field(gt=0, description="Width of the messages.")]
+L2Regularization = Annotated[float, pydantic.Field(ge=0, description=(
+    "L2 regularization of the template's weights and of the input layer's."))]
+EdgeDropoutRate = Annotated[float, pydantic.Field(ge=0, lt=1, description=(
+    "Dropout of the attention edges / messages."))]
+NumHeads = Annotated[int, pydantic.Field(gt=0, description="Attention heads.")]
+ReduceType = Annotated[str, pydantic.Field(description=(
+    "How messages are pooled per receiver (a tfgnn reduce type, e.g. mean, sum, max)."))]
+UseLayerNormalization = Annotated[bool, pydantic.Field(description=(
+    "Layer normalization of the next states."))]
+
+
+class ModelOptions(Strict):
+  """What every template shares: the rounds and the input layer (initial node states)."""
+  template: str
+  num_rounds: int = pydantic.Field(2, ge=1, description="Graph updates (message passing rounds).")
+  units: int = pydantic.Field(64, gt=0, description="Width of the node states.")
+  state_dropout_rate: float = pydantic.Field(0.0, ge=0, lt=1,
+                                             description="Dropout of the node states.")
+  id_embeddings: bool = pydantic.Field(True, description=(
+      "Node sets without features get a trainable embedding of their hashed ids; false: they "
+      "start empty and only relay messages (nodes unseen in training then get no random "
+      "state)."))
+  id_embedding_dim: int = pydantic.Field(32, gt=0)
+  id_hash_bins: int = pydantic.Field(50_000, gt=0)
+  input_dropout_rate: float = pydantic.Field(0.0, ge=0, lt=1)
+  input_projection: bool = pydantic.Field(True, description=(
+      "false: the (normalized) features themselves are the initial states, without a Dense "
+      "projection to `units`, as in the GCN and GAT papers, whose first layer transforms "
+      "them."))
+  feature_normalization: Literal["none", "sum", "l2"] = pydantic.Field("none", description=(
+      "Per-node normalization of the input feature vector: sum divides by its L1 norm (as GCN "
+      "and GAT do for bag-of-words), l2 by its L2 norm."))
+  features_only: bool = pydantic.Field(False, description=(
+      "Drop message passing altogether: a features-only baseline on the root node."))
+
+
+class MtAlbisOptions(ModelOptions):
+  """TF-GNN's MtAlbisGraphUpdate (`tensorflow_gnn.models.mt_albis`): every option of it."""
+  template: Literal["mt_albis"] = "mt_albis"
+  last_round_node_sets: LastRoundNodeSets = None
+  message_dim: MessageDim = 64
+  l2_regularization: L2Regularization = 0.0
+  edge_dropout_rate: EdgeDropoutRate = 0.0
   attention_type: Literal["none", "multi_head", "gat_v2"] = "none"
   attention_edge_set_names: Optional[list[str]] = None
   attention_num_heads: int = 4
   simple_conv_reduce_type: str = "mean"
   simple_conv_use_receiver_state: bool = True
-  edge_dropout_rate: float = pydantic.Field(0.0, ge=0, lt=1)
   normalization_type: Literal["layer", "batch", "none"] = "layer"
   batch_normalization_momentum: float = 0.99
   next_state_type: Literal["dense", "residual"] = "dense"
   edge_set_combine_type: Literal["concat", "sum"] = "concat"
-  # gat_v2, multi_head_attention, hgt
-  num_heads: int = pydantic.Field(4, gt=0)
-  heads_merge_type: Literal["concat", "mean"] = "concat"
-  # vanilla_mpnn, graph_sage
-  reduce_type: str = "mean"
-  use_layer_normalization: bool = False
-  use_pooling: bool = False
+
+
+class GraphSageOptions(ModelOptions):
+  """GraphSAGE (`tensorflow_gnn.models.graph_sage`)."""
+  template: Literal["graph_sage"] = "graph_sage"
+  last_round_node_sets: LastRoundNodeSets = None
+  message_dim: MessageDim = 64
+  reduce_type: ReduceType = "mean"
+  use_pooling: bool = pydantic.Field(False, description=(
+      "Pooling aggregator (a hidden layer of `message_dim` before the reduction)."))
   l2_normalize: bool = True
   combine_type: Literal["sum", "concat"] = "sum"
+
+
+class GATv2Options(ModelOptions):
+  """GATv2 (`tensorflow_gnn.models.gat_v2`)."""
+  template: Literal["gat_v2"] = "gat_v2"
+  last_round_node_sets: LastRoundNodeSets = None
+  message_dim: MessageDim = 64
+  l2_regularization: L2Regularization = 0.0
+  edge_dropout_rate: EdgeDropoutRate = 0.0
+  num_heads: NumHeads = 4
+  heads_merge_type: Literal["concat", "mean"] = "concat"
+
+
+class HGTOptions(ModelOptions):
+  """HGT (`tensorflow_gnn.models.hgt`): updates every node set that receives messages."""
+  template: Literal["hgt"] = "hgt"
+  num_heads: NumHeads = 4
+  use_layer_normalization: UseLayerNormalization = False
   use_weighted_skip: bool = True
-  # gcn (homogeneous graphs: one node set)
-  add_self_loops: bool = True
-  degree_normalization: Literal["none", "in", "out", "in_out", "in_in"] = "in_out"
-  # A node feature holding each node's degree in the whole graph (e.g. written by
-  # data.tables.edge_sets.<set>.degree_feature; never a model input): GCN's symmetric
-  # normalization uses it instead of the sampled subgraph's degrees, which are too small at
-  # the outer hop. With one undirected edge set, fanouts covering every neighbour and
-  # num_rounds == hops, this computes full-graph GCN at the root exactly.
-  degree_feature: Optional[str] = None
-  # The last round's activation: "linear" as in Kipf & Welling, whose last layer feeds the
-  # softmax directly (here the task's head); its states get no dropout either way.
-  last_round_activation: Literal["relu", "linear"] = "relu"
-  # false: the last round only aggregates (normalized sum with the self-loop, no weights, no
-  # bias, no activation), so the task head's Dense is Kipf & Welling's second-layer weights and
-  # bias: softmax(A (H W2) + b2), with L2 on the first layer only, as in the paper.
-  last_round_transform: bool = True
-  # -- the input layer
-  # Node sets without features get a trainable embedding of their hashed ids; with
-  # `id_embeddings: false` they start empty and only relay messages (nodes unseen in training
-  # then get no random state).
-  id_embeddings: bool = True
-  id_embedding_dim: int = pydantic.Field(32, gt=0)
-  id_hash_bins: int = pydantic.Field(50_000, gt=0)
-  input_dropout_rate: float = pydantic.Field(0.0, ge=0, lt=1)
-  # false: the (normalized) features themselves are the initial states, without a Dense
-  # projection to `units` — as in the GCN and GAT papers, whose first layer transforms them.
-  input_projection: bool = True
-  # Per-node normalization of the input feature vector: "sum" divides by its L1 norm (as
-  # GCN and GAT do for bag-of-words), "l2" by its L2 norm.
-  feature_normalization: Literal["none", "sum", "l2"] = "none"
-  # Drop message passing altogether: a features-only baseline on the root node.
-  features_only: bool = False
 
   @pydantic.model_validator(mode="after")
-  def _options_fit_template(self):
-    # Set and not the default (a config re-read from its full JSON dump has every key set).
-    wrong = sorted(k for k in self.model_fields_set
-                   if k in MODEL_TEMPLATE_OPTIONS
-                   and self.template not in MODEL_TEMPLATE_OPTIONS[k]
-                   and getattr(self, k) != type(self).model_fields[k].default)
-    if not self.input_projection and self.template == "hgt":
+  def _states_of_units(self):
+    if not self.input_projection:
       raise ValueError("input_projection: false does not apply to template 'hgt' (HGT needs "
                        "every initial state to have `units` dimensions)")
-    if wrong:
-      raise ValueError("; ".join(
-          f"option {k!r} does not apply to template {self.template!r} (only to "
-          f"{', '.join(MODEL_TEMPLATE_OPTIONS[k])})" for k in wrong))
     return self
 
 
-ROOT_NODE_TASKS = ("root_node_multiclass", "root_node_binary", "root_node_regression", "dgi")
-GRAPH_TASKS = ("graph_multiclass", "graph_regression")
-LINK_TASKS = ("link_prediction",)
-
-# TaskConfig options: the task types each applies to (another type's option is an error).
-TASK_OPTIONS: dict[str, tuple[str, ...]] = {
-    "regression_loss": ("root_node_regression", "graph_regression"),
-    "dgi_loss_weight": ("root_node_multiclass",),
-    "edge_set": LINK_TASKS,
-    "scorer": LINK_TASKS,
-    "dot_product_projection": LINK_TASKS,
-    "negatives_per_positive": LINK_TASKS,
-    "edge_split": LINK_TASKS,
-    "pooling": GRAPH_TASKS,
-    "target_feature": ("graph_regression",),
-}
+class VanillaMPNNOptions(ModelOptions):
+  """VanillaMPNN (`tensorflow_gnn.models.vanilla_mpnn`)."""
+  template: Literal["vanilla_mpnn"] = "vanilla_mpnn"
+  last_round_node_sets: LastRoundNodeSets = None
+  message_dim: MessageDim = 64
+  l2_regularization: L2Regularization = 0.0
+  reduce_type: ReduceType = "mean"
+  use_layer_normalization: UseLayerNormalization = False
 
 
-class TaskConfig(Strict):
-  """What the model learns (tensorflow_gnn.runner tasks).
+class MultiHeadAttentionOptions(ModelOptions):
+  """Transformer-style attention (`tensorflow_gnn.models.multi_head_attention`)."""
+  template: Literal["multi_head_attention"] = "multi_head_attention"
+  last_round_node_sets: LastRoundNodeSets = None
+  message_dim: MessageDim = 64
+  l2_regularization: L2Regularization = 0.0
+  edge_dropout_rate: EdgeDropoutRate = 0.0
+  num_heads: NumHeads = 4
 
-  About each subgraph's root node: root_node_multiclass / root_node_binary (the label; binary
-  needs 2 classes), root_node_regression (the label as a number), dgi (Deep Graph Infomax: no
-  label; the model serves root-node embeddings, also written to Parquet per node id).
-  About links: link_prediction (runner.DotProductLinkPrediction or
-  HadamardProductLinkPrediction) on the links of `edge_set`: its edges are split into
-  train/eval/test positives, each with `negatives_per_positive` random non-links; each
-  labelled pair is one subgraph sampled around both endpoints, with TF-GNN's `_readout`
-  structure; eval/test positives are removed from the graph, and a train positive from its
-  own subgraph.
-  About whole graphs of a collection (the labelled node set holds one node per graph, the
-  edge sets into it tell each node's graph): graph_multiclass (runner.GraphMulticlass-
-  Classification on the graph's label), graph_regression (runner.GraphMeanSquaredError /
-  MeanAbsoluteError on `target_feature`, default the label), pooling node states by `pooling`.
-  """
-  type: Literal["root_node_multiclass", "root_node_binary", "root_node_regression", "dgi",
-                "link_prediction", "graph_multiclass", "graph_regression"
-                ] = "root_node_multiclass"
-  regression_loss: Literal["mse", "mae"] = "mse"
-  # root_node_multiclass only: > 0 adds a DeepGraphInfomaxTask (multi-task) with this loss
-  # weight (classification's is 1).
-  dgi_loss_weight: float = pydantic.Field(0.0, ge=0)
-  # link_prediction
-  edge_set: Optional[str] = None  # the links to predict (required)
-  scorer: Literal["dot_product", "hadamard"] = "dot_product"
-  # dot_product: project both endpoints' states by one learned linear map first and scale by
-  # 1/sqrt(dim) (false: the library's plain dot product of the GNN's last states, which are
-  # non-negative after ReLU, so every logit is >= 0; it does not learn, see README).
-  dot_product_projection: bool = True
-  negatives_per_positive: int = pydantic.Field(1, ge=1, le=100)
-  edge_split: dict[Literal["train", "eval", "test"], float] = {
-      "train": 0.8, "eval": 0.1, "test": 0.1}
-  # graph_multiclass, graph_regression: how node states are pooled into the graph's
-  pooling: Literal["mean", "sum", "max"] = "mean"
-  target_feature: Optional[str] = None  # graph_regression: a feature of the graph node set
+
+class GCNOptions(ModelOptions):
+  """GCN (`tensorflow_gnn.models.gcn`), for homogeneous graphs (one node set)."""
+  template: Literal["gcn"] = "gcn"
+  last_round_node_sets: LastRoundNodeSets = None
+  l2_regularization: L2Regularization = 0.0
+  add_self_loops: bool = True
+  degree_normalization: Literal["none", "in", "out", "in_out", "in_in"] = "in_out"
+  degree_feature: Optional[str] = pydantic.Field(None, description=(
+      "A node feature holding each node's degree in the whole graph (e.g. written by "
+      "data.tables.edge_sets.<set>.degree_feature; never a model input): GCN's symmetric "
+      "normalization uses it instead of the sampled subgraph's degrees, which are too small "
+      "at the outer hop. With one undirected edge set, fanouts covering every neighbour and "
+      "num_rounds == hops, this computes full-graph GCN at the root exactly."))
+  last_round_activation: Literal["relu", "linear"] = pydantic.Field("relu", description=(
+      "The last round's activation: linear as in Kipf & Welling, whose last layer feeds the "
+      "softmax directly (here the task's head); its states get no dropout either way."))
+  last_round_transform: bool = pydantic.Field(True, description=(
+      "false: the last round only aggregates (normalized sum with the self-loop, no weights, "
+      "no bias, no activation), so the task head's Dense is Kipf & Welling's second-layer "
+      "weights and bias, with L2 on the first layer only, as in the paper."))
+
+
+class CustomModelOptions(ModelOptions):
+  """A user module's `model_fn` instead of a model-zoo template (see GnnTrainer): the input
+  layer and these shared options still apply; `module_file` (a .py file, relative to the config
+  file) or `module_path` (an importable module) names it, or the GnnTrainer's own arguments."""
+  template: Literal["custom"] = "custom"
+  module_file: Optional[str] = None
+  module_path: Optional[str] = None
 
   @pydantic.model_validator(mode="after")
-  def _options_fit_type(self):
-    for key, types in TASK_OPTIONS.items():
-      if (key in self.model_fields_set and self.type not in types
-          and getattr(self, key) != type(self).model_fields[key].default):
-        raise ValueError(f"option {key!r} does not apply to task {self.type!r} (only to "
-                         f"{', '.join(types)})")
-    if self.type == "link_prediction":
-      if not self.edge_set:
-        raise ValueError("task link_prediction needs `edge_set` (the links to predict)")
-      if abs(sum(self.edge_split.values()) - 1.0) > 1e-6 or not self.edge_split.get("train"):
-        raise ValueError(f"edge_split must sum to 1 with a train share, got {self.edge_split}")
+  def _one_module(self):
+    if self.module_file and self.module_path:
+      raise ValueError("give module_file or module_path, not both")
     return self
 
-  @property
-  def level(self) -> str:
-    """`node` (root-node tasks), `link` or `graph`."""
-    return ("link" if self.type in LINK_TASKS else
-            "graph" if self.type in GRAPH_TASKS else "node")
+
+ModelConfig = _discriminated(
+    Union[MtAlbisOptions, GraphSageOptions, GATv2Options, HGTOptions, VanillaMPNNOptions,
+          MultiHeadAttentionOptions, GCNOptions, CustomModelOptions],
+    "template", "mt_albis", "template")
+"""The `model` section: a template from TF-GNN's model zoo (`tensorflow_gnn.models.*`) or a
+user module, its options, and the input layer shared by all (ModelOptions)."""
+MODEL_TEMPLATES: dict[str, type[ModelOptions]] = _members(get_args(ModelConfig)[0], "template")
+
+
+# -------------------------------------------------------------------------------- the task
+class TaskOptions(Strict):
+  """What the model learns (tensorflow_gnn.runner tasks); one class per `type`."""
+  type: str
+  level: ClassVar[str] = "node"  # node (root-node tasks), link or graph
 
   def seeds(self) -> dict:
     """What the sampler must produce for this task (only what changes the subgraphs, so that
     e.g. another scorer reuses the sampled examples)."""
-    if self.level == "link":
-      return {"kind": "links", "edge_set": self.edge_set,
-              "negatives_per_positive": self.negatives_per_positive,
-              "edge_split": dict(self.edge_split)}
-    if self.level == "graph":
-      return {"kind": "graphs"}
     return {"kind": "nodes"}
 
   @property
@@ -217,7 +226,105 @@ class TaskConfig(Strict):
     single supervised root-node tasks only; DGI's model feeds two graphs, which TF-GNN's IG
     exporter cannot take, and attribution by hops from a root means nothing to link and
     graph-level tasks."""
-    return self.level == "node" and self.type != "dgi" and not self.dgi_loss_weight
+    return self.level == "node" and self.type != "dgi"
+
+
+RegressionLoss = Annotated[Literal["mse", "mae"], pydantic.Field(
+    description="Mean squared or mean absolute error.")]
+
+
+class RootNodeMulticlassOptions(TaskOptions):
+  """The class of each subgraph's root node (its label)."""
+  type: Literal["root_node_multiclass"] = "root_node_multiclass"
+  dgi_loss_weight: float = pydantic.Field(0.0, ge=0, description=(
+      "> 0 adds a DeepGraphInfomaxTask (multi-task) with this loss weight (classification's "
+      "is 1)."))
+
+  @property
+  def has_integrated_gradients(self) -> bool:
+    return not self.dgi_loss_weight
+
+
+class RootNodeBinaryOptions(TaskOptions):
+  """The root node's label of 2 classes."""
+  type: Literal["root_node_binary"] = "root_node_binary"
+
+
+class RootNodeRegressionOptions(TaskOptions):
+  """The root node's label as a number."""
+  type: Literal["root_node_regression"] = "root_node_regression"
+  regression_loss: RegressionLoss = "mse"
+
+
+class DGIOptions(TaskOptions):
+  """Deep Graph Infomax: no label; the model serves root-node embeddings, also written to
+  Parquet per node id."""
+  type: Literal["dgi"] = "dgi"
+
+
+class LinkPredictionOptions(TaskOptions):
+  """runner.DotProductLinkPrediction or HadamardProductLinkPrediction on the links of
+  `edge_set`: its edges are split into train/eval/test positives, each with
+  `negatives_per_positive` random non-links; each labelled pair is one subgraph sampled
+  around both endpoints, with TF-GNN's `_readout` structure; eval/test positives are removed
+  from the graph, and a train positive from its own subgraph."""
+  type: Literal["link_prediction"] = "link_prediction"
+  level: ClassVar[str] = "link"
+  edge_set: str = pydantic.Field(description="The links to predict.")
+  scorer: Literal["dot_product", "hadamard"] = "dot_product"
+  dot_product_projection: bool = pydantic.Field(True, description=(
+      "dot_product: project both endpoints' states by one learned linear map first and scale "
+      "by 1/sqrt(dim) (false: the library's plain dot product of the GNN's last states, which "
+      "are non-negative after ReLU, so every logit is >= 0; it does not learn)."))
+  negatives_per_positive: int = pydantic.Field(1, ge=1, le=100)
+  edge_split: dict[Literal["train", "eval", "test"], float] = {
+      "train": 0.8, "eval": 0.1, "test": 0.1}
+
+  @pydantic.model_validator(mode="after")
+  def _split_sums_to_one(self):
+    if abs(sum(self.edge_split.values()) - 1.0) > 1e-6 or not self.edge_split.get("train"):
+      raise ValueError(f"edge_split must sum to 1 with a train share, got {self.edge_split}")
+    return self
+
+  def seeds(self) -> dict:
+    return {"kind": "links", "edge_set": self.edge_set,
+            "negatives_per_positive": self.negatives_per_positive,
+            "edge_split": dict(self.edge_split)}
+
+
+Pooling = Annotated[Literal["mean", "sum", "max"], pydantic.Field(
+    description="How node states are pooled into the graph's.")]
+
+
+class GraphTaskOptions(TaskOptions):
+  """About whole graphs of a collection: the labelled node set holds one node per graph, the
+  edge sets into it tell each node's graph."""
+  level: ClassVar[str] = "graph"
+  pooling: Pooling = "mean"
+
+  def seeds(self) -> dict:
+    return {"kind": "graphs"}
+
+
+class GraphMulticlassOptions(GraphTaskOptions):
+  """runner.GraphMulticlassClassification on the label of each graph."""
+  type: Literal["graph_multiclass"] = "graph_multiclass"
+
+
+class GraphRegressionOptions(GraphTaskOptions):
+  """runner.GraphMeanSquaredError / MeanAbsoluteError on `target_feature` of each graph."""
+  type: Literal["graph_regression"] = "graph_regression"
+  regression_loss: RegressionLoss = "mse"
+  target_feature: Optional[str] = pydantic.Field(None, description=(
+      "A feature of the graph node set; default: the label."))
+
+
+TaskConfig = _discriminated(
+    Union[RootNodeMulticlassOptions, RootNodeBinaryOptions, RootNodeRegressionOptions,
+          DGIOptions, LinkPredictionOptions, GraphMulticlassOptions, GraphRegressionOptions],
+    "type", "root_node_multiclass", "task")
+"""The `task` section: what the model learns, one TaskOptions class per `type`."""
+TASK_TYPES: dict[str, type[TaskOptions]] = _members(get_args(TaskConfig)[0], "type")
 
 
 class IntegratedGradientsConfig(Strict):

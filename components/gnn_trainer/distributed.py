@@ -103,8 +103,10 @@ def _dataclasses() -> dict:
 
 
 def _configs() -> dict:
+  # ModelConfig and TaskConfig are unions: each of their classes.
   return {cls.__name__: cls for cls in (
-      trainer_config.ModelConfig, trainer_config.TaskConfig, trainer_config.TrainerConfig,
+      *trainer_config.MODEL_TEMPLATES.values(), *trainer_config.TASK_TYPES.values(),
+      trainer_config.TrainerConfig,
       trainer_config.IntegratedGradientsConfig, sampler_config.SamplingConfig)}
 
 

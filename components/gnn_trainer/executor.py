@@ -17,7 +17,7 @@ from tfx.dsl.components.base import base_executor
 from tfx.types import artifact_utils
 from tfx.utils import path_utils
 
-from tfx_gnn.components import graph_io, publish, tracking
+from tfx_gnn.components import config_base, graph_io, publish, tracking
 from tfx_gnn.components.gnn_trainer.config import ModelConfig, TaskConfig, TrainerConfig
 from tfx_gnn.components.subgraph_sampler.config import SamplingConfig
 
@@ -30,11 +30,15 @@ BACKUP_DIR = ".backup"  # under the component's directory: <pipeline root>/GnnTr
 def backup_dir(model_uri: str, examples, graph, exec_properties) -> str:
   """A checkpoint directory shared by every execution that would train the same model: keyed
   by the input artifacts and the model and trainer configs (not by the execution); in dynamic
-  mode also by the sampling config, which then shapes the train subgraphs."""
+  mode also by the sampling config, which then shapes the train subgraphs; with a user
+  module, by its packaged wheel (named by its sources' hash) or module name."""
   key = {"examples": examples.id, "graph": graph.id,
          "model": json.loads(exec_properties["model_config"]),
          "trainer": json.loads(exec_properties["trainer_config"]),
          "task": json.loads(exec_properties.get("task_config") or "{}")}
+  module = exec_properties.get("module_path") or exec_properties.get("module_file")
+  if module:
+    key["module"] = module
   sampling = json.loads(exec_properties.get("sampling_config") or "{}")
   if sampling.get("mode") == "dynamic":
     key["sampling"] = sampling
@@ -85,9 +89,9 @@ class Executor(base_executor.BaseExecutor):
     graph = artifact_utils.get_single_instance(input_dict["graph"])
     model = artifact_utils.get_single_instance(output_dict["model"])
     model_run = artifact_utils.get_single_instance(output_dict["model_run"])
-    model_cfg = ModelConfig.model_validate_json(exec_properties["model_config"])
+    model_cfg = config_base.validate(ModelConfig, exec_properties["model_config"])
     trainer_cfg = TrainerConfig.model_validate_json(exec_properties["trainer_config"])
-    task_cfg = TaskConfig.model_validate_json(exec_properties.get("task_config") or "{}")
+    task_cfg = config_base.validate(TaskConfig, exec_properties.get("task_config") or "{}")
     sampling_cfg = (SamplingConfig.model_validate_json(exec_properties["sampling_config"])
                     if exec_properties.get("sampling_config") else None)
     dynamic_mode = sampling_cfg is not None and sampling_cfg.mode == "dynamic"
@@ -146,7 +150,9 @@ class Executor(base_executor.BaseExecutor):
             train_files=train_files, eval_files=eval_files, subgraph_schema=schema, label=label,
             model_cfg=model_cfg, trainer_cfg=trainer_cfg, task_cfg=task_cfg,
             model_dir=model_run.uri, export_dir=export_dir, backup_dir=backup,
-            on_epoch=on_epoch, train_subgraphs=train_subgraphs)
+            on_epoch=on_epoch, train_subgraphs=train_subgraphs,
+            module_file=exec_properties.get("module_file") or None,
+            module_path=exec_properties.get("module_path") or None)
         run.log_artifacts(export_dir, "model")
         remove_backup(backup)  # exported: the backup has served its purpose
       if epochs_run and epochs_run[0] > 0:  # resumed: epochs before it came from the backup

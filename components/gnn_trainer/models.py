@@ -1,9 +1,11 @@
 """The model zoo: `ModelConfig.template` -> a Keras model built from TF-GNN's own layers.
 
-Every template stacks `num_rounds` graph updates of one `tensorflow_gnn.models.*` family on
-the initial node states; each update has separate weights per node set and per edge set
-(TF-GNN's GraphUpdate builders make one convolution per edge set, one next-state per node set).
+Every template (a ModelOptions class in config.py) stacks `num_rounds` graph updates of one
+`tensorflow_gnn.models.*` family on the initial node states; each update has separate weights
+per node set and per edge set (TF-GNN's GraphUpdate builders make one convolution per edge
+set, one next-state per node set).
 Messages flow towards the edges' SOURCE: the sampler's edges point away from the root.
+Template `custom` stacks a user module's model body on the same input layer instead.
 """
 from __future__ import annotations
 
@@ -22,12 +24,9 @@ from tensorflow_gnn.models import vanilla_mpnn
 from tfx_gnn.components import graph_io
 from tfx_gnn.components.gnn_trainer.config import ModelConfig
 
-# The ModelConfig fields that are MtAlbisGraphUpdate arguments, passed through unchanged.
-MT_ALBIS_OPTIONS = (
-    "units", "message_dim", "attention_type", "attention_edge_set_names",
-    "attention_num_heads", "simple_conv_reduce_type", "simple_conv_use_receiver_state",
-    "state_dropout_rate", "edge_dropout_rate", "l2_regularization", "normalization_type",
-    "batch_normalization_momentum", "next_state_type", "edge_set_combine_type")
+# The user module's hook (template `custom`): model_fn(graph_tensor_spec, *,
+# readout_node_sets, model_config) -> a Keras layer, GraphTensor in and out (see GnnTrainer).
+UserModelFn = Callable[..., tf.keras.layers.Layer]
 
 
 class ModelError(ValueError):
@@ -55,10 +54,13 @@ def initial_states(gtspec: tfgnn.GraphTensorSpec, cfg: ModelConfig,
   """Initial node states: dense features projected to `units`; node sets without features get
   a trainable embedding of their hashed `#id` (as TF-GNN's OGBN-MAG example does).
   `exclude_features` (e.g. labels) are never inputs."""
+  # Only some templates have these options; the input layer follows them where they do.
+  degree_feature = getattr(cfg, "degree_feature", None)
+  l2 = _l2(getattr(cfg, "l2_regularization", 0.0))
 
   def node_sets_fn(node_set, *, node_set_name):
     names = [n for n in _input_features(gtspec.node_sets_spec[node_set_name])
-             if n not in exclude_features and n != cfg.degree_feature]
+             if n not in exclude_features and n != degree_feature]
     if names:
       parts = []
       for name in names:
@@ -76,13 +78,12 @@ def initial_states(gtspec: tfgnn.GraphTensorSpec, cfg: ModelConfig,
       if not cfg.input_projection:
         return x
       return tf.keras.layers.Dense(
-          cfg.units, name=f"project_{node_set_name}",
-          kernel_regularizer=_l2(cfg.l2_regularization))(x)
+          cfg.units, name=f"project_{node_set_name}", kernel_regularizer=l2)(x)
     if cfg.id_embeddings and graph_io.ID in gtspec.node_sets_spec[node_set_name].features_spec:
       ids = tf.keras.layers.Hashing(cfg.id_hash_bins)(node_set[graph_io.ID])
       x = tf.keras.layers.Embedding(
           cfg.id_hash_bins, cfg.id_embedding_dim, name=f"embed_{node_set_name}",
-          embeddings_regularizer=_l2(cfg.l2_regularization))(ids)
+          embeddings_regularizer=l2)(ids)
       if cfg.template == "hgt" and cfg.id_embedding_dim != cfg.units:
         x = tf.keras.layers.Dense(cfg.units, name=f"project_{node_set_name}")(x)  # HGT: same dims
       return x
@@ -92,8 +93,8 @@ def initial_states(gtspec: tfgnn.GraphTensorSpec, cfg: ModelConfig,
   def keep_degree(node_set, *, node_set_name):
     # GCN's model.degree_feature passes through beside the state (GCN normalizes by it).
     state = node_sets_fn(node_set, node_set_name=node_set_name)
-    if cfg.degree_feature and cfg.degree_feature in node_set.features:
-      return {tfgnn.HIDDEN_STATE: state, cfg.degree_feature: node_set[cfg.degree_feature]}
+    if degree_feature and degree_feature in node_set.features:
+      return {tfgnn.HIDDEN_STATE: state, degree_feature: node_set[degree_feature]}
     return state
 
   return tfgnn.keras.layers.MapFeatures(node_sets_fn=keep_degree, name="initial_states")
@@ -212,7 +213,15 @@ def graph_update(cfg: ModelConfig, gtspec: tfgnn.GraphTensorSpec,
   common = dict(receiver_tag=tfgnn.SOURCE, node_set_names=node_set_names)
   if t == "mt_albis":
     return mt_albis.MtAlbisGraphUpdate(
-        **common, **{name: getattr(cfg, name) for name in MT_ALBIS_OPTIONS})
+        **common, units=cfg.units, message_dim=cfg.message_dim,
+        attention_type=cfg.attention_type, attention_edge_set_names=cfg.attention_edge_set_names,
+        attention_num_heads=cfg.attention_num_heads,
+        simple_conv_reduce_type=cfg.simple_conv_reduce_type,
+        simple_conv_use_receiver_state=cfg.simple_conv_use_receiver_state,
+        state_dropout_rate=cfg.state_dropout_rate, edge_dropout_rate=cfg.edge_dropout_rate,
+        l2_regularization=cfg.l2_regularization, normalization_type=cfg.normalization_type,
+        batch_normalization_momentum=cfg.batch_normalization_momentum,
+        next_state_type=cfg.next_state_type, edge_set_combine_type=cfg.edge_set_combine_type)
   if t == "gat_v2":
     return gat_v2.GATv2MPNNGraphUpdate(
         **common, units=cfg.units, message_dim=cfg.message_dim, num_heads=cfg.num_heads,
@@ -249,13 +258,19 @@ def graph_update(cfg: ModelConfig, gtspec: tfgnn.GraphTensorSpec,
 
 
 def build_model_fn(cfg: ModelConfig, root_node_set,
-                   exclude_features: Sequence[str] = ()
+                   exclude_features: Sequence[str] = (),
+                   user_model_fn: Optional[UserModelFn] = None
                    ) -> Callable[[tfgnn.GraphTensorSpec], tf.keras.Model]:
   """The Runner's `model_fn`: GraphTensor in, GraphTensor with hidden states out.
 
   `root_node_set` is the node set the task reads after the last round, or a list of them
   (link prediction: the endpoints' sets); None: every node set is updated in every round,
-  as graph-level tasks need."""
+  as graph-level tasks need. `user_model_fn` (template `custom`) builds the body on the
+  initial states instead of the template's rounds."""
+  if (cfg.template == "custom") != (user_model_fn is not None):
+    raise ModelError("model.template: custom needs a user module's model_fn (module_file or "
+                     "module_path), and a model_fn needs template custom; got template "
+                     f"{cfg.template!r} with{'out' if user_model_fn is None else ''} one")
   readout = ([root_node_set] if isinstance(root_node_set, str) else
              list(root_node_set) if root_node_set is not None else None)
 
@@ -270,12 +285,20 @@ def build_model_fn(cfg: ModelConfig, root_node_set,
               if readout is None or node_set_name in readout else ns[tfgnn.HIDDEN_STATE]),
           name="features_only")(graph)
       return tf.keras.Model(inputs, graph)
-    if cfg.last_round_node_sets is not None:
-      unknown = sorted(set(cfg.last_round_node_sets) - set(_node_sets(gtspec)))
+    if user_model_fn is not None:
+      body = user_model_fn(graph.spec, readout_node_sets=readout, model_config=cfg)
+      outputs = body(graph)
+      if not isinstance(getattr(outputs, "spec", None), tfgnn.GraphTensorSpec):
+        raise ModelError("the user module's model_fn must return a Keras layer or model that "
+                         "maps a GraphTensor to a GraphTensor")
+      return tf.keras.Model(inputs, outputs)
+    last_round_node_sets = getattr(cfg, "last_round_node_sets", None)
+    if last_round_node_sets is not None:
+      unknown = sorted(set(last_round_node_sets) - set(_node_sets(gtspec)))
       if unknown:
         raise ModelError(f"model.last_round_node_sets: unknown node set(s) {unknown} "
                          f"(node sets: {_node_sets(gtspec)})")
-      last = list(cfg.last_round_node_sets)
+      last = list(last_round_node_sets)
     else:
       # Only the root's node set matters after the last round.
       last = readout

@@ -2,14 +2,16 @@
 
 `train()` is `tensorflow_gnn.runner.run` with a `RootNodeMulticlassClassification` task whose
 label is the root node's label feature (removed from every node of that set before the model
-sees it), a model built from `ModelConfig`, and a KerasModelExporter whose `serving_default`
-takes serialized GraphTensor tf.Examples.
+sees it), a model built from `ModelConfig` (or a user module's `model_fn`, template `custom`),
+and a KerasModelExporter whose `serving_default` takes serialized GraphTensor tf.Examples.
 """
 from __future__ import annotations
 
 import dataclasses
+import importlib
 import math
 import os
+import sys
 import tempfile
 from typing import Callable, Optional, Sequence
 
@@ -22,10 +24,11 @@ from tfx_gnn.components.gnn_trainer import distributed as multi_worker
 from tfx_gnn.components.gnn_trainer import models
 from tfx_gnn.components.gnn_trainer import tasks
 from tfx_gnn.components.gnn_trainer import ig_exporter
-from tfx_gnn.components.gnn_trainer.config import ModelConfig, TaskConfig, TrainerConfig
+from tfx_gnn.components.gnn_trainer.config import (ModelConfig, RootNodeMulticlassOptions,
+                                                    TaskConfig, TrainerConfig)
 
 OUTPUT_NAME = tasks.OUTPUT_NAME
-MT_ALBIS_OPTIONS = models.MT_ALBIS_OPTIONS
+USER_MODEL_FN = "model_fn"  # what a user module defines (see GnnTrainer)
 IG_SUBDIR = graph_io.IG_SUBDIR
 IG_OUTPUT_NAME = graph_io.IG_OUTPUT_NAME
 
@@ -112,6 +115,34 @@ def make_padding(cfg: TrainerConfig, gtspec: tfgnn.GraphTensorSpec, dataset_prov
   return None
 
 
+def load_user_model_fn(module_file: Optional[str] = None,
+                       module_path: Optional[str] = None) -> Optional[models.UserModelFn]:
+  """The `model_fn` of a user module (TFX's Trainer keys): a .py file, an importable module,
+  or `module@wheel` (a module file that the pipeline packaged, see GnnTrainer); None: none."""
+  if not module_file and not module_path:
+    return None
+  from tfx.components.util import udf_utils  # pylint: disable=g-import-not-at-top
+  from tfx.utils import io_utils  # pylint: disable=g-import-not-at-top
+  module_name, wheels = udf_utils.decode_user_module_key(module_path)
+  if not wheels:
+    return udf_utils.get_fn({"module_file": module_file, "module_path": module_path},
+                            USER_MODEL_FN)
+  # A pure-Python wheel imports as a zip archive: no pip install into a temporary directory
+  # (TFX's way, which needs pip in the environment). The wheel's name holds its sources'
+  # hash, so another version of the module is another path.
+  wheel = io_utils.ensure_local(wheels[0])
+  sys.modules.pop(module_name, None)
+  sys.path.insert(0, wheel)
+  try:
+    module = importlib.import_module(module_name)
+  finally:
+    sys.path.remove(wheel)
+  if not hasattr(module, USER_MODEL_FN):
+    raise AttributeError(f"user module {module_name} ({module_path}) defines no "
+                         f"{USER_MODEL_FN}")
+  return getattr(module, USER_MODEL_FN)
+
+
 def train(*, train_files: Sequence[str], eval_files: Sequence[str],
           subgraph_schema: tfgnn.GraphSchema, label: Optional[graph_io.Label],
           model_cfg: ModelConfig,
@@ -119,16 +150,18 @@ def train(*, train_files: Sequence[str], eval_files: Sequence[str],
           backup_dir: Optional[str] = None,
           task_cfg: Optional[TaskConfig] = None,
           on_epoch: Optional[Callable[[int, dict], None]] = None,
-          train_subgraphs=None) -> TrainResult:
+          train_subgraphs=None, module_file: Optional[str] = None,
+          module_path: Optional[str] = None) -> TrainResult:
   """Trains and exports the model; `model_dir` holds checkpoints; training backs up to
   `backup_dir` (default `<model_dir>/backup`) after each epoch and resumes from it.
   `train_subgraphs` (dynamic mode: a `dynamic.EpochSubgraphs`, fresh subgraphs every epoch)
-  replaces `train_files`."""
+  replaces `train_files`. `module_file` / `module_path`: the user module of template
+  `custom` (see `load_user_model_fn`)."""
   tf.keras.utils.set_random_seed(trainer_cfg.seed)
   # First, before any TF op runs: a multi-worker strategy configures the runtime's collectives.
   strategy = make_strategy(trainer_cfg)
   gtspec = tfgnn.create_graph_spec_from_schema_pb(subgraph_schema)
-  task_cfg = task_cfg or TaskConfig()
+  task_cfg = task_cfg or RootNodeMulticlassOptions()
   task_set = tasks.make_tasks(task_cfg, label, trainer_cfg.seed, gtspec)
   history = _History(on_epoch)
   callbacks = [history]
@@ -181,7 +214,8 @@ def train(*, train_files: Sequence[str], eval_files: Sequence[str],
       train_ds_provider=train_ds,
       valid_ds_provider=eval_ds,
       model_fn=models.build_model_fn(model_cfg, task_set.readout_node_sets,
-                                     task_set.exclude_features),
+                                     task_set.exclude_features,
+                                     load_user_model_fn(module_file, module_path)),
       optimizer_fn=optimizer_fn,
       trainer=trainer,
       task=task_set.task,

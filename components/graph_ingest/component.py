@@ -1,20 +1,21 @@
 """GraphIngest: node and edge tables (or an existing unigraph) -> a `Graph` artifact.
 
-Usage:
-  ingest = GraphIngest(data=config.data.model_dump_json())
+Usage (`data_config`: a DataConfig, a dict or a JSON string):
+  ingest = GraphIngest(data_config=DataConfig(synthetic=SyntheticSource(num_papers=1000)))
   validator = GraphValidator(graph=ingest.outputs["graph"], ...)
 """
 from tfx.dsl.components.base import base_component, executor_spec
 from tfx.types import channel, component_spec
 
-from tfx_gnn.components import types
+from tfx_gnn.components import config_base, types
 from tfx_gnn.components.graph_ingest import driver, executor
+from tfx_gnn.components.graph_ingest.config import DataConfig
 
 
 class GraphIngestSpec(component_spec.ComponentSpec):
   PARAMETERS = {
-      # The `data` section of the run config (pipelines.config.DataConfig) as JSON.
-      "data": component_spec.ExecutionParameter(type=str),
+      # The `data` section of the run config (DataConfig) as JSON.
+      "data_config": component_spec.ExecutionParameter(type=str),
       # The most memory the tables may take once read (pipeline.memory_limit_gb).
       "memory_limit_gb": component_spec.ExecutionParameter(type=float, optional=True),
   }
@@ -33,6 +34,7 @@ class GraphIngest(base_component.BaseComponent):
   DRIVER_CLASS = driver.Driver
   EXECUTOR_SPEC = executor_spec.ExecutorClassSpec(executor.Executor)
 
-  def __init__(self, data: str, memory_limit_gb: float | None = None):
-    super().__init__(spec=GraphIngestSpec(data=data, memory_limit_gb=memory_limit_gb,
-                                          graph=channel.Channel(type=types.Graph)))
+  def __init__(self, data_config, memory_limit_gb: float | None = None):
+    super().__init__(spec=GraphIngestSpec(
+        data_config=config_base.to_json(DataConfig, data_config),
+        memory_limit_gb=memory_limit_gb, graph=channel.Channel(type=types.Graph)))

@@ -29,8 +29,8 @@ def resolve_exec_properties(exec_properties: dict) -> dict:
   out = dict(exec_properties)
   try:
     data, span, version = inputs.resolve_spans(
-        DataConfig.model_validate_json(exec_properties["data"]))
-    out.update({"data": data.model_dump_json(), inputs.SPAN_PROPERTY: span,
+        DataConfig.model_validate_json(exec_properties["data_config"]))
+    out.update({"data_config": data.model_dump_json(), inputs.SPAN_PROPERTY: span,
                 inputs.FINGERPRINT_PROPERTY: inputs.fingerprint(data).text})
     if version is not None:
       out[inputs.VERSION_PROPERTY] = version

@@ -21,7 +21,7 @@ class Executor(base_executor.BaseExecutor):
     # The driver has resolved the spans (LocalDagRunner); on Kubeflow, where no driver runs,
     # this finds them.
     data, span, version = inputs.resolve_spans(
-        DataConfig.model_validate_json(exec_properties["data"]))
+        DataConfig.model_validate_json(exec_properties["data_config"]))
     span = exec_properties.get(inputs.SPAN_PROPERTY, span)
     version = exec_properties.get(inputs.VERSION_PROPERTY, version)
     fingerprint = inputs.fingerprint(data)

@@ -1,22 +1,23 @@
 """GraphValidator: statistics and anomalies of a `Graph`, and its drift from the latest blessed
 model's graph; fails the run on anomalies.
 
-Usage:
+Usage (`validation_config`: a ValidationConfig, a dict or a JSON string):
   validator = GraphValidator(graph=ingest.outputs["graph"],
-                             validation=config.validation.model_dump_json(),
+                             validation_config={"allow_self_loops": False},
                              baseline_statistics=baseline.outputs["statistics"])
 """
 from tfx.dsl.components.base import base_component, executor_spec
 from tfx.types import channel, component_spec
 
-from tfx_gnn.components import types
+from tfx_gnn.components import config_base, types
 from tfx_gnn.components.graph_validator import executor
+from tfx_gnn.components.graph_validator.config import ValidationConfig
 
 
 class GraphValidatorSpec(component_spec.ComponentSpec):
   PARAMETERS = {
-      # The `validation` section of the run config (pipelines.config.ValidationConfig) as JSON.
-      "validation": component_spec.ExecutionParameter(type=str),
+      # The `validation` section of the run config (ValidationConfig) as JSON.
+      "validation_config": component_spec.ExecutionParameter(type=str),
   }
   INPUTS = {
       "graph": component_spec.ChannelParameter(type=types.Graph),
@@ -36,8 +37,10 @@ class GraphValidator(base_component.BaseComponent):
   SPEC_CLASS = GraphValidatorSpec
   EXECUTOR_SPEC = executor_spec.ExecutorClassSpec(executor.Executor)
 
-  def __init__(self, graph, validation: str, baseline_statistics=None):
+  def __init__(self, graph, validation_config=None, baseline_statistics=None):
     super().__init__(spec=GraphValidatorSpec(
-        graph=graph, validation=validation, baseline_statistics=baseline_statistics,
+        graph=graph,
+        validation_config=config_base.to_json(ValidationConfig, validation_config or {}),
+        baseline_statistics=baseline_statistics,
         statistics=channel.Channel(type=types.GraphStatistics),
         anomalies=channel.Channel(type=types.GraphAnomalies)))

@@ -23,7 +23,7 @@ class Executor(base_executor.BaseExecutor):
     graph_dir = artifact_utils.get_single_uri(input_dict["graph"])
     statistics = artifact_utils.get_single_instance(output_dict["statistics"])
     anomalies_artifact = artifact_utils.get_single_instance(output_dict["anomalies"])
-    config = ValidationConfig.model_validate_json(exec_properties["validation"])
+    config = ValidationConfig.model_validate_json(exec_properties["validation_config"])
 
     graph = graph_io.read_graph(graph_dir)
     stats, anomalies = validation.validate(graph, graph_io.read_schema(graph_dir), config)

@@ -8,24 +8,31 @@ The pipeline's `beam_pipeline_args` choose the runner (DirectRunner, Dataflow, F
 DoFns; reproducible from `sampling.seed`) or `tfgnn_beam` (TF-GNN's Beam sampler); both write
 the same GraphTensor encoding, parsed with the same schema.
 
-Usage:
-  sampler = SubgraphSampler(graph=validator_gate_graph,
-                            sampling=config.sampling.model_dump_json())
+Usage (`sampling_config`: a SamplingConfig, a dict or a JSON string; `task_config` likewise a
+task config, whose `seeds()` tell what to sample around: nodes by default):
+  sampler = SubgraphSampler(graph=ingest.outputs["graph"],
+                            anomalies=validator.outputs["anomalies"],
+                            sampling_config={"hops": 2, "fanouts": {"cites": 8}},
+                            task_config=config.task)
 """
+import json
+
 from tfx.dsl.components.base import base_beam_component, executor_spec
 from tfx.types import channel, component_spec, standard_artifacts
 
-from tfx_gnn.components import types
+from tfx_gnn.components import config_base, types
+from tfx_gnn.components.gnn_trainer.config import TaskConfig
 from tfx_gnn.components.subgraph_sampler import executor
+from tfx_gnn.components.subgraph_sampler.config import SamplingConfig
 
 
 class SubgraphSamplerSpec(component_spec.ComponentSpec):
   PARAMETERS = {
-      # The `sampling` section of the run config (pipelines.config.SamplingConfig) as JSON.
-      "sampling": component_spec.ExecutionParameter(type=str),
+      # The `sampling` section of the run config (SamplingConfig) as JSON.
+      "sampling_config": component_spec.ExecutionParameter(type=str),
       # The most memory the fast engine's in-memory graph may take (pipeline.memory_limit_gb).
       "memory_limit_gb": component_spec.ExecutionParameter(type=float, optional=True),
-      # What to sample around (pipelines.config.TaskConfig.seeds(), JSON): nodes (default),
+      # What to sample around (the task config's seeds(), JSON): nodes (default),
       # labelled links (link prediction) or whole graphs (graph-level tasks).
       "seeds": component_spec.ExecutionParameter(type=str, optional=True),
   }
@@ -42,9 +49,11 @@ class SubgraphSampler(base_beam_component.BaseBeamComponent):
   SPEC_CLASS = SubgraphSamplerSpec
   EXECUTOR_SPEC = executor_spec.BeamExecutorSpec(executor.Executor)
 
-  def __init__(self, graph, anomalies, sampling: str, memory_limit_gb: float | None = None,
-               seeds: str | None = None):
+  def __init__(self, graph, anomalies, sampling_config, task_config=None,
+               memory_limit_gb: float | None = None):
+    seeds = config_base.validate(TaskConfig, task_config or {}).seeds()
     super().__init__(spec=SubgraphSamplerSpec(
-        graph=graph, anomalies=anomalies, sampling=sampling, memory_limit_gb=memory_limit_gb,
-        seeds=seeds,
+        graph=graph, anomalies=anomalies,
+        sampling_config=config_base.to_json(SamplingConfig, sampling_config),
+        memory_limit_gb=memory_limit_gb, seeds=json.dumps(seeds, sort_keys=True),
         examples=channel.Channel(type=standard_artifacts.Examples)))

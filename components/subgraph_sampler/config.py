@@ -61,6 +61,3 @@ class SamplingConfig(Strict):
       object.__setattr__(self, "spec_text", text)  # frozen model: set once, while validating
     return self
 
-
-# Template-specific ModelConfig options: which templates each applies to. Setting one for
-# another template is an error that names the key (a silently ignored option misleads).

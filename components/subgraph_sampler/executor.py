@@ -19,7 +19,7 @@ class Executor(base_beam_executor.BaseBeamExecutor):
     from tfx_gnn.components.subgraph_sampler import sampling  # pylint: disable=g-import-not-at-top
     graph = artifact_utils.get_single_instance(input_dict["graph"])
     examples = artifact_utils.get_single_instance(output_dict["examples"])
-    config = SamplingConfig.model_validate_json(exec_properties["sampling"])
+    config = SamplingConfig.model_validate_json(exec_properties["sampling_config"])
 
     seeds = json.loads(exec_properties.get("seeds") or '{"kind": "nodes"}')
     label = graph_io.read_label(graph.uri)
