@@ -243,7 +243,7 @@ def test_a_not_blessed_run_moves_nothing(served_tiny_run, tmp_path):
   config = config_lib.load_config(TINY, {
       "pipeline": {"root": str(tmp_path / "run")},
       "mlflow": {"tracking_uri": served_tiny_run.server.url},
-      "evaluation": {"lower_bound": 1.01}, "attribution": {"enabled": False},
+      "evaluation": {"lower_bound": 1.0}, "attribution": {"enabled": False},
       "report": {"enabled": False}, "trainer": {"epochs": 1}})
   summary = local_runner.run(config)
   assert summary["blessed"] is False and summary["pushed"] is False

@@ -23,6 +23,7 @@ _COMPONENTS = {
     "Pusher": "tfx_gnn.components.pusher.component",
     "Attribution": "tfx_gnn.components.attribution.component",
     "RunReport": "tfx_gnn.components.run_report.component",
+    "GnnBulkInferrer": "tfx_gnn.components.bulk_inferrer.component",
 }
 
 __all__ = ["types", *_COMPONENTS]
