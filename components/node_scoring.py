@@ -132,9 +132,14 @@ class NodeScorer:
       raise ScoringError(f"no SavedModel at {model_dir}")
     self.spec = spec
     self.model_dir = model_dir
-    self._sampler = fast_sampler.FastSampler.from_graph_dir(
-        spec.graph_dir, text_format.Parse(spec.sampling_spec, sampler_lib.SamplingSpec()),
-        seed=spec.seed)
+    try:
+      self._sampler = fast_sampler.FastSampler.from_graph_dir(
+          spec.graph_dir, text_format.Parse(spec.sampling_spec, sampler_lib.SamplingSpec()),
+          seed=spec.seed)
+    except (OSError, tf.errors.OpError, fast_sampler.FastSamplerError) as e:
+      # E.g. a file of the artifact deleted (its schema still there).
+      raise ScoringError(f"cannot sample from the Graph artifact {spec.graph_dir}: "
+                         f"{type(e).__name__}: {e}") from None
     self._sampler_error = fast_sampler.FastSamplerError
     signatures = tf.saved_model.load(model_dir).signatures
     self._serve = signatures.get(EMBEDDING_SIGNATURE) or signatures["serving_default"]

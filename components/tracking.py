@@ -70,11 +70,12 @@ def experiment_id(mlflow_client: MlflowClient, name: str,
 PARAMS_PER_BATCH = 100  # MLflow's limit of params per log_batch request
 
 
-def run_name(executor_context, component: str) -> str:
+def run_name(executor_context, component: str, pipeline: Optional[str] = None) -> str:
   """`<pipeline>/<pipeline run id>/<component>`: which pipeline and run an MLflow run belongs
-  to (from the TFX executor's context; a component run outside a pipeline says so)."""
+  to, from the TFX executor's context (Kubeflow's container entrypoint gives none: then
+  `pipeline`, and `no-run-id`)."""
   info = getattr(executor_context, "pipeline_info", None)
-  pipeline = info.id if info is not None and info.id else "no-pipeline"
+  pipeline = info.id if info is not None and info.id else (pipeline or "no-pipeline")
   run_id = getattr(executor_context, "pipeline_run_id", None) or "no-run-id"
   return f"{pipeline}/{run_id}/{component}"
 

@@ -21,7 +21,6 @@ from tfx_gnn.components import node_scoring
 HERE = os.path.dirname(__file__)
 TINY = os.path.join(HERE, "configs", "tiny.yaml")
 
-pytestmark = pytest.mark.slow
 
 
 def _outputs(served, component):
@@ -101,6 +100,7 @@ def _ids(bulk_frame):
   return [ids[0], ids[7], ids[-1], ids[len(ids) // 2], ids[42]]
 
 
+@pytest.mark.slow
 def test_bulk_inference_scores_every_node_of_the_target_set(served_tiny_run, bulk):
   predictions, inputs, frame = bulk
   graph_dir = inputs["graph"].uri
@@ -123,6 +123,7 @@ def test_bulk_inference_scores_every_node_of_the_target_set(served_tiny_run, bul
       "bulk_inference/predictions.parquet", "bulk_inference/summary.json"}
 
 
+@pytest.mark.slow
 def test_run_names_and_sampling_params(served_tiny_run):
   from mlflow.tracking import MlflowClient
   run = MlflowClient(served_tiny_run.server.url).get_run(served_tiny_run.summary["mlflow_run_id"])
@@ -135,6 +136,7 @@ def test_run_names_and_sampling_params(served_tiny_run):
   assert params["sampling.fanouts.cites"] == "3"
 
 
+@pytest.mark.slow
 def test_predict_pyfunc_and_rest_equal_the_bulk_inferrer(served_tiny_run, bulk, scoring_server,
                                                          tmp_path, capsys):
   import mlflow
@@ -169,6 +171,7 @@ def test_predict_pyfunc_and_rest_equal_the_bulk_inferrer(served_tiny_run, bulk, 
                                   np.stack(expected.embedding.to_numpy()), err_msg=name)
 
 
+@pytest.mark.slow
 def test_champion_is_the_blessed_version_with_signature_and_example(served_tiny_run):
   from mlflow.tracking import MlflowClient
   client = MlflowClient(served_tiny_run.server.url)
@@ -183,6 +186,7 @@ def test_champion_is_the_blessed_version_with_signature_and_example(served_tiny_
   assert info.saved_input_example_info is not None
 
 
+@pytest.mark.slow
 def test_bad_ids_are_refused_by_the_cli_and_with_http_400(served_tiny_run, bulk, scoring_server,
                                                           tmp_path, capsys):
   from tfx_gnn.pipelines import cli
@@ -206,6 +210,7 @@ def test_bad_ids_are_refused_by_the_cli_and_with_http_400(served_tiny_run, bulk,
   assert status == 400, body
 
 
+@pytest.mark.slow
 def test_a_deleted_graph_is_a_clear_error_from_the_cli_and_rest(served_tiny_run, bulk,
                                                                scoring_server, tmp_path, capsys):
   from tfx_gnn.pipelines import cli
@@ -228,6 +233,7 @@ def test_a_deleted_graph_is_a_clear_error_from_the_cli_and_rest(served_tiny_run,
     os.rename(moved, graph_dir)
 
 
+@pytest.mark.slow
 def test_a_not_blessed_run_moves_nothing(served_tiny_run, tmp_path):
   """Another run of the same pipeline name (so the same registered model), on its own root,
   whose model cannot pass the evaluator's bound: no new version, the alias stays, no
@@ -255,3 +261,35 @@ def test_a_not_blessed_run_moves_nothing(served_tiny_run, tmp_path):
   [predictions] = record.outputs
   assert predictions.properties["inferred"] == 0
   assert not os.path.exists(os.path.join(predictions.uri, "predictions.parquet"))
+
+
+def test_decisions_from_logits():
+  prediction, probabilities = node_scoring.decide("root_node_multiclass",
+                                                  np.array([[0.0, 2.0, 1.0], [3.0, 0.0, 0.0]]))
+  assert prediction.tolist() == [1, 0]
+  np.testing.assert_allclose(probabilities.sum(1), 1.0, rtol=1e-6)
+  prediction, probabilities = node_scoring.decide("root_node_binary", np.array([[-2.0], [0.5]]))
+  assert prediction.tolist() == [0, 1]
+  np.testing.assert_allclose(probabilities[:, 1], 1 / (1 + np.exp([2.0, -0.5])), rtol=1e-6)
+  prediction, probabilities = node_scoring.decide("root_node_regression", np.array([[1.5]]))
+  assert prediction.tolist() == [1.5] and probabilities.shape == (1, 0)
+
+
+def test_bulk_inference_config_takes_a_split_or_ids_not_both():
+  from tfx_gnn.components.bulk_inferrer.config import BulkInferenceConfig
+  with pytest.raises(ValueError, match="either `split` or `ids`"):
+    BulkInferenceConfig(split="test", ids=["1"])
+  with pytest.raises(ValueError, match="`ids` is empty"):
+    BulkInferenceConfig(ids=[])
+  spec = node_scoring.ServingSpec("/g", "seed_op {}", 3, "paper", "root_node_binary")
+  assert node_scoring.ServingSpec.from_json(spec.to_json()) == spec
+
+
+def test_predict_before_any_run_is_a_clear_error(tmp_path, capsys):
+  from tfx_gnn.pipelines import cli
+  out = tmp_path / "out.parquet"
+  assert cli.main(["predict", TINY, "--set", f"pipeline.root={tmp_path}", "--ids", "1",
+                   "-o", str(out)]) == 1
+  err = capsys.readouterr().err
+  assert "no ML Metadata database" in err and "Traceback" not in err, err
+  assert not out.exists()

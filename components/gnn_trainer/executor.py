@@ -96,7 +96,8 @@ class Executor(base_executor.BaseExecutor):
     if not train_files and not dynamic_mode:
       raise ValueError(f"examples {examples.uri} have no train split to train on")
     run = tracking.Run(exec_properties["tracking_uri"], exec_properties["experiment"],
-                       run_name=tracking.run_name(self._context, "GnnTrainer"),
+                       run_name=tracking.run_name(self._context, "GnnTrainer",
+                                                 exec_properties["experiment"]),
                        tags={"tfx.component": "GnnTrainer",
                              "tfx.model_uri": publish.final_path(model.uri),
                              **tracking.pipeline_tags(self._context)})
