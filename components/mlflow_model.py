@@ -81,21 +81,11 @@ def save(path: str, model_dir: str, spec: node_scoring.ServingSpec,
         input_example=pd.DataFrame({"id": [str(i) for i in example_ids]}))
 
 
-def register(client, name: str, run_id: str, model_dir: str, spec: node_scoring.ServingSpec,
-             example_ids: list[str], tags: dict[str, str]) -> str:
-  """Logs the model into the run (under `serving_model/`), registers it as a new version of
-  `name` and points the `champion` alias at it; returns the version."""
+def log(client, run_id: str, model_dir: str, spec: node_scoring.ServingSpec,
+        example_ids: list[str]) -> str:
+  """Logs the model into the run, under ARTIFACT_PATH; returns that path."""
   with tempfile.TemporaryDirectory() as tmp:
     local = os.path.join(tmp, ARTIFACT_PATH)
     save(local, model_dir, spec, example_ids)
     client.log_artifacts(run_id, local, ARTIFACT_PATH)
-  try:
-    client.create_registered_model(name)
-  except MlflowException as e:
-    if e.error_code != "RESOURCE_ALREADY_EXISTS":
-      raise
-  run = client.get_run(run_id)
-  version = client.create_model_version(
-      name, source=f"{run.info.artifact_uri}/{ARTIFACT_PATH}", run_id=run_id, tags=tags)
-  client.set_registered_model_alias(name, CHAMPION, version.version)
-  return str(version.version)
+  return ARTIFACT_PATH

@@ -31,17 +31,17 @@ def register_in_mlflow(tracking_uri: str, name: str, run_id: str, blessing_uri: 
   from mlflow.exceptions import MlflowException  # pylint: disable=g-import-not-at-top
   from tfx_gnn.components import mlflow_model, tracking  # pylint: disable=g-import-not-at-top
   client = tracking.client(tracking_uri)
-  tags = {"blessed": "true", "blessing": blessing_uri, "serving_path": serving_path}
-  if spec is not None:
-    return mlflow_model.register(client, name, run_id, serving_path, spec, example_ids, tags)
   try:
     client.create_registered_model(name)
   except MlflowException as e:
     if e.error_code != "RESOURCE_ALREADY_EXISTS":
       raise
+  artifact_path = ("model" if spec is None else  # the trainer's copy of the SavedModel
+                   mlflow_model.log(client, run_id, serving_path, spec, example_ids))
   run = client.get_run(run_id)
   version = client.create_model_version(
-      name, source=f"{run.info.artifact_uri}/model", run_id=run_id, tags=tags)
+      name, source=f"{run.info.artifact_uri}/{artifact_path}", run_id=run_id,
+      tags={"blessed": "true", "blessing": blessing_uri, "serving_path": serving_path})
   client.set_registered_model_alias(name, mlflow_model.CHAMPION, version.version)
   return str(version.version)
 
