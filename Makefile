@@ -45,6 +45,7 @@ test: install browser
 #   input     the trainer's input pipeline and training vs tensorflow_gnn.runner standalone
 #   overhead  tfx-gnn run's wall time vs its components' own work (demo config)
 #   parity    test accuracy of models trained on either sampling engine's subgraphs
+#   inference bulk inference (sampling + model) vs the evaluation pass on the demo graph
 # `make bench` runs them all; `make bench BENCH=input BENCH_ARGS="--papers 8000"` one of them
 # (BENCH_ARGS go to that one: see `.venv/bin/python -m benchmarks.<name>_bench --help`).
 BENCH ?= sampler input overhead parity

@@ -67,6 +67,36 @@ def experiment_id(mlflow_client: MlflowClient, name: str,
     return mlflow_client.get_experiment_by_name(name).experiment_id
 
 
+PARAMS_PER_BATCH = 100  # MLflow's limit of params per log_batch request
+
+
+def run_name(executor_context, component: str, pipeline: Optional[str] = None) -> str:
+  """`<pipeline>/<pipeline run id>/<component>`: which pipeline and run an MLflow run belongs
+  to, from the TFX executor's context (Kubeflow's container entrypoint gives none: then
+  `pipeline`, and `no-run-id`)."""
+  info = getattr(executor_context, "pipeline_info", None)
+  pipeline = info.id if info is not None and info.id else (pipeline or "no-pipeline")
+  run_id = getattr(executor_context, "pipeline_run_id", None) or "no-run-id"
+  return f"{pipeline}/{run_id}/{component}"
+
+
+def pipeline_tags(executor_context) -> dict[str, str]:
+  info = getattr(executor_context, "pipeline_info", None)
+  tags = {}
+  if info is not None and info.id:
+    tags["tfx.pipeline"] = info.id
+  if getattr(executor_context, "pipeline_run_id", None):
+    tags["tfx.pipeline_run_id"] = executor_context.pipeline_run_id
+  return tags
+
+
+def sampling_params(sampling: dict) -> dict:
+  """The sampling settings as flat `sampling.*` params (engine, mode, hops, fanouts per edge
+  set, seed, batch size; the SamplingSpec's text when one was given instead of fanouts)."""
+  return flatten("sampling", {k: v for k, v in sampling.items() if v is not None
+                              and k != "spec_file"})
+
+
 class Run:
   """One MLflow run: params, step metrics, artifacts, then a final status."""
 
@@ -107,8 +137,11 @@ class Run:
     self.client.log_artifact(self.run_id, local_file, artifact_path)
 
   def log_params(self, params: dict) -> None:
-    for key, value in params.items():
-      self.client.log_param(self.run_id, key, str(value)[:6000])
+    """One `log_batch` call per PARAMS_PER_BATCH params (not one request per param)."""
+    from mlflow.entities import Param  # pylint: disable=g-import-not-at-top
+    items = [Param(key, str(value)[:6000]) for key, value in params.items()]
+    for start in range(0, len(items), PARAMS_PER_BATCH):
+      self.client.log_batch(self.run_id, params=items[start:start + PARAMS_PER_BATCH])
 
   def log_metrics(self, metrics: dict[str, float], step: Optional[int] = None) -> None:
     for key, value in metrics.items():

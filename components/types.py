@@ -43,3 +43,12 @@ class Report(artifact.Artifact):
   """One pipeline run, reviewed (`tfx_gnn.components.run_report`): a self-contained `report.html`
   and `report.json`; custom properties `pipeline_run_id`, `mlflow_run_id`."""
   TYPE_NAME = "tfx_gnn.Report"
+
+
+
+class NodePredictions(artifact.Artifact):
+  """A pushed model's predictions for nodes of the target node set (GnnBulkInferrer):
+  `predictions.parquet` with columns `id`, `prediction`, `probabilities`, `embedding`; custom
+  properties `inferred` (0: the model was not pushed, nothing scored), `num_nodes`,
+  `node_set`, `selection`, `mlflow_run_id`."""
+  TYPE_NAME = "tfx_gnn.NodePredictions"

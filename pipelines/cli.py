@@ -8,6 +8,8 @@
   tfx-gnn summary CONFIG [--run RUN_ID]     a run's outcome as JSON
   tfx-gnn verify CONFIG                     check that every LIVE artifact has its files
   tfx-gnn mlflow-ui CONFIG [--host H] [--port P]  the MLflow UI of the config's runs (loopback)
+  tfx-gnn predict CONFIG (--ids ID... | --ids-file F | --split S | --all) [-o out.parquet]
+                                            score nodes with the latest pushed model
 
 Exit codes: 0 success; 1 a failed run or command; 2 a bad config or usage; 3 (`run`) the run
 completed but the model was not blessed (nothing pushed); 75 (`run`) a concurrent run held
@@ -190,6 +192,89 @@ def cmd_mlflow_ui(args) -> int:
   return 0
 
 
+def latest_pushed_model(config) -> dict:
+  """The pipeline's latest LIVE PushedModel that was pushed and records a serving spec
+  (ML Metadata): its properties plus `uri`."""
+  from ml_metadata.proto import metadata_store_pb2  # pylint: disable=g-import-not-at-top
+  from tfx_gnn.components import lineage, node_scoring  # pylint: disable=g-import-not-at-top
+  try:
+    store = lineage.open_store(config.metadata_path)
+  except FileNotFoundError as e:
+    raise node_scoring.ScoringError(str(e)) from None
+  candidates = []
+  for artifact in store.get_artifacts_by_type("PushedModel"):
+    props = {k: v.int_value or v.string_value for k, v in artifact.custom_properties.items()}
+    if (artifact.state == metadata_store_pb2.Artifact.LIVE and props.get("pushed") == 1
+        and props.get("serving_spec") and any(
+            c.name == config.pipeline.name for c in store.get_contexts_by_artifact(artifact.id))):
+      candidates.append({**props, "uri": artifact.uri, "id": artifact.id})
+  if not candidates:
+    raise node_scoring.ScoringError(
+        f"no pushed model of pipeline {config.pipeline.name!r} that scores node ids in "
+        f"{config.metadata_path}: run the pipeline until a model is blessed and pushed")
+  return max(candidates, key=lambda c: c["id"])
+
+
+def _predict_ids(args, spec) -> list[str]:
+  from tfx_gnn.components import graph_io, node_scoring  # pylint: disable=g-import-not-at-top
+  if args.ids:
+    return args.ids
+  if args.ids_file:
+    try:
+      with open(args.ids_file) as f:
+        lines = [line.strip() for line in f if line.strip()]
+    except OSError as e:
+      raise node_scoring.ScoringError(f"--ids-file {args.ids_file}: {e.strerror}") from None
+    return lines[1:] if lines[:1] == ["id"] else lines  # one id a line; an `id` header is fine
+  node_scoring.check_graph(spec)
+  if args.split:
+    if not os.path.exists(graph_io.seeds_file(spec.graph_dir, args.split)):
+      raise node_scoring.ScoringError(f"--split {args.split}: graph {spec.graph_dir} has no "
+                                      f"{args.split!r} split")
+    return graph_io.read_seeds(spec.graph_dir, args.split)
+  return node_scoring.node_ids(spec.graph_dir, spec.node_set)
+
+
+PREDICT_ROWS_SHOWN = 10
+
+
+def cmd_predict(args) -> int:
+  """Scores nodes with the latest pushed model, sampling each node's subgraph as
+  GnnBulkInferrer and the registered MLflow model do (same spec, seed and salt)."""
+  from tfx_gnn.components import node_scoring  # pylint: disable=g-import-not-at-top
+  config = _load(args)
+  try:
+    pushed = latest_pushed_model(config)
+    spec = node_scoring.ServingSpec.from_json(pushed["serving_spec"])
+    ids = _predict_ids(args, spec)
+    if args.output and not os.path.isdir(os.path.dirname(os.path.abspath(args.output))):
+      raise node_scoring.ScoringError(f"-o {args.output}: no such directory")
+    model_dir = pushed.get("pushed_destination") or pushed["uri"]
+    columns = node_scoring.NodeScorer(model_dir, spec).score(ids)
+    if args.output:
+      node_scoring.write_parquet(columns, spec.task, args.output,
+                                 {"model": model_dir, "graph": spec.graph_dir})
+  except node_scoring.ScoringError as e:
+    print(f"tfx-gnn predict: {e}\nnothing was written.", file=sys.stderr)
+    return 1
+  rows = [("id", "prediction", "probability")]
+  for i in range(min(PREDICT_ROWS_SHOWN, len(ids))):
+    probabilities = columns["probabilities"][i]
+    rows.append((columns["id"][i], str(columns["prediction"][i]),
+                 f"{max(probabilities):.4f}" if probabilities else ""))
+  widths = [max(len(r[k]) for r in rows) for k in range(3)]
+  print(f"{len(ids)} node(s) of {spec.node_set!r} scored with model version "
+        f"{pushed.get('pushed_version')} ({model_dir})")
+  for row in rows:
+    print("  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip())
+  if len(ids) > PREDICT_ROWS_SHOWN:
+    print(f"... {len(ids) - PREDICT_ROWS_SHOWN} more" + ("" if args.output else
+                                                         " (-o FILE writes them all)"))
+  if args.output:
+    print(f"written: {args.output}")
+  return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
   parser = argparse.ArgumentParser(prog="tfx-gnn", description=__doc__,
                                    formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -201,7 +286,8 @@ def build_parser() -> argparse.ArgumentParser:
                               ("lineage", cmd_lineage, "show a run's lineage"),
                               ("summary", cmd_summary, "a run's outcome as JSON"),
                               ("verify", cmd_verify, "check the LIVE artifacts' files"),
-                              ("mlflow-ui", cmd_mlflow_ui, "serve the MLflow UI (loopback)")):
+                              ("mlflow-ui", cmd_mlflow_ui, "serve the MLflow UI (loopback)"),
+                              ("predict", cmd_predict, "score nodes with the pushed model")):
     p = sub.add_parser(name, help=help_text)
     p.add_argument("config", help="the run's YAML config file")
     p.add_argument("--set", action="append", metavar="KEY=VALUE",
@@ -211,6 +297,14 @@ def build_parser() -> argparse.ArgumentParser:
     if name == "mlflow-ui":
       p.add_argument("--host", default=LOOPBACK, help="bind address (default: loopback only)")
       p.add_argument("--port", type=int, default=5000)
+    if name == "predict":
+      which = p.add_mutually_exclusive_group(required=True)
+      which.add_argument("--ids", nargs="+", metavar="ID", help="node ids of the target set")
+      which.add_argument("--ids-file", metavar="F", help="a file of node ids, one a line")
+      which.add_argument("--split", choices=("train", "eval", "test"), help="a split's nodes")
+      which.add_argument("--all", action="store_true", help="every node of the target set")
+      p.add_argument("-o", "--output", metavar="out.parquet",
+                     help="write every prediction (id, prediction, probabilities, embedding)")
     if name in ("lineage", "summary"):
       p.add_argument("--run", help="pipeline run id (default: the latest)")
     p.set_defaults(fn=fn)

@@ -16,6 +16,7 @@ import yaml
 
 from tfx_gnn.components import secrets
 from tfx_gnn.components.attribution.config import AttributionConfig
+from tfx_gnn.components.bulk_inferrer.config import BulkInferenceConfig
 from tfx_gnn.components.config_base import Strict, inside_root
 from tfx_gnn.components.gnn_evaluator.config import EvaluationConfig
 from tfx_gnn.components.gnn_trainer.config import (  # noqa: F401  (re-exported)
@@ -78,6 +79,7 @@ class Config(Strict):
   attribution: AttributionConfig = AttributionConfig()
   report: ReportConfig = ReportConfig()
   push: PushConfig = PushConfig()
+  bulk_inference: BulkInferenceConfig = BulkInferenceConfig()
   mlflow: MlflowConfig = MlflowConfig()
   kubeflow: KubeflowConfig = KubeflowConfig()
 
@@ -85,6 +87,12 @@ class Config(Strict):
   def runs_attribution(self) -> bool:
     """Attribution runs on single supervised root-node tasks, unless disabled."""
     return self.attribution.enabled and self.task.has_integrated_gradients
+
+  @property
+  def scores_node_ids(self) -> bool:
+    """Supervised root-node models are served by node id (the Pusher's MLflow model,
+    `tfx-gnn predict`) and, unless disabled, bulk-scored (GnnBulkInferrer)."""
+    return self.task.level == "node" and self.task.type != "dgi"
 
   # Resolved locations (absolute), derived from the above.
   @property

@@ -1,8 +1,9 @@
 """`create_pipeline(config)`: the one DAG that the local and the Kubeflow runners both run.
 
-GraphIngest -> GraphValidator -> SubgraphSampler -> GnnTrainer -> GnnEvaluator -> Pusher,
-with a Resolver that finds the latest blessed model as the evaluator's baseline and one that
-finds its graph's statistics as the validator's drift baseline (local runs); after the
+GraphIngest -> GraphValidator -> SubgraphSampler -> GnnTrainer -> GnnEvaluator -> Pusher ->
+GnnBulkInferrer (root-node models: every target node scored), with a Resolver that finds the
+latest blessed model as the evaluator's baseline and one that finds its graph's statistics as
+the validator's drift baseline (local runs); after the
 evaluator, Attribution (integrated gradients), and last RunReport (one HTML page per run).
 """
 from __future__ import annotations
@@ -18,6 +19,7 @@ from tfx.types import channel, standard_artifacts
 
 from tfx_gnn.components import types
 from tfx_gnn.components.attribution.component import Attribution
+from tfx_gnn.components.bulk_inferrer.component import GnnBulkInferrer
 from tfx_gnn.components.gnn_evaluator.component import GnnEvaluator
 from tfx_gnn.components.gnn_trainer.component import GnnTrainer
 from tfx_gnn.components.graph_ingest.component import GraphIngest
@@ -84,8 +86,16 @@ def create_components(config: Config, base: str, kubeflow: bool = False) -> list
           filesystem=pusher_pb2.PushDestination.Filesystem(
               base_directory=config.serving_dir_under(base))),
       custom_config={"mlflow_tracking_uri": config.tracking_uri,
-                     "registered_model_name": config.pipeline.name})
+                     "registered_model_name": config.pipeline.name},
+      # What serving by node id needs: the sampling spec (on the examples) and the graph.
+      examples=sampler.outputs["examples"] if config.scores_node_ids else None,
+      graph=ingest.outputs["graph"] if config.scores_node_ids else None)
   components += [validator, sampler, trainer, baseline, evaluator, pusher]
+  if config.scores_node_ids and config.bulk_inference.enabled:
+    components.append(GnnBulkInferrer(
+        pushed_model=pusher.outputs["pushed_model"], graph=ingest.outputs["graph"],
+        inference_config=config.bulk_inference.model_dump_json(),
+        tracking_uri=config.tracking_uri))
   attribution = None
   if config.runs_attribution:
     attribution = Attribution(

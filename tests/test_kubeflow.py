@@ -17,7 +17,7 @@ def test_compiled_pipeline_loads_into_kfp_protos_with_the_whole_dag(tmp_path):
   spec = kubeflow_runner.load_pipeline_spec(path)
   tasks = spec.root.dag.tasks
   assert {"GraphIngest", "GraphValidator", "SubgraphSampler", "GnnTrainer", "GnnEvaluator",
-          "Pusher", "Attribution", "RunReport"} <= set(tasks)
+          "Pusher", "Attribution", "RunReport", "GnnBulkInferrer"} <= set(tasks)
 
   def producer(task, key):
     return tasks[task].inputs.artifacts[key].task_output_artifact.producer_task
@@ -36,6 +36,9 @@ def test_compiled_pipeline_loads_into_kfp_protos_with_the_whole_dag(tmp_path):
   assert "GnnEvaluator" in tasks["Attribution"].dependent_tasks
   assert producer("RunReport", "attributions") == "Attribution"
   assert producer("RunReport", "pushed_model") == "Pusher"
+  # Bulk inference scores with what the Pusher pushed; the Pusher records how to sample.
+  assert producer("GnnBulkInferrer", "pushed_model") == "Pusher"
+  assert producer("Pusher", "examples") == "SubgraphSampler"
 
   job = json.load(open(path))
   assert job["runtimeConfig"]["gcsOutputDirectory"] == "gs://bucket/root/pipeline"
@@ -71,7 +74,8 @@ def test_replayed_pipeline_file_pushes_a_model_and_resolves_its_baseline(tmp_pat
   first = kfp_replay.replay(path, store)
   assert {n: r["state"] for n, r in first.items() if not n.startswith("latest")} == {
       n: "COMPLETE" for n in ("GraphIngest", "GraphValidator", "SubgraphSampler", "GnnTrainer",
-                              "GnnEvaluator", "Pusher", "Attribution", "RunReport")}
+                              "GnnEvaluator", "Pusher", "Attribution", "RunReport",
+                              "GnnBulkInferrer")}
   assert first["latest_blessed_model_resolver-model-resolver"]["outputs"] == {}
   blessing = first["GnnEvaluator"]["outputs"]["blessing"]
   assert blessing["metadata"]["blessed"] == 1
@@ -81,6 +85,8 @@ def test_replayed_pipeline_file_pushes_a_model_and_resolves_its_baseline(tmp_pat
   pushed = first["Pusher"]["outputs"]["pushed_model"]
   assert pushed["metadata"]["pushed"] == 1
   assert os.path.exists(os.path.join(pushed["metadata"]["pushed_destination"], "saved_model.pb"))
+  predictions = first["GnnBulkInferrer"]["outputs"]["predictions"]
+  assert predictions["metadata"]["inferred"] == 1 and predictions["metadata"]["num_nodes"] == 300
 
   second = kfp_replay.replay(path, store)
   for name in ("GraphIngest", "GraphValidator", "SubgraphSampler", "GnnTrainer"):

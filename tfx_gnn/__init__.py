@@ -23,11 +23,13 @@ _COMPONENTS = {
     "Pusher": "tfx_gnn.components.pusher.component",
     "Attribution": "tfx_gnn.components.attribution.component",
     "RunReport": "tfx_gnn.components.run_report.component",
+    "GnnBulkInferrer": "tfx_gnn.components.bulk_inferrer.component",
 }
 
 # The artifact types, by the names Kubeflow's container entrypoint imports them: a custom
 # type's TYPE_NAME is `tfx_gnn.<Class>` (see components/types.py).
-_TYPES = ("Graph", "GraphStatistics", "GraphAnomalies", "Attributions", "Report")
+_TYPES = ("Graph", "GraphStatistics", "GraphAnomalies", "Attributions", "Report",
+          "NodePredictions")
 
 __all__ = [*_COMPONENTS, *_TYPES]
 

@@ -100,12 +100,16 @@ class Executor(base_executor.BaseExecutor):
     if not train_files and not dynamic_mode:
       raise ValueError(f"examples {examples.uri} have no train split to train on")
     run = tracking.Run(exec_properties["tracking_uri"], exec_properties["experiment"],
-                       run_name=f"train-{model.id or 'local'}",
+                       run_name=tracking.run_name(self._context, "GnnTrainer",
+                                                 exec_properties["experiment"]),
                        tags={"tfx.component": "GnnTrainer",
-                             "tfx.model_uri": publish.final_path(model.uri)})
+                             "tfx.model_uri": publish.final_path(model.uri),
+                             **tracking.pipeline_tags(self._context)})
     run.log_params({**tracking.flatten("model", model_cfg.model_dump()),
                     **tracking.flatten("trainer", trainer_cfg.model_dump()),
-                    **tracking.flatten("task", task_cfg.model_dump())})
+                    **tracking.flatten("task", task_cfg.model_dump()),
+                    **(tracking.sampling_params(sampling_cfg.model_dump())
+                       if sampling_cfg else {})})
     ok = False
     try:
       export_dir = path_utils.serving_model_path(model.uri)

@@ -25,6 +25,10 @@ from tfx_gnn.components import graph_io
 from tfx_gnn.components.gnn_trainer.config import TaskConfig
 
 OUTPUT_NAME = "logits"  # classification and regression models' serving output
+# Supervised root-node models also serve the root node's state after the last round (the task
+# head's input): its embedding, for bulk inference and nearest-neighbour uses.
+ROOT_EMBEDDING_OUTPUT = "root_embedding"
+ROOT_EMBEDDING_SIGNATURE = "logits_and_root_embedding"  # beside `serving_default`
 EMBEDDINGS_OUTPUT = "embeddings"  # unsupervised (DGI) models' serving output
 # DeepGraphInfomaxTask names its root-node representation layer like this by default.
 DGI_REPRESENTATIONS = "clean_representations"
@@ -188,14 +192,49 @@ def _float_label(label_fn):
   return fn
 
 
+class RootEmbeddingExporter(runner.KerasModelExporter):
+  """The Runner's KerasModelExporter's SavedModel (`serving_default`: serialized examples ->
+  `logits`, unchanged) plus a signature ROOT_EMBEDDING_SIGNATURE that returns both `logits`
+  and `root_embedding`, the task head's input (the root node's state as the head reads it), in
+  one pass."""
+
+  def __init__(self, head: str):
+    super().__init__(output_names=OUTPUT_NAME)
+    self._head = head
+
+  def save(self, run_result, export_dir: str):
+    model = run_result.trained_model
+    [head] = [layer for layer in model.layers if layer.name == self._head]
+    preprocess = run_result.preprocess_model
+    xs, *_ = preprocess.output
+    logits, embedding = tf.keras.Model(model.input, [head.output, head.input])(xs)
+    both = tf.keras.Model(preprocess.input, {OUTPUT_NAME: logits,
+                                             ROOT_EMBEDDING_OUTPUT: embedding})
+    spec = tf.TensorSpec([None], tf.string, name="examples")
+
+    @tf.function(input_signature=[spec])
+    def serving_default(examples):
+      return {OUTPUT_NAME: both(examples)[OUTPUT_NAME]}
+
+    @tf.function(input_signature=[spec])
+    def with_embedding(examples):
+      return both(examples)
+
+    tf.keras.models.save_model(
+        both, export_dir, save_format="tf", include_optimizer=False, save_traces=False,
+        signatures={"serving_default": serving_default, ROOT_EMBEDDING_SIGNATURE: with_embedding})
+
+
 def exporters(tasks: Tasks) -> list:
-  """The serving model: task outputs for supervised tasks; for DGI the root node's clean
-  representation (its embedding) as `embeddings`."""
+  """The serving model: task outputs for supervised tasks (root-node tasks also the root's
+  embedding); for DGI the root node's clean representation (its embedding) as `embeddings`."""
   if tasks.unsupervised:
     return [runner.SubmoduleExporter(DGI_REPRESENTATIONS, output_names=EMBEDDINGS_OUTPUT,
                                      include_preprocessing=True)]
-  if isinstance(tasks.task, dict):
-    # Multi-task: serve the classification head only (DGI feeds two graphs).
-    return [runner.SubmoduleExporter("classification_logits", output_names=OUTPUT_NAME,
-                                     include_preprocessing=True)]
+  if tasks.target[0] == "root":
+    # The head is named by the Runner's tasks (multi-task: serve the classification head only,
+    # DGI feeds two graphs).
+    regression = isinstance(tasks.task, (runner.RootNodeMeanSquaredError,
+                                         runner.RootNodeMeanAbsoluteError))
+    return [RootEmbeddingExporter("regression_logits" if regression else "classification_logits")]
   return [runner.KerasModelExporter(output_names=OUTPUT_NAME)]

@@ -1,4 +1,7 @@
-"""The Pusher's executor: TFX's blessing check and bookkeeping, an atomic publish, MLflow."""
+"""The Pusher's executor: TFX's blessing check and bookkeeping, an atomic publish, MLflow
+(a pyfunc model that scores node ids, with the `champion` alias)."""
+from __future__ import annotations
+
 import json
 
 from absl import logging
@@ -8,6 +11,7 @@ from tfx.proto import pusher_pb2
 from tfx.types import artifact_utils
 from tfx.utils import io_utils, path_utils, proto_utils
 
+from tfx_gnn.components import graph_io, node_scoring
 from tfx_gnn.components import publish as publish_lib
 
 
@@ -19,21 +23,30 @@ def publish(model_path: str, base_directory: str) -> tuple[str, str]:
 
 
 def register_in_mlflow(tracking_uri: str, name: str, run_id: str, blessing_uri: str,
-                       serving_path: str) -> str:
-  """Registers the trainer's logged model as a new version of `name`; returns the version."""
+                       serving_path: str, spec: node_scoring.ServingSpec | None = None,
+                       example_ids: list[str] | None = None) -> str:
+  """Registers a new version of `name` from the trainer's MLflow run: with a ServingSpec, the
+  pyfunc model that scores node ids (`mlflow_model`), else the run's raw SavedModel files; the
+  `champion` alias moves to it (only blessed models get here). Returns the version."""
   from mlflow.exceptions import MlflowException  # pylint: disable=g-import-not-at-top
-  from tfx_gnn.components import tracking  # pylint: disable=g-import-not-at-top
+  from tfx_gnn.components import mlflow_model, tracking  # pylint: disable=g-import-not-at-top
   client = tracking.client(tracking_uri)
   try:
     client.create_registered_model(name)
   except MlflowException as e:
     if e.error_code != "RESOURCE_ALREADY_EXISTS":
       raise
+  artifact_path = ("model" if spec is None else  # the trainer's copy of the SavedModel
+                   mlflow_model.log(client, run_id, serving_path, spec, example_ids))
   run = client.get_run(run_id)
   version = client.create_model_version(
-      name, source=f"{run.info.artifact_uri}/model", run_id=run_id,
+      name, source=f"{run.info.artifact_uri}/{artifact_path}", run_id=run_id,
       tags={"blessed": "true", "blessing": blessing_uri, "serving_path": serving_path})
+  client.set_registered_model_alias(name, mlflow_model.CHAMPION, version.version)
   return str(version.version)
+
+
+EXAMPLE_IDS = 3  # node ids in the registered model's input example
 
 
 @publish_lib.atomic_outputs
@@ -61,10 +74,25 @@ class Executor(base_executor.BaseExecutor):
     pushed.set_string_custom_property("pushed_destination", serving_path)
     pushed.set_string_custom_property("pushed_version", version)
 
+    # Root-node models given the sampler's Examples and the Graph: what a client needs to
+    # score node ids (GnnBulkInferrer, `tfx-gnn predict` and the MLflow model read it).
+    spec = example_ids = None
+    if input_dict.get("examples") and input_dict.get("graph"):
+      graph = artifact_utils.get_single_instance(input_dict["graph"])
+      spec = node_scoring.serving_spec(artifact_utils.get_single_instance(input_dict["examples"]),
+                                       graph, model)
+      pushed.set_string_custom_property("serving_spec", spec.to_json())
+      split_counts = json.loads(graph.get_string_custom_property("split_counts") or "{}")
+      split = next((s for s in ("test", "eval", "train") if split_counts.get(s)), None)
+      example_ids = (graph_io.read_seeds(graph.uri, split) if split else
+                     node_scoring.node_ids(graph.uri, spec.node_set))[:EXAMPLE_IDS]
+
     custom = json.loads(exec_properties.get("custom_config") or "null") or {}
     run_id = model.get_string_custom_property("mlflow_run_id")
+    if run_id:
+      pushed.set_string_custom_property("mlflow_run_id", run_id)
     if custom.get("mlflow_tracking_uri") and run_id:
       mlflow_version = register_in_mlflow(
           custom["mlflow_tracking_uri"], custom.get("registered_model_name", "tfx-gnn"),
-          run_id, blessing.uri, serving_path)
+          run_id, blessing.uri, serving_path, spec, example_ids)
       pushed.set_string_custom_property("mlflow_model_version", mlflow_version)

@@ -1,0 +1,135 @@
+"""Inference benchmark: bulk inference (sampling + model) against the evaluation pass over the
+same nodes' pre-sampled examples.
+
+  make bench BENCH=inference
+  .venv/bin/python -m benchmarks.inference_bench --config pipelines/configs/demo.yaml --reps 3
+
+Runs the config's pipeline first (the demo: 4,000 papers; cached when it has run), then, on the
+latest pushed model and every node of the target set:
+
+(a) bulk inference, end to end: GnnBulkInferrer's plain function (`bulk_inference.run`) on
+    Beam's in-process FnApiRunner, one worker: load the graph and the model, sample every
+    node's subgraph with the training spec, run the model, write predictions.parquet;
+(b) bulk inference, steady state: `NodeScorer.score` on every node once the graph and model
+    are loaded (sampling + model only, batches of 256);
+(c) the evaluation pass the trainer and the evaluator make over examples sampled beforehand:
+    the SubgraphSampler's TFRecord files of every split (the same nodes; a different random
+    draw of their subgraphs), read, parsed and run through the same SavedModel
+    (`gnn_evaluator.evaluation.predict`, batches of 256).
+
+Figures are nodes per second, the best of `--reps`. Target: (a) >= 1,000 nodes/s.
+"""
+from __future__ import annotations
+
+import argparse
+import glob
+import os
+import tempfile
+import time
+
+from benchmarks import common
+
+TARGET_NODES_PER_S = 1000.0
+
+
+def _latest_examples(config) -> str:
+  from tfx_gnn.components import lineage  # pylint: disable=g-import-not-at-top
+  store = lineage.open_store(config.metadata_path)
+  for run_id in reversed(lineage.run_ids(store, config.pipeline.name)):
+    for record in lineage.executions(store, run_id):
+      if record.component == "SubgraphSampler" and record.state in ("COMPLETE", "CACHED"):
+        return next(r.uri for r in record.outputs if r.key == "examples")
+  raise SystemExit("no SubgraphSampler output in ML Metadata")
+
+
+def measure(args) -> dict:
+  import apache_beam as beam  # pylint: disable=g-import-not-at-top
+  from apache_beam.options.pipeline_options import PipelineOptions  # pylint: disable=g-import-not-at-top
+  from tfx_gnn.components import graph_io, node_scoring  # pylint: disable=g-import-not-at-top
+  from tfx_gnn.components.bulk_inferrer import bulk_inference  # pylint: disable=g-import-not-at-top
+  from tfx_gnn.components.bulk_inferrer.config import BulkInferenceConfig  # pylint: disable=g-import-not-at-top
+  from tfx_gnn.components.gnn_evaluator import evaluation  # pylint: disable=g-import-not-at-top
+  from tfx_gnn.pipelines import cli, local_runner  # pylint: disable=g-import-not-at-top
+  from tfx_gnn.pipelines import config as config_lib  # pylint: disable=g-import-not-at-top
+
+  config = config_lib.load_config(args.config, {"pipeline": {"root": args.root}})
+  start = time.time()
+  summary = local_runner.run(config)
+  pipeline_seconds = time.time() - start
+  print(f"[bench] pipeline run {summary['run_id']}: {pipeline_seconds:.0f} s, "
+        f"blessed {summary.get('blessed')}", flush=True)
+  pushed = cli.latest_pushed_model(config)
+  spec = node_scoring.ServingSpec.from_json(pushed["serving_spec"])
+  ids = node_scoring.node_ids(spec.graph_dir, spec.node_set)
+  model_dir = pushed["uri"]
+
+  def beam_pipeline():
+    return beam.Pipeline(options=PipelineOptions(list(config.pipeline.beam_pipeline_args)))
+
+  bulk, steady, evaluate = [], [], []
+  examples_uri = _latest_examples(config)
+  files = sorted(glob.glob(os.path.join(examples_uri, "Split-*", "*")))
+  schema = graph_io.read_schema_file(graph_io.subgraph_schema_path(examples_uri))
+  label = graph_io.read_label(spec.graph_dir)
+  num_examples = None
+  for rep in range(args.reps):
+    with tempfile.TemporaryDirectory() as out:
+      result = bulk_inference.run(beam_pipeline, model_dir=model_dir, spec=spec,
+                                  config=BulkInferenceConfig(batch_size=args.batch_size),
+                                  out_dir=out)
+    bulk.append(result["seconds"])
+    scorer = node_scoring.NodeScorer(model_dir, spec)
+    t = time.time()
+    scorer.score(ids, batch_size=args.batch_size)
+    steady.append(time.time() - t)
+    t = time.time()
+    labels, _ = evaluation.predict(model_dir, files, schema, label, batch_size=args.batch_size)
+    evaluate.append(time.time() - t)
+    num_examples = len(labels)
+    print(f"[bench] rep {rep + 1}: bulk {bulk[-1]:.2f} s, steady {steady[-1]:.2f} s, "
+          f"evaluation pass {evaluate[-1]:.2f} s", flush=True)
+  rates = {"bulk_inference_end_to_end": len(ids) / min(bulk),
+           "bulk_inference_steady": len(ids) / min(steady),
+           "evaluation_pass_presampled": num_examples / min(evaluate)}
+  return {"config": args.config, "num_nodes": len(ids), "num_examples": num_examples,
+          "batch_size": args.batch_size, "reps": args.reps, "seconds": {
+              "bulk_inference_end_to_end": bulk, "bulk_inference_steady": steady,
+              "evaluation_pass_presampled": evaluate},
+          "nodes_per_s": rates, "pipeline_seconds": pipeline_seconds,
+          "ratio_bulk_to_evaluation": rates["bulk_inference_end_to_end"]
+          / rates["evaluation_pass_presampled"],
+          "target_nodes_per_s": TARGET_NODES_PER_S,
+          "target_met": rates["bulk_inference_end_to_end"] >= TARGET_NODES_PER_S}
+
+
+def main(argv=None) -> None:
+  parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+  parser.add_argument("--config", default="pipelines/configs/demo.yaml")
+  parser.add_argument("--root", default="runs/bench/inference", help="the pipeline's root")
+  parser.add_argument("--reps", type=int, default=3)
+  parser.add_argument("--batch-size", type=int, default=256)
+  parser.add_argument("--out", default="runs/bench/inference_bench.json")
+  args = parser.parse_args(argv)
+  for key, value in common.CHILD_ENV.items():
+    os.environ.setdefault(key, value)
+  report = {"machine": common.machine()}
+  report.update(measure(args))
+  report["machine"]["load_average_at_end"] = os.getloadavg()
+  rates = report["nodes_per_s"]
+  print(common.describe_machine(report["machine"]))
+  print(common.table([
+      ("measurement", "nodes", "nodes/s"),
+      ("(a) bulk inference, end to end (Beam, load + sample + model + write)",
+       report["num_nodes"], common.fmt(rates["bulk_inference_end_to_end"])),
+      ("(b) bulk inference, steady (sample + model)", report["num_nodes"],
+       common.fmt(rates["bulk_inference_steady"])),
+      ("(c) evaluation pass over pre-sampled examples (read + parse + model)",
+       report["num_examples"], common.fmt(rates["evaluation_pass_presampled"]))]))
+  print(f"(a) / (c): {common.fmt_ratio(report['ratio_bulk_to_evaluation'])}; target "
+        f"(a) >= {TARGET_NODES_PER_S:,.0f} nodes/s: "
+        + ("met" if report["target_met"] else "NOT met"))
+  common.write_json(report, args.out)
+
+
+if __name__ == "__main__":
+  main()
