@@ -195,8 +195,8 @@ LOOPBACK = "127.0.0.1"
 
 def cmd_mlflow_ui(args) -> int:
   """Serves the config's MLflow store (runs, metrics, reports, registered models) with
-  `mlflow server` (loopback unless `--host` says otherwise) until interrupted; for an http(s) tracking URI, that server
-  already is the UI."""
+  `mlflow server` (loopback unless `--host` says otherwise) until interrupted; for an http(s)
+  tracking URI, that server already is the UI."""
   config = _load(args)
   from tfx_gnn.pipelines import mlflow_server  # pylint: disable=g-import-not-at-top
   if args.host not in (LOOPBACK, "localhost", "::1"):

@@ -34,11 +34,12 @@ def check_pipeline_root(config: Config) -> None:
   """The steps run in pods: a path on this machine is nowhere they can write (ValueError)."""
   root = pipeline_root(config)
   if "://" not in root:
+    unset = ("" if config.kubeflow.pipeline_root
+             else " (pipeline.root; kubeflow.pipeline_root unset)")
     raise ValueError(
-        f"kubeflow.pipeline_root: {root!r} is a local path"
-        f"{'' if config.kubeflow.pipeline_root else ' (pipeline.root; kubeflow.pipeline_root is unset)'}"
-        f", but the pipeline's steps run in pods on the cluster: give a URI they can write, "
-        f"e.g. --set kubeflow.pipeline_root=gs://BUCKET/tfx-gnn (or s3://..., minio://...)")
+        f"kubeflow.pipeline_root: {root!r} is a local path{unset}, but the pipeline's steps "
+        f"run in pods on the cluster: give a URI they can write, e.g. "
+        f"--set kubeflow.pipeline_root=gs://BUCKET/tfx-gnn (or s3://..., minio://...)")
 
 
 def output_path(config: Config, output_file: Optional[str], fmt: str = "kfp") -> str:

@@ -13,6 +13,8 @@ from tfx_gnn.pipelines import config as config_lib
 from tfx_gnn.components import lineage
 from tfx_gnn.pipelines import local_runner
 
+pytestmark = pytest.mark.slow  # runs pipelines, trains models or starts servers
+
 HERE = os.path.dirname(__file__)
 TINY = os.path.join(HERE, "configs", "tiny.yaml")
 
@@ -44,7 +46,7 @@ def run(tmp_path_factory):
 
 def test_dynamic_run_trains_without_a_sampled_train_split_and_serves(run):
   import tensorflow as tf
-  import tensorflow_gnn  # pylint: disable=unused-import  (registers GraphTensor ops)
+  import tensorflow_gnn  # noqa: F401  (registers GraphTensor ops)
   from tfx.utils import path_utils
   _, _, summary, outputs = run
   assert set(summary["components"].values()) == {"COMPLETE"}, summary["components"]
@@ -98,7 +100,8 @@ def test_interactive_explorer_samples_what_the_pipeline_samples(run):
   from tfx_gnn import interactive
   _, config, _, outputs = run
   explorer = interactive.SubgraphExplorer.from_config(config)
-  assert os.path.realpath(explorer.graph_dir) == os.path.realpath(outputs["tfx_gnn.components.types.Graph"].uri)
+  assert os.path.realpath(explorer.graph_dir) == os.path.realpath(
+      outputs["tfx_gnn.components.types.Graph"].uri)
   seeds = explorer.seeds("test")
   sub = explorer.sample(seeds, salt="test")  # the SubgraphSampler salts with the split
   files = tf.io.gfile.glob(os.path.join(outputs["Examples"].uri, "Split-test", "*"))

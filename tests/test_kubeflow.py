@@ -3,10 +3,13 @@ import importlib
 import json
 import os
 
+import pytest
 import yaml
 
 from tfx_gnn.pipelines import config as config_lib
 from tfx_gnn.pipelines import kubeflow_runner
+
+pytestmark = pytest.mark.slow  # runs pipelines, trains models or starts servers
 
 TINY = os.path.join(os.path.dirname(__file__), "configs", "tiny.yaml")
 
