@@ -260,10 +260,13 @@ def build_parser() -> argparse.ArgumentParser:
 _restore_stderr = None
 
 
-def main(argv=None) -> int:
+def main(argv=None, configure_output: bool = False) -> int:
+  """Runs one command; `configure_output` (the `tfx-gnn` command): set up what it prints
+  (console.setup: process-wide, so not for callers that run commands in their own process)."""
   global _restore_stderr  # pylint: disable=global-statement
   args = build_parser().parse_args(argv)
-  if args.fn is not cmd_mlflow_ui:  # the server's own log is for its terminal, as it is
+  # mlflow-ui: the server's own log is for its terminal, as it is.
+  if configure_output and args.fn is not cmd_mlflow_ui:
     _restore_stderr = console.setup(verbose=args.verbose, quiet=args.quiet)
   try:
     return args.fn(args)
@@ -297,7 +300,7 @@ def exit_without_teardown(code) -> None:
 def entry_point() -> None:
   """The `tfx-gnn` command."""
   try:
-    code = main()
+    code = main(configure_output=True)
   except SystemExit as e:  # argparse's usage errors and --help
     code = e.code
   except KeyboardInterrupt:

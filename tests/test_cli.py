@@ -29,7 +29,7 @@ def tfx_gnn(*args, cwd=REPO, timeout=300):
 IMPORTS_PROGRAM = """
 import sys
 from tfx_gnn.pipelines import cli
-code = cli.main(sys.argv[1:])
+code = cli.main(sys.argv[1:], configure_output=True)
 heavy = [m for m in ("tensorflow", "tfx.orchestration", "apache_beam", "tensorflow_gnn", "mlflow",
                        "ml_metadata")
          if m in sys.modules]
