@@ -5,8 +5,8 @@ from tfx.types import standard_artifacts  # noqa: F401  (re-exported)
 
 # Two constraints from Kubeflow Pipelines v2 (TFX's KubeflowV2DagRunner and its container
 # entrypoint): a custom type's TYPE_NAME must be `module.Class` and the import path of the
-# class (the entrypoint imports it by that name), and facts about an artifact must be custom
-# properties, not typed PROPERTIES (custom types compile with an empty property schema).
+# class (the entrypoint imports it by that name), and facts about an artifact must be custom properties, not typed PROPERTIES
+# (custom types compile with an empty property schema).
 
 
 class Graph(artifact.Artifact):
@@ -30,10 +30,9 @@ class GraphAnomalies(artifact.Artifact):
 
 
 class Attributions(artifact.Artifact):
-  """Integrated-gradients attributions of a Model on test subgraphs
-  (`tfx_gnn.components.attribution`): Parquet tables per node set, feature and hop,
-  `summary.json`, a self-contained `report.html`; custom properties `num_subgraphs`,
-  `top_feature`, `mlflow_run_id`."""
+  """Integrated-gradients attributions of a Model on test subgraphs (`tfx_gnn.components.attribution`):
+  Parquet tables per node set, feature and hop, `summary.json`, a self-contained
+  `report.html`; custom properties `num_subgraphs`, `top_feature`, `mlflow_run_id`."""
   TYPE_NAME = "tfx_gnn.components.types.Attributions"
 
 

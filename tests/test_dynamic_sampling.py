@@ -100,8 +100,7 @@ def test_interactive_explorer_samples_what_the_pipeline_samples(run):
   from tfx_gnn import interactive
   _, config, _, outputs = run
   explorer = interactive.SubgraphExplorer.from_config(config)
-  assert os.path.realpath(explorer.graph_dir) == os.path.realpath(
-      outputs["tfx_gnn.components.types.Graph"].uri)
+  assert os.path.realpath(explorer.graph_dir) == os.path.realpath(outputs["tfx_gnn.components.types.Graph"].uri)
   seeds = explorer.seeds("test")
   sub = explorer.sample(seeds, salt="test")  # the SubgraphSampler salts with the split
   files = tf.io.gfile.glob(os.path.join(outputs["Examples"].uri, "Split-test", "*"))

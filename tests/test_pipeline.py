@@ -17,8 +17,7 @@ pytestmark = pytest.mark.slow  # runs pipelines, trains models or starts servers
 
 HERE = os.path.dirname(__file__)
 TINY = os.path.join(HERE, "configs", "tiny.yaml")
-EXPECTED_TYPES = {"tfx_gnn.components.types.Graph", "tfx_gnn.components.types.GraphStatistics",
-                  "tfx_gnn.components.types.GraphAnomalies",
+EXPECTED_TYPES = {"tfx_gnn.components.types.Graph", "tfx_gnn.components.types.GraphStatistics", "tfx_gnn.components.types.GraphAnomalies",
                   "Examples", "Model", "ModelRun", "ModelEvaluation", "ModelBlessing",
                   "PushedModel"}
 
