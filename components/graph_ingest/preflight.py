@@ -3,9 +3,12 @@ have the columns it names? (`tfx-gnn check`.) Only headers and schemas are read,
 a moment even for a large graph; ingest reads and validates every row later."""
 from __future__ import annotations
 
-import csv
 import glob
 import os
+
+import pyarrow as pa
+from pyarrow import csv as pcsv
+from pyarrow import parquet as pq
 
 from tfx_gnn.components.graph_ingest import ingest
 from tfx_gnn.components.graph_ingest.config import DataConfig, SplitTable, TablesSource
@@ -14,22 +17,24 @@ from tfx_gnn.components.graph_ingest.config import DataConfig, SplitTable, Table
 def table_columns(path: str) -> list[str]:
   """The column names of a .csv, .csv.gz or .parquet table, from its header or schema only
   (errors: `ingest.IngestError` naming the file)."""
-  fmt = ingest._table_format(path)  # pylint: disable=protected-access
+  lower = path.lower()
+  if not lower.endswith((".csv", ".csv.gz", ".parquet", ".pq")):
+    raise ingest.IngestError(f"{path}: unsupported table format (expected .csv, .csv.gz or "
+                             ".parquet)")
   if not os.path.exists(path):
     raise ingest.IngestError(f"{path}: file not found")
   if os.path.isdir(path):
-    raise ingest.IngestError(f"{path}: is a directory, expected a {fmt} file")
+    raise ingest.IngestError(f"{path}: is a directory, expected a table file")
   try:
-    if fmt == "parquet":
-      from pyarrow import parquet as pq  # pylint: disable=g-import-not-at-top
+    if lower.endswith((".parquet", ".pq")):
       return list(pq.read_schema(path).names)
-    with ingest._open_csv_text(path) as f:  # pylint: disable=protected-access
-      header = next(csv.reader(f), None)
-  except Exception as e:  # pylint: disable=broad-except  (any reader error: name the file)
-    raise ingest.IngestError(f"{path}: cannot read {fmt}: {e}") from None
-  if not header:
-    raise ingest.IngestError(f"{path}: the file is empty (not even a header row)")
-  return header
+    # The first block only (pyarrow decompresses .gz by the name).
+    return list(pcsv.open_csv(path).schema.names)
+  except (pa.ArrowException, OSError, EOFError, UnicodeDecodeError) as e:
+    message = str(e)
+    if "Empty CSV file" in message:
+      message = "the file is empty (not even a header row)"
+    raise ingest.IngestError(f"{path}: cannot read it: {message}") from None
 
 
 def _check_table(path: str, needed: dict[str, str], problems: list[str],
