@@ -8,10 +8,6 @@
   tfx-gnn summary CONFIG [--run RUN_ID]     a run's outcome as JSON
   tfx-gnn verify CONFIG                     check that every LIVE artifact has its files
   tfx-gnn mlflow-ui CONFIG [--host H] [--port P]  the MLflow UI of the config's runs (loopback)
-
-Progress goes to stderr (`--quiet` silences it), the libraries' warnings only with `--verbose`.
-Config errors exit with 2 before anything heavy is imported; routine failures (no runs yet, an
-unknown run, a missing file) with 1 and one message, no traceback.
 """
 from __future__ import annotations
 
@@ -33,6 +29,9 @@ from tfx_gnn.pipelines import config as config_lib
 from tfx_gnn.pipelines import console
 
 
+# Progress goes to stderr (`--quiet` silences it), the libraries' warnings only with `--verbose`
+# (console.py). Config errors exit with 2 before anything heavy is imported; routine failures
+# (no runs yet, an unknown run, a missing file) with 1 and one message, no traceback.
 class CliError(Exception):
   """A routine failure that its message explains: printed without a traceback, exit status 1."""
 

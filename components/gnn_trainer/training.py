@@ -55,6 +55,27 @@ class _History(tf.keras.callbacks.Callback):
       self._on_epoch(epoch, logs)
 
 
+def count_examples(files: Sequence[str]) -> int:
+  return sum(1 for f in files for _ in tf.data.TFRecordDataset(f))
+
+
+def fits_in_cache(files: Sequence[str], cfg: TrainerConfig) -> bool:
+  """Whether a split's serialized examples are kept in memory across epochs
+  (`trainer.cache_examples_mb`: the most its files may total)."""
+  return sum(tf.io.gfile.stat(f).length for f in files) <= cfg.cache_examples_mb * 2**20
+
+
+def learning_rate(cfg: TrainerConfig, steps_per_epoch: int):
+  """The configured schedule, stepped per batch."""
+  if cfg.learning_rate_schedule == "cosine":
+    return tf.keras.optimizers.schedules.CosineDecay(
+        cfg.learning_rate, decay_steps=max(1, cfg.epochs * steps_per_epoch))
+  if cfg.learning_rate_schedule == "exponential":
+    return tf.keras.optimizers.schedules.ExponentialDecay(
+        cfg.learning_rate, decay_steps=steps_per_epoch, decay_rate=cfg.decay_rate)
+  return cfg.learning_rate
+
+
 class EpochProgress(tf.keras.callbacks.Callback):
   """One log line per epoch: its metrics, its time and the time left (`tfx-gnn run` shows it
   on stderr)."""
@@ -80,27 +101,6 @@ class EpochProgress(tf.keras.callbacks.Callback):
 def _duration(seconds: float) -> str:
   minutes, seconds = divmod(int(round(seconds)), 60)
   return f"{minutes} min {seconds} s" if minutes else f"{seconds} s"
-
-
-def count_examples(files: Sequence[str]) -> int:
-  return sum(1 for f in files for _ in tf.data.TFRecordDataset(f))
-
-
-def fits_in_cache(files: Sequence[str], cfg: TrainerConfig) -> bool:
-  """Whether a split's serialized examples are kept in memory across epochs
-  (`trainer.cache_examples_mb`: the most its files may total)."""
-  return sum(tf.io.gfile.stat(f).length for f in files) <= cfg.cache_examples_mb * 2**20
-
-
-def learning_rate(cfg: TrainerConfig, steps_per_epoch: int):
-  """The configured schedule, stepped per batch."""
-  if cfg.learning_rate_schedule == "cosine":
-    return tf.keras.optimizers.schedules.CosineDecay(
-        cfg.learning_rate, decay_steps=max(1, cfg.epochs * steps_per_epoch))
-  if cfg.learning_rate_schedule == "exponential":
-    return tf.keras.optimizers.schedules.ExponentialDecay(
-        cfg.learning_rate, decay_steps=steps_per_epoch, decay_rate=cfg.decay_rate)
-  return cfg.learning_rate
 
 
 def make_strategy(cfg: TrainerConfig) -> tf.distribute.Strategy:

@@ -178,8 +178,7 @@ def render_html(data: RunData, figures: Optional[dict[str, bytes]] = None) -> st
               {"item": "pipeline run", "value": data.pipeline_run_id}]
   if data.evaluation:
     ev = data.evaluation
-    overview.append({"item": f"test {ev['metric']}",
-                     "value": f"{ev['candidate'][ev['metric']]:.4f}"})
+    overview.append({"item": f"test {ev['metric']}", "value": f"{ev['candidate'][ev['metric']]:.4f}"})
   overview.append({"item": "blessed", "value": {None: "unknown", True: "yes",
                                                 False: "no"}[data.blessed]})
   if data.pushed:
