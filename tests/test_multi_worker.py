@@ -85,8 +85,7 @@ def test_worker_arguments_round_trip_through_json():
   kwargs = {"train_files": ["a", "b"], "eval_files": [], "subgraph_schema": schema,
             "label": graph_io.Label("paper", "label", 4), "backup_dir": None,
             "trainer_cfg": config_lib.TrainerConfig(epochs=3, strategy="multi_worker_mirrored"),
-            "model_cfg": config_lib.ModelConfig(template="gcn"),
-            "task_cfg": config_lib.TaskConfig()}
+            "model_cfg": config_lib.ModelConfig(template="gcn"), "task_cfg": config_lib.TaskConfig()}
   encoded = json.loads(json.dumps({k: distributed.encode(v) for k, v in kwargs.items()}))
   assert {k: distributed.decode(v) for k, v in encoded.items()} == kwargs
   with pytest.raises(TypeError, match="cannot pass a function"):
