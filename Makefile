@@ -1,19 +1,22 @@
 # The two commands of the README: `make demo` and `make test`. Both install what is missing
 # (uv itself included) from pyproject.toml + uv.lock; a fresh machine needs python3, git, make.
+# The inner loop: `make test-fast` (no pipeline runs, training or servers), `make lint`, and
+# `make docs` (the site under site/).
 PYTHON ?= python3
 UV_VERSION := 0.13.9
 UV := .tools/bin/uv
 VENV := .venv
-# TF-GNN needs Keras 2, in every process (the CLI and the package set it too).
-export TF_USE_LEGACY_KERAS := 1
-# TFX and Beam reach for cloud metadata servers otherwise; this machine has no network.
+# The environment TensorFlow needs is set by tfx_gnn/__init__.py, in every Python process.
+# These two are this offline machine's, not the library's: they keep google-auth from probing
+# for a GCE metadata server (and would turn off Google Cloud credentials where there is one).
 export NO_GCE_CHECK := true
 export GCE_METADATA_HOST := 127.0.0.1:1
 
 CONFIG ?= pipelines/configs/demo.yaml
 PYTEST_ARGS ?=
 
-.PHONY: install demo test run clean bench browser mlflow-ui
+.PHONY: install demo test test-fast lint docs docs-serve config-reference run clean bench \
+        browser mlflow-ui
 
 $(UV):
 	$(PYTHON) -m pip install --quiet --disable-pip-version-check --target .tools uv==$(UV_VERSION)
@@ -37,8 +40,28 @@ browser:
 	  apt-get update && apt-get install -y --no-install-recommends chromium chromium-driver; \
 	fi
 
-test: install browser
+# Everything, as CI runs it (.ci/run): the lint, then every test (tests/test_docs.py builds the
+# docs site with --strict and checks the generated configuration reference).
+test: install browser lint
 	$(VENV)/bin/pytest $(PYTEST_ARGS)
+
+# Unit and small tests only (about 2 minutes): no pipeline runs, no training, no servers.
+test-fast: install
+	$(VENV)/bin/pytest -m "not slow" $(PYTEST_ARGS)
+
+lint: install
+	$(VENV)/bin/ruff check .
+
+# The docs site (MkDocs, Material theme) into site/; `make docs-serve` previews it on 127.0.0.1.
+# docs/configuration.md is generated from the config models: `make config-reference` rewrites it.
+docs: install
+	$(VENV)/bin/mkdocs build --strict
+
+docs-serve: install
+	$(VENV)/bin/mkdocs serve --dev-addr 127.0.0.1:8000
+
+config-reference: install
+	$(VENV)/bin/python -m tfx_gnn.pipelines.config_reference docs/configuration.md
 
 # Benchmarks (benchmarks/*_bench.py), each a table and runs/bench/<name>_bench.json:
 #   sampler   the fast sampler vs TF-GNN's samplers
@@ -60,4 +83,4 @@ mlflow-ui: install  ## the MLflow UI of a config's tracking store, on 127.0.0.1 
 	$(VENV)/bin/tfx-gnn mlflow-ui $(CONFIG) $(if $(PORT),--port $(PORT))
 
 clean:
-	rm -rf runs .pytest_cache
+	rm -rf runs .pytest_cache site

@@ -104,7 +104,8 @@ def main(argv=None) -> int:
                       "accuracy": round(accs[-1], 2)}), flush=True)
   print(json.dumps({"config": args.config, "set": args.set, "split": args.split,
                     "raw_features": round(100 * raw["accuracy"], 2),
-                    "dgi_embeddings": f"{np.mean(accs):.2f} ± {np.std(accs):.2f}"}, ensure_ascii=False), flush=True)
+                    "dgi_embeddings": f"{np.mean(accs):.2f} ± {np.std(accs):.2f}"},
+                   ensure_ascii=False), flush=True)
   return 0
 
 

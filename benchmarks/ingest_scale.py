@@ -2,9 +2,10 @@
 
   PYTHONPATH=. .venv/bin/python benchmarks/ingest_scale.py 736389 /tmp/ingest_scale
 
-Generates the tables (`tfx_gnn.components.graph_ingest.synthetic.generate_tables`, 349 classes, 128-d features),
-reads them (`ingest.tables_to_graph`) and writes the unigraph (`graph_io.write_graph`) under
-the given directory, as GraphIngest does, printing each phase's CPU seconds.
+Generates the tables (`tfx_gnn.components.graph_ingest.synthetic.generate_tables`, 349
+classes, 128-d features), reads them (`ingest.tables_to_graph`) and writes the unigraph
+(`graph_io.write_graph`) under the given directory, as GraphIngest does, printing each
+phase's CPU seconds.
 """
 import resource
 import sys

@@ -4,8 +4,8 @@ on TF-GNN's Beam sampler's (`sampling.engine: tfgnn_beam`), same graph, spec and
   make bench BENCH=parity                         # 1,000 papers, 3 seeds per engine
   .venv/bin/python -m benchmarks.parity_bench --papers 2000 --seeds 5
 
-One child process per engine, both at once. For each seed i it samples the graph's train, eval and test
-splits on Beam (FnApiRunner, one worker) as the SubgraphSampler executor does (the fast
+One child process per engine, both at once. For each seed i it samples the graph's train, eval
+and test splits on Beam (FnApiRunner, one worker) as the SubgraphSampler executor does (the fast
 engine with `sampling.seed` i; TF-GNN's sampler has no seed: each run draws anew), trains with
 `components.gnn_trainer.training.train` (the config's model, task and trainer sections,
 `trainer.seed` i) and scores the test split with the evaluator's own functions. The table

@@ -241,7 +241,8 @@ def summarize(report: dict) -> None:
   fx = lambda x: "n/a" if x is None else f(x) + "x"
   params, counts, m = report["params"], report["graph"]["counts"], report["machine"]
   print(f"\ngraph: {params['papers']:,} papers, nodes {counts['node_sets']}, edges "
-        f"{sum(counts['edge_sets'].values()):,}; fanouts {params['fanouts']}, hops {params['hops']}")
+        f"{sum(counts['edge_sets'].values()):,}; fanouts {params['fanouts']}, "
+        f"hops {params['hops']}")
   print(common.describe_machine(m) + "\n")
   rows = [("(a) Beam, FnApiRunner 1 worker", "seeds", "end-to-end /s", "per CPU s",
            "marginal /s", "marginal per CPU s", "fixed cost s", "peak RSS MB")]

@@ -1,7 +1,7 @@
 """tfx-gnn's own artifact types. Everything else uses TFX's standard types (`Examples`,
 `Model`, `ModelRun`, `ModelEvaluation`, `ModelBlessing`, `PushedModel`)."""
 from tfx.types import artifact
-from tfx.types import standard_artifacts  # pylint: disable=unused-import  (re-exported)
+from tfx.types import standard_artifacts  # noqa: F401  (re-exported)
 
 # Two constraints from Kubeflow Pipelines v2 (TFX's KubeflowV2DagRunner and its container
 # entrypoint): a custom type's TYPE_NAME must be `module.Class` with one dot (the compiler's

@@ -63,8 +63,11 @@ class PipelineConfig(Strict):
 class KubeflowConfig(Strict):
   """`tfx-gnn compile`: a Kubeflow Pipelines v2 pipeline file from the same DAG."""
   image: str = "tfx-gnn:latest"  # the container image every step runs in
-  pipeline_root: Optional[str] = None  # e.g. gs://bucket/tfx-gnn or s3://...; default: root
-  output_file: str = "pipeline.json"
+  # Where the steps write (a URI the cluster's pods can write: gs://bucket/tfx-gnn, s3://...);
+  # `tfx-gnn compile` refuses a local path. Default: pipeline.root.
+  pipeline_root: Optional[str] = None
+  # Default: pipeline.yaml (`--format kfp`), pipeline.json (`--format vertex`).
+  output_file: Optional[str] = None
 
 
 class Config(Strict):

@@ -3,7 +3,9 @@ Metadata, a local MLflow store, Beam in-process) and summarizes the run from ML 
 from __future__ import annotations
 
 import datetime
+import logging
 import os
+import time
 
 from tfx.dsl.compiler import compiler, constants
 from tfx.dsl.components.base import base_component
@@ -14,6 +16,35 @@ from tfx_gnn.components import secrets, tracking
 from tfx_gnn.components import lineage
 from tfx_gnn.pipelines.config import Config
 from tfx_gnn.pipelines.pipeline import create_pipeline
+
+_progress = logging.getLogger(__name__)
+
+
+class _ComponentProgress(logging.Handler):
+  """One line as each component starts, and one as it ends (with its time, or `cached`), from
+  the LocalDagRunner's own log records (absl, INFO: the CLI enables them)."""
+
+  def __init__(self, node_ids: list[str]):
+    super().__init__(logging.INFO)
+    self._position = {node: i + 1 for i, node in enumerate(node_ids)}
+    self._started: dict[str, float] = {}
+    self._cached = False
+    self._current = None
+
+  def _label(self, node: str) -> str:
+    return f"[{self._position.get(node, '?')}/{len(self._position)}] {node}"
+
+  def emit(self, record):
+    if record.msg == "Component %s is running.":
+      self._current, self._cached = record.args[0], False
+      self._started[self._current] = time.monotonic()
+      _progress.info("%s ...", self._label(self._current))
+    elif record.msg == "A cached execution %d is used.":
+      self._cached = True
+    elif record.msg == "Component %s is finished." and record.args[0] in self._started:
+      node = record.args[0]
+      _progress.info("%s %s", self._label(node), "cached" if self._cached else
+                     f"done in {time.monotonic() - self._started[node]:.1f} s")
 
 
 def run(config: Config) -> dict:
@@ -41,7 +72,13 @@ def run(config: Config) -> dict:
   ir = compiler.Compiler().compile(pipeline)
   runtime_parameter_utils.substitute_runtime_parameter(
       ir, {constants.PIPELINE_RUN_ID_PARAMETER_NAME: run_id})
-  local_dag_runner.LocalDagRunner().run_with_ir(ir)
+  progress = _ComponentProgress([n.pipeline_node.node_info.id for n in ir.nodes])
+  absl_logger = logging.getLogger("absl")
+  absl_logger.addHandler(progress)
+  try:
+    local_dag_runner.LocalDagRunner().run_with_ir(ir)
+  finally:
+    absl_logger.removeHandler(progress)
   return lineage.summarize(lineage.open_store(config.metadata_path), run_id)
 
 

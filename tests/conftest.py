@@ -5,6 +5,8 @@ import os
 
 import pytest
 
+import tfx_gnn  # noqa: F401  (first: sets the environment TensorFlow needs, for every test)
+
 HERE = os.path.dirname(__file__)
 TINY = os.path.join(HERE, "configs", "tiny.yaml")
 

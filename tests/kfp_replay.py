@@ -105,10 +105,9 @@ def _run_container(command: list[str], args: list[str]) -> None:
 def replay(pipeline_file: str, store: ReplayStore) -> dict[str, dict]:
   """Runs every task of the compiled pipeline; returns each task's record:
   {"state": "COMPLETE" | "CACHED" | "RESOLVED", "outputs": {key: artifact}}."""
-  with open(pipeline_file) as f:
-    job = json.load(f)
-  spec = job["pipelineSpec"]
-  root = job["runtimeConfig"]["gcsOutputDirectory"]
+  from tfx_gnn.pipelines import kubeflow_runner  # pylint: disable=g-import-not-at-top
+  spec = kubeflow_runner.read_pipeline_file(pipeline_file)  # either format
+  root = spec["defaultPipelineRoot"]
   tasks = spec["root"]["dag"]["tasks"]
   run_dir = os.path.join(root, "replay", uuid.uuid4().hex[:8])
   published: dict[tuple[str, str], dict] = {}

@@ -11,6 +11,8 @@ import pytest
 from tfx_gnn.components.attribution import attribution
 from tfx_gnn.components.attribution.attribution import UNREACHED, SubgraphAttribution
 
+pytestmark = pytest.mark.slow  # runs pipelines, trains models or starts servers
+
 
 def _edges(**sets):
   return {name: (src, tgt, np.array(s), np.array(t)) for name, (src, tgt, s, t) in sets.items()}

@@ -8,6 +8,8 @@ from tfx_gnn.pipelines import config as config_lib
 from tfx_gnn.components import lineage
 from tfx_gnn.pipelines import local_runner
 
+pytestmark = pytest.mark.slow  # runs pipelines, trains models or starts servers
+
 PAPERS = "id,label,features\n" + "".join(
     f"p{i},{i % 2},{i % 3} {i % 5} 1\n" for i in range(12))
 AUTHORS = "id\n" + "".join(f"a{i}\n" for i in range(4))
@@ -228,7 +230,8 @@ def test_model_directory_that_is_not_a_saved_model(tmp_path):
   empty = tmp_path / "Format-Serving"
   empty.mkdir()
   with pytest.raises(Exception) as info:
-    evaluation.predict(str(empty), [], subgraph_schema=None, label=graph_io.Label("paper", "label", 2))
+    evaluation.predict(str(empty), [], subgraph_schema=None,
+                       label=graph_io.Label("paper", "label", 2))
   message = str(info.value)
   assert str(empty) in message and "not a SavedModel" in message, message
 

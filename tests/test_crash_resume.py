@@ -19,6 +19,8 @@ import pytest
 import reliability_support as support
 from tfx_gnn.components import lineage
 
+pytestmark = pytest.mark.slow  # runs pipelines, trains models or starts servers
+
 PASSWORD = "pa55-w0rd-xyz"
 TOKEN = "tok-0123456789abcdef"
 EPOCHS = 12
@@ -135,7 +137,8 @@ def test_no_live_artifact_is_incomplete(crash_runs):
   for record in killed:
     assert not {ref.uri for ref in record.outputs} & live_uris
   # `tfx-gnn verify` says the same.
-  out = subprocess.run([sys.executable, "-m", "tfx_gnn.pipelines.cli", "verify", str(root / "config.yaml")],
+  out = subprocess.run([sys.executable, "-m", "tfx_gnn.pipelines.cli", "verify",
+                        str(root / "config.yaml")],
                        cwd=support.REPO, capture_output=True, text=True, check=False)
   assert out.returncode == 0 and "0 problem(s)" in out.stdout, out.stdout + out.stderr
 

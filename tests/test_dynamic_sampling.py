@@ -13,6 +13,8 @@ from tfx_gnn.pipelines import config as config_lib
 from tfx_gnn.components import lineage
 from tfx_gnn.pipelines import local_runner
 
+pytestmark = pytest.mark.slow  # runs pipelines, trains models or starts servers
+
 HERE = os.path.dirname(__file__)
 TINY = os.path.join(HERE, "configs", "tiny.yaml")
 
@@ -44,7 +46,7 @@ def run(tmp_path_factory):
 
 def test_dynamic_run_trains_without_a_sampled_train_split_and_serves(run):
   import tensorflow as tf
-  import tensorflow_gnn  # pylint: disable=unused-import  (registers GraphTensor ops)
+  import tensorflow_gnn  # noqa: F401  (registers GraphTensor ops)
   from tfx.utils import path_utils
   _, _, summary, outputs = run
   assert set(summary["components"].values()) == {"COMPLETE"}, summary["components"]

@@ -18,6 +18,8 @@ import pytest
 
 from tfx_gnn.components import graph_io
 
+pytestmark = pytest.mark.slow  # runs pipelines, trains models or starts servers
+
 FANOUTS = {"cites": 3, "cited_by": 3, "written": 2, "writes": 2}
 
 

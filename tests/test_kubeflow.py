@@ -3,8 +3,13 @@ import importlib
 import json
 import os
 
+import pytest
+import yaml
+
 from tfx_gnn.pipelines import config as config_lib
 from tfx_gnn.pipelines import kubeflow_runner
+
+pytestmark = pytest.mark.slow  # runs pipelines, trains models or starts servers
 
 TINY = os.path.join(os.path.dirname(__file__), "configs", "tiny.yaml")
 
@@ -13,7 +18,7 @@ def test_compiled_pipeline_loads_into_kfp_protos_with_the_whole_dag(tmp_path):
   config = config_lib.load_config(TINY, {
       "pipeline": {"root": str(tmp_path / "run")},
       "kubeflow": {"image": "registry.example/tfx-gnn:1", "pipeline_root": "gs://bucket/root"}})
-  path = kubeflow_runner.compile_pipeline(config, str(tmp_path / "pipeline.json"))
+  path = kubeflow_runner.compile_pipeline(config, str(tmp_path / "pipeline.yaml"))
   spec = kubeflow_runner.load_pipeline_spec(path)
   tasks = spec.root.dag.tasks
   assert {"GraphIngest", "GraphValidator", "SubgraphSampler", "GnnTrainer", "GnnEvaluator",
@@ -40,10 +45,12 @@ def test_compiled_pipeline_loads_into_kfp_protos_with_the_whole_dag(tmp_path):
   assert producer("GnnBulkInferrer", "pushed_model") == "Pusher"
   assert producer("Pusher", "examples") == "SubgraphSampler"
 
-  job = json.load(open(path))
-  assert job["runtimeConfig"]["gcsOutputDirectory"] == "gs://bucket/root/pipeline"
+  # The bare spec that the KFP client uploads as it is, the pipeline root as its default.
+  bare = yaml.safe_load(open(path))
+  assert "pipelineSpec" not in bare and bare["pipelineInfo"]["name"] == config.pipeline.name
+  assert bare["defaultPipelineRoot"] == "gs://bucket/root/pipeline"
   # Pushed models go under the cluster's root too, not a path of the compiling machine.
-  push = json.loads(job["pipelineSpec"]["root"]["dag"]["tasks"]["Pusher"]["inputs"][
+  push = json.loads(bare["root"]["dag"]["tasks"]["Pusher"]["inputs"][
       "parameters"]["push_destination"]["runtimeValue"]["constantValue"]["stringValue"])
   assert push["filesystem"]["base_directory"] == "gs://bucket/root/serving"
   executors = spec.deployment_spec["executors"]
@@ -68,7 +75,9 @@ def test_replayed_pipeline_file_pushes_a_model_and_resolves_its_baseline(tmp_pat
   config = config_lib.load_config(TINY, {
       "pipeline": {"root": str(tmp_path / "root")},
       "push": {"destination": str(tmp_path / "serving")}})
-  path = kubeflow_runner.compile_pipeline(config, str(tmp_path / "pipeline.json"))
+  # Replayed on this machine: a local pipeline root is real here (`tfx-gnn compile` refuses it).
+  path = kubeflow_runner.compile_pipeline(config, str(tmp_path / "pipeline.yaml"),
+                                          local_root_ok=True)
   store = kfp_replay.ReplayStore()
 
   first = kfp_replay.replay(path, store)

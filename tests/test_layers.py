@@ -92,8 +92,8 @@ def test_the_wheel_has_one_top_level_package(tmp_path):
             "print(b.build_wheel(sys.argv[1]))")
   build_dir = tmp_path / "src"
   # Build from a copy of the tracked sources, so build/ and egg-info never land in the repo.
-  files = subprocess.run(["git", "ls-files", "--cached", "--others", "--exclude-standard"], cwd=ROOT, check=True, capture_output=True,
-                         text=True).stdout.split()
+  files = subprocess.run(["git", "ls-files", "--cached", "--others", "--exclude-standard"],
+                         cwd=ROOT, check=True, capture_output=True, text=True).stdout.split()
   for name in files:
     source = ROOT / name
     if source.is_file():

@@ -10,6 +10,8 @@ import re
 
 import pytest
 
+pytestmark = pytest.mark.slow  # runs pipelines, trains models or starts servers
+
 CHROMIUM = "/usr/bin/chromium"
 FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
          "--disable-component-update", "--disable-sync", "--no-first-run"]

@@ -14,6 +14,8 @@ os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 from tfx_gnn.components.gnn_trainer import config as trainer_config  # pylint: disable=wrong-import-position
 from tfx_gnn.pipelines import config as config_lib  # pylint: disable=wrong-import-position
 
+pytestmark = pytest.mark.slow  # runs pipelines, trains models or starts servers
+
 
 def test_num_workers_needs_the_multi_worker_strategy_and_divides_the_batch():
   with pytest.raises(Exception, match="num_workers 2 needs strategy 'multi_worker_mirrored'"):

@@ -2,6 +2,10 @@
 kernel) and shows what it promises: summaries as tables and a drawing."""
 import os
 
+import pytest
+
+pytestmark = pytest.mark.slow  # runs pipelines, trains models or starts servers
+
 HERE = os.path.dirname(__file__)
 NOTEBOOK = os.path.join(os.path.dirname(HERE), "notebooks", "explore_subgraphs.ipynb")
 

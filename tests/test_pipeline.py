@@ -13,6 +13,8 @@ from tfx_gnn.pipelines import config as config_lib
 from tfx_gnn.components import lineage
 from tfx_gnn.pipelines import local_runner
 
+pytestmark = pytest.mark.slow  # runs pipelines, trains models or starts servers
+
 HERE = os.path.dirname(__file__)
 TINY = os.path.join(HERE, "configs", "tiny.yaml")
 EXPECTED_TYPES = {"tfx_gnn.Graph", "tfx_gnn.GraphStatistics", "tfx_gnn.GraphAnomalies",
@@ -48,7 +50,7 @@ def test_first_run_completes_and_pushes(two_runs):
 
 def test_pushed_model_serves_serialized_subgraphs(two_runs):
   import tensorflow as tf
-  import tensorflow_gnn  # pylint: disable=unused-import  (registers GraphTensor ops)
+  import tensorflow_gnn  # noqa: F401  (registers GraphTensor ops)
   _, summary, _ = two_runs
   store = lineage.open_store(two_runs[0].metadata_path)
   examples = [ref for r in lineage.executions(store, summary["run_id"]) for ref in r.outputs

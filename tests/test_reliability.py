@@ -12,6 +12,8 @@ from tfx_gnn.components.graph_ingest import ingest
 from tfx_gnn.components.pusher import executor as pusher_executor
 from tfx_gnn.pipelines import config as config_lib
 
+pytestmark = pytest.mark.slow  # runs pipelines, trains models or starts servers
+
 
 @pytest.fixture(scope="module")
 def saved_model(tmp_path_factory):

@@ -5,8 +5,12 @@ import glob
 import json
 import os
 
+import pytest
+
 from tfx_gnn.components import graph_io
 from tfx_gnn.components.run_report import report
+
+pytestmark = pytest.mark.slow  # runs pipelines, trains models or starts servers
 
 PIPELINE_COMPONENTS = {"GraphIngest", "GraphValidator", "SubgraphSampler", "GnnTrainer",
                        "GnnEvaluator", "Pusher", "Attribution", "RunReport"}

@@ -16,6 +16,8 @@ from tfx_gnn.components import config_base
 from tfx_gnn.pipelines import config as config_lib
 from tfx_gnn.pipelines import local_runner
 
+pytestmark = pytest.mark.slow  # runs pipelines, trains models or starts servers
+
 HERE = os.path.dirname(__file__)
 TINY = os.path.join(HERE, "configs", "tiny.yaml")
 
@@ -43,7 +45,7 @@ def _test_examples(root, count=3):
 
 def _serve(summary, examples):
   import tensorflow as tf
-  import tensorflow_gnn  # pylint: disable=unused-import  (registers GraphTensor ops)
+  import tensorflow_gnn  # noqa: F401  (registers GraphTensor ops)
   from tfx.utils import path_utils
   model = tf.saved_model.load(path_utils.serving_model_path(summary["model_uri"]))
   return model, model.signatures["serving_default"](examples=tf.constant(examples))["logits"]

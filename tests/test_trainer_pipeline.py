@@ -17,6 +17,8 @@ from tfx_gnn.components import config_base
 from tfx_gnn.pipelines import config as config_lib
 from tfx_gnn.pipelines import local_runner
 
+pytestmark = pytest.mark.slow  # runs pipelines, trains models or starts servers
+
 HERE = os.path.dirname(__file__)
 TINY = os.path.join(HERE, "configs", "tiny.yaml")
 TEMPLATES = {
@@ -66,7 +68,7 @@ def zoo_config(root, model: dict, task: dict | None = None, evaluation: dict | N
 
 def _serve(root, summary, count=3):
   import tensorflow as tf
-  import tensorflow_gnn  # pylint: disable=unused-import  (registers GraphTensor ops)
+  import tensorflow_gnn  # noqa: F401  (registers GraphTensor ops)
   from tfx.utils import path_utils
   model_dir = path_utils.serving_model_path(summary["model_uri"])
   files = glob.glob(os.path.join(root, "pipeline", "SubgraphSampler", "examples", "*",

@@ -10,9 +10,18 @@ package).
 """
 import os
 
-# TF-GNN needs Keras 2: set before TensorFlow is first imported, in every process that
-# imports anything of tfx-gnn (the one place this is set in Python).
-os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
+# The environment every tfx-gnn process needs, set here before TensorFlow is first imported:
+# the one place (the CLI, executors, training workers, tests and benchmarks import tfx_gnn
+# first, and child processes inherit it). A value already in the environment wins.
+# The container image sets the same in its ENV (k8s/Dockerfile), because TFX's container
+# entrypoint imports TensorFlow before any tfx_gnn module. `tfx-gnn` itself quiets the C++
+# logs further unless --verbose (pipelines/console.py).
+ENVIRONMENT = {
+    "TF_USE_LEGACY_KERAS": "1",  # TF-GNN needs Keras 2
+    "TF_CPP_MIN_LOG_LEVEL": "1",  # TensorFlow's C++ INFO lines
+}
+for _name, _value in ENVIRONMENT.items():
+  os.environ.setdefault(_name, _value)
 
 _COMPONENTS = {
     "GraphIngest": "tfx_gnn.components.graph_ingest.component",

@@ -26,10 +26,8 @@ from typing import Iterable, Optional, Union
 import numpy as np
 import pandas as pd
 
-# TF-GNN needs Keras 2; this must be set before TensorFlow is first imported.
-os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
-
-from tfx_gnn.components import graph_io  # noqa: E402  pylint: disable=wrong-import-position
+# (tfx_gnn/__init__.py has set the environment TF-GNN needs before this module runs.)
+from tfx_gnn.components import graph_io
 
 
 @dataclasses.dataclass

@@ -24,8 +24,9 @@ def run_attribution(model_dir: str, examples_uri: str, split_file_list, graph_ur
   if label is None:
     raise ValueError(f"graph {graph_uri} has no label: nothing to attribute predictions to")
   subgraphs = attribution.attribute(
-      model_dir, split_file_list, graph_io.read_schema_file(graph_io.subgraph_schema_path(examples_uri)),
-      label, steps=ig.steps, num_subgraphs=config.num_subgraphs, batch_size=config.batch_size,
+      model_dir, split_file_list,
+      graph_io.read_schema_file(graph_io.subgraph_schema_path(examples_uri)), label,
+      steps=ig.steps, num_subgraphs=config.num_subgraphs, batch_size=config.batch_size,
       hop_edges=config.hop_edges)
   summary = attribution.summarize(subgraphs)
   settings = {"split": SPLIT, "steps": ig.steps,

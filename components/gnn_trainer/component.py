@@ -6,9 +6,9 @@ Batch mode (default): the train split of `examples`. Dynamic mode (`sampling_con
 
 Outputs a `Model` (`Format-Serving/`: a SavedModel whose `serving_default` takes serialized
 GraphTensor tf.Examples and returns `logits`, or `embeddings` for task dgi, whose Model also
-holds `embeddings.parquet`: the root embedding of every sampled subgraph, per split) and a `ModelRun` (checkpoints and TensorBoard
-summaries). Parameters, per-epoch metrics and the model are logged to MLflow; the run id is
-the Model's `mlflow_run_id` custom property.
+holds `embeddings.parquet`: the root embedding of every sampled subgraph, per split) and a
+`ModelRun` (checkpoints and TensorBoard summaries). Parameters, per-epoch metrics and the
+model are logged to MLflow; the run id is the Model's `mlflow_run_id` custom property.
 
 Each `*_config` argument is its config section: the pydantic model (e.g. `GATv2Options(...)`
 for `model_config`), a dict or a JSON string, validated here and passed to the executor as

@@ -112,7 +112,8 @@ def _configs() -> dict:
 
 def encode(value: Any) -> Any:
   """`training.train`'s keyword arguments as JSON: plain values, pydantic configs of
-  the trainer's and the sampler's config sections, protocol buffers (as text) and the dataclasses listed above."""
+  the trainer's and the sampler's config sections, protocol buffers (as text) and the
+  dataclasses listed above."""
   if value is None or isinstance(value, (str, bool, int, float)):
     return value
   if isinstance(value, (list, tuple)):
@@ -150,7 +151,7 @@ def decode(value: Any) -> Any:
     return cls(**{k: decode(v) for k, v in value["fields"].items()})
   if "proto" in value:
     from google.protobuf import descriptor_pool, message_factory, text_format  # pylint: disable=g-import-not-at-top
-    import tensorflow_gnn  # pylint: disable=g-import-not-at-top,unused-import  (its protos)
+    import tensorflow_gnn  # noqa: F401  (its protos)
     cls = message_factory.GetMessageClass(
         descriptor_pool.Default().FindMessageTypeByName(value["proto"]))
     return text_format.Parse(value["text"], cls())
@@ -372,8 +373,8 @@ def worker_main(spec_path: str) -> int:
 if __name__ == "__main__":
   _die_with_launcher()
   if len(sys.argv) != 2:
-    sys.exit(f"usage: python -m tfx_gnn.components.gnn_trainer.distributed SPEC.json  (TF_CONFIG in "
-             "the environment)")
+    sys.exit("usage: python -m tfx_gnn.components.gnn_trainer.distributed SPEC.json  "
+             "(TF_CONFIG in the environment)")
   # The module's own copy, not __main__'s (training.py imports it too).
   from tfx_gnn.components.gnn_trainer import distributed as _module  # pylint: disable=g-import-not-at-top
   sys.exit(_module.worker_main(sys.argv[1]))

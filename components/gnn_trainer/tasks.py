@@ -164,7 +164,8 @@ def _graph_task(cfg: TaskConfig, label: Optional[graph_io.Label],
     raise TaskError(f"task.type: {cfg.type} needs a labelled node set (one node per graph)")
   node_sets = _member_node_sets(gtspec)
   context = gtspec.context_spec.features_spec
-  feature = (cfg.target_feature or label.feature) if cfg.type == "graph_regression" else label.feature
+  feature = ((cfg.target_feature or label.feature) if cfg.type == "graph_regression"
+             else label.feature)
   if feature not in context:
     raise TaskError(f"task.type: {cfg.type} reads graph feature {feature!r}; the graphs "
                     f"have {sorted(context)} (features of node set {label.node_set!r})")

@@ -13,10 +13,12 @@ import math
 import os
 import sys
 import tempfile
+import time
 from typing import Callable, Optional, Sequence
 
 import tensorflow as tf
 import tensorflow_gnn as tfgnn
+from absl import logging
 from tensorflow_gnn import runner
 
 from tfx_gnn.components import graph_io
@@ -93,6 +95,33 @@ def learning_rate(cfg: TrainerConfig, steps_per_epoch: int):
   return cfg.learning_rate
 
 
+class EpochProgress(tf.keras.callbacks.Callback):
+  """One log line per epoch: its metrics, its time and the time left (`tfx-gnn run` shows it
+  on stderr)."""
+
+  def on_train_begin(self, logs=None):
+    self._durations: list[float] = []
+
+  def on_epoch_begin(self, epoch, logs=None):
+    self._start = time.monotonic()
+
+  def on_epoch_end(self, epoch, logs=None):
+    self._durations.append(time.monotonic() - self._start)
+    total = self.params.get("epochs") or epoch + 1
+    left = (total - epoch - 1) * sum(self._durations) / len(self._durations)
+    logs = {k: float(v) for k, v in (logs or {}).items()}
+    # A metric equal to its loss (the task's cross-entropy) says nothing new.
+    metrics = ", ".join(f"{k} {v:.4g}" for k, v in logs.items() if k.endswith("loss") or
+                        v != logs.get(("val_" if k.startswith("val_") else "") + "loss"))
+    logging.info("GnnTrainer: epoch %d/%d: %s (%.1f s%s)", epoch + 1, total, metrics,
+                 self._durations[-1], f"; about {_duration(left)} left" if left >= 1 else "")
+
+
+def _duration(seconds: float) -> str:
+  minutes, seconds = divmod(int(round(seconds)), 60)
+  return f"{minutes} min {seconds} s" if minutes else f"{seconds} s"
+
+
 def make_strategy(cfg: TrainerConfig) -> tf.distribute.Strategy:
   """The configured tf.distribute strategy (cluster-based ones read TF_CONFIG)."""
   if cfg.strategy == "mirrored":
@@ -164,7 +193,7 @@ def train(*, train_files: Sequence[str], eval_files: Sequence[str],
   task_cfg = task_cfg or RootNodeMulticlassOptions()
   task_set = tasks.make_tasks(task_cfg, label, trainer_cfg.seed, gtspec)
   history = _History(on_epoch)
-  callbacks = [history]
+  callbacks = [history, EpochProgress()]
   if trainer_cfg.early_stopping_patience and eval_files:
     callbacks.append(tf.keras.callbacks.EarlyStopping(
         monitor=f"val_{trainer_cfg.early_stopping_metric}",

@@ -2,6 +2,7 @@
 import json
 import os
 
+from absl import logging
 from google.protobuf import text_format
 from tfx.dsl.components.base import base_beam_executor
 from tfx.types import artifact_utils
@@ -40,6 +41,9 @@ class Executor(base_beam_executor.BaseBeamExecutor):
     outputs = {s: os.path.join(artifact_utils.get_split_uri([examples], s), "subgraphs")
                for s in splits}
     examples.set_string_custom_property("seeds", seeds["kind"])
+    if seeds["kind"] == "nodes":
+      logging.info("SubgraphSampler: sampling %s subgraphs (%s engine)", ", ".join(
+          f"{split_counts[s]:,} {s}" for s in splits), config.engine)
     if seeds["kind"] != "nodes" and config.engine != "fast":
       raise ValueError(f"sampling.engine: {config.engine!r} samples around nodes only; "
                        f"{seeds['kind']} need the fast engine (sampling.engine: fast)")

@@ -459,7 +459,8 @@ class FastSampler:
     for name, edges in edge_sets.items():
       counts = np.bincount(edges.sub, minlength=batch)
       prefix = f"edges/{name}."
-      columns.append(encoder.packed_column(prefix + SIZE, encoder.INT64_LIST, counts, np.ones(batch, np.int64)))
+      columns.append(encoder.packed_column(prefix + SIZE, encoder.INT64_LIST, counts,
+                                           np.ones(batch, np.int64)))
       columns.append(encoder.packed_column(prefix + SOURCE, encoder.INT64_LIST, edges.a, counts))
       columns.append(encoder.packed_column(prefix + TARGET, encoder.INT64_LIST, edges.b, counts))
       for fname, values in self._csr[name].features.items():
@@ -484,7 +485,8 @@ class FastSampler:
     roots = self._lookup(self.seed_set, seed_ids, "seeds")
     keys = root_keys(self.seed, salt, seed_ids)
     node_sets, edge_sets = self._sample_batch(roots, keys)
-    return encoder.examples_from_columns(self._columns(node_sets, edge_sets, len(roots)), len(roots))
+    return encoder.examples_from_columns(self._columns(node_sets, edge_sets, len(roots)),
+                                         len(roots))
 
   def sample_links(self, source_ids: Iterable, target_ids: Iterable, labels: Iterable,
                    salt: str = "", link_edge_set: Optional[str] = None,
@@ -526,14 +528,15 @@ class FastSampler:
     ones = np.ones(batch, np.int64)
     target_local = np.where((source_set == target_set) & (sources != targets), 1, 0)
     columns.append(encoder.packed_column(f"nodes/{READOUT}.{SIZE}", encoder.INT64_LIST, ones, ones))
-    columns.append(encoder.packed_column(f"nodes/{READOUT}.{LINK_LABEL}", encoder.FLOAT_LIST, labels, ones))
+    columns.append(encoder.packed_column(f"nodes/{READOUT}.{LINK_LABEL}", encoder.FLOAT_LIST,
+                                         labels, ones))
     for key, local in ((READOUT_SOURCE, np.zeros(batch, np.int64)), (READOUT_TARGET,
                                                                      target_local)):
       prefix = f"edges/{key}."
       columns.append(encoder.packed_column(prefix + SIZE, encoder.INT64_LIST, ones, ones))
       columns.append(encoder.packed_column(prefix + SOURCE, encoder.INT64_LIST, local, ones))
-      columns.append(encoder.packed_column(prefix + TARGET, encoder.INT64_LIST, np.zeros(batch, np.int64),
-                                    ones))
+      columns.append(encoder.packed_column(prefix + TARGET, encoder.INT64_LIST,
+                                           np.zeros(batch, np.int64), ones))
     return encoder.examples_from_columns(columns, batch)
 
   def graph_tensor_spec(self):

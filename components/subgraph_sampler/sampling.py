@@ -7,7 +7,6 @@ so this module composes the same library calls it makes — `get_sampling_model`
 """
 from __future__ import annotations
 
-import os
 
 import apache_beam as beam
 import tensorflow as tf
@@ -15,8 +14,8 @@ import tensorflow_gnn as tfgnn
 from tensorflow_gnn import sampler as sampler_lib
 from tensorflow_gnn.experimental import sampler as experimental_sampler
 # Imported for their side effect: they register the Beam stage executors of the program.
-from tensorflow_gnn.experimental.sampler.beam import accessors  # pylint: disable=unused-import
-from tensorflow_gnn.experimental.sampler.beam import edge_samplers  # pylint: disable=unused-import
+from tensorflow_gnn.experimental.sampler.beam import accessors  # noqa: F401
+from tensorflow_gnn.experimental.sampler.beam import edge_samplers  # noqa: F401
 from tensorflow_gnn.experimental.sampler.beam import executor_lib
 from tensorflow_gnn.experimental.sampler.beam import sampler as beam_sampler
 from tensorflow_gnn.experimental.sampler.beam import unigraph_utils
@@ -46,7 +45,8 @@ def build_sampling_spec(schema: tfgnn.GraphSchema, seed_node_set: str,
   if not outgoing.get(seed_node_set):
     raise SamplingSpecError(
         f"sampling.fanouts: no edge set leaves the seed node set {seed_node_set!r}; "
-        f"name one of {sorted(n for n, e in schema.edge_sets.items() if e.source == seed_node_set)}")
+        f"name one of "
+        f"{sorted(n for n, e in schema.edge_sets.items() if e.source == seed_node_set)}")
 
   builder = sampler_lib.SamplingSpecBuilder(
       schema, default_strategy=sampler_lib.SamplingStrategy.RANDOM_UNIFORM).seed(seed_node_set)

@@ -171,7 +171,8 @@ class GraphCollection:
       order, starts = self._nodes[m]
       positions, counts = self._ranges(starts, graphs)
       rows = order[positions]
-      columns.append(encoder.packed_column(f"nodes/{m}.{fs.SIZE}", encoder.INT64_LIST, counts, ones))
+      columns.append(encoder.packed_column(f"nodes/{m}.{fs.SIZE}", encoder.INT64_LIST, counts,
+                                           ones))
       if m in self._id_tables:
         columns.append(self._id_tables[m].column(f"nodes/{m}.{fs.ID}", rows, counts))
       for k, v in self._node_features[m].items():
