@@ -8,9 +8,15 @@ import pydantic
 from tfx_gnn.components.config_base import Strict
 
 
+TableFormat = Literal["csv", "parquet", "tfrecord"]
+
+
 class NodeTable(Strict):
   """A node set read from one table: one row per node."""
   file: str
+  # csv, parquet or tfrecord (of tf.Example); default: from the name (.csv, .csv.gz, .parquet,
+  # .pq, .tfrecord[s][.gz]). `file` may be a path, an s3:// or gs:// URL, a glob or a directory.
+  format: Optional[TableFormat] = None
   id_column: str = "id"
   # Feature columns; by default every column but the id and the label. A string column of
   # space-separated numbers (e.g. `features`) becomes one fixed-length float vector.
@@ -21,6 +27,9 @@ class NodeTable(Strict):
 class EdgeTable(Strict):
   """An edge set read from one table: one row per directed edge."""
   file: str
+  # csv, parquet or tfrecord (of tf.Example); default: from the name (.csv, .csv.gz, .parquet,
+  # .pq, .tfrecord[s][.gz]). `file` may be a path, an s3:// or gs:// URL, a glob or a directory.
+  format: Optional[TableFormat] = None
   source: str  # node set of the source endpoint
   target: str  # node set of the target endpoint
   source_column: str = "source"
@@ -49,6 +58,7 @@ class SplitTable(Strict):
   """Train/eval/test membership of the labelled node set: from a table, by ratio, or by the
   value of one of its features (e.g. OGBN-MAG's year: train < 2018, eval 2018, test 2019)."""
   file: Optional[str] = None  # columns `id`, `split` (train, eval/val/valid/validation, test)
+  format: Optional[TableFormat] = None  # of `file`, as for node tables
   id_column: str = "id"
   split_column: str = "split"
   ratios: Optional[dict[Literal["train", "eval", "test"], float]] = None
@@ -78,8 +88,9 @@ class SplitTable(Strict):
 
 
 class TablesSource(Strict):
-  """A graph from node and edge tables (CSV, CSV.gz, Parquet)."""
-  directory: str = "."
+  """A graph from node and edge tables (CSV, CSV.gz, Parquet, TFRecord of tf.Example), local or
+  in an object store (components/graph_ingest/tables.py)."""
+  directory: str = "."  # a path, or a URL such as s3://bucket/graph or gs://bucket/graph
   node_sets: dict[str, NodeTable]
   edge_sets: dict[str, EdgeTable]
   label_node_set: Optional[str] = None  # default: the one node set with a label_column
