@@ -121,6 +121,22 @@ class UnigraphSource(Strict):
   reverse: dict[str, str] = {}
 
 
+class OgbSource(Strict):
+  """An OGB node-property dataset as OGB's loader downloads and extracts it (e.g. ogbn-mag):
+  `<root>/<name with _ for ->/raw/...` and `split/<split>/...`, read without PyTorch or the
+  `ogb` package (components/graph_ingest/ogb.py). Node ids are OGB's node indices ("0", "1",
+  ...); edge sets are named by relation (`writes`); node features are `feat` (node-feat.csv.gz)
+  and one per additional node file (`node_year.csv.gz` -> `year`); the label is `label`."""
+  name: str = pydantic.Field(pattern=r"^ogbn-[a-z0-9-]+$")  # e.g. ogbn-mag
+  root: str  # the `root` given to OGB's loader (a path, or an s3:// / gs:// URL)
+  split: Optional[str] = None  # the folder under split/; default: the only one (ogbn-mag: time)
+  label_node_set: Optional[str] = None  # default: the one node type that has labels
+  num_classes: Optional[int] = None  # default: max label + 1
+  # Reversed edge sets to add, relation -> reverse name (e.g. {writes: written}), as TF-GNN's
+  # MAG example declares them.
+  reverse: dict[str, str] = {}
+
+
 class SyntheticGraphsSource(Strict):
   """The embedded graph collection (for graph-level tasks): many small graphs whose class
   (`label`) and float `target` depend on their structure and node features, written as tables:
@@ -139,10 +155,11 @@ class DataConfig(Strict):
   tables: Optional[TablesSource] = None
   unigraph: Optional[UnigraphSource] = None
   synthetic_graphs: Optional[SyntheticGraphsSource] = None
+  ogb: Optional[OgbSource] = None
 
   @pydantic.model_validator(mode="after")
   def _one_source(self):
-    kinds = ("synthetic", "tables", "unigraph", "synthetic_graphs")
+    kinds = ("synthetic", "tables", "unigraph", "synthetic_graphs", "ogb")
     given = [k for k in kinds if getattr(self, k) is not None]
     if len(given) != 1:
       raise ValueError(f"give exactly one of {', '.join(kinds)} (got {given or 'none'})")

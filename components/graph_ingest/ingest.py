@@ -710,6 +710,10 @@ def ingest(data: Union[DataConfig, dict], out_dir: str, scratch_dir: str,
   elif data.tables is not None:
     check_memory(_source_files(data), memory_limit_gb)
     graph = tables_to_graph(data.tables)
+  elif data.ogb is not None:
+    from tfx_gnn.components.graph_ingest import ogb  # pylint: disable=g-import-not-at-top
+    check_memory(ogb.source_dirs(data.ogb), memory_limit_gb, what="the OGB dataset's files")
+    graph = ogb.ogb_to_graph(data.ogb)
   else:
     check_memory(_source_files(data), memory_limit_gb)
     graph = unigraph_to_graph(data.unigraph)

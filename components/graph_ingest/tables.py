@@ -120,6 +120,21 @@ def _storage_errors(url: str):
   return scope()
 
 
+def exists(url: str) -> bool:
+  """Whether `url` names a file or directory; a store that refuses to say (wrong credentials,
+  no connection) is an error, not a "no"."""
+  fs, path = open_url(url)
+  with _storage_errors(url):
+    return bool(fs.exists(path))
+
+
+def listdir(url: str) -> list[str]:
+  """The names (not paths) of the entries of directory `url`, sorted."""
+  fs, path = open_url(url)
+  with _storage_errors(url):
+    return sorted(posixpath.basename(p.rstrip("/")) for p in fs.ls(path, detail=False))
+
+
 # ---------------------------------------------------------------- formats and files
 def table_format(url: str, fmt: Optional[str] = None) -> str:
   """The table's format: `fmt` when given, else from the name's suffix."""
