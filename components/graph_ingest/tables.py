@@ -25,6 +25,7 @@ size, modification time or ETag (`fs.info(path)`).
 from __future__ import annotations
 
 import csv
+import hashlib
 import io
 import os
 import posixpath
@@ -69,14 +70,30 @@ def _is_local(fs) -> bool:
   return "file" in fs.protocol if isinstance(fs.protocol, tuple) else fs.protocol == "file"
 
 
+# What a remote filesystem's credentials and endpoint come from: an instance is reused only
+# while these are unchanged (a fresh client costs ~0.3 s; a stale one would use old keys).
+_CREDENTIAL_ENV = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN",
+                   "AWS_PROFILE", "AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3", "AWS_REGION",
+                   "AWS_DEFAULT_REGION", "AWS_CONFIG_FILE", "AWS_SHARED_CREDENTIALS_FILE",
+                   "GOOGLE_APPLICATION_CREDENTIALS", "STORAGE_EMULATOR_HOST")
+_filesystems: dict = {}
+
+
 def open_url(url: str):
-  """(fsspec filesystem, path within it) for a path or URL. Remote filesystems are new
-  instances: credentials are read from the environment now, and no listing is cached from an
-  earlier call (a changed object must never look unchanged)."""
+  """(fsspec filesystem, path within it) for a path or URL. A remote filesystem reads its
+  credentials from the environment; it is reused only while they are unchanged, and its
+  cached listings are dropped first (a changed object must never look unchanged)."""
   try:
-    if is_url(url) and not url.startswith("file://"):
-      return fsspec.core.url_to_fs(url, skip_instance_cache=True)
-    return fsspec.core.url_to_fs(url)
+    if not is_url(url) or url.startswith("file://"):
+      return fsspec.core.url_to_fs(url)
+    protocol = url.split("://", 1)[0]
+    state = hashlib.sha256(repr([os.getpid(), protocol] + [
+        os.environ.get(k) for k in _CREDENTIAL_ENV]).encode()).hexdigest()
+    fs = _filesystems.get(state)
+    if fs is None:
+      fs = _filesystems[state] = fsspec.filesystem(protocol, skip_instance_cache=True)
+    fs.invalidate_cache()
+    return fs, fs._strip_protocol(url)  # pylint: disable=protected-access
   except (ImportError, ValueError) as e:
     raise IngestError(f"{url}: cannot open this location: {secrets.redact(str(e))}") from None
 
@@ -90,7 +107,8 @@ def _storage_error(url: str, error: Exception) -> IngestError:
   """A storage library's error as a message naming the URL (never a credential)."""
   message = secrets.redact(str(error) or type(error).__name__)
   if isinstance(error, FileNotFoundError):
-    detail = "" if message.strip("'\" ") in url else f" ({message})"
+    # s3fs says which of bucket and object is missing; a bare path adds nothing.
+    detail = f" ({message})" if "bucket" in message.lower() else ""
     return IngestError(f"{url}: file not found{detail}")
   if isinstance(error, PermissionError):
     hint = ("check AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (or AWS_PROFILE), and "
@@ -173,8 +191,7 @@ def _list(url: str, fmt: Optional[str]):
       if not files:
         raise IngestError(f"{url}: the directory has no data files")
     else:
-      if not fs.exists(path):
-        raise FileNotFoundError(path)
+      fs.info(path)  # FileNotFoundError, naming a missing bucket
       files = [path]
   found = table_format(url, fmt) or table_format(files[0])  # "": unknown
   if len(files) > 1 and fmt is None and found:
