@@ -24,6 +24,7 @@ size, modification time or ETag (`fs.info(path)`).
 """
 from __future__ import annotations
 
+import contextlib
 import csv
 import hashlib
 import io
@@ -36,7 +37,6 @@ from typing import Iterator, Optional, Sequence
 import fsspec
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from tfx_gnn.components import secrets
 
@@ -119,23 +119,22 @@ def _storage_error(url: str, error: Exception) -> IngestError:
   return IngestError(f"{url}: cannot read: {type(error).__name__}: {message}")
 
 
+# Libraries whose own exception classes (no credentials, no connection, ...) mean "the store
+# cannot be read", beside the OSErrors that fsspec raises for missing files and denied access.
+_STORAGE_MODULES = ("botocore", "aiobotocore", "s3fs", "gcsfs", "google", "aiohttp", "fsspec")
+
+
+@contextlib.contextmanager
 def _storage_errors(url: str):
   """Turns a storage library's exceptions into IngestErrors naming `url`."""
-  import contextlib  # pylint: disable=g-import-not-at-top
-
-  @contextlib.contextmanager
-  def scope():
-    try:
-      yield
-    except IngestError:
-      raise
-    except Exception as e:  # pylint: disable=broad-except
-      # botocore/gcsfs raise their own classes too (no credentials, no connection)
-      if isinstance(e, (OSError, EOFError)) or type(e).__module__.split(".")[0] in (
-          "botocore", "aiobotocore", "gcsfs", "google", "aiohttp", "s3fs", "fsspec"):
-        raise _storage_error(url, e) from None
-      raise
-  return scope()
+  try:
+    yield
+  except IngestError:
+    raise
+  except Exception as e:  # pylint: disable=broad-except
+    if isinstance(e, (OSError, EOFError)) or type(e).__module__.split(".")[0] in _STORAGE_MODULES:
+      raise _storage_error(url, e) from None
+    raise
 
 
 def exists(url: str) -> bool:
