@@ -481,11 +481,20 @@ def test_s3_errors_name_the_url_and_never_the_secret(s3, s3_server, monkeypatch,
     assert s3_server.secret not in message and "wrong-secret-0123" not in message
 
 
+def tiny_config(tmp_path, name, data, fanouts) -> config_lib.Config:
+  """tests/configs/tiny.yaml with another data source (and fanouts over its edge sets)."""
+  import yaml
+  with open(TINY) as f:
+    raw = yaml.safe_load(f)
+  raw["pipeline"].update(name=name, root=str(tmp_path / "run"))
+  raw["data"] = data
+  raw["sampling"]["fanouts"] = fanouts
+  return config_lib.parse_config(raw, TINY, os.path.dirname(TINY))
+
+
 def _s3_config(server, tmp_path, directory, spec) -> config_lib.Config:
-  return config_lib.load_config(TINY, {
-      "pipeline": {"name": "s3-tables", "root": str(tmp_path / "run")},
-      "data": {"synthetic": None, "tables": {**spec, "directory": directory}},
-      "sampling": {"fanouts": {"cites": 3, "cited_by": 3, "written": 2, "writes": 2}}})
+  return tiny_config(tmp_path, "s3-tables", {"tables": {**spec, "directory": directory}},
+                     {"cites": 3, "cited_by": 3, "written": 2, "writes": 2})
 
 
 @pytest.fixture(scope="module")
@@ -568,11 +577,10 @@ def test_ogb_tree_through_the_pipeline(tmp_path):
   from tfx_gnn.components import lineage
   from tfx_gnn.pipelines import local_runner
   write_ogb_tree(str(tmp_path / "datasets"))
-  config = config_lib.load_config(TINY, {
-      "pipeline": {"name": "ogb-tiny", "root": str(tmp_path / "run")},
-      "data": {"synthetic": None, "ogb": {"name": "ogbn-mag", "root": str(tmp_path / "datasets"),
-                                          "reverse": {"writes": "written"}}},
-      "sampling": {"fanouts": {"cites": 3, "written": 2, "writes": 2, "has_topic": 2}}})
+  config = tiny_config(
+      tmp_path, "ogb-tiny", {"ogb": {"name": "ogbn-mag", "root": str(tmp_path / "datasets"),
+                                     "reverse": {"writes": "written"}}},
+      {"cites": 3, "written": 2, "writes": 2, "has_topic": 2})
   summary = local_runner.run(config)
   assert summary["components"]["GraphIngest"] == "COMPLETE"
   assert summary["components"]["GraphValidator"] == "COMPLETE"
@@ -583,3 +591,58 @@ def test_ogb_tree_through_the_pipeline(tmp_path):
   graph = [ref for r in lineage.executions(store, summary["run_id"]) for ref in r.outputs
            if ref.type.endswith("Graph")][0]
   assert json.loads(graph.properties["node_counts"]) == OGB_COUNTS
+
+
+# ---------------------------------------------------------------- a local GCS emulator
+@pytest.mark.slow
+def test_gcs_tables_in_every_format(tmp_path, monkeypatch):
+  """gs:// through gcsfs, against gcp-storage-emulator (a process on a loopback port, over
+  HTTP; gcsfs finds it through STORAGE_EMULATOR_HOST, as the Google client libraries do)."""
+  with socket.socket() as s:
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+  emulator = os.path.join(os.path.dirname(sys.executable), "gcp-storage-emulator")
+  with open(tmp_path / "gcs.log", "wb") as log:
+    process = subprocess.Popen([emulator, "-d", str(tmp_path / "gcs"), "start", "--host",
+                                "127.0.0.1", "--port", str(port), "--default-bucket", BUCKET],
+                               stdout=log, stderr=subprocess.STDOUT)
+  try:
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.time() + 60
+    while True:
+      try:
+        urllib.request.urlopen(f"{url}/storage/v1/b", timeout=2)
+        break
+      except OSError:
+        assert time.time() < deadline and process.poll() is None, "the emulator did not start"
+        time.sleep(0.2)
+    monkeypatch.setenv("STORAGE_EMULATOR_HOST", url)
+    # gcsfs (read when it is first imported) would ask the storage-control API, which the
+    # emulator lacks, for each bucket's layout, retrying with backoff: minutes of waiting.
+    monkeypatch.setenv("GCSFS_EXPERIMENTAL_ZB_HNS_SUPPORT", "false")
+    spec = tiny_tables(tmp_path / "tables")
+    fs, _ = tables.open_url(f"gs://{BUCKET}")
+    fs.put(str(tmp_path / "tables"), f"{BUCKET}/tiny", recursive=True)
+    remote = ingest.tables_to_graph(config_lib.TablesSource.model_validate(
+        {**spec, "directory": f"gs://{BUCKET}/tiny"}))
+    here = ingest.tables_to_graph(config_lib.TablesSource.model_validate(spec))
+    assert remote.counts() == here.counts()
+    np.testing.assert_array_equal(remote.node_sets["paper"].features["feat"],
+                                  here.node_sets["paper"].features["feat"])
+    assert remote.edge_sets["cites"].source_file == f"gs://{BUCKET}/tiny/cites/part-*.tfrecord"
+    with pytest.raises(ingest.IngestError, match=f"gs://{BUCKET}/tiny/nope.csv: file not found"):
+      tables.read(f"gs://{BUCKET}/tiny/nope.csv")
+  finally:
+    process.terminate()
+    process.wait(timeout=10)
+
+
+@pytest.mark.slow
+def test_ogb_tree_with_a_missing_file_through_the_pipeline(tmp_path):
+  from test_bad_input import run_and_expect_failure  # pylint: disable=g-import-not-at-top
+  missing = "split/time/paper/test.csv.gz"
+  write_ogb_tree(str(tmp_path / "datasets"), skip=(missing,))
+  config = tiny_config(tmp_path, "ogb-missing", {"ogb": {
+      "name": "ogbn-mag", "root": str(tmp_path / "datasets")}}, {"cites": 3})
+  run_and_expect_failure(config, f"{tmp_path}/datasets/ogbn_mag/{missing}: file not found",
+                         "OGB's loader")
