@@ -407,11 +407,31 @@ def _masked_crc(data: bytes) -> int:
   return (((crc >> 15) | (crc << 17)) + 0xA282EAD8) & 0xFFFFFFFF
 
 
+class _Chunked:
+  """Reads of any size served from large reads of `f`: one request per chunk, whatever the
+  store's own buffering (gcsfs against an emulator made one request per 12-byte header)."""
+
+  def __init__(self, f, chunk_size: int = 1 << 23):
+    self._f, self._size = f, chunk_size
+    self._buffer, self._pos = b"", 0
+
+  def read(self, n: int) -> bytes:
+    while len(self._buffer) - self._pos < n:
+      chunk = self._f.read(max(self._size, n))
+      if not chunk:
+        break
+      self._buffer, self._pos = self._buffer[self._pos:] + chunk, 0
+    out = self._buffer[self._pos:self._pos + n]
+    self._pos += len(out)
+    return out
+
+
 def tfrecord_records(fs, path: str, shown: str) -> Iterator[bytes]:
   """The records of a TFRecord file (gzip by the name), checking each frame's CRCs: a
   truncated or corrupt file is an error naming the record. TF's own reader needs a
   filesystem TF knows (it has no s3://); this one reads anything fsspec opens."""
-  with _open_binary(fs, path) as f:
+  with _open_binary(fs, path) as raw:
+    f = _Chunked(raw)
     index = 0
     while True:
       head = f.read(12)
