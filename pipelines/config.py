@@ -23,8 +23,8 @@ from tfx_gnn.components.gnn_trainer.config import (  # noqa: F401  (re-exported)
     MODEL_TEMPLATES, TASK_TYPES, IntegratedGradientsConfig, ModelConfig, MtAlbisOptions,
     RootNodeMulticlassOptions, TaskConfig, TrainerConfig)
 from tfx_gnn.components.graph_ingest.config import (  # noqa: F401  (re-exported)
-    DataConfig, EdgeTable, NodeTable, SplitTable, SyntheticGraphsSource, SyntheticSource,
-    TablesSource, UnigraphSource)
+    DataConfig, EdgeTable, NodeTable, OgbSource, SplitTable, SyntheticGraphsSource,
+    SyntheticSource, TablesSource, UnigraphSource)
 from tfx_gnn.components.graph_validator.config import ValidationConfig
 from tfx_gnn.components.pusher.config import PushConfig
 from tfx_gnn.components.run_report.config import ReportConfig
@@ -146,10 +146,10 @@ def _format_errors(source: str, error: pydantic.ValidationError) -> str:
 
 
 # Data paths in a config file are relative to that file; the pipeline root is relative to
-# the working directory (where the user runs `tfx-gnn`).
+# the working directory (where the user runs `tfx-gnn`). URLs (s3://, gs://) stay as they are.
 _PATH_KEYS = (("data", "tables", "directory"), ("data", "unigraph", "schema_file"),
-              ("data", "unigraph", "splits", "file"), ("sampling", "spec_file"),
-              ("model", "module_file"))
+              ("data", "unigraph", "splits", "file"), ("data", "ogb", "root"),
+              ("sampling", "spec_file"), ("model", "module_file"))
 
 
 def _resolve_paths(raw: dict, base: str) -> dict:

@@ -8,9 +8,15 @@ import pydantic
 from tfx_gnn.components.config_base import Strict
 
 
+TableFormat = Literal["csv", "parquet", "tfrecord"]
+
+
 class NodeTable(Strict):
   """A node set read from one table: one row per node."""
   file: str
+  # csv, parquet or tfrecord (of tf.Example); default: from the name (.csv, .csv.gz, .parquet,
+  # .pq, .tfrecord[s][.gz]). `file` may be a path, an s3:// or gs:// URL, a glob or a directory.
+  format: Optional[TableFormat] = None
   id_column: str = "id"
   # Feature columns; by default every column but the id and the label. A string column of
   # space-separated numbers (e.g. `features`) becomes one fixed-length float vector.
@@ -21,6 +27,9 @@ class NodeTable(Strict):
 class EdgeTable(Strict):
   """An edge set read from one table: one row per directed edge."""
   file: str
+  # csv, parquet or tfrecord (of tf.Example); default: from the name (.csv, .csv.gz, .parquet,
+  # .pq, .tfrecord[s][.gz]). `file` may be a path, an s3:// or gs:// URL, a glob or a directory.
+  format: Optional[TableFormat] = None
   source: str  # node set of the source endpoint
   target: str  # node set of the target endpoint
   source_column: str = "source"
@@ -49,6 +58,7 @@ class SplitTable(Strict):
   """Train/eval/test membership of the labelled node set: from a table, by ratio, or by the
   value of one of its features (e.g. OGBN-MAG's year: train < 2018, eval 2018, test 2019)."""
   file: Optional[str] = None  # columns `id`, `split` (train, eval/val/valid/validation, test)
+  format: Optional[TableFormat] = None  # of `file`, as for node tables
   id_column: str = "id"
   split_column: str = "split"
   ratios: Optional[dict[Literal["train", "eval", "test"], float]] = None
@@ -78,8 +88,9 @@ class SplitTable(Strict):
 
 
 class TablesSource(Strict):
-  """A graph from node and edge tables (CSV, CSV.gz, Parquet)."""
-  directory: str = "."
+  """A graph from node and edge tables (CSV, CSV.gz, Parquet, TFRecord of tf.Example), local or
+  in an object store (components/graph_ingest/tables.py)."""
+  directory: str = "."  # a path, or a URL such as s3://bucket/graph or gs://bucket/graph
   node_sets: dict[str, NodeTable]
   edge_sets: dict[str, EdgeTable]
   label_node_set: Optional[str] = None  # default: the one node set with a label_column
@@ -113,6 +124,22 @@ class UnigraphSource(Strict):
   reverse: dict[str, str] = {}
 
 
+class OgbSource(Strict):
+  """An OGB node-property dataset as OGB's loader downloads and extracts it (e.g. ogbn-mag):
+  `<root>/<name with _ for ->/raw/...` and `split/<split>/...`, read without PyTorch or the
+  `ogb` package (components/graph_ingest/ogb.py). Node ids are OGB's node indices ("0", "1",
+  ...); edge sets are named by relation (`writes`); node features are `feat` (node-feat.csv.gz)
+  and one per additional node file (`node_year.csv.gz` -> `year`); the label is `label`."""
+  name: str = pydantic.Field(pattern=r"^ogbn-[a-z0-9-]+$")  # e.g. ogbn-mag
+  root: str  # the `root` given to OGB's loader (a path, or an s3:// / gs:// URL)
+  split: Optional[str] = None  # the folder under split/; default: the only one (ogbn-mag: time)
+  label_node_set: Optional[str] = None  # default: the one node type that has labels
+  num_classes: Optional[int] = None  # default: max label + 1
+  # Reversed edge sets to add, relation -> reverse name (e.g. {writes: written}), as TF-GNN's
+  # MAG example declares them.
+  reverse: dict[str, str] = {}
+
+
 class SyntheticGraphsSource(Strict):
   """The embedded graph collection (for graph-level tasks): many small graphs whose class
   (`label`) and float `target` depend on their structure and node features, written as tables:
@@ -131,10 +158,11 @@ class DataConfig(Strict):
   tables: Optional[TablesSource] = None
   unigraph: Optional[UnigraphSource] = None
   synthetic_graphs: Optional[SyntheticGraphsSource] = None
+  ogb: Optional[OgbSource] = None
 
   @pydantic.model_validator(mode="after")
   def _one_source(self):
-    kinds = ("synthetic", "tables", "unigraph", "synthetic_graphs")
+    kinds = ("synthetic", "tables", "unigraph", "synthetic_graphs", "ogb")
     given = [k for k in kinds if getattr(self, k) is not None]
     if len(given) != 1:
       raise ValueError(f"give exactly one of {', '.join(kinds)} (got {given or 'none'})")

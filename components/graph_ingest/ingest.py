@@ -9,8 +9,6 @@ of range) is not checked here; GraphValidator reports it.
 """
 from __future__ import annotations
 
-import csv
-import gzip
 import itertools
 import logging
 import os
@@ -23,121 +21,35 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from tfx_gnn.components import graph_io
-from tfx_gnn.components.graph_ingest import inputs
+from tfx_gnn.components.graph_ingest import inputs, tables
 from tfx_gnn.components.graph_ingest.config import (DataConfig, EdgeTable, NodeTable, SplitTable,
                                                     TablesSource, UnigraphSource)
 
 LABEL = "label"  # the label feature's name in graphs built from tables
 SPLIT_ALIASES = {"train": "train", "eval": "eval", "val": "eval", "valid": "eval",
                  "validation": "eval", "test": "test"}
-
-
-class IngestError(ValueError):
-  """Input that cannot be ingested; the message names the file, and the column and line."""
+# Input that cannot be ingested; the message names the file, and the column and line.
+IngestError = tables.IngestError
+_Table = tables.Table  # an Arrow table plus where it came from
 
 
 # ---------------------------------------------------------------- reading tables
-def _table_format(path: str) -> str:
-  lower = path.lower()
-  if lower.endswith((".csv", ".csv.gz")):
-    return "csv"
-  if lower.endswith((".parquet", ".pq")):
-    return "parquet"
-  raise IngestError(f"{path}: unsupported table format (expected .csv, .csv.gz or .parquet)")
+def read_arrow_table(path: str, string_columns: Sequence[str] = (),
+                     fmt: Optional[str] = None) -> pa.Table:
+  """Reads a table (CSV, CSV.gz, Parquet, TFRecord of tf.Example; a file, glob or directory;
+  local, s3:// or gs://); `string_columns` are kept as strings (ids). See `tables.read`."""
+  return tables.read(path, string_columns, fmt).data
 
 
-class _Table:
-  """An Arrow table plus where it came from, so that errors can point into the file."""
-
-  def __init__(self, path: str, data: pa.Table):
-    self.path = path
-    self.data = data
-    self.is_csv = _table_format(path) == "csv"
-
-  def __len__(self) -> int:
-    return self.data.num_rows
-
-  def where(self, row: int) -> str:
-    # Physical line numbers for CSV (header = line 1); that is what an editor shows.
-    return f"line {row + 2}" if self.is_csv else f"row {row + 1}"
-
-  def column(self, name: str, role: str) -> pa.ChunkedArray:
-    if name not in self.data.column_names:
-      raise IngestError(f"{self.path}: no column {name!r} ({role}); the columns are: "
-                        f"{', '.join(self.data.column_names) or '(none)'}")
-    return self.data.column(name)
+def read_table(path: str, string_columns: Sequence[str] = (),
+               fmt: Optional[str] = None) -> pd.DataFrame:
+  """`read_arrow_table` as a DataFrame (errors: `IngestError`)."""
+  return read_arrow_table(path, string_columns, fmt).to_pandas()
 
 
-def _open_csv_text(path: str):
-  if path.lower().endswith(".gz"):
-    return gzip.open(path, "rt", newline="")
-  return open(path, newline="")
-
-
-def _find_malformed_line(path: str) -> Optional[str]:
-  """The first CSV row whose field count differs from the header's, as a message.
-
-  Only called after pyarrow has refused the file (its own messages lack line numbers when it
-  reads with several threads), so the slow Python scan costs nothing on good files.
-  """
-  with _open_csv_text(path) as f:
-    reader = csv.reader(f)
-    header = next(reader, None)
-    if header is None:
-      return None
-    for row in reader:
-      if row and len(row) != len(header):
-        return (f"{path}: line {reader.line_num} has {len(row)} fields, expected "
-                f"{len(header)} as in the header ({','.join(header)})")
-  return None
-
-
-def _read_csv(path: str, string_columns: Sequence[str]) -> pa.Table:
-  from pyarrow import csv as pcsv  # pylint: disable=g-import-not-at-top
-  # Ids stay strings ("007" is not 7); pyarrow ignores names the file does not have.
-  convert = pcsv.ConvertOptions(column_types={c: pa.string() for c in string_columns})
-  try:
-    return pcsv.read_csv(path, convert_options=convert)
-  except pa.ArrowInvalid as e:
-    message = str(e)
-    if "Empty CSV file" in message:
-      raise IngestError(f"{path}: the file is empty (not even a header row)") from None
-    malformed = _find_malformed_line(path)
-    if malformed:
-      raise IngestError(malformed) from None
-    raise IngestError(f"{path}: cannot parse CSV: {message}") from None
-
-
-def read_arrow_table(path: str, string_columns: Sequence[str] = ()) -> pa.Table:
-  """Reads a .csv, .csv.gz or .parquet table; `string_columns` are kept as strings (ids)."""
-  fmt = _table_format(path)
-  if not os.path.exists(path):
-    raise IngestError(f"{path}: file not found")
-  if os.path.isdir(path):
-    raise IngestError(f"{path}: is a directory, expected a {fmt} file")
-  if os.path.getsize(path) == 0:
-    raise IngestError(f"{path}: the file is empty")
-  try:
-    if fmt == "csv":
-      table = _read_csv(path, string_columns)
-    else:
-      from pyarrow import parquet as pq  # pylint: disable=g-import-not-at-top
-      table = pq.read_table(path)
-  except IngestError:
-    raise
-  except (pa.ArrowException, OSError, EOFError, UnicodeDecodeError) as e:
-    raise IngestError(f"{path}: cannot read {fmt}: {e}") from None
-  return table
-
-
-def read_table(path: str, string_columns: Sequence[str] = ()) -> pd.DataFrame:
-  """Reads a .csv, .csv.gz or .parquet table into a DataFrame (errors: `IngestError`)."""
-  return read_arrow_table(path, string_columns).to_pandas()
-
-
-def _load(directory: str, file: str, string_columns: Sequence[str] = ()) -> _Table:
-  path = os.path.join(directory, file)
-  return _Table(path, read_arrow_table(path, string_columns))
+def _load(directory: str, file: str, string_columns: Sequence[str] = (),
+          fmt: Optional[str] = None) -> _Table:
+  return tables.read(tables.join(directory, file), string_columns, fmt)
 
 
 # ---------------------------------------------------------------- columns -> numpy
@@ -347,7 +259,7 @@ def _features(table: _Table, listed: Optional[Sequence[str]],
 
 def _node_set(directory: str, name: str, spec: NodeTable,
               labelled: bool) -> graph_io.NodeSet:
-  table = _load(directory, spec.file, [spec.id_column])
+  table = _load(directory, spec.file, [spec.id_column], spec.format)
   ids = _ids(table, spec.id_column, f"id_column of node set {name!r}")
   exclude = [spec.id_column] + ([spec.label_column] if spec.label_column else [])
   if labelled:
@@ -386,7 +298,8 @@ def tables_to_graph(spec: TablesSource) -> graph_io.Graph:
 
 
 def _edge_sets(directory: str, name: str, spec: EdgeTable) -> dict[str, graph_io.EdgeSet]:
-  table = _load(directory, spec.file, [spec.source_column, spec.target_column])
+  table = _load(directory, spec.file, [spec.source_column, spec.target_column],
+                spec.format)
   sources = _ids(table, spec.source_column, f"source_column of edge set {name!r}")
   targets = _ids(table, spec.target_column, f"target_column of edge set {name!r}")
   features = _features(table, spec.features or [], [spec.source_column, spec.target_column])
@@ -458,7 +371,7 @@ def make_splits(split: SplitTable, label_ids: np.ndarray, directory: str,
     starts = np.concatenate([[0], bounds[:-1]])
     return {s: label_ids[order[lo:hi]] for s, lo, hi in zip(graph_io.SPLITS, starts, bounds)}
 
-  table = _load(directory, split.file, [split.id_column, split.split_column])
+  table = _load(directory, split.file, [split.id_column, split.split_column], split.format)
   ids = _ids(table, split.id_column, "split table id_column")
   names = table.column(split.split_column, "split table split_column")
   if not (pa.types.is_string(names.type) or pa.types.is_large_string(names.type)):
@@ -671,24 +584,39 @@ PARQUET_EXPANSION = 2.0  # per uncompressed byte (Parquet metadata knows it)
 MEMORY_SHARE = 0.8  # of the memory available at start, when no limit is configured
 
 
-def _table_memory_estimate(path: str) -> int:
-  """About how many bytes reading `path` takes in memory (from its size, not its content)."""
+def _table_memory_estimate(fs, path: str, size: int) -> int:
+  """About how many bytes reading one file takes in memory (from its size, not its content)."""
   lower = path.lower()
   if lower.endswith((".parquet", ".pq")):
     import pyarrow.parquet as pq  # pylint: disable=g-import-not-at-top
     try:
-      metadata = pq.ParquetFile(path).metadata
+      with fs.open(path, "rb") as f:
+        metadata = pq.ParquetFile(f).metadata
       raw = sum(metadata.row_group(i).total_byte_size for i in range(metadata.num_row_groups))
     except Exception:  # pylint: disable=broad-except
-      raw = os.path.getsize(path)  # unreadable: the reader will say why
+      raw = size  # unreadable: the reader will say why
     return int(raw * PARQUET_EXPANSION)
-  size = os.path.getsize(path)
-  if lower.endswith(".gz"):
-    with open(path, "rb") as f:  # gzip's trailer: the uncompressed size modulo 2**32
-      f.seek(max(size - 4, 0))
+  if lower.endswith(".gz") and size >= 4:
+    with fs.open(path, "rb") as f:  # gzip's trailer: the uncompressed size modulo 2**32
+      f.seek(size - 4)
       isize = int.from_bytes(f.read(4), "little")
     size = max(isize, size)
   return int(size * TEXT_EXPANSION)
+
+
+def _memory_estimates(sources: Sequence[Union[str, tuple[str, Optional[str]]]]
+                      ) -> dict[str, int]:
+  """{file: estimate} for tables (a path or URL, or (URL, format)); local paths that do not
+  exist are left to the reader to report."""
+  sizes = {}
+  for source in sources:
+    url, fmt = source if isinstance(source, tuple) else (source, None)
+    if not tables.is_url(url) and not os.path.exists(url) and not any(c in url for c in "*?["):
+      continue
+    fs, files, _ = tables.file_sizes(url, fmt)
+    for path, size in files.items():
+      sizes[tables.display(fs, path)] = _table_memory_estimate(fs, path, size)
+  return sizes
 
 
 def available_memory_bytes() -> int:
@@ -715,26 +643,28 @@ def available_memory_bytes() -> int:
   return available if available is not None else 1 << 62
 
 
-def _source_files(data: DataConfig) -> list[str]:
+def _source_files(data: DataConfig) -> list:
   if data.tables is not None:
     t = data.tables
-    files = [n.file for n in t.node_sets.values()] + [e.file for e in t.edge_sets.values()]
+    files = [(n.file, n.format) for n in t.node_sets.values()] + [
+        (e.file, e.format) for e in t.edge_sets.values()]
     if t.splits is not None and t.splits.file:
-      files.append(t.splits.file)
-    return [os.path.join(t.directory, f) for f in files]
+      files.append((t.splits.file, t.splits.format))
+    return [(tables.join(t.directory, f), fmt) for f, fmt in files]
   if data.unigraph is not None and os.path.exists(data.unigraph.schema_file):
     schema_dir = (data.unigraph.schema_file if os.path.isdir(data.unigraph.schema_file)
                   else os.path.dirname(data.unigraph.schema_file))
-    return [os.path.join(schema_dir, f) for f in sorted(os.listdir(schema_dir))]
+    return [os.path.join(schema_dir, f) for f in sorted(os.listdir(schema_dir))
+            if os.path.isfile(os.path.join(schema_dir, f))]
   return []
 
 
-def check_memory(files: Sequence[str], limit_gb: Optional[float],
-                 what: str = "the graph's tables") -> None:
+def check_memory(files: Sequence[Union[str, tuple[str, Optional[str]]]],
+                 limit_gb: Optional[float], what: str = "the graph's tables") -> None:
   """Refuses, before reading anything, a graph whose files would not fit in memory once read:
   an IngestError naming the largest file and the estimate, instead of the kernel's OOM killer.
   (The fast sampler checks the Graph artifact it loads the same way.)"""
-  sizes = {f: _table_memory_estimate(f) for f in files if os.path.isfile(f)}
+  sizes = _memory_estimates(files)
   if not sizes:
     return
   if limit_gb is not None:
@@ -774,15 +704,19 @@ def ingest(data: Union[DataConfig, dict], out_dir: str, scratch_dir: str,
     else:
       raw = synthetic.generate_graph_collection(scratch_dir,
                                                 **data.synthetic_graphs.model_dump())
-    tables = raw if isinstance(raw, TablesSource) else TablesSource.model_validate(raw)
-    if not os.path.isabs(tables.directory):
-      tables = tables.model_copy(
-          update={"directory": os.path.join(scratch_dir, tables.directory)})
-    check_memory(_source_files(DataConfig(tables=tables)), memory_limit_gb)
-    graph = tables_to_graph(tables)
+    generated = raw if isinstance(raw, TablesSource) else TablesSource.model_validate(raw)
+    if not os.path.isabs(generated.directory):
+      generated = generated.model_copy(
+          update={"directory": os.path.join(scratch_dir, generated.directory)})
+    check_memory(_source_files(DataConfig(tables=generated)), memory_limit_gb)
+    graph = tables_to_graph(generated)
   elif data.tables is not None:
     check_memory(_source_files(data), memory_limit_gb)
     graph = tables_to_graph(data.tables)
+  elif data.ogb is not None:
+    from tfx_gnn.components.graph_ingest import ogb  # pylint: disable=g-import-not-at-top
+    check_memory(ogb.source_dirs(data.ogb), memory_limit_gb, what="the OGB dataset's files")
+    graph = ogb.ogb_to_graph(data.ogb)
   else:
     check_memory(_source_files(data), memory_limit_gb)
     graph = unigraph_to_graph(data.unigraph)

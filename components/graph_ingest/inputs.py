@@ -20,6 +20,7 @@ import os
 import re
 from typing import Optional
 
+from tfx_gnn.components.graph_ingest import tables as table_io
 from tfx_gnn.components.graph_ingest.config import DataConfig, TablesSource
 
 # The names TFX's ExampleGen gives these properties (tfx.components.example_gen.utils).
@@ -118,13 +119,28 @@ def resolve_spans(data: DataConfig) -> tuple[DataConfig, int, Optional[int]]:
 
 
 def input_files(data: DataConfig) -> list[str]:
-  """Every file that ingesting `data` reads (spans resolved); none for the synthetic sources."""
+  """Every file or URL that ingesting `data` reads (spans resolved); none for the synthetic
+  sources. A glob or a directory (a partitioned Parquet table, an OGB tree) stands for each
+  file in it: a file added to a directory changes the fingerprint too."""
   if data.tables is not None:
-    return [os.path.join(data.tables.directory, pattern)
-            for _, pattern in _table_patterns(data.tables)]
+    return [f for _, pattern in _table_patterns(data.tables)
+            for f in _expand(table_io.join(data.tables.directory, pattern))]
+  if data.ogb is not None:
+    return [f for folder in ("raw", "split")
+            for f in _expand(table_io.join(data.ogb.root, folder), missing_ok=True)]
   if data.unigraph is not None:
     return _unigraph_files(data.unigraph)
   return []
+
+
+def _expand(url: str, missing_ok: bool = False) -> list[str]:
+  """The files `url` names, through the reading layer (local, s3://, gs://). A location that
+  cannot be listed stays as it is: ingest reports why, and `describe_file` marks it missing."""
+  try:
+    fs, files, _ = table_io.list_files(url)
+  except table_io.IngestError:
+    return [] if missing_ok else [url]
+  return [table_io.display(fs, f) for f in files]
 
 
 def _unigraph_files(spec) -> list[str]:
@@ -150,7 +166,24 @@ def _unigraph_files(spec) -> list[str]:
 
 
 def describe_file(path: str) -> dict:
-  """path, size, mtime (ns) and sha256 of a local file; `missing` where there is none."""
+  """path, size, mtime (ns) and sha256 of a local file; for an object store, its size and the
+  store's own content version (ETag, generation or md5: what changes when the bytes do);
+  `missing` where there is none."""
+  if table_io.is_url(path) and not path.startswith("file://"):
+    try:
+      fs, key = table_io.open_url(path)
+      info = fs.info(key)
+    except (FileNotFoundError, table_io.IngestError, OSError):
+      return {"path": path, "missing": True}
+    version = next((str(info[k]) for k in ("ETag", "etag", "generation", "md5Hash", "md5")
+                    if info.get(k)), None)
+    if version is None:  # no content version: hash the bytes, as for a local file
+      digest = hashlib.sha256()
+      with fs.open(key, "rb") as f:
+        while chunk := f.read(_CHUNK):
+          digest.update(chunk)
+      version = digest.hexdigest()
+    return {"path": path, "size": int(info.get("size") or 0), "sha256": version}
   if not os.path.isfile(path):
     return {"path": path, "missing": True}
   stat = os.stat(path)
