@@ -119,17 +119,17 @@ def test_tables_whose_latest_spans_differ_are_refused(tmp_path):
 def test_driver_keys_the_cache_on_the_resolved_span_and_the_content(tmp_path):
   write_span(tmp_path, "1")
   data = tables(tmp_path, "{SPAN}/papers.csv", "{SPAN}/cites.csv")
-  props = driver.resolve_exec_properties({"data": data.model_dump_json()})
+  props = driver.resolve_exec_properties({"data_config": data.model_dump_json()})
   assert props["span"] == 1 and "version" not in props
-  assert json.loads(props["data"])["tables"]["node_sets"]["paper"]["file"] == "1/papers.csv"
+  assert json.loads(props["data_config"])["tables"]["node_sets"]["paper"]["file"] == "1/papers.csv"
   assert "1/papers.csv,size:" in props["input_fingerprint"]
   write_span(tmp_path, "2")  # a new day's tables: same bytes, new span, another key
-  again = driver.resolve_exec_properties({"data": data.model_dump_json()})
+  again = driver.resolve_exec_properties({"data_config": data.model_dump_json()})
   assert again["span"] == 2 and again["input_fingerprint"] != props["input_fingerprint"]
   # A pattern that matches nothing: the driver does not raise (the executor will, as a FAILED
   # execution); its fingerprint matches no successful run.
   bad = tables(tmp_path, "{SPAN}/none.csv", "{SPAN}/cites.csv")
-  failed = driver.resolve_exec_properties({"data": bad.model_dump_json()})
+  failed = driver.resolve_exec_properties({"data_config": bad.model_dump_json()})
   assert failed["input_fingerprint"].startswith(driver.UNRESOLVED)
   assert "none.csv" in failed["input_fingerprint"]
 
@@ -142,7 +142,7 @@ def test_executor_refuses_files_changed_after_the_cache_check(tmp_path):
   (tmp_path / "data").mkdir()
   write_span(tmp_path / "data", ".")
   data = tables(tmp_path / "data")
-  props = driver.resolve_exec_properties({"data": data.model_dump_json()})
+  props = driver.resolve_exec_properties({"data_config": data.model_dump_json()})
   (tmp_path / "data" / "cites.csv").write_text(CITES + "p2,p0\n")
   graph = types.Graph()
   graph.uri = str(tmp_path / "graph")
