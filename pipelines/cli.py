@@ -6,7 +6,10 @@
   tfx-gnn runs CONFIG                       list the pipeline's runs recorded in ML Metadata
   tfx-gnn lineage CONFIG [--run RUN_ID]     a run's executions and artifacts (default: latest)
   tfx-gnn summary CONFIG [--run RUN_ID]     a run's outcome as JSON
-  tfx-gnn verify CONFIG                     check that every LIVE artifact has its files
+  tfx-gnn verify CONFIG                     check that every LIVE artifact has its files and
+                                            that no killed run left executions RUNNING
+  tfx-gnn gc CONFIG                         mark killed runs' RUNNING executions FAILED and
+                                            remove their partial outputs
   tfx-gnn mlflow-ui CONFIG [--host H] [--port P]  the MLflow UI of the config's runs (loopback)
 """
 from __future__ import annotations
@@ -25,7 +28,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "1")  # TensorFlow's C++ INFO line
 
 import yaml  # pylint: disable=g-import-not-at-top,wrong-import-position
 
-from tfx_gnn.components import secrets  # pylint: disable=wrong-import-position
+from tfx_gnn.components import databases, secrets  # pylint: disable=wrong-import-position
 from tfx_gnn.pipelines import config as config_lib  # pylint: disable=wrong-import-position
 
 
@@ -45,7 +48,10 @@ def parse_overrides(items: list[str]) -> dict:
 
 
 def _load(args) -> config_lib.Config:
-  return config_lib.load_config(args.config, parse_overrides(getattr(args, "set", None)))
+  config = config_lib.load_config(args.config, parse_overrides(getattr(args, "set", None)))
+  if databases.is_postgres(config.pipeline.metadata):
+    secrets.export_credentials(config.pipeline.metadata)  # its password, if any: PGPASSWORD
+  return config
 
 
 # A run that lost a race for a database lock to a concurrent run: nothing is corrupted (SQLite
@@ -138,12 +144,30 @@ def cmd_summary(args) -> int:
 
 
 def cmd_verify(args) -> int:
+  from tfx_gnn.components import housekeeping  # pylint: disable=g-import-not-at-top
   config, lineage, store = _store(args)
   problems = lineage.check_live_artifacts(store)
+  for c in housekeeping.collect(store, config.metadata_path, config.pipeline.name,
+                                os.path.join(config.root, "pipeline"), dry_run=True):
+    problems.append(f"execution {c.execution_id} ({c.component}) of run {c.run_id} is RUNNING "
+                    f"but its process is gone (`tfx-gnn gc {args.config}` marks it FAILED"
+                    + (f" and removes {', '.join(c.removed)})" if c.removed else ")"))
   for problem in problems:
     print(problem)
-  print(f"{len(problems)} problem(s) in the LIVE artifacts of {config.metadata_path}")
+  print(f"{len(problems)} problem(s) in the LIVE artifacts and executions of "
+        f"{config.metadata_path}")
   return 1 if problems else 0
+
+
+def cmd_gc(args) -> int:
+  """Cleans up after killed runs; a live run's executions are left alone (see housekeeping)."""
+  from tfx_gnn.pipelines import local_runner  # pylint: disable=g-import-not-at-top
+  config = _load(args)
+  collected = local_runner.collect_killed_runs(config)
+  for c in collected:
+    print(local_runner.describe_collected(c))
+  print(f"{len(collected)} execution(s) of killed runs marked FAILED in {config.metadata_path}")
+  return 0
 
 
 LOOPBACK = "127.0.0.1"
@@ -188,6 +212,7 @@ def build_parser() -> argparse.ArgumentParser:
                               ("lineage", cmd_lineage, "show a run's lineage"),
                               ("summary", cmd_summary, "a run's outcome as JSON"),
                               ("verify", cmd_verify, "check the LIVE artifacts' files"),
+                              ("gc", cmd_gc, "clean up after killed runs"),
                               ("mlflow-ui", cmd_mlflow_ui, "serve the MLflow UI (loopback)")):
     p = sub.add_parser(name, help=help_text)
     p.add_argument("config", help="the run's YAML config file")
@@ -211,6 +236,9 @@ def main(argv=None) -> int:
   except config_lib.ConfigError as e:
     print(f"tfx-gnn: {e}", file=sys.stderr)
     return 2
+  except (databases.DatabaseError, secrets.CredentialsError) as e:
+    print(f"tfx-gnn: {e}", file=sys.stderr)
+    return 1
 
 
 def exit_without_teardown(code) -> None:
