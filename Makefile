@@ -13,7 +13,7 @@ export GCE_METADATA_HOST := 127.0.0.1:1
 CONFIG ?= pipelines/configs/demo.yaml
 PYTEST_ARGS ?=
 
-.PHONY: install demo test run clean bench browser mlflow-ui
+.PHONY: install demo test run clean bench browser postgres mlflow-ui
 
 $(UV):
 	$(PYTHON) -m pip install --quiet --disable-pip-version-check --target .tools uv==$(UV_VERSION)
@@ -37,7 +37,15 @@ browser:
 	  apt-get update && apt-get install -y --no-install-recommends chromium chromium-driver; \
 	fi
 
-test: install browser
+# Debian's PostgreSQL server binaries, for the tests that run ML Metadata and MLflow on a
+# private PostgreSQL server (tests/postgres_server.py: initdb + pg_ctl on a temporary directory
+# and a loopback port; never the system cluster). Installed only when missing; needs root.
+postgres:
+	@if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then \
+	  apt-get update && apt-get install -y --no-install-recommends postgresql; \
+	fi
+
+test: install browser postgres
 	$(VENV)/bin/pytest $(PYTEST_ARGS)
 
 # Benchmarks (benchmarks/*_bench.py), each a table and runs/bench/<name>_bench.json:

@@ -33,6 +33,7 @@ def run(config: Config) -> dict:
   # Our own run id (TFX's format plus the process id), so that the summary is this run's even
   # when another run of the pipeline started later ("the latest run" would be that one's).
   run_id = f"{datetime.datetime.now().isoformat()}-{os.getpid()}"
+  lineage.open_store(config.metadata_path, readonly=False)  # created on the first run
   # The lease tells `tfx-gnn gc` (and the next run's housekeeping) that this run is alive.
   with housekeeping.RunLease(config.metadata_path, run_id):
     for c in collect_killed_runs(config):
