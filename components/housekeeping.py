@@ -20,6 +20,7 @@ from ml_metadata.proto import metadata_store_pb2
 from tfx_gnn.components import databases, lineage, publish
 
 _LOCK_PREFIX = "tfx-gnn run "
+_UNFINISHED = (metadata_store_pb2.Execution.NEW, metadata_store_pb2.Execution.RUNNING)
 
 
 def _lease_file(metadata: str, run_id: str) -> str:
@@ -93,12 +94,22 @@ def collect(store, metadata: str, pipeline_name: str, pipeline_root: str,
   (its pending output artifacts ABANDONED) and removes its partial output directories.
   Returns what it collected (`dry_run`: what it would)."""
   out = []
+  unfinished = [e.id for e in store.get_executions() if e.last_known_state in _UNFINISHED]
+  if not unfinished:
+    return out  # the usual case: one query
+  run_type = store.get_context_type("pipeline_run").id
+  runs = {c.id: c for e in unfinished for c in store.get_contexts_by_execution(e)
+          if c.type_id == run_type}
+  # This pipeline's runs only (TFX makes each run's context a child of its pipeline's).
+  run_ids = sorted(c.name for c in runs.values()
+                   if any(p.name == pipeline_name
+                          for p in store.get_parent_contexts_by_context(c.id)))
   live_uris = {os.path.abspath(a.uri) for a in store.get_artifacts()
                if a.state == metadata_store_pb2.Artifact.LIVE}
-  for run_id in lineage.run_ids(store, pipeline_name):
-    records = [r for r in lineage.executions(store, run_id) if r.state in ("RUNNING", "NEW")]
-    if not records or run_is_live(metadata, run_id):
+  for run_id in run_ids:
+    if run_is_live(metadata, run_id):
       continue
+    records = [r for r in lineage.executions(store, run_id) if r.id in unfinished]
     for record in records:
       removed = _partial_outputs(pipeline_root, record.component, record.id, live_uris)
       out.append(Collected(run_id, record.component, record.id, removed))

@@ -179,7 +179,7 @@ def test_demo_runs_end_to_end_on_postgres(demo_run, postgres, monkeypatch):
   assert not os.path.exists(root / "metadata.sqlite") and not os.path.exists(root / "mlflow.db")
   client = MlflowClient(postgres.url("demo_mlflow"))
   [version] = client.search_model_versions("name='tfx-gnn-demo'")
-  assert version.version == re.search(r"MLflow registered model: \S+ version (\d+)",
+  assert str(version.version) == re.search(r"MLflow registered model: \S+ version (\d+)",
                                       output).group(1)
   experiment = client.get_experiment_by_name("tfx-gnn-demo")
   assert experiment.artifact_location == str(root / "mlartifacts")  # not ./mlruns
@@ -245,3 +245,71 @@ def test_two_concurrent_runs_on_postgres_both_push(postgres, tmp_path, monkeypat
   assert lineage.check_live_artifacts(store) == []
   client = MlflowClient(postgres.url("conc_mlflow"))
   assert len(client.search_model_versions("name='pg-conc'")) == 2
+
+
+# ---------------------------------------------------------------- housekeeping, without TFX
+def _record_run(store, pipeline_name: str, run_id: str, component: str, root) -> tuple:
+  """What TFX records for a run killed inside `component`: the pipeline, run and node
+  contexts, a RUNNING execution with a PENDING output artifact, the output directory TFX made
+  and the staging directory the executor was writing."""
+  from ml_metadata.proto import metadata_store_pb2 as pb  # pylint: disable=g-import-not-at-top
+  types = {name: store.put_context_type(pb.ContextType(name=name))
+           for name in ("pipeline", "pipeline_run", "node")}
+  contexts = []
+  for kind, name in (("pipeline", pipeline_name), ("pipeline_run", run_id),
+                     ("node", f"{pipeline_name}.{component}")):
+    existing = store.get_context_by_type_and_name(kind, name)
+    contexts.append(existing or pb.Context(type_id=types[kind], name=name))
+  ids = [c.id or store.put_contexts([c])[0] for c in contexts]
+  store.put_parent_contexts([pb.ParentContext(child_id=ids[1], parent_id=ids[0])])
+  execution_type = store.put_execution_type(pb.ExecutionType(name=component))
+  artifact_type = store.put_artifact_type(pb.ArtifactType(name="Examples"))
+  execution = pb.Execution(type_id=execution_type, last_known_state=pb.Execution.RUNNING)
+  [execution_id] = store.put_executions([execution])
+  output = root / "pipeline" / component / "examples" / str(execution_id)
+  staging = output.parent / f".{execution_id}.incomplete"
+  os.makedirs(output)
+  os.makedirs(staging / "Split-train")
+  artifact = pb.Artifact(type_id=artifact_type, uri=str(output), state=pb.Artifact.PENDING)
+  event = pb.Event(type=pb.Event.OUTPUT)
+  event.path.steps.add().key = "examples"
+  store.put_execution(store.get_executions_by_id([execution_id])[0], [(artifact, event)],
+                      [pb.Context(id=i, type_id=c.type_id, name=c.name)
+                       for i, c in zip(ids[1:], contexts[1:])])
+  return execution_id, output, staging
+
+
+@pytest.mark.parametrize("backend", ["sqlite", pytest.param("postgres", marks=pytest.mark.slow)])
+def test_housekeeping_collects_a_killed_run_and_leaves_a_live_one_alone(backend, request,
+                                                                       tmp_path, monkeypatch):
+  from ml_metadata.proto import metadata_store_pb2 as pb  # pylint: disable=g-import-not-at-top
+  if backend == "postgres":
+    server = request.getfixturevalue("postgres")
+    monkeypatch.setenv("PGPASSWORD", server.password)
+    metadata = server.url("housekeeping")
+  else:
+    metadata = str(tmp_path / "metadata.sqlite")
+  store = lineage.open_store(metadata, readonly=False)
+  killed = _record_run(store, "p", "run-killed-1", "SubgraphSampler", tmp_path)
+  live = _record_run(store, "p", "run-live-2", "GnnTrainer", tmp_path)
+  other = _record_run(store, "another-pipeline", "run-other-3", "GnnTrainer", tmp_path)
+  proc = _lease_in_a_process(metadata, "run-live-2")
+  try:
+    pipeline_root = str(tmp_path / "pipeline")
+    assert [(c.run_id, c.component, c.execution_id) for c in housekeeping.collect(
+        store, metadata, "p", pipeline_root, dry_run=True)] == [
+            ("run-killed-1", "SubgraphSampler", killed[0])]
+    assert os.path.isdir(killed[2])  # a dry run changes nothing
+    [collected] = housekeeping.collect(store, metadata, "p", pipeline_root)
+    assert collected.removed == sorted([str(killed[1]), str(killed[2])])
+    assert not os.path.exists(killed[1]) and not os.path.exists(killed[2])
+    states = {e.id: e.last_known_state for e in store.get_executions()}
+    assert states[killed[0]] == pb.Execution.FAILED
+    assert states[live[0]] == states[other[0]] == pb.Execution.RUNNING
+    assert os.path.isdir(live[2]) and os.path.isdir(other[2])
+    [output] = store.get_artifacts_by_uri(str(killed[1]))
+    assert output.state == pb.Artifact.ABANDONED
+    assert housekeeping.collect(store, metadata, "p", pipeline_root) == []  # done once
+  finally:
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
