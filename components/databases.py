@@ -42,27 +42,29 @@ class Postgres:
   dbname: str
 
 
-def parse(url: str, key: str) -> Postgres:
+def parse(url: str, key: str = "") -> Postgres:
   """The server, user and database of a `postgresql://` URL; `key` names the config key in
-  errors. The user defaults to libpq's: `PGUSER`, else the login name."""
+  errors (config validation names it itself). The user defaults to libpq's: `PGUSER`, else
+  the login name."""
+  prefix = f"{key}: " if key else ""
   parts = urllib.parse.urlsplit(url)
   dbname = urllib.parse.unquote(parts.path.lstrip("/"))
   try:
     port = parts.port or DEFAULT_PORT
   except ValueError:
-    raise ValueError(f"{key}: {secrets.redact(url)} has an invalid port") from None
+    raise ValueError(f"{prefix}{secrets.redact(url)} has an invalid port") from None
   if not parts.hostname or not dbname or "/" in dbname:
-    raise ValueError(f"{key}: {secrets.redact(url)} is not postgresql://USER@HOST[:PORT]/DBNAME "
+    raise ValueError(f"{prefix}{secrets.redact(url)} is not postgresql://USER@HOST[:PORT]/DBNAME "
                      "(it needs a host and a database name)")
   user = urllib.parse.unquote(parts.username or "") or os.environ.get("PGUSER") or \
       getpass.getuser()
   return Postgres(parts.hostname, port, user, dbname)
 
 
-def _connect(db: Postgres, dbname: Optional[str] = None):
+def _connect(db: Postgres):
   import psycopg  # pylint: disable=g-import-not-at-top  (only PostgreSQL users need it loaded)
   # No password argument: libpq takes PGPASSWORD or the password file, as ML Metadata does.
-  return psycopg.connect(host=db.host, port=db.port, user=db.user, dbname=dbname or db.dbname,
+  return psycopg.connect(host=db.host, port=db.port, user=db.user, dbname=db.dbname,
                          connect_timeout=CONNECT_TIMEOUT_S, autocommit=True)
 
 
@@ -97,7 +99,7 @@ def _lock_key(name: str) -> int:
 def advisory_lock(url: str, name: str) -> Iterator[None]:
   """Holds the server-wide advisory lock `name` while in the block (waits for it): e.g. so that
   two runs creating MLflow's tables on an empty database do not both run the migrations."""
-  connection = _connect(parse(url, name))
+  connection = _connect(parse(url))
   try:
     connection.execute("SELECT pg_advisory_lock(%s)", (_lock_key(name),))
     yield
@@ -112,7 +114,7 @@ class Lease:
   session holds it."""
 
   def __init__(self, url: str, name: str):
-    self._connection = _connect(parse(url, name))
+    self._connection = _connect(parse(url))
     self._connection.execute("SELECT pg_advisory_lock(%s)", (_lock_key(name),))
 
   def release(self) -> None:
@@ -121,7 +123,7 @@ class Lease:
 
 def held_elsewhere(url: str, name: str) -> bool:
   """Whether another session holds the advisory lock `name` now."""
-  connection = _connect(parse(url, name))
+  connection = _connect(parse(url))
   try:
     key = _lock_key(name)
     if connection.execute("SELECT pg_try_advisory_lock(%s)", (key,)).fetchone()[0]:

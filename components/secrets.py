@@ -3,8 +3,9 @@
 A tracking URI may carry credentials (`http://user:password@host`, `?token=...`). The pipeline
 stores and shows only the URI without them (`strip_credentials`); the local runner hands them
 to MLflow through its own environment variables (`MLFLOW_TRACKING_USERNAME`/`_PASSWORD`; for a
-`postgresql://` database, ML Metadata's or MLflow's, libpq's `PGPASSWORD`), and every log line and message goes through `redact`, which also masks the values of the secret
-environment variables below.
+`postgresql://` database, ML Metadata's or MLflow's, libpq's `PGPASSWORD`), and every log line
+and message goes through `redact`, which also masks the values of the secret environment
+variables below.
 """
 from __future__ import annotations
 

@@ -38,14 +38,14 @@ class MlflowConfig(Strict):
   # default: sqlite:///<root>/mlflow.db; or an http(s) server, or postgresql://USER@HOST/DB
   # (the database must exist; the password from PGPASSWORD, see components/databases.py)
   tracking_uri: Optional[str] = None
+  experiment: Optional[str] = None  # default: the pipeline name
 
   @pydantic.field_validator("tracking_uri")
   @classmethod
   def _tracking_uri_database(cls, value):
     if databases.is_postgres(value):
-      databases.parse(value, "mlflow.tracking_uri")
+      databases.parse(value)
     return value
-  experiment: Optional[str] = None  # default: the pipeline name
 
 
 class PipelineConfig(Strict):
@@ -68,7 +68,7 @@ class PipelineConfig(Strict):
   @classmethod
   def _metadata_inside(cls, value):
     if databases.is_postgres(value):
-      databases.parse(value, "pipeline.metadata")
+      databases.parse(value)
       return value
     if value and "://" in value:
       raise ValueError(f"{secrets.redact(value)}: expected a SQLite file path or a "
