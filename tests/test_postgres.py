@@ -87,8 +87,9 @@ with housekeeping.RunLease(sys.argv[1], sys.argv[2]):
 
 
 def _lease_in_a_process(metadata: str, run_id: str) -> subprocess.Popen:
-  proc = subprocess.Popen([sys.executable, "-c", LEASE_HOLDER, metadata, run_id],  # pylint: disable=consider-using-with
-                          stdout=subprocess.PIPE, text=True, env=os.environ.copy())
+  proc = subprocess.Popen(  # pylint: disable=consider-using-with
+      [sys.executable, "-c", LEASE_HOLDER, metadata, run_id], stdout=subprocess.PIPE, text=True,
+      env=os.environ.copy())
   assert proc.stdout.readline().strip() == "held"
   return proc
 
