@@ -16,7 +16,7 @@ CONFIG ?= pipelines/configs/demo.yaml
 PYTEST_ARGS ?=
 
 .PHONY: install demo test test-fast lint docs docs-serve config-reference run clean bench \
-        browser mlflow-ui
+        browser postgres mlflow-ui
 
 $(UV):
 	$(PYTHON) -m pip install --quiet --disable-pip-version-check --target .tools uv==$(UV_VERSION)
@@ -40,9 +40,17 @@ browser:
 	  apt-get update && apt-get install -y --no-install-recommends chromium chromium-driver; \
 	fi
 
+# Debian's PostgreSQL server binaries, for the tests that run ML Metadata and MLflow on a
+# private PostgreSQL server (tests/postgres_server.py: initdb + pg_ctl on a temporary directory
+# and a loopback port; never the system cluster). Installed only when missing; needs root.
+postgres:
+	@if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then \
+	  apt-get update && apt-get install -y --no-install-recommends postgresql; \
+	fi
+
 # Everything, as CI runs it (.ci/run): the lint, then every test (tests/test_docs.py builds the
 # docs site with --strict and checks the generated configuration reference).
-test: install browser lint
+test: install browser postgres lint
 	$(VENV)/bin/pytest $(PYTEST_ARGS)
 
 # Unit and small tests only (about 2 minutes): no pipeline runs, no training, no servers.

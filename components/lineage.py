@@ -5,23 +5,55 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import random
+import time
 from typing import Optional
 
 from ml_metadata.metadata_store import metadata_store
 from ml_metadata.proto import metadata_store_pb2
 
+from tfx_gnn.components import databases
+
+_CREATE_ATTEMPTS = 10
 _STATES = {v: k for k, v in metadata_store_pb2.Execution.State.items()}
 _INPUT_EVENTS = (metadata_store_pb2.Event.INPUT, metadata_store_pb2.Event.DECLARED_INPUT)
 _OUTPUT_EVENTS = (metadata_store_pb2.Event.OUTPUT, metadata_store_pb2.Event.DECLARED_OUTPUT)
 
 
-def open_store(path: str) -> metadata_store.MetadataStore:
-  if not os.path.exists(path):
-    raise FileNotFoundError(f"no ML Metadata database at {path}: has the pipeline run yet?")
+def connection_config(location: str, readonly: bool = True
+                      ) -> metadata_store_pb2.ConnectionConfig:
+  """ML Metadata's connection to a SQLite file or a `postgresql://USER@HOST[:PORT]/DBNAME`
+  database (see `databases`: the password is not in the config; libpq reads PGPASSWORD)."""
   config = metadata_store_pb2.ConnectionConfig()
-  config.sqlite.filename_uri = path
-  config.sqlite.connection_mode = metadata_store_pb2.SqliteMetadataSourceConfig.READONLY
-  return metadata_store.MetadataStore(config)
+  if databases.is_postgres(location):
+    db = databases.parse(location, "pipeline.metadata")
+    config.postgresql.host = db.host
+    config.postgresql.port = str(db.port)
+    config.postgresql.user = db.user
+    config.postgresql.dbname = db.dbname
+    return config
+  config.sqlite.filename_uri = location
+  modes = metadata_store_pb2.SqliteMetadataSourceConfig
+  config.sqlite.connection_mode = modes.READONLY if readonly else modes.READWRITE_OPENCREATE
+  return config
+
+
+def open_store(location: str, readonly: bool = True) -> metadata_store.MetadataStore:
+  """The pipeline's ML Metadata store: a SQLite file or a PostgreSQL database. To read, it
+  must exist; to write (`readonly=False`), it is created when missing."""
+  if databases.is_postgres(location):
+    databases.probe(location, "pipeline.metadata", create_missing=True)  # a clear reason
+  elif readonly and not os.path.exists(location):
+    raise FileNotFoundError(f"no ML Metadata database at {location}: has the pipeline run yet?")
+  for attempt in range(_CREATE_ATTEMPTS):
+    try:
+      return metadata_store.MetadataStore(connection_config(location, readonly))
+    except RuntimeError:
+      # Two processes creating the database or its tables at once: one loses, and retries
+      # (as TFX's own `Metadata` does).
+      if readonly or attempt == _CREATE_ATTEMPTS - 1:
+        raise
+      time.sleep(random.random())
 
 
 @dataclasses.dataclass

@@ -2,13 +2,17 @@
 components and runs can share one process)."""
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import os
 import urllib.error
 import urllib.request
-from typing import Optional
+from typing import Iterator, Optional
 
 import mlflow
 from mlflow.tracking import MlflowClient
+
+from tfx_gnn.components import databases
 
 
 class TrackingError(RuntimeError):
@@ -95,6 +99,39 @@ def sampling_params(sampling: dict) -> dict:
   set, seed, batch size; the SamplingSpec's text when one was given instead of fanouts)."""
   return flatten("sampling", {k: v for k, v in sampling.items() if v is not None
                               and k != "spec_file"})
+
+
+@contextlib.contextmanager
+def _store_lock(tracking_uri: str) -> Iterator[None]:
+  """Serializes the creation of MLflow's tables: two processes running its migrations on one
+  empty database at once fail ("Online migration expected to match one row")."""
+  if databases.is_postgres(tracking_uri):
+    with databases.advisory_lock(tracking_uri, "tfx-gnn mlflow tables"):
+      yield
+  elif tracking_uri.startswith("sqlite:///"):
+    path = tracking_uri[len("sqlite:///"):] + ".lock"
+    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+    with open(path, "w") as f:
+      fcntl.flock(f, fcntl.LOCK_EX)  # released when the file closes (or the process ends)
+      yield
+  else:
+    yield  # a tracking server makes its own tables
+
+
+def prepare(tracking_uri: str, experiment: str, artifact_location: Optional[str]) -> str:
+  """Before a run: MLflow's tables (created once, by one process at a time) and the experiment
+  (its artifacts under `artifact_location` unless a server decides); returns its id."""
+  if databases.is_postgres(tracking_uri):
+    databases.probe(tracking_uri, "mlflow.tracking_uri")  # fails fast, saying why
+  try:
+    with _store_lock(tracking_uri):
+      mlflow_client = client(tracking_uri)
+      return experiment_id(mlflow_client, experiment,
+                           default_artifact_location(tracking_uri) or artifact_location)
+  except (TrackingError, databases.DatabaseError):
+    raise
+  except Exception as e:  # pylint: disable=broad-except
+    raise TrackingError(f"MLflow at {tracking_uri} is not usable: {e}") from e
 
 
 class Run:

@@ -6,7 +6,10 @@
   tfx-gnn runs CONFIG                       list the pipeline's runs recorded in ML Metadata
   tfx-gnn lineage CONFIG [--run RUN_ID]     a run's executions and artifacts (default: latest)
   tfx-gnn summary CONFIG [--run RUN_ID]     a run's outcome as JSON
-  tfx-gnn verify CONFIG                     check that every LIVE artifact has its files
+  tfx-gnn verify CONFIG                     check that every LIVE artifact has its files and
+                                            that no killed run left executions RUNNING
+  tfx-gnn gc CONFIG                         mark killed runs' RUNNING executions FAILED and
+                                            remove their partial outputs
   tfx-gnn mlflow-ui CONFIG [--host H] [--port P]  the MLflow UI of the config's runs (loopback)
   tfx-gnn predict CONFIG (--ids ID... | --ids-file F | --split S | --all) [-o out.parquet]
                                             score nodes with the latest pushed model
@@ -30,7 +33,7 @@ import yaml
 
 # Only light modules here (the environment comes from `tfx_gnn/__init__.py`): a config error
 # must be reported before TensorFlow, TFX or Beam is imported.
-from tfx_gnn.components import secrets
+from tfx_gnn.components import databases, secrets
 from tfx_gnn.pipelines import config as config_lib
 from tfx_gnn.pipelines import console
 
@@ -58,7 +61,10 @@ def parse_overrides(items: list[str]) -> dict:
 
 
 def _load(args) -> config_lib.Config:
-  return config_lib.load_config(args.config, parse_overrides(getattr(args, "set", None)))
+  config = config_lib.load_config(args.config, parse_overrides(getattr(args, "set", None)))
+  if databases.is_postgres(config.pipeline.metadata):
+    secrets.export_credentials(config.pipeline.metadata)  # its password, if any: PGPASSWORD
+  return config
 
 
 # A run that lost a race for a database lock to a concurrent run: nothing is corrupted (SQLite
@@ -196,12 +202,30 @@ def cmd_summary(args) -> int:
 
 
 def cmd_verify(args) -> int:
+  from tfx_gnn.components import housekeeping  # pylint: disable=g-import-not-at-top
   config, lineage, store = _store(args)
   problems = lineage.check_live_artifacts(store)
+  for c in housekeeping.collect(store, config.metadata_path, config.pipeline.name,
+                                os.path.join(config.root, "pipeline"), dry_run=True):
+    problems.append(f"execution {c.execution_id} ({c.component}) of run {c.run_id} is RUNNING "
+                    f"but its process is gone (`tfx-gnn gc {args.config}` marks it FAILED"
+                    + (f" and removes {', '.join(c.removed)})" if c.removed else ")"))
   for problem in problems:
     print(problem)
-  print(f"{len(problems)} problem(s) in the LIVE artifacts of {config.metadata_path}")
+  print(f"{len(problems)} problem(s) in the LIVE artifacts and executions of "
+        f"{config.metadata_path}")
   return 1 if problems else 0
+
+
+def cmd_gc(args) -> int:
+  """Cleans up after killed runs; a live run's executions are left alone (see housekeeping)."""
+  from tfx_gnn.pipelines import local_runner  # pylint: disable=g-import-not-at-top
+  config = _load(args)
+  collected = local_runner.collect_killed_runs(config)
+  for c in collected:
+    print(local_runner.describe_collected(c))
+  print(f"{len(collected)} execution(s) of killed runs marked FAILED in {config.metadata_path}")
+  return 0
 
 
 LOOPBACK = "127.0.0.1"
@@ -329,6 +353,7 @@ def build_parser() -> argparse.ArgumentParser:
                               ("lineage", cmd_lineage, "show a run's lineage"),
                               ("summary", cmd_summary, "a run's outcome as JSON"),
                               ("verify", cmd_verify, "check the LIVE artifacts' files"),
+                              ("gc", cmd_gc, "clean up after killed runs"),
                               ("mlflow-ui", cmd_mlflow_ui, "serve the MLflow UI (loopback)"),
                               ("predict", cmd_predict, "score nodes with the pushed model")):
     p = sub.add_parser(name, help=help_text)
@@ -379,7 +404,7 @@ def main(argv=None, configure_output: bool = False) -> int:
   except config_lib.ConfigError as e:
     print(f"tfx-gnn: {e}", file=sys.stderr)
     return 2
-  except CliError as e:
+  except (CliError, databases.DatabaseError, secrets.CredentialsError) as e:
     print(f"tfx-gnn: {secrets.redact(str(e))}", file=sys.stderr)
     return 1
 

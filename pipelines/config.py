@@ -14,7 +14,7 @@ from typing import Optional
 import pydantic
 import yaml
 
-from tfx_gnn.components import secrets
+from tfx_gnn.components import databases, secrets
 from tfx_gnn.components.attribution.config import AttributionConfig
 from tfx_gnn.components.bulk_inferrer.config import BulkInferenceConfig
 from tfx_gnn.components.config_base import Strict, inside_root
@@ -36,14 +36,25 @@ class ConfigError(ValueError):
 
 
 class MlflowConfig(Strict):
-  tracking_uri: Optional[str] = None  # default: sqlite:///<root>/mlflow.db
+  # default: sqlite:///<root>/mlflow.db; or an http(s) server, or postgresql://USER@HOST/DB
+  # (the database must exist; the password from PGPASSWORD, see components/databases.py)
+  tracking_uri: Optional[str] = None
   experiment: Optional[str] = None  # default: the pipeline name
+
+  @pydantic.field_validator("tracking_uri")
+  @classmethod
+  def _tracking_uri_database(cls, value):
+    if databases.is_postgres(value):
+      databases.parse(value)
+    return value
 
 
 class PipelineConfig(Strict):
   name: str = "tfx-gnn"
   root: str = "runs"
-  metadata: Optional[str] = None  # default: <root>/metadata.sqlite; relative: to the root
+  # ML Metadata: a SQLite file (default: <root>/metadata.sqlite; relative: to the root) or a
+  # postgresql://USER@HOST[:PORT]/DBNAME URL (the password from PGPASSWORD; components/databases)
+  metadata: Optional[str] = None
   enable_cache: bool = True
   # Local default: Beam's in-process FnApiRunner (plain DirectRunner first tries to download
   # Prism); `sdk_container_image` stops TFX from building an sdist of itself for every run.
@@ -57,6 +68,12 @@ class PipelineConfig(Strict):
   @pydantic.field_validator("metadata")
   @classmethod
   def _metadata_inside(cls, value):
+    if databases.is_postgres(value):
+      databases.parse(value)
+      return value
+    if value and "://" in value:
+      raise ValueError(f"{secrets.redact(value)}: expected a SQLite file path or a "
+                       "postgresql://USER@HOST[:PORT]/DBNAME URL")
     return inside_root(value, "pipeline.root")
 
 
@@ -104,6 +121,9 @@ class Config(Strict):
 
   @property
   def metadata_path(self) -> str:
+    """The SQLite file (absolute), or the PostgreSQL URL without its password."""
+    if databases.is_postgres(self.pipeline.metadata):
+      return secrets.strip_credentials(self.pipeline.metadata)[0]
     return os.path.abspath(os.path.join(self.root, self.pipeline.metadata or "metadata.sqlite"))
 
   @property

@@ -12,8 +12,7 @@ from tfx.dsl.components.base import base_component
 from tfx.orchestration.local import local_dag_runner
 from tfx.orchestration.portable import runtime_parameter_utils
 
-from tfx_gnn.components import secrets, tracking
-from tfx_gnn.components import lineage
+from tfx_gnn.components import databases, housekeeping, lineage, secrets, tracking
 from tfx_gnn.pipelines.config import Config
 from tfx_gnn.pipelines.pipeline import create_pipeline
 
@@ -54,32 +53,58 @@ def run(config: Config) -> dict:
   downstream of it runs, so nothing is pushed.
   """
   secrets.install_log_redaction()
-  if config.mlflow.tracking_uri:
-    secrets.export_credentials(config.mlflow.tracking_uri)
+  for uri in (config.mlflow.tracking_uri, config.pipeline.metadata):
+    if uri and "://" in uri:
+      secrets.export_credentials(uri)  # PostgreSQL's password: PGPASSWORD, never the IR
   # An unreachable MLflow server would otherwise surface only at the trainer, after sampling.
   tracking.check_reachable(config.tracking_uri)
   os.makedirs(config.root, exist_ok=True)
+  if not databases.is_postgres(config.metadata_path):
+    os.makedirs(os.path.dirname(config.metadata_path), exist_ok=True)
   # Our own run id (TFX's format plus the process id), so that the summary is this run's even
   # when another run of the pipeline started later ("the latest run" would be that one's).
   run_id = f"{datetime.datetime.now().isoformat()}-{os.getpid()}"
-  pipeline = create_pipeline(config)
-  for component in pipeline.components:
-    if isinstance(component, base_component.BaseComponent):
-      # As TFX's runners do before compiling: a user module file becomes a wheel named by its
-      # sources' hash (GnnTrainer's module_file), so an edited module is never a cache hit.
-      root = pipeline.pipeline_info.pipeline_root
-      component._resolve_pip_dependencies(root)  # pylint: disable=protected-access
-  ir = compiler.Compiler().compile(pipeline)
-  runtime_parameter_utils.substitute_runtime_parameter(
-      ir, {constants.PIPELINE_RUN_ID_PARAMETER_NAME: run_id})
-  progress = _ComponentProgress([n.pipeline_node.node_info.id for n in ir.nodes])
-  absl_logger = logging.getLogger("absl")
-  absl_logger.addHandler(progress)
-  try:
-    local_dag_runner.LocalDagRunner().run_with_ir(ir)
-  finally:
-    absl_logger.removeHandler(progress)
-  return lineage.summarize(lineage.open_store(config.metadata_path), run_id)
+  lineage.open_store(config.metadata_path, readonly=False)  # created on the first run
+  # The lease tells `tfx-gnn gc` (and the next run's housekeeping) that this run is alive.
+  with housekeeping.RunLease(config.metadata_path, run_id):
+    for c in collect_killed_runs(config):
+      logging.warning("%s", describe_collected(c))
+    tracking.prepare(config.tracking_uri, config.experiment,
+                     None if config.tracking_uri.startswith(("http://", "https://"))
+                     else os.path.join(config.root, "mlartifacts"))
+    pipeline = create_pipeline(config)
+    for component in pipeline.components:
+      if isinstance(component, base_component.BaseComponent):
+        # As TFX's runners do before compiling: a user module file becomes a wheel named by its
+        # sources' hash (GnnTrainer's module_file), so an edited module is never a cache hit.
+        root = pipeline.pipeline_info.pipeline_root
+        component._resolve_pip_dependencies(root)  # pylint: disable=protected-access
+    ir = compiler.Compiler().compile(pipeline)
+    runtime_parameter_utils.substitute_runtime_parameter(
+        ir, {constants.PIPELINE_RUN_ID_PARAMETER_NAME: run_id})
+    progress = _ComponentProgress([n.pipeline_node.node_info.id for n in ir.nodes])
+    absl_logger = logging.getLogger("absl")
+    absl_logger.addHandler(progress)
+    try:
+      local_dag_runner.LocalDagRunner().run_with_ir(ir)
+    finally:
+      absl_logger.removeHandler(progress)
+    return lineage.summarize(lineage.open_store(config.metadata_path), run_id)
+
+
+def collect_killed_runs(config: Config) -> list:
+  """Executions of this pipeline left RUNNING by a run whose process is gone: marked FAILED
+  in ML Metadata, their partial outputs removed (`housekeeping.collect`)."""
+  metadata = config.metadata_path
+  if not databases.is_postgres(metadata) and not os.path.exists(metadata):
+    return []  # no run yet
+  return housekeeping.collect(lineage.open_store(metadata, readonly=False), metadata,
+                              config.pipeline.name, os.path.join(config.root, "pipeline"))
+
+
+def describe_collected(c: housekeeping.Collected) -> str:
+  return (f"execution {c.execution_id} ({c.component}) of run {c.run_id} was left RUNNING by a "
+          f"process that is gone: marked FAILED; removed {', '.join(c.removed) or 'no files'}")
 
 
 def format_summary(config: Config, summary: dict) -> str:

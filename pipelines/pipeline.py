@@ -12,12 +12,11 @@ import os
 
 from tfx.dsl.components.common import resolver
 from tfx.dsl.input_resolution.strategies import latest_blessed_model_strategy
-from tfx.orchestration import metadata
 from tfx.orchestration import pipeline as tfx_pipeline
 from tfx.proto import pusher_pb2
 from tfx.types import channel, standard_artifacts
 
-from tfx_gnn.components import types
+from tfx_gnn.components import lineage, types
 from tfx_gnn.components.attribution.component import Attribution
 from tfx_gnn.components.bulk_inferrer.component import GnnBulkInferrer
 from tfx_gnn.components.gnn_evaluator.component import GnnEvaluator
@@ -130,7 +129,8 @@ def create_pipeline(config: Config, base: str | None = None,
       pipeline_root=os.path.join(base, "pipeline"),
       components=create_components(config, base, kubeflow),
       enable_cache=config.pipeline.enable_cache,
-      metadata_connection_config=metadata.sqlite_metadata_connection_config(
-          config.metadata_path),
+      # SQLite or PostgreSQL; never a password (libpq reads PGPASSWORD when connecting).
+      metadata_connection_config=lineage.connection_config(config.metadata_path,
+                                                           readonly=False),
       beam_pipeline_args=list(config.pipeline.beam_pipeline_args),
   )

@@ -1,5 +1,6 @@
 """Shared fixtures: one tiny pipeline run against a real MLflow server over HTTP, used by the
-attribution, run report and MLflow browser tests (the run costs about a minute; once)."""
+attribution, run report and MLflow browser tests (the run costs about a minute; once); a private
+PostgreSQL server (`postgres`) for ML Metadata and MLflow on PostgreSQL."""
 import dataclasses
 import os
 
@@ -35,5 +36,17 @@ def served_tiny_run(tmp_path_factory):
                                            "mlflow": {"tracking_uri": server.url}})
     summary = local_runner.run(config)
     yield ServedRun(config, summary, server, str(root))
+  finally:
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def postgres():
+  """A private PostgreSQL server on a free loopback port, with password authentication
+  (tests/postgres_server.py); stopped and removed at the end of the session."""
+  import postgres_server  # pylint: disable=g-import-not-at-top
+  server = postgres_server.Server().start()
+  try:
+    yield server
   finally:
     server.stop()
