@@ -123,7 +123,7 @@ class NodeScorer:
 
   def __init__(self, model_dir: str, spec: ServingSpec):
     import tensorflow as tf  # pylint: disable=g-import-not-at-top
-    import tensorflow_gnn  # pylint: disable=g-import-not-at-top,unused-import  (its ops)
+    import tensorflow_gnn  # noqa: F401  (registers the GraphTensor ops the SavedModel needs)
     from google.protobuf import text_format  # pylint: disable=g-import-not-at-top
     from tensorflow_gnn import sampler as sampler_lib  # pylint: disable=g-import-not-at-top
     from tfx_gnn.components.subgraph_sampler import fast_sampler  # pylint: disable=g-import-not-at-top

@@ -33,9 +33,10 @@ class GraphAnomalies(artifact.Artifact):
 
 
 class Attributions(artifact.Artifact):
-  """Integrated-gradients attributions of a Model on test subgraphs (`tfx_gnn.components.attribution`):
-  Parquet tables per node set, feature and hop, `summary.json`, a self-contained
-  `report.html`; custom properties `num_subgraphs`, `top_feature`, `mlflow_run_id`."""
+  """Integrated-gradients attributions of a Model on test subgraphs
+  (`tfx_gnn.components.attribution`): Parquet tables per node set, feature and hop,
+  `summary.json`, a self-contained `report.html`; custom properties `num_subgraphs`,
+  `top_feature`, `mlflow_run_id`."""
   TYPE_NAME = "tfx_gnn.Attributions"
 
 

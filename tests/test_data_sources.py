@@ -217,7 +217,6 @@ def write_ogb_tree(root, name="ogbn-mag", skip=()):
   returns the arrays it wrote."""
   rng = np.random.default_rng(0)
   base = os.path.join(root, name.replace("-", "_"))
-  raw = os.path.join(base, "raw")
   n = OGB_COUNTS
   labels = np.arange(n["paper"]) % OGB_CLASSES
   feat = (rng.normal(size=(n["paper"], OGB_FEATURE_DIM)) + labels[:, None]).astype(np.float32)
@@ -464,7 +463,7 @@ def test_s3_tables_in_every_format(s3, tmp_path):
 @pytest.mark.slow
 def test_s3_errors_name_the_url_and_never_the_secret(s3, s3_server, monkeypatch, tmp_path):
   s3.pipe(f"{BUCKET}/errors/a.csv", b"id\n1\n")
-  with pytest.raises(ingest.IngestError, match=f"s3://no-such-bucket/a.csv: file not found "
+  with pytest.raises(ingest.IngestError, match="s3://no-such-bucket/a.csv: file not found "
                      r"\(The specified bucket does not exist\)"):
     tables.read("s3://no-such-bucket/a.csv")
   with pytest.raises(ingest.IngestError, match=f"s3://{BUCKET}/errors/b.csv: file not found$"):

@@ -169,7 +169,8 @@ def test_e_shuffled_labels_are_not_blessed_nothing_is_pushed(day_two):
   accuracy = shuffled["eval_metrics"]["accuracy"]
   majority = ev["trivial"]["eval"]["accuracy"]
   print(f"(e): eval accuracy {accuracy:.4f} vs majority class {majority:.4f} "
-        f"({ev['trivial']['eval']['predictor']}); required {ev['thresholds']['required_over_trivial']:.4f}"
+        f"({ev['trivial']['eval']['predictor']}); "
+        f"required {ev['thresholds']['required_over_trivial']:.4f}"
         f"; test accuracy {shuffled['test_metrics']['accuracy']:.4f}")
   assert shuffled["blessed"] is False
   assert "does not beat the trivial baseline (the majority class" in shuffled["blessing_reasons"]

@@ -5,7 +5,6 @@ serve`, on loopback) all give the same predictions for the same ids; the `champi
 bad input; a NOT_BLESSED run moves nothing."""
 import json
 import os
-import shutil
 import subprocess
 import sys
 import time
@@ -149,7 +148,7 @@ def test_predict_pyfunc_and_rest_equal_the_bulk_inferrer(served_tiny_run, bulk, 
   assert cli.main(["predict", TINY, *_cli_args(served_tiny_run), "--ids", *ids,
                    "-o", str(out)]) == 0
   table = capsys.readouterr().out
-  assert f"5 node(s) of 'paper' scored" in table and ids[0] in table
+  assert "5 node(s) of 'paper' scored" in table and ids[0] in table
   predicted = pd.read_parquet(out).set_index("id")
 
   mlflow.set_tracking_uri(served_tiny_run.server.url)

@@ -44,7 +44,8 @@ class Executor(base_executor.BaseExecutor):
     graph = artifact_utils.get_single_instance(input_dict["graph"])
     out = artifact_utils.get_single_instance(output_dict["attributions"])
     config = AttributionConfig.model_validate_json(exec_properties["attribution_config"])
-    ig = IntegratedGradientsConfig.model_validate_json(exec_properties["integrated_gradients_config"])
+    ig = IntegratedGradientsConfig.model_validate_json(
+        exec_properties["integrated_gradients_config"])
     files = graph_io.split_files(examples, SPLIT)
     if not files:
       raise ValueError(f"examples {examples.uri} have no {SPLIT!r} split to attribute on")
