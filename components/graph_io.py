@@ -62,7 +62,13 @@ class EdgeSet:
 class Label:
   node_set: str
   feature: str
-  num_classes: int
+  num_classes: int  # 0 for real-valued labels
+  # int64 (class ids) or float32 (real-valued targets, for regression tasks).
+  dtype: str = "int64"
+
+  @property
+  def real_valued(self) -> bool:
+    return self.dtype.startswith("float")
 
 
 @dataclasses.dataclass
@@ -248,7 +254,10 @@ def write_graph(graph: Graph, graph_dir: str) -> None:
     write_text(seeds_file(graph_dir, split), buffer.getvalue())
   info = {
       "label": ({"node_set": graph.label.node_set, "feature": graph.label.feature,
-                 "num_classes": int(graph.label.num_classes)} if graph.label else None),
+                 "num_classes": int(graph.label.num_classes),
+                 # Only real-valued labels say so: class labels' info stays as it was.
+                 **({"dtype": graph.label.dtype} if graph.label.real_valued else {})}
+                if graph.label else None),
       "splits": {k: len(v) for k, v in graph.splits.items()},
   }
   write_text(os.path.join(graph_dir, INFO_FILE), json.dumps(info, indent=2))

@@ -109,7 +109,9 @@ class Subgraphs:
 class SubgraphExplorer:
   """Samples subgraphs around given seed ids from a Graph artifact's directory."""
 
-  def __init__(self, graph_dir: str, fanouts: dict[str, int], hops: int = 2, seed: int = 0):
+  def __init__(self, graph_dir: str, fanouts: Optional[dict[str, int]] = None, hops: int = 2,
+               seed: int = 0, spec_text: Optional[str] = None):
+    """`spec_text`: a SamplingSpec in text format instead of `fanouts` and `hops`."""
     from tfx_gnn.components.subgraph_sampler import fast_sampler, sampling  # pylint: disable=g-import-not-at-top
     self.graph_dir = graph_dir
     self.schema = graph_io.read_schema(graph_dir)
@@ -117,8 +119,14 @@ class SubgraphExplorer:
     if self.label is None:
       raise ValueError(f"graph {graph_dir} has no labelled node set to seed the sampling from")
     self.graph = graph_io.read_graph(graph_dir)
-    self.spec = sampling.build_sampling_spec(self.schema, self.label.node_set, dict(fanouts),
-                                             hops)
+    if spec_text:
+      self.spec = sampling.parse_sampling_spec(spec_text, self.schema, self.label.node_set,
+                                               "spec_text")
+    elif fanouts is None:
+      raise ValueError("give fanouts (with hops) or a SamplingSpec's spec_text")
+    else:
+      self.spec = sampling.build_sampling_spec(self.schema, self.label.node_set, dict(fanouts),
+                                               hops)
     self.sampler = fast_sampler.FastSampler(self.graph, self.spec, seed=seed, schema=self.schema)
 
   @classmethod
@@ -130,7 +138,8 @@ class SubgraphExplorer:
       config = config_lib.load_config(config)
     if graph_dir is None:
       graph_dir = newest_graph(config.root)
-    return cls(graph_dir, config.sampling.fanouts, config.sampling.hops, config.sampling.seed)
+    return cls(graph_dir, config.sampling.fanouts, config.sampling.hops, config.sampling.seed,
+               spec_text=config.sampling.spec_text)
 
   def seeds(self, split: str = "train") -> list[str]:
     """The seed ids of a split (train, eval, test)."""

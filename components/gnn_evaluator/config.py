@@ -11,9 +11,10 @@ from tfx_gnn.components.config_base import Strict
 class EvaluationConfig(Strict):
   """The blessing gate, applied on the eval split (the test split is reported too)."""
   # Classification: accuracy, macro_f1, micro_f1 (binary also auc; dgi: a logistic-regression
-  # probe's on the embeddings); regression: mse, rmse, mae (lower is better). Default: the
+  # probe's on the embeddings); regression: mse, rmse, mae (lower is better), r2. Default: the
   # task's, accuracy (auc for link_prediction, rmse for regression).
-  metric: Optional[Literal["accuracy", "macro_f1", "micro_f1", "auc", "mse", "rmse", "mae"]] = None
+  metric: Optional[Literal["accuracy", "macro_f1", "micro_f1", "auc", "mse", "rmse", "mae",
+                          "r2"]] = None
   lower_bound: float = pydantic.Field(0.0, ge=0, le=1)
   upper_bound: Optional[float] = None  # for mse, rmse, mae
   # The model must beat the trivial predictor on the same examples (majority class; a constant

@@ -162,10 +162,16 @@ def binary_metrics(labels: np.ndarray, logits: np.ndarray) -> dict:
 
 
 def regression_metrics(targets: np.ndarray, predictions: np.ndarray) -> dict:
-  errors = predictions.reshape(-1) - targets.reshape(-1).astype(np.float64)
+  """MSE, RMSE, MAE and R² (the share of the targets' variance explained: 0 for the mean
+  predictor on these examples, 1 for a perfect one; 0 where the targets do not vary and the
+  predictions miss them)."""
+  targets = targets.reshape(-1).astype(np.float64)
+  errors = predictions.reshape(-1) - targets
   mse = float(np.mean(errors ** 2))
+  variance = float(np.var(targets)) if len(targets) else 0.0
+  r2 = 1.0 - mse / variance if variance > 0 else (1.0 if mse == 0 else 0.0)
   return {"num_examples": int(len(errors)), "mse": mse, "rmse": float(np.sqrt(mse)),
-          "mae": float(np.mean(np.abs(errors)))}
+          "mae": float(np.mean(np.abs(errors))), "r2": float(r2)}
 
 
 def linear_probe_outputs(train_x: np.ndarray, train_y: np.ndarray, test_x: np.ndarray,

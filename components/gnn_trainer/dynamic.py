@@ -22,6 +22,7 @@ import numpy as np
 import tensorflow as tf
 from tensorflow_gnn import runner
 
+from tfx_gnn.components import graph_io
 from tfx_gnn.components.subgraph_sampler import fast_sampler
 
 
@@ -104,14 +105,26 @@ def resumed_epoch(backup_dir: str) -> int:
   return max(0, epoch + 1)
 
 
+def sampling_spec(graph_dir: str, sampling_cfg):
+  """The SamplingSpec of the `sampling` config on the Graph artifact at `graph_dir` (its spec
+  file or text, or hops and fanouts), rooted at the labelled node set, as the
+  SubgraphSampler builds it."""
+  from tfx_gnn.components.subgraph_sampler import sampling  # pylint: disable=g-import-not-at-top
+  label = graph_io.read_label(graph_dir)
+  if label is None:
+    raise ValueError(f"dynamic sampling: graph {graph_dir} has no labelled node set to seed "
+                     "the subgraphs from")
+  return sampling.spec_from_config(sampling_cfg, graph_io.read_schema(graph_dir),
+                                   label.node_set)
+
+
 def train_subgraphs(graph_dir: str, sampling_cfg, seed_ids: Sequence[str], *,
                     shuffle_seed: int, backup_dir: str | None = None) -> EpochSubgraphs:
   """The train dataset of a dynamic-mode training: the fast engine on the Graph artifact at
   `graph_dir` with the `sampling` config's spec and seed; resumes its epoch numbering from
   `backup_dir`."""
   sampler = fast_sampler.FastSampler.from_graph_dir(
-      graph_dir, fanouts=dict(sampling_cfg.fanouts), hops=sampling_cfg.hops,
-      seed=sampling_cfg.seed)
+      graph_dir, sampling_spec(graph_dir, sampling_cfg), seed=sampling_cfg.seed)
   return EpochSubgraphs(sampler, seed_ids, shuffle_seed=shuffle_seed,
                         first_epoch=resumed_epoch(backup_dir) if backup_dir else 0,
                         chunk_size=sampling_cfg.batch_size)

@@ -34,6 +34,9 @@ EMBEDDINGS_OUTPUT = "embeddings"  # unsupervised (DGI) models' serving output
 DGI_REPRESENTATIONS = "clean_representations"
 
 
+REGRESSION_TYPES = ("root_node_regression", "graph_regression")
+
+
 class TaskError(ValueError):
   """A task config that does not fit the graph's label."""
 
@@ -56,6 +59,9 @@ def _check_label(cfg: TaskConfig, label: Optional[graph_io.Label]) -> graph_io.L
   if label is None:
     raise TaskError(f"task.type: {cfg.type} needs a labelled node set; the graph has none "
                     "(use task.type: dgi to train without labels)")
+  if label.real_valued and cfg.type not in REGRESSION_TYPES:
+    raise TaskError(f"task.type: {cfg.type} needs class labels; {label.node_set}."
+                    f"{label.feature} holds real numbers (use task.type: root_node_regression)")
   if cfg.type == "root_node_binary" and label.num_classes != 2:
     raise TaskError(f"task.type: root_node_binary needs a label with 2 classes; "
                     f"{label.node_set}.{label.feature} has {label.num_classes}")
@@ -162,6 +168,8 @@ def _graph_task(cfg: TaskConfig, label: Optional[graph_io.Label],
                 gtspec: Optional[tfgnn.GraphTensorSpec]) -> Tasks:
   if label is None:
     raise TaskError(f"task.type: {cfg.type} needs a labelled node set (one node per graph)")
+  if cfg.type != "graph_regression":
+    _check_label(cfg, label)
   node_sets = _member_node_sets(gtspec)
   context = gtspec.context_spec.features_spec
   feature = ((cfg.target_feature or label.feature) if cfg.type == "graph_regression"

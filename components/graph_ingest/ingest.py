@@ -172,31 +172,49 @@ def _ids(table: _Table, name: str, role: str) -> np.ndarray:
 
 
 def _labels(path: str, values: np.ndarray, where: Callable[[int], str],
-            name: str) -> np.ndarray:
-  """Labels as int64; a missing or fractional label is an error naming its row."""
+            name: str, num_classes: Optional[int] = None) -> np.ndarray:
+  """Labels as int64 (class ids) or, where some value is fractional and no `num_classes` says
+  they are classes, as float32 (real-valued targets for regression tasks); a missing label is
+  an error naming its row."""
   if values.ndim == 2 and values.shape[1] == 1:
     values = values[:, 0]
   if values.ndim != 1:
-    raise IngestError(f"{path}: label {name!r} must be one integer per node, got shape "
+    raise IngestError(f"{path}: label {name!r} must be one number per node, got shape "
                       f"{list(values.shape[1:])} per node")
   if values.dtype.kind in "iub":
     return values.astype(np.int64)
   if values.dtype.kind != "f":
-    raise IngestError(f"{path}: label {name!r} must be integers, got {values.dtype}")
-  bad = np.flatnonzero(~np.isfinite(values) | (values != np.round(values)))
-  if bad.size:
-    i = int(bad[0])
+    raise IngestError(f"{path}: label {name!r} must be numbers, got {values.dtype}")
+  missing = np.flatnonzero(~np.isfinite(values))
+  if missing.size:
+    i = int(missing[0])
     value = "empty" if np.isnan(values[i]) else f"{values[i].item()!r}"
-    raise IngestError(f"{path}: label {name!r} at {where(i)} is {value}; labels must be "
-                      "integers (every node of the labelled node set needs one)")
-  return values.astype(np.int64)
+    raise IngestError(f"{path}: label {name!r} at {where(i)} is {value}; every node of the "
+                      "labelled node set needs a finite label")
+  fractional = np.flatnonzero(values != np.round(values))
+  if not fractional.size:
+    return values.astype(np.int64)
+  if num_classes is not None:
+    i = int(fractional[0])
+    raise IngestError(f"{path}: label {name!r} at {where(i)} is {values[i].item()!r}; with "
+                      f"num_classes {num_classes} labels must be integers (class ids; leave "
+                      "num_classes out for real-valued targets)")
+  return values.astype(np.float32)
 
 
 def _num_classes(given: Optional[int], labels: np.ndarray) -> int:
+  if labels.dtype.kind == "f":
+    return 0  # real-valued targets have no classes
   if given is not None:
     return int(given)
   # json (graph_info.json) refuses numpy ints: keep it a Python int.
   return int(labels.max()) + 1 if labels.size else 0
+
+
+def _label(node_set: str, feature: str, given_classes: Optional[int],
+           labels: np.ndarray) -> graph_io.Label:
+  return graph_io.Label(node_set, feature, _num_classes(given_classes, labels),
+                        "float32" if labels.dtype.kind == "f" else "int64")
 
 
 # ---------------------------------------------------------------- tables -> Graph
@@ -257,8 +275,8 @@ def _features(table: _Table, listed: Optional[Sequence[str]],
   return features
 
 
-def _node_set(directory: str, name: str, spec: NodeTable,
-              labelled: bool) -> graph_io.NodeSet:
+def _node_set(directory: str, name: str, spec: NodeTable, labelled: bool,
+              num_classes: Optional[int] = None) -> graph_io.NodeSet:
   table = _load(directory, spec.file, [spec.id_column], spec.format)
   ids = _ids(table, spec.id_column, f"id_column of node set {name!r}")
   exclude = [spec.id_column] + ([spec.label_column] if spec.label_column else [])
@@ -267,7 +285,7 @@ def _node_set(directory: str, name: str, spec: NodeTable,
   features = _features(table, spec.features, exclude)
   if labelled:
     values = _column_to_array(table, spec.label_column, f"label_column of node set {name!r}")
-    features[LABEL] = _labels(table.path, values, table.where, spec.label_column)
+    features[LABEL] = _labels(table.path, values, table.where, spec.label_column, num_classes)
   return graph_io.NodeSet(ids, features, table.path)
 
 
@@ -278,7 +296,8 @@ def tables_to_graph(spec: TablesSource) -> graph_io.Graph:
   label_set = _check_spec(spec)
   node_sets = {}
   for name, table_spec in spec.node_sets.items():
-    node_sets[name] = _node_set(spec.directory, name, table_spec, name == label_set)
+    node_sets[name] = _node_set(spec.directory, name, table_spec, name == label_set,
+                                spec.num_classes)
   edge_sets = {}
   for name, table_spec in spec.edge_sets.items():
     edge_sets.update(_edge_sets(spec.directory, name, table_spec))
@@ -288,7 +307,7 @@ def tables_to_graph(spec: TablesSource) -> graph_io.Graph:
   label, splits = None, {}
   if label_set is not None:
     labels = node_sets[label_set].features[LABEL]
-    label = graph_io.Label(label_set, LABEL, _num_classes(spec.num_classes, labels))
+    label = _label(label_set, LABEL, spec.num_classes, labels)
     splits = make_splits(spec.splits, node_sets[label_set].ids, spec.directory,
                          node_sets[label_set].features, f"node set {label_set!r}")
   graph = graph_io.Graph(node_sets, edge_sets, splits, label)
@@ -563,10 +582,10 @@ def unigraph_to_graph(spec: UnigraphSource) -> graph_io.Graph:
         f"{schema_path}: node set {spec.label_node_set!r} has no feature "
         f"{spec.label_feature!r} (features: {', '.join(sorted(label_set.features)) or '(none)'})")
   labels = _labels(schema_path, label_set.features[spec.label_feature],
-                   lambda i: f"node {label_set.ids[i]!r}", spec.label_feature)
+                   lambda i: f"node {label_set.ids[i]!r}", spec.label_feature,
+                   spec.num_classes)
   label_set.features[spec.label_feature] = labels
-  label = graph_io.Label(spec.label_node_set, spec.label_feature,
-                         _num_classes(spec.num_classes, labels))
+  label = _label(spec.label_node_set, spec.label_feature, spec.num_classes, labels)
   splits = make_splits(spec.splits, label_set.ids, os.path.dirname(schema_path),
                        label_set.features, f"{schema_path}: node set {spec.label_node_set!r}")
   graph = graph_io.Graph(node_sets, edge_sets, splits, label)

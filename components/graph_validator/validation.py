@@ -360,7 +360,9 @@ def _statistics(graph: graph_io.Graph, index: _GraphIndex) -> dict:
           duplicate_edges=int(duplicate.sum()))
     stats["edge_sets"][name] = entry
   values = _label_values(graph)
-  if values is not None and lengths["n:" + graph.label.node_set]:
+  # Class shares only: real-valued targets' values are no categories.
+  if (values is not None and lengths["n:" + graph.label.node_set]
+      and not graph.label.real_valued):
     label = graph.label
     per_split = {}
     for split, ids in graph.splits.items():
@@ -634,7 +636,8 @@ def _label_and_split_anomalies(graph: graph_io.Graph, index: _GraphIndex) -> lis
     out.append(Anomaly(LABEL_MISSING, name, file,
                        f"node set {name!r} ({file}) has no label feature {label.feature!r}"))
     return out
-  if not isinstance(label.num_classes, (int, np.integer)) or label.num_classes < 1:
+  if not label.real_valued and (not isinstance(label.num_classes, (int, np.integer))
+                                or label.num_classes < 1):
     out.append(Anomaly(LABEL_INVALID, name, file,
                        f"label {name!r}.{label.feature!r}: num_classes must be a positive "
                        f"integer, got {label.num_classes!r}"))
@@ -663,6 +666,8 @@ def _label_and_split_anomalies(graph: graph_io.Graph, index: _GraphIndex) -> lis
         f"node set {name!r} ({file}): label {label.feature!r} {where}is missing (NaN) for "
         f"{_plural(len(bad_rows), 'node')}: {_preview(ids, len(bad_rows))}",
         examples=ids, count=len(bad_rows)))
+  if label.real_valued:  # regression targets: any finite number
+    return out
   with np.errstate(invalid="ignore"):
     bad = ~missing & ((v < 0) | (v >= label.num_classes) | (np.floor(v) != v))
   if bad.any():
