@@ -232,6 +232,54 @@ def _check_references(config: Config, source: str) -> None:
   if unknown:
     raise ConfigError(f"invalid config {source}:\n  sampling.fanouts: unknown edge set(s) "
                       f"{', '.join(map(repr, unknown))}; the graph has {sorted(edge_sets)}")
+  _check_edge_features(config, source)
+  _check_pooling(config, source)
+
+
+def _check_edge_features(config: Config, source: str) -> None:
+  """model.edge_features against data.tables: known edge sets (a reverse set has its forward
+  set's features), and features the edge table lists (or, for a local table that lists none,
+  its columns: read from the header only)."""
+  from tfx_gnn.components.graph_ingest import ingest, preflight  # pylint: disable=g-import-not-at-top
+  tables = config.data.tables
+  forward_of = {**{name: name for name in tables.edge_sets},
+                **{t.reverse: name for name, t in tables.edge_sets.items() if t.reverse}}
+  for edge_set, names in (getattr(config.model, "edge_features", None) or {}).items():
+    key = f"model.edge_features.{edge_set}"
+    if edge_set not in forward_of:
+      raise ConfigError(f"invalid config {source}:\n  {key}: unknown edge set {edge_set!r}; "
+                        f"the graph has {sorted(forward_of)}")
+    table = tables.edge_sets[forward_of[edge_set]]
+    features = table.features
+    path = os.path.join(tables.directory, table.file)
+    if features is None and os.path.isfile(path):
+      try:
+        features = [c for c in preflight.table_columns(path)
+                    if c not in (table.source_column, table.target_column)]
+      except ingest.IngestError:
+        continue  # ingest names the unreadable table
+    missing = [n for n in names if features is not None and n not in features]
+    if missing:
+      raise ConfigError(f"invalid config {source}:\n  {key}: edge set {edge_set!r} has no "
+                        f"feature {', '.join(map(repr, missing))} (its features: "
+                        f"{', '.join(features) or 'none'}, from data.tables.edge_sets."
+                        f"{forward_of[edge_set]})")
+
+
+def _check_pooling(config: Config, source: str) -> None:
+  """task.pooling's node sets: member node sets of the collection (every node set but the
+  labelled one, which holds one node per graph)."""
+  pooling = getattr(config.task, "pooling", None)
+  if not isinstance(pooling, dict):
+    return
+  tables = config.data.tables
+  labelled = tables.label_node_set or next(
+      (n for n, t in tables.node_sets.items() if t.label_column), None)
+  members = sorted(n for n in tables.node_sets if n != labelled)
+  unknown = sorted(set(pooling) - set(members))
+  if unknown:
+    raise ConfigError(f"invalid config {source}:\n  task.pooling: unknown node set(s) "
+                      f"{', '.join(map(repr, unknown))}; the graphs' node sets are {members}")
 
 
 def parse_config(raw: dict, source: str = "<config>", base_dir: str = ".") -> Config:

@@ -76,3 +76,136 @@ def test_node_regression_on_float_labels_beats_the_mean_predictor(tmp_path):
   assert metrics["mse"] < 0.6 * mean["mse"] and metrics["r2"] > 0.4
   assert test["r2"] > 0.4 and {"mse", "mae", "r2"} <= set(test)
   assert summary["blessed"] is True
+
+
+# ---------------------------------------------------------------------- 2. edge features
+def _edge_sign_tables(directory, n=400, seed=0):
+  """n nodes of two balanced classes with noise features; each node's 3 out-edges (`links`,
+  whose messages reach it: the model's receiver is the edge's source) carry a float `w` whose
+  sign is its class; the neighbours themselves are random. Only `w` tells the class."""
+  rng = np.random.default_rng(seed)
+  label = rng.permutation(np.arange(n) % 2)
+  features = rng.normal(0, 1, (n, 4))
+  rows = []
+  for i in range(n):
+    for j in rng.choice(np.delete(np.arange(n), i), 3, replace=False):
+      rows.append([f"n{i}", f"n{j}", (1 if label[i] else -1) * rng.uniform(0.2, 1.0),
+                   rng.normal(0, 1)])
+  _write_csv(directory / "nodes.csv", ["id", "f0", "f1", "f2", "f3", "label"],
+             [[f"n{i}", *features[i], str(label[i])] for i in range(n)])
+  _write_csv(directory / "links.csv", ["source", "target", "w", "noise"], rows)
+  return {"tables": {"directory": str(directory),
+                     "node_sets": {"node": {"file": "nodes.csv", "label_column": "label"}},
+                     "edge_sets": {"links": {"file": "links.csv", "source": "node",
+                                             "target": "node"}},
+                     "splits": {"ratios": {"train": 0.6, "eval": 0.2, "test": 0.2}}}}
+
+
+def _edge_config(tmp_path, data, **model):
+  return _config(tmp_path / "root", data=data, sampling={"hops": 1, "fanouts": {"links": 3}},
+                 model={"num_rounds": 1, "units": 16, "message_dim": 16, **model},
+                 evaluation={"metric": "accuracy", "max_regression": 1.0})
+
+
+@pytest.mark.slow
+def test_a_label_carried_by_an_edge_feature_is_learned_with_it_and_not_without(tmp_path):
+  data = _edge_sign_tables(tmp_path)
+  # The same ingest and subgraphs (cached), two models: with and without the edge feature.
+  with_edges = local_runner.run(_edge_config(tmp_path, data,
+                                             edge_features={"links": ["w"]}))
+  without = local_runner.run(_edge_config(tmp_path, data))
+  assert without["components"]["SubgraphSampler"] == "CACHED"
+  acc_with = (with_edges["eval_metrics"]["accuracy"], with_edges["test_metrics"]["accuracy"])
+  acc_without = (without["eval_metrics"]["accuracy"], without["test_metrics"]["accuracy"])
+  print(f"\nedge feature: eval/test accuracy with {acc_with}, without {acc_without}; "
+        f"majority {without['evaluation']['trivial']['eval']['accuracy']:.3f}")
+  assert min(acc_with) >= 0.9 and with_edges["blessed"] is True
+  # 80 test nodes, 2 balanced classes: chance is 0.5 +- 0.056.
+  assert max(acc_without) <= 0.7 and without["blessed"] is False
+
+
+@pytest.mark.parametrize("template", ["mt_albis", "vanilla_mpnn", "gat_v2"])
+def test_edge_features_are_message_inputs_of_each_template_that_takes_them(template):
+  """The chosen edge features are the edges' states, read by the template's convolutions:
+  changing only an edge feature changes the root's state; an edge set without chosen features
+  has an empty state."""
+  import tensorflow as tf
+  import tensorflow_gnn as tfgnn
+  from tfx_gnn.components.gnn_trainer import models
+  from tfx_gnn.components.gnn_trainer.config import MODEL_TEMPLATES
+
+  def graph(w):
+    return tfgnn.GraphTensor.from_pieces(
+        node_sets={"node": tfgnn.NodeSet.from_fields(
+            sizes=[3], features={"f": tf.ones([3, 2])})},
+        edge_sets={e: tfgnn.EdgeSet.from_fields(
+            sizes=[2], features={"w": tf.constant(w), "k": tf.constant([1, 2])},
+            adjacency=tfgnn.Adjacency.from_indices(("node", [0, 0]), ("node", [1, 2])))
+                   for e in ("links", "other")})
+
+  cfg = MODEL_TEMPLATES[template](template=template, num_rounds=1, units=4, message_dim=4,
+                                  edge_features={"links": ["w", "k"]})
+  model = models.build_model_fn(cfg, "node")(graph([1.0, 2.0]).spec)
+  states = [model(graph(w)).node_sets["node"][tfgnn.HIDDEN_STATE][0].numpy()
+            for w in ([1.0, 2.0], [-1.0, 5.0])]
+  assert not np.allclose(states[0], states[1])
+  initial = models.initial_states(graph([1.0, 2.0]).spec, cfg)(graph([1.0, 2.0]))
+  assert initial.edge_sets["links"][tfgnn.HIDDEN_STATE].shape == (2, 2)
+  assert initial.edge_sets["other"][tfgnn.HIDDEN_STATE].shape == (2, 0)
+  with pytest.raises(models.ModelError, match=r"model.edge_features.links: edge set 'links' "
+                     r"has no feature 'x' \(its features: \['k', 'w'\]\)"):
+    models.build_model_fn(cfg.model_copy(update={"edge_features": {"links": ["x"]}}),
+                          "node")(graph([1.0, 2.0]).spec)
+
+
+def test_edge_features_apply_only_to_templates_that_read_them():
+  from tfx_gnn.components import config_base
+  with pytest.raises(ValueError, match=r"option 'edge_features' does not apply to template "
+                     r"'graph_sage' \(only to mt_albis, gat_v2, vanilla_mpnn\)"):
+    config_base.validate(config_lib.ModelConfig, {"template": "graph_sage",
+                                                  "edge_features": {"links": ["w"]}})
+
+
+# ------------------------------------------------------------------- 3. graph pooling
+@pytest.mark.slow
+def test_graph_classification_pools_the_configured_node_set(tmp_path):
+  config = _config(tmp_path / "root",
+                   data={"synthetic_graphs": {"num_graphs": 120, "num_classes": 3,
+                                              "feature_dim": 4, "max_nodes": 10}},
+                   sampling={}, model={"num_rounds": 2, "units": 16, "message_dim": 16},
+                   trainer={"epochs": 20, "batch_size": 16, "learning_rate": 0.01},
+                   task={"type": "graph_multiclass", "pooling": {"node": "sum"}},
+                   evaluation={"metric": "accuracy", "max_regression": 1.0})
+  assert config.task.pooling == {"node": "sum"}
+  summary = local_runner.run(config)
+  majority = summary["evaluation"]["trivial"]["eval"]["accuracy"]
+  print(f"\npooling {{node: sum}}: eval accuracy {summary['eval_metrics']['accuracy']:.3f}, "
+        f"test {summary['test_metrics']['accuracy']:.3f}; majority {majority:.3f}")
+  assert summary["eval_metrics"]["accuracy"] > majority + 0.1
+  assert summary["blessed"] is True
+
+
+def test_several_node_sets_are_pooled_each_by_its_own_reduction():
+  import tensorflow as tf
+  import tensorflow_gnn as tfgnn
+  from tfx_gnn.components.gnn_trainer import tasks
+  from tfx_gnn.components import graph_io
+  from tfx_gnn.pipelines import config as cfg_lib
+  graph = tfgnn.GraphTensor.from_pieces(
+      context=tfgnn.Context.from_fields(features={"label": tf.constant([1])}),
+      node_sets={
+          "a": tfgnn.NodeSet.from_fields(sizes=[2], features={
+              tfgnn.HIDDEN_STATE: tf.constant([[1.0], [3.0]])}),
+          "b": tfgnn.NodeSet.from_fields(sizes=[3], features={
+              tfgnn.HIDDEN_STATE: tf.constant([[1.0], [2.0], [7.0]])})})
+  label = graph_io.Label("graph", "label", 3)
+  task_cfg = cfg_lib.parse_config({"data": {"synthetic_graphs": {}}, "task": {
+      "type": "graph_multiclass", "pooling": {"a": "mean", "b": "max"}}}).task
+  made = tasks.make_tasks(task_cfg, label, gtspec=graph.spec)
+  np.testing.assert_allclose(made.task.gather_activations(graph).numpy(), [[2.0, 7.0]])
+  plain = tasks.make_tasks(task_cfg.model_copy(update={"pooling": "sum"}), label,
+                           gtspec=graph.spec)
+  np.testing.assert_allclose(plain.task.gather_activations(graph).numpy(), [[4.0]])
+  with pytest.raises(tasks.TaskError, match=r"task.pooling: unknown node set\(s\) 'c'"):
+    tasks.make_tasks(task_cfg.model_copy(update={"pooling": {"c": "sum"}}), label,
+                     gtspec=graph.spec)

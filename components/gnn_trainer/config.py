@@ -60,6 +60,10 @@ ReduceType = Annotated[str, pydantic.Field(description=(
     "How messages are pooled per receiver (a tfgnn reduce type, e.g. mean, sum, max)."))]
 UseLayerNormalization = Annotated[bool, pydantic.Field(description=(
     "Layer normalization of the next states."))]
+EdgeFeatures = Annotated[Optional[dict[str, list[str]]], pydantic.Field(description=(
+    "Edge features as message inputs, per edge set (edge set -> its numeric features, "
+    "concatenated); the template's convolutions read them beside the sender's state. Edge sets "
+    "not named here send node states only."))]
 
 
 class ModelOptions(Strict):
@@ -90,6 +94,7 @@ class ModelOptions(Strict):
 class MtAlbisOptions(ModelOptions):
   """TF-GNN's MtAlbisGraphUpdate (`tensorflow_gnn.models.mt_albis`): every option of it."""
   template: Literal["mt_albis"] = "mt_albis"
+  edge_features: EdgeFeatures = None
   last_round_node_sets: LastRoundNodeSets = None
   message_dim: MessageDim = 64
   l2_regularization: L2Regularization = 0.0
@@ -120,6 +125,7 @@ class GraphSageOptions(ModelOptions):
 class GATv2Options(ModelOptions):
   """GATv2 (`tensorflow_gnn.models.gat_v2`)."""
   template: Literal["gat_v2"] = "gat_v2"
+  edge_features: EdgeFeatures = None
   last_round_node_sets: LastRoundNodeSets = None
   message_dim: MessageDim = 64
   l2_regularization: L2Regularization = 0.0
@@ -146,6 +152,7 @@ class HGTOptions(ModelOptions):
 class VanillaMPNNOptions(ModelOptions):
   """VanillaMPNN (`tensorflow_gnn.models.vanilla_mpnn`)."""
   template: Literal["vanilla_mpnn"] = "vanilla_mpnn"
+  edge_features: EdgeFeatures = None
   last_round_node_sets: LastRoundNodeSets = None
   message_dim: MessageDim = 64
   l2_regularization: L2Regularization = 0.0
@@ -300,7 +307,17 @@ class GraphTaskOptions(TaskOptions):
   """About whole graphs of a collection: the labelled node set holds one node per graph, the
   edge sets into it tell each node's graph."""
   level: ClassVar[str] = "graph"
-  pooling: Pooling = "mean"
+  pooling: Union[Pooling, dict[str, Pooling]] = pydantic.Field("mean", description=(
+      "How node states are pooled into the graph's: one reduction (mean, sum, max) of the "
+      "first member node set (the one of a homogeneous collection), or node set -> reduction "
+      "for one or several node sets, whose pooled states are concatenated."))
+
+  @pydantic.field_validator("pooling")
+  @classmethod
+  def _some_node_set(cls, pooling):
+    if isinstance(pooling, dict) and not pooling:
+      raise ValueError("give at least one node set (node set -> mean, sum or max)")
+    return pooling
 
   def seeds(self) -> dict:
     return {"kind": "graphs"}

@@ -97,7 +97,42 @@ def initial_states(gtspec: tfgnn.GraphTensorSpec, cfg: ModelConfig,
       return {tfgnn.HIDDEN_STATE: state, degree_feature: node_set[degree_feature]}
     return state
 
-  return tfgnn.keras.layers.MapFeatures(node_sets_fn=keep_degree, name="initial_states")
+  edge_features = getattr(cfg, "edge_features", None)
+  if not edge_features:
+    return tfgnn.keras.layers.MapFeatures(node_sets_fn=keep_degree, name="initial_states")
+  check_edge_features(gtspec, edge_features)
+
+  def edge_sets_fn(edge_set, *, edge_set_name):
+    # The edge's state, read by the convolutions as their edge input: the chosen features
+    # concatenated; an edge set without any gets an empty one (the templates take one edge
+    # feature name for all edge sets).
+    names = edge_features.get(edge_set_name)
+    if not names:
+      return tfgnn.keras.layers.MakeEmptyFeature()(edge_set)
+    parts = [tf.cast(edge_set[name], tf.float32) for name in names]
+    parts = [tf.expand_dims(p, -1) if p.shape.rank == 1 else p for p in parts]
+    return tf.concat(parts, -1) if len(parts) > 1 else parts[0]
+
+  return tfgnn.keras.layers.MapFeatures(node_sets_fn=keep_degree, edge_sets_fn=edge_sets_fn,
+                                        name="initial_states")
+
+
+def check_edge_features(gtspec: tfgnn.GraphTensorSpec, edge_features: dict) -> None:
+  """Every `model.edge_features` entry names an edge set of the subgraphs and numeric features
+  of it."""
+  for edge_set, names in edge_features.items():
+    key = f"model.edge_features.{edge_set}"
+    if edge_set not in _edge_sets(gtspec):
+      raise ModelError(f"{key}: unknown edge set {edge_set!r} (edge sets: {_edge_sets(gtspec)})")
+    present = gtspec.edge_sets_spec[edge_set].features_spec
+    for name in names:
+      if name not in present:
+        raise ModelError(f"{key}: edge set {edge_set!r} has no feature {name!r} (its features: "
+                         f"{sorted(present) or 'none'})")
+      if not (present[name].dtype.is_floating or present[name].dtype.is_integer
+              or present[name].dtype.is_bool):
+        raise ModelError(f"{key}: feature {name!r} of edge set {edge_set!r} is "
+                         f"{present[name].dtype.name}, not a number")
 
 
 class _SumAndDropout(tf.keras.layers.Layer):
@@ -211,6 +246,8 @@ def graph_update(cfg: ModelConfig, gtspec: tfgnn.GraphTensorSpec,
   receives messages."""
   t = cfg.template
   common = dict(receiver_tag=tfgnn.SOURCE, node_set_names=node_set_names)
+  # model.edge_features: the input layer made them the edges' states (initial_states).
+  edge_feature = tfgnn.HIDDEN_STATE if getattr(cfg, "edge_features", None) else None
   if t == "mt_albis":
     return mt_albis.MtAlbisGraphUpdate(
         **common, units=cfg.units, message_dim=cfg.message_dim,
@@ -221,12 +258,14 @@ def graph_update(cfg: ModelConfig, gtspec: tfgnn.GraphTensorSpec,
         state_dropout_rate=cfg.state_dropout_rate, edge_dropout_rate=cfg.edge_dropout_rate,
         l2_regularization=cfg.l2_regularization, normalization_type=cfg.normalization_type,
         batch_normalization_momentum=cfg.batch_normalization_momentum,
-        next_state_type=cfg.next_state_type, edge_set_combine_type=cfg.edge_set_combine_type)
+        next_state_type=cfg.next_state_type, edge_set_combine_type=cfg.edge_set_combine_type,
+        edge_feature_name=edge_feature)
   if t == "gat_v2":
     return gat_v2.GATv2MPNNGraphUpdate(
         **common, units=cfg.units, message_dim=cfg.message_dim, num_heads=cfg.num_heads,
         heads_merge_type=cfg.heads_merge_type, l2_regularization=cfg.l2_regularization,
-        edge_dropout_rate=cfg.edge_dropout_rate, state_dropout_rate=cfg.state_dropout_rate)
+        edge_dropout_rate=cfg.edge_dropout_rate, state_dropout_rate=cfg.state_dropout_rate,
+        edge_feature=edge_feature)
   if t == "multi_head_attention":
     return multi_head_attention.MultiHeadAttentionMPNNGraphUpdate(
         **common, units=cfg.units, message_dim=cfg.message_dim, num_heads=cfg.num_heads,
@@ -236,7 +275,7 @@ def graph_update(cfg: ModelConfig, gtspec: tfgnn.GraphTensorSpec,
     return vanilla_mpnn.VanillaMPNNGraphUpdate(
         **common, units=cfg.units, message_dim=cfg.message_dim, reduce_type=cfg.reduce_type,
         l2_regularization=cfg.l2_regularization, dropout_rate=cfg.state_dropout_rate,
-        use_layer_normalization=cfg.use_layer_normalization)
+        use_layer_normalization=cfg.use_layer_normalization, edge_feature=edge_feature)
   if t == "graph_sage":
     return graph_sage.GraphSAGEGraphUpdate(
         **common, units=cfg.units, hidden_units=cfg.message_dim if cfg.use_pooling else None,

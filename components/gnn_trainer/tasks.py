@@ -177,18 +177,53 @@ def _graph_task(cfg: TaskConfig, label: Optional[graph_io.Label],
   if feature not in context:
     raise TaskError(f"task.type: {cfg.type} reads graph feature {feature!r}; the graphs "
                     f"have {sorted(context)} (features of node set {label.node_set!r})")
-  # Pools the first member node set (the one of a homogeneous collection).
-  pooled = node_sets[0]
+  # One reduction: of the first member node set (the one of a homogeneous collection).
+  pooling = (dict(cfg.pooling) if isinstance(cfg.pooling, dict)
+             else {node_sets[0]: cfg.pooling})
+  unknown = sorted(set(pooling) - set(node_sets))
+  if unknown:
+    raise TaskError(f"task.pooling: unknown node set(s) {', '.join(map(repr, unknown))}; the "
+                    f"graphs' node sets are {node_sets}")
   label_fn = runner.ContextLabelFn(feature)
   if cfg.type == "graph_multiclass":
-    task = runner.GraphMulticlassClassification(
-        pooled, num_classes=label.num_classes, reduce_type=cfg.pooling, label_fn=label_fn)
+    task = PooledGraphMulticlassClassification(
+        pooling, num_classes=label.num_classes, label_fn=label_fn)
   else:
-    cls = {"mse": runner.GraphMeanSquaredError,
-           "mae": runner.GraphMeanAbsoluteError}[cfg.regression_loss]
-    task = cls(pooled, reduce_type=cfg.pooling, label_fn=_float_label(label_fn))
+    cls = {"mse": PooledGraphMeanSquaredError,
+           "mae": PooledGraphMeanAbsoluteError}[cfg.regression_loss]
+    task = cls(pooling, label_fn=_float_label(label_fn))
   return Tasks(task, None, [], [], unsupervised=False, readout_node_sets=None,
                target=("context", feature))
+
+
+class _PooledNodeSets:
+  """A graph-level runner task whose graph state pools several node sets, each by its own
+  reduction (node set -> mean, sum or max), concatenated in the mapping's order: the
+  library's tasks pool one node set."""
+
+  def __init__(self, pooling: dict, **kwargs):
+    first, reduce_type = next(iter(pooling.items()))
+    super().__init__(first, reduce_type=reduce_type, **kwargs)
+    self._pooling = dict(pooling)
+
+  def gather_activations(self, inputs: tfgnn.GraphTensor) -> tf.Tensor:
+    pooled = [tfgnn.keras.layers.Pool(tfgnn.CONTEXT, reduce_type, node_set_name=node_set,
+                                      feature_name=tfgnn.HIDDEN_STATE)(inputs)
+              for node_set, reduce_type in self._pooling.items()]
+    return tf.concat(pooled, -1) if len(pooled) > 1 else pooled[0]
+
+
+class PooledGraphMulticlassClassification(_PooledNodeSets,
+                                          runner.GraphMulticlassClassification):
+  pass
+
+
+class PooledGraphMeanSquaredError(_PooledNodeSets, runner.GraphMeanSquaredError):
+  pass
+
+
+class PooledGraphMeanAbsoluteError(_PooledNodeSets, runner.GraphMeanAbsoluteError):
+  pass
 
 
 def _float_label(label_fn):
