@@ -237,10 +237,8 @@ def _check_references(config: Config, source: str) -> None:
 
 
 def _check_edge_features(config: Config, source: str) -> None:
-  """model.edge_features against data.tables: known edge sets (a reverse set has its forward
-  set's features), and features the edge table lists (or, for a local table that lists none,
-  its columns: read from the header only)."""
-  from tfx_gnn.components.graph_ingest import ingest, preflight  # pylint: disable=g-import-not-at-top
+  """model.edge_features against data.tables: known edge sets, and features their edge tables
+  list (an edge set carries only those; a reverse set, its forward set's)."""
   tables = config.data.tables
   forward_of = {**{name: name for name in tables.edge_sets},
                 **{t.reverse: name for name, t in tables.edge_sets.items() if t.reverse}}
@@ -249,21 +247,13 @@ def _check_edge_features(config: Config, source: str) -> None:
     if edge_set not in forward_of:
       raise ConfigError(f"invalid config {source}:\n  {key}: unknown edge set {edge_set!r}; "
                         f"the graph has {sorted(forward_of)}")
-    table = tables.edge_sets[forward_of[edge_set]]
-    features = table.features
-    path = os.path.join(tables.directory, table.file)
-    if features is None and os.path.isfile(path):
-      try:
-        features = [c for c in preflight.table_columns(path)
-                    if c not in (table.source_column, table.target_column)]
-      except ingest.IngestError:
-        continue  # ingest names the unreadable table
-    missing = [n for n in names if features is not None and n not in features]
+    listed = tables.edge_sets[forward_of[edge_set]].features or []
+    missing = [n for n in names if n not in listed]
     if missing:
       raise ConfigError(f"invalid config {source}:\n  {key}: edge set {edge_set!r} has no "
                         f"feature {', '.join(map(repr, missing))} (its features: "
-                        f"{', '.join(features) or 'none'}, from data.tables.edge_sets."
-                        f"{forward_of[edge_set]})")
+                        f"{', '.join(listed) or 'none'}, listed in data.tables.edge_sets."
+                        f"{forward_of[edge_set]}.features)")
 
 
 def _check_pooling(config: Config, source: str) -> None:

@@ -97,7 +97,7 @@ def _edge_sign_tables(directory, n=400, seed=0):
   return {"tables": {"directory": str(directory),
                      "node_sets": {"node": {"file": "nodes.csv", "label_column": "label"}},
                      "edge_sets": {"links": {"file": "links.csv", "source": "node",
-                                             "target": "node"}},
+                                             "target": "node", "features": ["w", "noise"]}},
                      "splits": {"ratios": {"train": 0.6, "eval": 0.2, "test": 0.2}}}}
 
 
