@@ -209,3 +209,52 @@ def test_several_node_sets_are_pooled_each_by_its_own_reduction():
   with pytest.raises(tasks.TaskError, match=r"task.pooling: unknown node set\(s\) 'c'"):
     tasks.make_tasks(task_cfg.model_copy(update={"pooling": {"c": "sum"}}), label,
                      gtspec=graph.spec)
+
+
+# ----------------------------------------------------- 4. dynamic mode with a SamplingSpec
+SPEC_TEXT = """
+seed_op { op_name: "seed" node_set_name: "paper" }
+sampling_ops { op_name: "cited" input_op_names: "seed" edge_set_name: "cites" sample_size: 2
+               strategy: RANDOM_UNIFORM }
+sampling_ops { op_name: "authors" input_op_names: "seed" edge_set_name: "written"
+               sample_size: 1 strategy: RANDOM_UNIFORM }
+"""
+
+
+@pytest.mark.slow
+def test_dynamic_mode_samples_with_the_sampling_spec(tmp_path):
+  import yaml
+  import tensorflow as tf
+  import tensorflow_gnn as tfgnn
+  from tfx_gnn import interactive
+  from tfx_gnn.components import graph_io, lineage
+  from tfx_gnn.components.gnn_trainer import dynamic
+  with open(os.path.join(HERE, "configs", "tiny.yaml")) as f:
+    raw = yaml.safe_load(f)
+  spec_file = tmp_path / "spec.pbtxt"
+  spec_file.write_text(SPEC_TEXT)
+  raw["pipeline"] = {"name": "tfx-gnn-rows-dynamic", "root": str(tmp_path / "root")}
+  raw["sampling"] = {"spec_file": str(spec_file), "mode": "dynamic"}
+  raw["trainer"] = {"epochs": 2, "batch_size": 32}
+  raw["attribution"] = {"enabled": False}
+  raw["report"] = {"enabled": False}
+  config = config_lib.parse_config(raw, "rows", HERE)
+  summary = local_runner.run(config)
+  assert summary["components"]["GnnTrainer"] == "COMPLETE", summary["components"]
+  store = lineage.open_store(config.metadata_path)
+  outputs = {ref.type: ref for r in lineage.executions(store, summary["run_id"])
+             for ref in r.outputs}
+  graph_dir = outputs["tfx_gnn.Graph"].uri
+  seeds = graph_io.read_seeds(graph_dir, "train")[:40]
+  provider = dynamic.train_subgraphs(graph_dir, config.sampling, seeds, shuffle_seed=0)
+  schema = provider.sampler.subgraph_schema()
+  # The spec's ops, not hops and fanouts: one hop, cites and written only, at most 2 + 1.
+  assert sorted(schema.edge_sets) == ["cites", "written"]
+  gtspec = tfgnn.create_graph_spec_from_schema_pb(schema)
+  for example in provider.get_dataset(tf.distribute.InputContext()).take(10):
+    graph = tfgnn.parse_single_example(gtspec, example)
+    assert int(graph.edge_sets["cites"].sizes[0]) <= 2
+    assert int(graph.edge_sets["written"].sizes[0]) <= 1
+  # The explorer samples what the pipeline samples (the spec, from the config).
+  explorer = interactive.SubgraphExplorer.from_config(config, graph_dir)
+  assert explorer.spec == provider.sampler._spec
