@@ -258,3 +258,68 @@ def test_dynamic_mode_samples_with_the_sampling_spec(tmp_path):
   # The explorer samples what the pipeline samples (the spec, from the config).
   explorer = interactive.SubgraphExplorer.from_config(config, graph_dir)
   assert explorer.spec == provider.sampler._spec
+
+
+# ------------------------------------------------ 5. bad input of the new config surfaces
+def _refused_before_anything_runs(tmp_path, sections, *patterns):
+  """The config is refused with a message naming its key; nothing runs or is published."""
+  with pytest.raises(config_lib.ConfigError) as info:
+    local_runner.run(_config(tmp_path / "root", **sections))
+  for pattern in patterns:
+    assert pattern in str(info.value), f"{pattern!r} not in error:\n{info.value}"
+  assert not os.path.exists(tmp_path / "root")  # no metadata, no artifacts, nothing served
+  return str(info.value)
+
+
+def test_an_edge_feature_that_is_not_on_that_edge_set_is_refused(tmp_path):
+  data = _edge_sign_tables(tmp_path)
+  data["tables"]["edge_sets"]["links"]["reverse"] = "linked_from"
+  data["tables"]["edge_sets"]["links"]["features"] = ["noise"]  # `w` not ingested
+  sampling = {"hops": 1, "fanouts": {"links": 3}}
+  _refused_before_anything_runs(
+      tmp_path, {"data": data, "sampling": sampling, "model": {"edge_features": {
+          "links": ["w"]}}},
+      "model.edge_features.links: edge set 'links' has no feature 'w'",
+      "its features: noise", "data.tables.edge_sets.links.features")
+  # A reverse set has its forward set's features; an unknown set is named too.
+  _refused_before_anything_runs(
+      tmp_path, {"data": data, "sampling": sampling, "model": {"edge_features": {
+          "linked_from": ["w"]}}},
+      "model.edge_features.linked_from: edge set 'linked_from' has no feature 'w'")
+  _refused_before_anything_runs(
+      tmp_path, {"data": data, "sampling": sampling, "model": {"edge_features": {
+          "cites": ["w"]}}},
+      "model.edge_features.cites: unknown edge set 'cites'", "['linked_from', 'links']")
+  # A template that reads no edge features refuses the option.
+  _refused_before_anything_runs(
+      tmp_path, {"data": data, "sampling": sampling, "model": {
+          "template": "graph_sage", "edge_features": {"links": ["noise"]}}},
+      "model", "'edge_features' does not apply to template 'graph_sage'")
+  # The valid form passes.
+  assert _config(tmp_path / "ok", data=data, sampling=sampling, model={
+      "edge_features": {"linked_from": ["noise"]}}).model.edge_features == {
+          "linked_from": ["noise"]}
+
+
+def test_a_pooling_node_set_that_does_not_exist_is_refused(tmp_path):
+  from tfx_gnn.components.graph_ingest import synthetic
+  tables = synthetic.generate_graph_collection(
+      str(tmp_path / "graphs"), num_graphs=30, num_classes=2, feature_dim=2, min_nodes=4,
+      max_nodes=6, seed=0)
+  task = {"type": "graph_multiclass", "pooling": {"node": "mean", "nodes": "sum"}}
+  _refused_before_anything_runs(
+      tmp_path, {"data": {"tables": tables}, "sampling": {}, "task": task},
+      "task.pooling: unknown node set(s) 'nodes'", "the graphs' node sets are ['node']")
+  # The labelled set holds one node per graph: it is not pooled either.
+  _refused_before_anything_runs(
+      tmp_path, {"data": {"tables": tables}, "sampling": {},
+                 "task": {"type": "graph_multiclass", "pooling": {"graph": "sum"}}},
+      "task.pooling: unknown node set(s) 'graph'")
+  _refused_before_anything_runs(
+      tmp_path, {"data": {"tables": tables}, "sampling": {},
+                 "task": {"type": "graph_multiclass", "pooling": {"node": "median"}}},
+      "task.pooling")
+  _refused_before_anything_runs(
+      tmp_path, {"data": {"tables": tables}, "sampling": {},
+                 "task": {"type": "graph_multiclass", "pooling": {}}},
+      "task.pooling", "give at least one node set")
