@@ -143,7 +143,9 @@ def test_every_mt_albis_option_is_configurable_and_passed_through(monkeypatch):
   # MtAlbisOptions' own options (beyond the input layer and the rounds every template shares)
   # plus the shared state options are exactly MtAlbis' arguments, less what the trainer sets.
   shared = set(trainer_config.ModelOptions.model_fields)
-  own = set(trainer_config.MtAlbisOptions.model_fields) - shared - {"last_round_node_sets"}
+  # edge_features (per edge set) become the edges' states, which edge_feature_name reads.
+  own = set(trainer_config.MtAlbisOptions.model_fields) - shared - {"last_round_node_sets",
+                                                                   "edge_features"}
   set_by_trainer = {"receiver_tag", "node_set_names", "edge_feature_name", "kernel_initializer"}
   assert own | {"units", "state_dropout_rate"} == params - set_by_trainer
   # ... and each reaches MtAlbisGraphUpdate with its configured (here non-default) value.
