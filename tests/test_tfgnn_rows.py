@@ -78,6 +78,56 @@ def test_node_regression_on_float_labels_beats_the_mean_predictor(tmp_path):
   assert summary["blessed"] is True
 
 
+def _float_label_collection(directory, num_graphs):
+  """The synthetic collection's tables with the graphs' float `target` as their label."""
+  from tfx_gnn.components.graph_ingest import synthetic
+  tables = synthetic.generate_graph_collection(
+      str(directory), num_graphs=num_graphs, num_classes=3, feature_dim=4, min_nodes=4,
+      max_nodes=10, seed=0)
+  tables["node_sets"]["graph"].update(label_column="target", features=[])
+  return tables
+
+
+def test_ingest_keeps_real_valued_labels_unless_num_classes_says_classes(tmp_path):
+  from tfx_gnn.components import graph_io
+  from tfx_gnn.components.graph_ingest import ingest
+  from tfx_gnn.components.graph_ingest.config import TablesSource
+  tables = _float_label_collection(tmp_path, 30)
+  with pytest.raises(ingest.IngestError, match=r"graph.csv: label 'target' at line \d+ is "
+                     r".*; with num_classes 3 labels must be integers"):
+    ingest.tables_to_graph(TablesSource(**tables))
+  del tables["num_classes"]
+  graph = ingest.tables_to_graph(TablesSource(**tables))
+  assert graph.label == graph_io.Label("graph", "label", 0, "float32")
+  assert graph.node_sets["graph"].features["label"].dtype == np.float32
+  graph_io.write_graph(graph, str(tmp_path / "out"))
+  assert graph_io.read_label(str(tmp_path / "out")).real_valued
+  # A classification task refuses real-valued labels, naming them.
+  from tfx_gnn.components.gnn_trainer import tasks
+  task = config_lib.parse_config({"data": {"synthetic": {}},
+                                  "sampling": {"fanouts": {"cites": 2}}}).task
+  with pytest.raises(tasks.TaskError, match="graph.label holds real numbers"):
+    tasks.make_tasks(task, graph.label)
+
+
+@pytest.mark.slow
+def test_graph_regression_on_a_float_label_beats_the_mean_predictor(tmp_path):
+  tables = _float_label_collection(tmp_path / "graphs", 150)
+  del tables["num_classes"]
+  summary = local_runner.run(_config(
+      tmp_path / "root", data={"tables": tables}, sampling={},
+      model={"num_rounds": 2, "units": 16, "message_dim": 16},
+      trainer={"epochs": 20, "batch_size": 16, "learning_rate": 0.01},
+      task={"type": "graph_regression", "pooling": {"node": "mean"}},
+      evaluation={"metric": "r2", "max_regression": 100.0}))
+  mean = summary["evaluation"]["trivial"]["eval"]
+  metrics, test = summary["eval_metrics"], summary["test_metrics"]
+  print(f"\ngraph regression eval: mse {metrics['mse']:.4f} mae {metrics['mae']:.4f} "
+        f"r2 {metrics['r2']:.4f}; mean predictor mse {mean['mse']:.4f}; test mse "
+        f"{test['mse']:.4f} r2 {test['r2']:.4f}")
+  assert metrics["mse"] < mean["mse"] and metrics["r2"] > 0.1 and summary["blessed"] is True
+
+
 # ---------------------------------------------------------------------- 2. edge features
 def _edge_sign_tables(directory, n=400, seed=0):
   """n nodes of two balanced classes with noise features; each node's 3 out-edges (`links`,
