@@ -61,7 +61,8 @@ def _check_label(cfg: TaskConfig, label: Optional[graph_io.Label]) -> graph_io.L
                     "(use task.type: dgi to train without labels)")
   if label.real_valued and cfg.type not in REGRESSION_TYPES:
     raise TaskError(f"task.type: {cfg.type} needs class labels; {label.node_set}."
-                    f"{label.feature} holds real numbers (use task.type: root_node_regression)")
+                    f"{label.feature} holds real numbers (use task.type: "
+                    f"{'graph' if cfg.level == 'graph' else 'root_node'}_regression)")
   if cfg.type == "root_node_binary" and label.num_classes != 2:
     raise TaskError(f"task.type: root_node_binary needs a label with 2 classes; "
                     f"{label.node_set}.{label.feature} has {label.num_classes}")
@@ -227,7 +228,7 @@ class PooledGraphMeanAbsoluteError(_PooledNodeSets, runner.GraphMeanAbsoluteErro
 
 
 def _float_label(label_fn):
-  """Regression targets as float32 (labels are stored as integers)."""
+  """Regression targets as float32 (labels may be stored as integers)."""
 
   def fn(graph):
     graph, y = label_fn(graph)
