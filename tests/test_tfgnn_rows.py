@@ -373,3 +373,54 @@ def test_a_pooling_node_set_that_does_not_exist_is_refused(tmp_path):
       tmp_path, {"data": {"tables": tables}, "sampling": {},
                  "task": {"type": "graph_multiclass", "pooling": {}}},
       "task.pooling", "give at least one node set")
+
+
+# ------------------------------------------------------------------------------- padding
+def test_padding_gives_fixed_shapes_and_skips_or_keeps_batches_as_the_runner_documents():
+  """trainer.padding (TPUs need fixed shapes): `tight` keeps every batch, padded to sizes
+  that any batch fits (batch size x the largest graph, + the padding graph); `fit_or_skip` learns sizes that `fit_or_skip_success_ratio` of random
+  batches fit, and skips the batches that do not (here: the one holding a huge graph)."""
+  import tensorflow as tf
+  import tensorflow_gnn as tfgnn
+  from tensorflow_gnn import runner
+  from tfx_gnn.components.gnn_trainer import training
+  from tfx_gnn.components.gnn_trainer.config import TrainerConfig
+  rng = np.random.default_rng(0)
+  sizes = [int(k) for k in rng.integers(2, 6, 39)] + [60]  # the last graph is huge
+
+  def graph(n):
+    return tfgnn.GraphTensor.from_pieces(
+        node_sets={"n": tfgnn.NodeSet.from_fields(sizes=[n], features={
+            "f": tf.ones([n, 2])})},
+        edge_sets={"e": tfgnn.EdgeSet.from_fields(sizes=[n - 1], adjacency=(
+            tfgnn.Adjacency.from_indices(("n", tf.range(n - 1)), ("n", tf.range(1, n)))))})
+
+  gtspec = graph(2).spec.relax(num_components=True, num_nodes=True, num_edges=True)
+  serialized = [tfgnn.write_example(graph(n)).SerializeToString() for n in sizes]
+
+  class Provider(runner.DatasetProvider):
+    def get_dataset(self, context):
+      return tf.data.Dataset.from_tensor_slices(serialized)
+
+  batches = [tfgnn.parse_example(gtspec, tf.constant(serialized[i:i + 4]))
+             .merge_batch_to_components() for i in range(0, len(serialized), 4)]
+  for mode, ratio in (("tight", None), ("fit_or_skip", 0.8)):
+    cfg = TrainerConfig(padding=mode, **({"fit_or_skip_success_ratio": ratio} if ratio else {}))
+    padding = training.make_padding(cfg, gtspec, Provider())
+    constraints = padding.get_size_constraints(4)
+    keep = padding.get_filter_fn(constraints)
+    kept = [bool(keep(b)) for b in batches]
+    if mode == "tight":
+      assert all(kept)
+      assert int(constraints.total_num_nodes["n"]) > 4 * max(sizes)
+    else:
+      assert kept[-1] is False and sum(kept) >= 8  # the huge graph's batch is skipped
+      assert int(constraints.total_num_nodes["n"]) < sum(sizes[-4:])
+    for batch, fits in zip(batches, kept):
+      if fits:  # every kept batch is padded to the same, fixed sizes
+        padded, mask = tfgnn.pad_to_total_sizes(batch, constraints)
+        assert int(padded.node_sets["n"].total_size) == int(constraints.total_num_nodes["n"])
+        assert int(padded.edge_sets["e"].total_size) == int(constraints.total_num_edges["e"])
+        assert int(tf.reduce_sum(tf.cast(mask, tf.int32))) == int(batch.num_components)
+    print(f"\n{mode}: nodes {int(constraints.total_num_nodes['n'])}, kept {sum(kept)} of "
+          f"{len(kept)} batches")
