@@ -220,10 +220,10 @@ def test_edge_features_apply_only_to_templates_that_read_them():
 @pytest.mark.slow
 def test_graph_classification_pools_the_configured_node_set(tmp_path):
   config = _config(tmp_path / "root",
-                   data={"synthetic_graphs": {"num_graphs": 120, "num_classes": 3,
+                   data={"synthetic_graphs": {"num_graphs": 300, "num_classes": 3,
                                               "feature_dim": 4, "max_nodes": 10}},
                    sampling={}, model={"num_rounds": 2, "units": 16, "message_dim": 16},
-                   trainer={"epochs": 20, "batch_size": 16, "learning_rate": 0.01},
+                   trainer={"epochs": 15, "batch_size": 16, "learning_rate": 0.01},
                    task={"type": "graph_multiclass", "pooling": {"node": "sum"}},
                    evaluation={"metric": "accuracy", "max_regression": 1.0})
   assert config.task.pooling == {"node": "sum"}
