@@ -378,8 +378,9 @@ def test_a_pooling_node_set_that_does_not_exist_is_refused(tmp_path):
 # ------------------------------------------------------------------------------- padding
 def test_padding_gives_fixed_shapes_and_skips_or_keeps_batches_as_the_runner_documents():
   """trainer.padding (TPUs need fixed shapes): `tight` keeps every batch, padded to sizes
-  that any batch fits (batch size x the largest graph, + the padding graph); `fit_or_skip` learns sizes that `fit_or_skip_success_ratio` of random
-  batches fit, and skips the batches that do not (here: the one holding a huge graph)."""
+  that any batch fits (batch size x the largest graph, + the padding graph); `fit_or_skip`
+  learns sizes that `fit_or_skip_success_ratio` of random batches fit, and skips the batches
+  that do not (here: the one holding a huge graph)."""
   import tensorflow as tf
   import tensorflow_gnn as tfgnn
   from tensorflow_gnn import runner
