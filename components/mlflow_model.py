@@ -35,6 +35,9 @@ CHAMPION = "champion"  # the registry alias of the last blessed version
 
 class NodeIdModel(mlflow.pyfunc.PythonModel):
   """Scores nodes by id (see the module docstring)."""
+  # The logged signature validates the input; MLflow's type-hint validation (and its warning,
+  # at class definition, that `predict` has no type hints) is not needed.
+  _skip_type_hint_validation = True
 
   def load_context(self, context):
     with open(context.artifacts[SPEC]) as f:

@@ -13,6 +13,7 @@ records it on the PushedModel (`serving_spec`, JSON) and bundles it into the MLf
 """
 from __future__ import annotations
 
+import base64
 import dataclasses
 import json
 import os
@@ -49,6 +50,16 @@ class ServingSpec:
 
   def to_json(self) -> str:
     return json.dumps(dataclasses.asdict(self), sort_keys=True)
+
+  # The PushedModel's `serving_spec` property: base64 of the JSON, because ML Metadata 1.17.1
+  # on PostgreSQL mis-quotes a string property that holds a backslash (JSON escapes the spec's
+  # quotes and newlines with them) and the insert fails.
+  def to_property(self) -> str:
+    return base64.b64encode(self.to_json().encode()).decode()
+
+  @classmethod
+  def from_property(cls, text: str) -> "ServingSpec":
+    return cls.from_json(base64.b64decode(text).decode())
 
   @classmethod
   def from_json(cls, text: str) -> "ServingSpec":

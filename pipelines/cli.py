@@ -151,7 +151,7 @@ def cmd_check(args) -> int:
 
 def _store(args):
   config = _load(args)
-  if not os.path.exists(config.metadata_path):
+  if not databases.is_postgres(config.metadata_path) and not os.path.exists(config.metadata_path):
     raise CliError(
         f"no ML Metadata database at {config.metadata_path}: pipeline {config.pipeline.name!r} "
         f"has not run there yet. pipeline.root ({config.pipeline.root}) is relative to the "
@@ -202,8 +202,8 @@ def cmd_summary(args) -> int:
 
 
 def cmd_verify(args) -> int:
+  config, lineage, store = _store(args)  # a missing database is an error before any import
   from tfx_gnn.components import housekeeping  # pylint: disable=g-import-not-at-top
-  config, lineage, store = _store(args)
   problems = lineage.check_live_artifacts(store)
   for c in housekeeping.collect(store, config.metadata_path, config.pipeline.name,
                                 os.path.join(config.root, "pipeline"), dry_run=True):
@@ -312,7 +312,7 @@ def cmd_predict(args) -> int:
   config = _load(args)
   try:
     pushed = latest_pushed_model(config)
-    spec = node_scoring.ServingSpec.from_json(pushed["serving_spec"])
+    spec = node_scoring.ServingSpec.from_property(pushed["serving_spec"])
     ids = _predict_ids(args, spec)
     if args.output and not os.path.isdir(os.path.dirname(os.path.abspath(args.output))):
       raise node_scoring.ScoringError(f"-o {args.output}: no such directory")

@@ -88,7 +88,7 @@ def setup(*, verbose: bool = False, quiet: bool = False) -> Callable[[], None]:
   if verbose:
     return lambda: None
   os.environ["TF_CPP_MIN_LOG_LEVEL"] = "2"
-  os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")
+  os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "ERROR")
   # Libraries warn through ours too (a deprecated call of theirs, attributed to our caller).
   warnings.simplefilter("ignore")
   return _filter_stderr()

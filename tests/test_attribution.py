@@ -113,7 +113,7 @@ def test_attributions_artifact_of_the_pipeline_run(served_tiny_run):
   assert summary["num_subgraphs"] == 60  # the whole test split (< num_subgraphs)
   assert summary["settings"]["counterfactual"] == "zeros"
   features = pd.read_parquet(os.path.join(uri, "features.parquet"))
-  feature_dim = 8  # tests/configs/tiny.yaml
+  feature_dim = 32  # tests/configs/tiny.yaml
   paper = features[(features.node_set == "paper") & (features.feature == "feat")]
   assert sorted(paper["index"]) == list(range(feature_dim))
   assert sorted(paper["rank"]) == list(range(1, feature_dim + 1))

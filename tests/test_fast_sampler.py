@@ -281,7 +281,7 @@ def run_examples_executor(mag, tmp_path, sampling: dict, beam_args, split_counts
                                                         tmp_dir=str(tmp_path / ".tmp"))
   executor.Executor(context).Do(
       {"graph": [graph], "anomalies": []}, {"examples": [examples]},
-      {"sampling": SamplingConfig(**sampling).model_dump_json()})
+      {"sampling_config": SamplingConfig(**sampling).model_dump_json()})
   records = {}
   for split in split_counts:
     files = glob.glob(os.path.join(str(tmp_path), f"Split-{split}", "*.tfrecord"))

@@ -280,8 +280,13 @@ def test_bulk_inference_config_takes_a_split_or_ids_not_both():
     BulkInferenceConfig(split="test", ids=["1"])
   with pytest.raises(ValueError, match="`ids` is empty"):
     BulkInferenceConfig(ids=[])
-  spec = node_scoring.ServingSpec("/g", "seed_op {}", 3, "paper", "root_node_binary")
+  spec = node_scoring.ServingSpec("/g", 'seed_op {\n  op_name: "seed"\n}', 3, "paper",
+                                  "root_node_binary")
   assert node_scoring.ServingSpec.from_json(spec.to_json()) == spec
+  # JSON escapes the spec's quotes and newlines with backslashes, on which ML Metadata on
+  # PostgreSQL fails; the property holds none.
+  assert "\\" in spec.to_json() and "\\" not in spec.to_property()
+  assert node_scoring.ServingSpec.from_property(spec.to_property()) == spec
 
 
 def test_predict_before_any_run_is_a_clear_error(tmp_path, capsys):

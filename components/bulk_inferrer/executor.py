@@ -30,7 +30,7 @@ class Executor(base_beam_executor.BaseBeamExecutor):
     if not spec_json:
       raise ValueError(f"pushed model {pushed.uri} has no serving_spec: the Pusher records one "
                        "for root-node models given the sampler's examples and the graph")
-    spec = node_scoring.ServingSpec.from_json(spec_json)
+    spec = node_scoring.ServingSpec.from_property(spec_json)
     if spec.graph_dir != graph.uri:
       raise ValueError(f"pushed model {pushed.uri} samples from graph {spec.graph_dir}, "
                        f"not from this pipeline's graph {graph.uri}")

@@ -81,7 +81,7 @@ class Executor(base_executor.BaseExecutor):
       graph = artifact_utils.get_single_instance(input_dict["graph"])
       spec = node_scoring.serving_spec(artifact_utils.get_single_instance(input_dict["examples"]),
                                        graph, model)
-      pushed.set_string_custom_property("serving_spec", spec.to_json())
+      pushed.set_string_custom_property("serving_spec", spec.to_property())
       split_counts = json.loads(graph.get_string_custom_property("split_counts") or "{}")
       split = next((s for s in ("test", "eval", "train") if split_counts.get(s)), None)
       example_ids = (graph_io.read_seeds(graph.uri, split) if split else
