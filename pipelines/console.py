@@ -89,6 +89,8 @@ def setup(*, verbose: bool = False, quiet: bool = False) -> Callable[[], None]:
     return lambda: None
   os.environ["TF_CPP_MIN_LOG_LEVEL"] = "2"
   os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "ERROR")
+  # MLflow's progress bars while the Pusher registers the model.
+  os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
   # Libraries warn through ours too (a deprecated call of theirs, attributed to our caller).
   warnings.simplefilter("ignore")
   return _filter_stderr()

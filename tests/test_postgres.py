@@ -175,7 +175,8 @@ def test_demo_runs_end_to_end_on_postgres(demo_run, postgres, monkeypatch):
   states = {r.component: r.state for r in lineage.executions(store, run_id)}
   assert {c: s for c, s in states.items() if not c.endswith("_resolver")} == {
       c: "COMPLETE" for c in ("GraphIngest", "GraphValidator", "SubgraphSampler", "GnnTrainer",
-                              "GnnEvaluator", "Pusher", "Attribution", "RunReport")}
+                              "GnnEvaluator", "Pusher", "GnnBulkInferrer", "Attribution",
+                              "RunReport")}
   pushed = _pushed(output)
   assert os.path.exists(os.path.join(pushed, "saved_model.pb"))
   assert f"ML Metadata: {postgres.url('demo_mlmd')}" in output
