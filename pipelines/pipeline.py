@@ -19,6 +19,7 @@ from tfx.types import channel, standard_artifacts
 from tfx_gnn.components.attribution.component import Attribution
 from tfx_gnn.components.gnn_evaluator.component import GnnEvaluator
 from tfx_gnn.components.gnn_trainer.component import GnnTrainer
+from tfx_gnn.components.gnn_tuner.component import GnnTuner
 from tfx_gnn.components.graph_ingest.component import GraphIngest
 from tfx_gnn.components.graph_validator.component import GraphValidator
 from tfx_gnn.components.pusher.component import Pusher
@@ -34,11 +35,22 @@ def create_components(config: Config, base: str, kubeflow: bool = False) -> list
                        memory_limit_gb=config.pipeline.memory_limit_gb)
   validator = GraphValidator(graph=ingest.outputs["graph"],
                              validation=config.validation.model_dump_json())
+  tuner = None
+  if config.tuner is not None:  # its best settings reach the sampler and the trainer
+    tuner = GnnTuner(graph=ingest.outputs["graph"], anomalies=validator.outputs["anomalies"],
+                     tuner_config=config.tuner.model_dump_json(),
+                     model_config=config.model.model_dump_json(),
+                     trainer_config=config.trainer.model_dump_json(),
+                     task_config=config.task.model_dump_json(),
+                     sampling_config=config.sampling.model_dump_json(),
+                     tracking_uri=config.tracking_uri, experiment=config.experiment)
+  hyperparameters = tuner.outputs["best_hyperparameters"] if tuner else None
   sampler = SubgraphSampler(graph=ingest.outputs["graph"],
                             anomalies=validator.outputs["anomalies"],
                             sampling=config.sampling.model_dump_json(),
                             memory_limit_gb=config.pipeline.memory_limit_gb,
-                            seeds=json.dumps(config.task.seeds(), sort_keys=True))
+                            seeds=json.dumps(config.task.seeds(), sort_keys=True),
+                            hyperparameters=hyperparameters)
   # No integrated-gradients export that no Attribution reads.
   trainer_cfg = (config.trainer if config.runs_attribution else
                  config.trainer.model_copy(update={"integrated_gradients": None}))
@@ -48,7 +60,8 @@ def create_components(config: Config, base: str, kubeflow: bool = False) -> list
                        task_config=config.task.model_dump_json(),
                        sampling_config=config.sampling.model_dump_json(),
                        memory_limit_gb=config.pipeline.memory_limit_gb,
-                       tracking_uri=config.tracking_uri, experiment=config.experiment)
+                       tracking_uri=config.tracking_uri, experiment=config.experiment,
+                       hyperparameters=hyperparameters)
   baseline = resolver.Resolver(
       strategy_class=latest_blessed_model_strategy.LatestBlessedModelStrategy,
       model=channel.Channel(type=standard_artifacts.Model),
@@ -66,7 +79,8 @@ def create_components(config: Config, base: str, kubeflow: bool = False) -> list
               base_directory=config.serving_dir_under(base))),
       custom_config={"mlflow_tracking_uri": config.tracking_uri,
                      "registered_model_name": config.pipeline.name})
-  components = [ingest, validator, sampler, trainer, baseline, evaluator, pusher]
+  components = [ingest, validator] + ([tuner] if tuner else []) + [
+      sampler, trainer, baseline, evaluator, pusher]
   attribution = None
   if config.runs_attribution:
     attribution = Attribution(

@@ -38,6 +38,9 @@ class GnnTrainerSpec(component_spec.ComponentSpec):
   INPUTS = {
       "examples": component_spec.ChannelParameter(type=standard_artifacts.Examples),
       "graph": component_spec.ChannelParameter(type=types.Graph),
+      # GnnTuner's best settings: override the model, trainer and sampling configs.
+      "hyperparameters": component_spec.ChannelParameter(
+          type=standard_artifacts.HyperParameters, optional=True),
   }
   OUTPUTS = {
       "model": component_spec.ChannelParameter(type=standard_artifacts.Model),
@@ -52,11 +55,12 @@ class GnnTrainer(base_component.BaseComponent):
 
   def __init__(self, examples, graph, model_config: str, trainer_config: str,
                tracking_uri: str, experiment: str, task_config: str | None = None,
-               sampling_config: str | None = None, memory_limit_gb: float | None = None):
+               sampling_config: str | None = None, memory_limit_gb: float | None = None,
+               hyperparameters=None):
     super().__init__(spec=GnnTrainerSpec(
         examples=examples, graph=graph, model_config=model_config,
         trainer_config=trainer_config, tracking_uri=tracking_uri, experiment=experiment,
         task_config=task_config, sampling_config=sampling_config,
-        memory_limit_gb=memory_limit_gb,
+        memory_limit_gb=memory_limit_gb, hyperparameters=hyperparameters,
         model=channel.Channel(type=standard_artifacts.Model),
         model_run=channel.Channel(type=standard_artifacts.ModelRun)))

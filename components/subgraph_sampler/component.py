@@ -33,6 +33,9 @@ class SubgraphSamplerSpec(component_spec.ComponentSpec):
       "graph": component_spec.ChannelParameter(type=types.Graph),
       # Consumed only to order sampling after a successful validation.
       "anomalies": component_spec.ChannelParameter(type=types.GraphAnomalies),
+      # GnnTuner's best settings: its tuned hops and fanouts replace the config's.
+      "hyperparameters": component_spec.ChannelParameter(
+          type=standard_artifacts.HyperParameters, optional=True),
   }
   OUTPUTS = {"examples": component_spec.ChannelParameter(type=standard_artifacts.Examples)}
 
@@ -43,8 +46,8 @@ class SubgraphSampler(base_beam_component.BaseBeamComponent):
   EXECUTOR_SPEC = executor_spec.BeamExecutorSpec(executor.Executor)
 
   def __init__(self, graph, anomalies, sampling: str, memory_limit_gb: float | None = None,
-               seeds: str | None = None):
+               seeds: str | None = None, hyperparameters=None):
     super().__init__(spec=SubgraphSamplerSpec(
         graph=graph, anomalies=anomalies, sampling=sampling, memory_limit_gb=memory_limit_gb,
-        seeds=seeds,
+        seeds=seeds, hyperparameters=hyperparameters,
         examples=channel.Channel(type=standard_artifacts.Examples)))
