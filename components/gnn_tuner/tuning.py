@@ -38,10 +38,8 @@ class TunerError(ValueError):
 def non_default(cfg) -> dict:
   """The settings of a config section that differ from its defaults (what a user would
   write; a section re-read from its JSON has every key set)."""
-  defaults = type(cfg)()
-  dump = cfg.model_dump(mode="json")
-  return {k: v for k, v in dump.items() if v != getattr(defaults, k) and
-          v != type(cfg).model_fields[k].default}
+  defaults = type(cfg)().model_dump(mode="json")
+  return {k: v for k, v in cfg.model_dump(mode="json").items() if v != defaults[k]}
 
 
 def suggest(trial, space: SearchSpace, base_template: str) -> dict[str, Any]:
