@@ -101,6 +101,7 @@ def run(args) -> list[dict]:
     if all((name, c, s) in done for c in args.candidates.split(",") for s in range(args.seeds)):
       continue
     graph_dir, fanouts, info = build_graph(name, args.workdir, args.data_dir)
+    os.makedirs(os.path.join(args.workdir, name), exist_ok=True)
     data = tuning.TrialData(graph_dir, os.path.join(args.workdir, name))
     if name == "demo2":  # 2% labelled: a seeded subset of the train split
       rng = np.random.default_rng(0)

@@ -43,6 +43,7 @@ def create_components(config: Config, base: str, kubeflow: bool = False) -> list
                      trainer_config=config.trainer.model_dump_json(),
                      task_config=config.task.model_dump_json(),
                      sampling_config=config.sampling.model_dump_json(),
+                     memory_limit_gb=config.pipeline.memory_limit_gb,
                      tracking_uri=config.tracking_uri, experiment=config.experiment)
   hyperparameters = tuner.outputs["best_hyperparameters"] if tuner else None
   sampler = SubgraphSampler(graph=ingest.outputs["graph"],

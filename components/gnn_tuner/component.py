@@ -31,6 +31,7 @@ class GnnTunerSpec(component_spec.ComponentSpec):
       "trainer_config": component_spec.ExecutionParameter(type=str),
       "task_config": component_spec.ExecutionParameter(type=str),
       "sampling_config": component_spec.ExecutionParameter(type=str),
+      "memory_limit_gb": component_spec.ExecutionParameter(type=float, optional=True),
       "tracking_uri": component_spec.ExecutionParameter(type=str),
       "experiment": component_spec.ExecutionParameter(type=str),
   }
@@ -52,9 +53,10 @@ class GnnTuner(base_component.BaseComponent):
 
   def __init__(self, graph, anomalies, tuner_config: str, model_config: str,
                trainer_config: str, task_config: str, sampling_config: str,
-               tracking_uri: str, experiment: str):
+               tracking_uri: str, experiment: str, memory_limit_gb: float | None = None):
     super().__init__(spec=GnnTunerSpec(
         graph=graph, anomalies=anomalies, tuner_config=tuner_config,
         model_config=model_config, trainer_config=trainer_config, task_config=task_config,
         sampling_config=sampling_config, tracking_uri=tracking_uri, experiment=experiment,
+        memory_limit_gb=memory_limit_gb,
         best_hyperparameters=channel.Channel(type=standard_artifacts.HyperParameters)))

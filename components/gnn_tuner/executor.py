@@ -29,7 +29,8 @@ class Executor(base_executor.BaseExecutor):
           trainer=TrainerConfig.model_validate_json(exec_properties["trainer_config"]),
           task=TaskConfig.model_validate_json(exec_properties["task_config"]),
           sampling=SamplingConfig.model_validate_json(exec_properties["sampling_config"]),
-          tracking=run, experiment=exec_properties["experiment"])
+          tracking=run, experiment=exec_properties["experiment"],
+          memory_limit_gb=exec_properties.get("memory_limit_gb"))
       tuning.write_result(result, best.uri)
       for name in (tuning.BEST_YAML_FILE, tuning.TRIALS_FILE):
         run.log_artifact(f"{best.uri}/{name}")

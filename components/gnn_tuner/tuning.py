@@ -110,7 +110,7 @@ class TrialData:
   """The Graph artifact in memory, read once for all trials: its train and eval seeds, and a
   fast sampler (with its fixed eval subgraphs) per sampling setting."""
 
-  def __init__(self, graph_dir: str, workdir: str):
+  def __init__(self, graph_dir: str, workdir: str, memory_limit_gb: Optional[float] = None):
     self.graph_dir = graph_dir
     self.workdir = workdir
     self.schema = graph_io.read_schema(graph_dir)
@@ -125,6 +125,9 @@ class TrialData:
                          "train and selects on eval")
     self.train_seeds = graph_io.read_seeds(graph_dir, "train")
     self.eval_seeds = graph_io.read_seeds(graph_dir, "eval")
+    from tfx_gnn.components.subgraph_sampler import fast_sampler  # pylint: disable=g-import-not-at-top
+    # Refused, naming the table, before the kernel's OOM killer would end the run.
+    fast_sampler.check_graph_fits(graph_dir, self.schema, memory_limit_gb)
     self.graph = graph_io.read_graph(graph_dir)
     self._samplers: dict = {}
 
@@ -203,7 +206,8 @@ class TuneResult:
 
 def tune(graph_dir: str, *, tuner: TunerConfig, model: ModelConfig, trainer: TrainerConfig,
          task: TaskConfig, sampling: SamplingConfig, workdir: Optional[str] = None,
-         tracking=None, experiment: str = "") -> TuneResult:
+         tracking=None, experiment: str = "",
+         memory_limit_gb: Optional[float] = None) -> TuneResult:
   """Runs the search. `tracking`: a `components.tracking.Run` (the tuning run, in MLflow
   experiment `experiment`), whose child run each trial becomes; none: no MLflow."""
   import optuna  # pylint: disable=g-import-not-at-top
@@ -216,7 +220,7 @@ def tune(graph_dir: str, *, tuner: TunerConfig, model: ModelConfig, trainer: Tra
   started = time.monotonic()
   own_workdir = workdir is None
   workdir = workdir or tempfile.mkdtemp(prefix="gnn_tuner_")
-  data = TrialData(graph_dir, workdir)
+  data = TrialData(graph_dir, workdir, memory_limit_gb)
   direction = "maximize" if tuner.objective == "accuracy" else "minimize"
   study = optuna.create_study(direction=direction,
                               sampler=optuna.samplers.TPESampler(seed=tuner.seed))
