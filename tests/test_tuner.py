@@ -234,3 +234,22 @@ def test_tuner_runs_and_its_best_hyperparameters_reach_the_trainer(tuned_run):
   children = client.search_runs([experiment], f"tags.mlflow.parentRunId = '{parent}'")
   assert sorted(r.info.run_name for r in children) == ["trial-0", "trial-1"]
   assert all(r.info.status == "FINISHED" and "objective" in r.data.metrics for r in children)
+
+
+def test_trials_read_train_and_eval_only_never_test(tmp_path):
+  import tensorflow as tf
+  from tfx_gnn.components import graph_io
+  from tfx_gnn.components.graph_ingest import ingest
+  from tfx_gnn.components.gnn_tuner import tuning
+  from tfx_gnn.components.subgraph_sampler.config import SamplingConfig
+  graph_dir = str(tmp_path / "graph")
+  ingest.ingest({"synthetic": {"num_papers": 200, "num_classes": 4, "feature_dim": 8}},
+                graph_dir, str(tmp_path / "scratch"))
+  os.remove(graph_io.seeds_file(graph_dir, "test"))  # a tuner that read it would fail
+  data = tuning.TrialData(graph_dir, str(tmp_path))
+  sampler, eval_file = data.sampler(SamplingConfig(fanouts={"cites": 2, "cited_by": 2}))
+  assert sum(1 for _ in tf.data.TFRecordDataset(eval_file)) == len(data.eval_seeds) > 0
+  assert not set(data.eval_seeds) & set(data.train_seeds)
+  # The eval subgraphs are those the SubgraphSampler writes for the eval split (salt "eval").
+  first = next(iter(tf.data.TFRecordDataset(eval_file))).numpy()
+  assert first == sampler.sample(data.eval_seeds[:1], salt="eval")[0]
