@@ -253,3 +253,20 @@ def test_trials_read_train_and_eval_only_never_test(tmp_path):
   # The eval subgraphs are those the SubgraphSampler writes for the eval split (salt "eval").
   first = next(iter(tf.data.TFRecordDataset(eval_file))).numpy()
   assert first == sampler.sample(data.eval_seeds[:1], salt="eval")[0]
+
+
+def test_attention_over_empty_states_is_recognized():
+  import tensorflow_gnn as tfgnn
+  from tfx_gnn.components import graph_io
+  from tfx_gnn.components.gnn_trainer.config import ModelConfig
+  from tfx_gnn.components.gnn_tuner import tuning
+  schema = tfgnn.GraphSchema()
+  schema.node_sets["author"].features["label"].dtype = 9
+  schema.node_sets["paper"].features["feat"].dtype = 1
+  schema.node_sets["venue"].features[graph_io.ID].dtype = 7
+  label = graph_io.Label("author", "label", 4)
+  assert tuning.empty_state_node_sets(schema, label, id_embeddings=True) == ["author"]
+  assert tuning.empty_state_node_sets(schema, label, id_embeddings=False) == ["author", "venue"]
+  assert tuning.attends(ModelConfig(attention_type="multi_head"))
+  assert tuning.attends(ModelConfig(template="gat_v2"))
+  assert not tuning.attends(ModelConfig(template="graph_sage"))

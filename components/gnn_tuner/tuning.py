@@ -152,6 +152,31 @@ class TrialData:
     return self._samplers[key]
 
 
+# Templates and MtAlbis options that attend over node states: with a node set whose initial
+# state is empty (no input features, no id embedding), TF 2.21's oneDNN aborts the whole
+# process ("could not create a primitive descriptor for the inner product"), which no
+# `except` can catch: such trials are pruned before they train.
+ATTENTION_TEMPLATES = ("gat_v2", "multi_head_attention", "hgt")
+
+
+def empty_state_node_sets(schema, label, id_embeddings: bool) -> list[str]:
+  """Node sets whose initial state would be empty: no feature but the label (and `#id`,
+  which only gives a state with id embeddings)."""
+  empty = []
+  for name, node_set in schema.node_sets.items():
+    features = set(node_set.features) - {graph_io.ID}
+    if label is not None and name == label.node_set:
+      features.discard(label.feature)
+    if not features and not (id_embeddings and graph_io.ID in node_set.features):
+      empty.append(name)
+  return sorted(empty)
+
+
+def attends(model: ModelConfig) -> bool:
+  return model.template in ATTENTION_TEMPLATES or (
+      model.template == "mt_albis" and model.attention_type != "none")
+
+
 def objective_value(history: dict[str, list[float]], objective: str) -> tuple[float, str]:
   """The trial's score on the eval split, at the validated epoch of lowest eval loss (whose
   weights the Runner exports): (value, metric name)."""
@@ -231,6 +256,13 @@ def tune(graph_dir: str, *, tuner: TunerConfig, model: ModelConfig, trainer: Tra
     params = suggest(trial, tuner.search_space, model.template)
     configs = trial_configs(params, model, trainer, sampling, tuner.trial_epochs)
     trial.set_user_attr("overrides", configs.overrides)
+    empty = empty_state_node_sets(data.schema, data.label, configs.model.id_embeddings)
+    if empty and attends(configs.model):
+      logging.warning("GnnTuner trial %d pruned: attention over empty states of %s",
+                      trial.number, empty)
+      trials.append({"number": trial.number, "params": params, "state": "PRUNED",
+                     "error": f"attention over node sets without initial states {empty}"})
+      raise optuna.TrialPruned()
     record = {"number": trial.number, "params": params, "state": "FAILED"}
     trials.append(record)
     child = None
