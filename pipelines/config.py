@@ -26,6 +26,7 @@ from tfx_gnn.components.graph_ingest.config import (  # noqa: F401  (re-exported
     DataConfig, EdgeTable, NodeTable, OgbSource, SplitTable, SyntheticGraphsSource,
     SyntheticSource, TablesSource, UnigraphSource)
 from tfx_gnn.components.graph_validator.config import ValidationConfig
+from tfx_gnn.components.gnn_tuner.config import TunerConfig
 from tfx_gnn.components.pusher.config import PushConfig
 from tfx_gnn.components.run_report.config import ReportConfig
 from tfx_gnn.components.subgraph_sampler.config import SamplingConfig
@@ -102,6 +103,8 @@ class Config(Strict):
   bulk_inference: BulkInferenceConfig = BulkInferenceConfig()
   mlflow: MlflowConfig = MlflowConfig()
   kubeflow: KubeflowConfig = KubeflowConfig()
+  # A GnnTuner before the sampler and trainer (their settings then come from its best trial).
+  tuner: Optional[TunerConfig] = None
 
   @property
   def runs_attribution(self) -> bool:
@@ -213,6 +216,11 @@ def _check_references(config: Config, source: str) -> None:
                       "subgraphs in the GnnTrainer's own process: it needs a node-level task "
                       f"(task.type is {config.task.type!r}) and trainer.num_workers: 1 "
                       f"(it is {config.trainer.num_workers})")
+  if config.tuner is not None and (level != "node" or config.task.type == "dgi"
+                                   or not sampling.fanouts):
+    raise ConfigError(f"invalid config {source}:\n  tuner: the GnnTuner tunes supervised "
+                      f"root-node tasks (task.type is {config.task.type!r}) whose trials sample "
+                      "in memory from sampling.fanouts (not a SamplingSpec file)")
   tables = config.data.tables
   if tables is not None and level != "link" and (tables.splits is None or not any(
       t.label_column for t in tables.node_sets.values())):

@@ -21,6 +21,7 @@ from tfx_gnn.components.attribution.component import Attribution
 from tfx_gnn.components.bulk_inferrer.component import GnnBulkInferrer
 from tfx_gnn.components.gnn_evaluator.component import GnnEvaluator
 from tfx_gnn.components.gnn_trainer.component import GnnTrainer
+from tfx_gnn.components.gnn_tuner.component import GnnTuner
 from tfx_gnn.components.graph_ingest.component import GraphIngest
 from tfx_gnn.components.graph_validator.component import GraphValidator
 from tfx_gnn.components.pusher.component import Pusher
@@ -54,11 +55,22 @@ def create_components(config: Config, base: str, kubeflow: bool = False) -> list
   validator = GraphValidator(graph=ingest.outputs["graph"],
                              validation_config=config.validation,
                              baseline_statistics=baseline_statistics)
+  tuner = None
+  if config.tuner is not None:  # its best settings reach the sampler and the trainer
+    tuner = GnnTuner(graph=ingest.outputs["graph"], anomalies=validator.outputs["anomalies"],
+                     tuner_config=config.tuner.model_dump_json(),
+                     model_config=config.model.model_dump_json(),
+                     trainer_config=config.trainer.model_dump_json(),
+                     task_config=config.task.model_dump_json(),
+                     sampling_config=config.sampling.model_dump_json(),
+                     memory_limit_gb=config.pipeline.memory_limit_gb,
+                     tracking_uri=config.tracking_uri, experiment=config.experiment)
+  hyperparameters = tuner.outputs["best_hyperparameters"] if tuner else None
   sampler = SubgraphSampler(graph=ingest.outputs["graph"],
                             anomalies=validator.outputs["anomalies"],
                             sampling_config=config.sampling,
                             memory_limit_gb=config.pipeline.memory_limit_gb,
-                            task_config=config.task)
+                            task_config=config.task, hyperparameters=hyperparameters)
   # No integrated-gradients export that no Attribution reads.
   trainer_cfg = (config.trainer if config.runs_attribution else
                  config.trainer.model_copy(update={"integrated_gradients": None}))
@@ -68,7 +80,8 @@ def create_components(config: Config, base: str, kubeflow: bool = False) -> list
                        task_config=config.task,
                        sampling_config=config.sampling,
                        memory_limit_gb=config.pipeline.memory_limit_gb,
-                       tracking_uri=config.tracking_uri, experiment=config.experiment)
+                       tracking_uri=config.tracking_uri, experiment=config.experiment,
+                       hyperparameters=hyperparameters)
   baseline = resolver.Resolver(
       strategy_class=latest_blessed_model_strategy.LatestBlessedModelStrategy,
       model=channel.Channel(type=standard_artifacts.Model),
@@ -89,7 +102,8 @@ def create_components(config: Config, base: str, kubeflow: bool = False) -> list
       # What serving by node id needs: the sampling spec (on the examples) and the graph.
       examples=sampler.outputs["examples"] if config.scores_node_ids else None,
       graph=ingest.outputs["graph"] if config.scores_node_ids else None)
-  components += [validator, sampler, trainer, baseline, evaluator, pusher]
+  components += [validator] + ([tuner] if tuner else []) + [
+      sampler, trainer, baseline, evaluator, pusher]
   if config.scores_node_ids and config.bulk_inference.enabled:
     components.append(GnnBulkInferrer(
         pushed_model=pusher.outputs["pushed_model"], graph=ingest.outputs["graph"],

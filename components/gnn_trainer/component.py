@@ -84,6 +84,9 @@ class GnnTrainerSpec(component_spec.ComponentSpec):
   INPUTS = {
       "examples": component_spec.ChannelParameter(type=standard_artifacts.Examples),
       "graph": component_spec.ChannelParameter(type=types.Graph),
+      # GnnTuner's best settings: override the model, trainer and sampling configs.
+      "hyperparameters": component_spec.ChannelParameter(
+          type=standard_artifacts.HyperParameters, optional=True),
   }
   OUTPUTS = {
       "model": component_spec.ChannelParameter(type=standard_artifacts.Model),
@@ -120,7 +123,8 @@ class GnnTrainer(base_component.BaseComponent):
   def __init__(self, examples, graph, tracking_uri: str, experiment: str,
                model_config=None, trainer_config=None, task_config=None,
                sampling_config=None, module_file: str | None = None,
-               module_path: str | None = None, memory_limit_gb: float | None = None):
+               module_path: str | None = None, memory_limit_gb: float | None = None,
+               hyperparameters=None):
     if model_config is None:  # a user module alone: template custom
       model_config = {"template": "custom"} if module_file or module_path else {}
     model = config_base.validate(ModelConfig, model_config)
@@ -134,6 +138,7 @@ class GnnTrainer(base_component.BaseComponent):
                          config_base.to_json(SamplingConfig, sampling_config)),
         module_file=module_file, module_path=module_path,
         tracking_uri=tracking_uri, experiment=experiment, memory_limit_gb=memory_limit_gb,
+        hyperparameters=hyperparameters,
         model=channel.Channel(type=standard_artifacts.Model),
         model_run=channel.Channel(type=standard_artifacts.ModelRun)))
     if module_file and udf_utils.should_package_user_modules():

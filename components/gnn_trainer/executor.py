@@ -17,7 +17,7 @@ from tfx.dsl.components.base import base_executor
 from tfx.types import artifact_utils
 from tfx.utils import path_utils
 
-from tfx_gnn.components import config_base, graph_io, publish, tracking
+from tfx_gnn.components import config_base, graph_io, hyperparameters, publish, tracking
 from tfx_gnn.components.gnn_trainer.config import ModelConfig, TaskConfig, TrainerConfig
 from tfx_gnn.components.subgraph_sampler.config import SamplingConfig
 
@@ -94,6 +94,21 @@ class Executor(base_executor.BaseExecutor):
     task_cfg = config_base.validate(TaskConfig, exec_properties.get("task_config") or "{}")
     sampling_cfg = (SamplingConfig.model_validate_json(exec_properties["sampling_config"])
                     if exec_properties.get("sampling_config") else None)
+    # -- GnnTuner: its best settings override the model, trainer and sampling configs (also
+    # in exec_properties, so that the backup's key tells the tuned training apart).
+    tuned = None
+    if input_dict.get("hyperparameters"):
+      tuned = artifact_utils.get_single_instance(input_dict["hyperparameters"])
+      overrides = hyperparameters.read_overrides(tuned.uri)
+      model_cfg = hyperparameters.apply(model_cfg, overrides, "model", ModelConfig)
+      trainer_cfg = hyperparameters.apply(trainer_cfg, overrides, "trainer")
+      if sampling_cfg is not None:
+        sampling_cfg = hyperparameters.apply(sampling_cfg, overrides, "sampling")
+      exec_properties = {**exec_properties, "model_config": model_cfg.model_dump_json(),
+                         "trainer_config": trainer_cfg.model_dump_json(),
+                         **({"sampling_config": sampling_cfg.model_dump_json()}
+                            if sampling_cfg is not None else {})}
+    # -- end GnnTuner
     dynamic_mode = sampling_cfg is not None and sampling_cfg.mode == "dynamic"
 
     train_files = graph_io.split_files(examples, "train")
@@ -190,3 +205,5 @@ class Executor(base_executor.BaseExecutor):
     model.set_string_custom_property("sampling_mode", "dynamic" if dynamic_mode else "batch")
     model.set_string_custom_property("mlflow_run_id", run.run_id)
     model.set_string_custom_property("mlflow_tracking_uri", run.tracking_uri)
+    if tuned is not None:
+      model.set_string_custom_property("hyperparameters_uri", publish.final_path(tuned.uri))

@@ -538,3 +538,120 @@ def write_ogb_unigraph(out_dir: str, *, num_papers: int, num_classes: int = 349,
   with open(path, "w") as f:
     print(schema, file=f)
   return path
+
+
+# ---------------------------------------------------------------- labels on another node set
+# Authors (labelled, featureless) write papers; each paper appears in one venue. Each venue has
+# a class, and so has each author, whose papers go mostly to venues of that class: the
+# generating rule reads an author's class as the class most of their papers' venues have
+# (2 hops away: author -> paper -> venue). Where that signal can be *seen*:
+#   signal_hops=2: venues have features (their class mean plus noise), papers pure noise;
+#   signal_hops=4: venues have no features, and each paper's features carry only a weak copy
+#     of its venue's class: one author's few papers say little, the venue's many other papers
+#     (author -> paper -> venue -> paper: 3 hops; 4 to return to authors) say much more.
+AUTHOR_VENUE_FILES = {
+    "author": "author.csv", "paper": "paper.parquet", "venue": "venue.parquet",
+    "writes": "writes.csv.gz", "published_in": "published_in.csv.gz",
+    "splits": "author_splits.csv",
+}
+VENUE_FOCUS = 0.7  # the probability that an author's paper goes to a venue of their class
+VENUE_FEATURE_SIGNAL = 1.0  # signal_hops=2: venue features, against unit noise
+PAPER_FEATURE_SIGNAL = 0.35  # signal_hops=4: paper features, against unit noise
+
+
+def generate_author_venue_tables(out_dir: str, *, num_authors: int = 2000,
+                                 num_venues: int = 40, num_classes: int = 4,
+                                 papers_per_author: float = 4.0, feature_dim: int = 16,
+                                 signal_hops: int = 4, train_per_class: int = 20,
+                                 eval_fraction: float = 0.2,
+                                 seed: int = 0) -> tuple[dict, float]:
+  """Writes an author-paper-venue graph whose labels sit on authors (see above). Returns its
+  graph spec (a dict that validates as `TablesSource`) and the rule's accuracy: how often the
+  generating rule (the majority class of the author's papers' venues, ties to the lowest
+  class) gives the author's label (its latent class), a ceiling for any model. Splits:
+  `train_per_class` labelled authors per class, `eval_fraction` of the authors for eval, the
+  rest test."""
+  if signal_hops not in (2, 4):
+    raise ValueError(f"signal_hops must be 2 or 4, got {signal_hops}")
+  if num_venues < num_classes or num_classes < 2:
+    raise ValueError(f"need 2 <= num_classes <= num_venues, got {num_classes}, {num_venues}")
+  rng = np.random.default_rng(seed)
+  k = num_classes
+  author_cls = _balanced_classes(num_authors, k, rng)
+  venue_cls = _balanced_classes(num_venues, k, rng)
+  venue_pop = rng.lognormal(0.0, 0.8, num_venues)
+  venue_in, venue_any = _class_sampler(venue_cls, venue_pop, k), _any_sampler(venue_pop)
+  # Each paper has one author (no co-authors: the only way to other authors is a venue).
+  paper_author = np.repeat(np.arange(num_authors),
+                           1 + rng.poisson(papers_per_author - 1, num_authors))
+  paper_venue = _focused_targets(author_cls[paper_author], VENUE_FOCUS, venue_in, venue_any,
+                                 rng)
+  num_papers = len(paper_author)
+  # The rule, and the labels it gives.
+  counts = np.zeros((num_authors, k), np.int64)
+  np.add.at(counts, (paper_author, venue_cls[paper_venue]), 1)
+  rule = counts.argmax(axis=1)
+  labels = author_cls
+  rule_accuracy = float(np.mean(rule == labels))
+  means = rng.normal(0.0, 1.0, (k, feature_dim))
+  paper_feat = rng.normal(0.0, 1.0, (num_papers, feature_dim))
+  venue_feat = rng.normal(0.0, 1.0, (num_venues, feature_dim))
+  if signal_hops == 2:
+    venue_feat += VENUE_FEATURE_SIGNAL * means[venue_cls]
+  else:
+    paper_feat += PAPER_FEATURE_SIGNAL * means[venue_cls[paper_venue]]
+  # Splits: train_per_class labelled authors per class, then eval, then test.
+  order = rng.permutation(num_authors)
+  split = np.full(num_authors, "test", dtype=object)
+  taken = np.zeros(num_authors, bool)
+  for c in range(k):
+    members = order[labels[order] == c][:train_per_class]
+    split[members] = "train"
+    taken[members] = True
+  rest = order[~taken[order]]
+  split[rest[:int(round(eval_fraction * num_authors))]] = "eval"
+
+  os.makedirs(out_dir, exist_ok=True)
+  path = lambda name: os.path.join(out_dir, AUTHOR_VENUE_FILES[name])
+  _write_csv(path("author"), {"id": np.arange(num_authors), "label": labels})
+
+  def write_features(name: str, features: np.ndarray) -> None:
+    table = pa.table({"id": np.arange(len(features)), "feat": pa.FixedSizeListArray.from_arrays(
+        pa.array(features.astype(np.float32).reshape(-1)), feature_dim)})
+    buffer = pa.BufferOutputStream()
+    pq.write_table(table, buffer)
+    _write_bytes(path(name), buffer.getvalue().to_pybytes())
+
+  write_features("paper", paper_feat)
+  if signal_hops == 2:
+    write_features("venue", venue_feat)
+  else:
+    _write_csv(path("venue").replace(".parquet", ".csv"), {"id": np.arange(num_venues)})
+  _write_csv(path("writes"), {"author": paper_author, "paper": np.arange(num_papers)})
+  _write_csv(path("published_in"), {"paper": np.arange(num_papers), "venue": paper_venue})
+  _write_csv(path("splits"), {"id": np.arange(num_authors), "split": split})
+  venue_file = (AUTHOR_VENUE_FILES["venue"] if signal_hops == 2 else
+                AUTHOR_VENUE_FILES["venue"].replace(".parquet", ".csv"))
+  return {
+      "directory": out_dir,
+      "node_sets": {
+          "author": {"file": AUTHOR_VENUE_FILES["author"], "id_column": "id",
+                     "label_column": "label"},
+          "paper": {"file": AUTHOR_VENUE_FILES["paper"], "id_column": "id",
+                    "features": ["feat"]},
+          "venue": {"file": venue_file, "id_column": "id",
+                    **({"features": ["feat"]} if signal_hops == 2 else {})},
+      },
+      "edge_sets": {
+          "writes": {"file": AUTHOR_VENUE_FILES["writes"], "source": "author",
+                     "target": "paper", "source_column": "author", "target_column": "paper",
+                     "reverse": "written_by"},
+          "published_in": {"file": AUTHOR_VENUE_FILES["published_in"], "source": "paper",
+                           "target": "venue", "source_column": "paper",
+                           "target_column": "venue", "reverse": "publishes"},
+      },
+      "label_node_set": "author",
+      "num_classes": k,
+      "splits": {"file": AUTHOR_VENUE_FILES["splits"], "id_column": "id",
+                 "split_column": "split"},
+  }, rule_accuracy

@@ -40,6 +40,9 @@ class SubgraphSamplerSpec(component_spec.ComponentSpec):
       "graph": component_spec.ChannelParameter(type=types.Graph),
       # Consumed only to order sampling after a successful validation.
       "anomalies": component_spec.ChannelParameter(type=types.GraphAnomalies),
+      # GnnTuner's best settings: its tuned hops and fanouts replace the config's.
+      "hyperparameters": component_spec.ChannelParameter(
+          type=standard_artifacts.HyperParameters, optional=True),
   }
   OUTPUTS = {"examples": component_spec.ChannelParameter(type=standard_artifacts.Examples)}
 
@@ -50,10 +53,11 @@ class SubgraphSampler(base_beam_component.BaseBeamComponent):
   EXECUTOR_SPEC = executor_spec.BeamExecutorSpec(executor.Executor)
 
   def __init__(self, graph, anomalies, sampling_config, task_config=None,
-               memory_limit_gb: float | None = None):
+               memory_limit_gb: float | None = None, hyperparameters=None):
     seeds = config_base.validate(TaskConfig, task_config or {}).seeds()
     super().__init__(spec=SubgraphSamplerSpec(
         graph=graph, anomalies=anomalies,
         sampling_config=config_base.to_json(SamplingConfig, sampling_config),
         memory_limit_gb=memory_limit_gb, seeds=json.dumps(seeds, sort_keys=True),
+        hyperparameters=hyperparameters,
         examples=channel.Channel(type=standard_artifacts.Examples)))

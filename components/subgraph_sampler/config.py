@@ -11,7 +11,10 @@ from tfx_gnn.components.config_base import Strict
 class SamplingConfig(Strict):
   """Subgraphs rooted at each seed: `hops` rounds of uniform sampling without replacement,
   from each reached node set along each of its outgoing edge sets named in `fanouts`."""
-  hops: int = pydantic.Field(2, ge=1, le=5)
+  # null (not given): from the graph schema, so that the labelled node set is reached again
+  # through every node set the fanouts lead to (subgraph_sampler/relation_paths.py; at least
+  # 2; docs/sampling.md).
+  hops: Optional[int] = pydantic.Field(None, ge=1, le=5)
   # Required (or a SamplingSpec instead) for node and link tasks; graph-level tasks take whole
   # graphs and sample nothing.
   fanouts: Optional[dict[str, int]] = None

@@ -7,7 +7,7 @@ from google.protobuf import text_format
 from tfx.dsl.components.base import base_beam_executor
 from tfx.types import artifact_utils
 
-from tfx_gnn.components import graph_io, publish
+from tfx_gnn.components import graph_io, hyperparameters, publish
 from tfx_gnn.components.subgraph_sampler.config import SamplingConfig
 
 PROGRAM_DIR = "sampling_program"  # the program's TF artifacts; Beam workers read them
@@ -21,6 +21,9 @@ class Executor(base_beam_executor.BaseBeamExecutor):
     graph = artifact_utils.get_single_instance(input_dict["graph"])
     examples = artifact_utils.get_single_instance(output_dict["examples"])
     config = SamplingConfig.model_validate_json(exec_properties["sampling_config"])
+    if input_dict.get("hyperparameters"):  # the GnnTuner's hops and fanouts
+      config = hyperparameters.apply(config, hyperparameters.read_overrides(
+          artifact_utils.get_single_instance(input_dict["hyperparameters"]).uri), "sampling")
 
     seeds = json.loads(exec_properties.get("seeds") or '{"kind": "nodes"}')
     label = graph_io.read_label(graph.uri)

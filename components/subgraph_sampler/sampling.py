@@ -7,6 +7,7 @@ so this module composes the same library calls it makes — `get_sampling_model`
 """
 from __future__ import annotations
 
+from typing import Optional
 
 import apache_beam as beam
 import tensorflow as tf
@@ -21,6 +22,7 @@ from tensorflow_gnn.experimental.sampler.beam import sampler as beam_sampler
 from tensorflow_gnn.experimental.sampler.beam import unigraph_utils
 
 from tfx_gnn.components import graph_io
+from tfx_gnn.components.subgraph_sampler import relation_paths
 
 
 class SamplingSpecError(ValueError):
@@ -28,9 +30,11 @@ class SamplingSpecError(ValueError):
 
 
 def build_sampling_spec(schema: tfgnn.GraphSchema, seed_node_set: str,
-                        fanouts: dict[str, int], hops: int) -> sampler_lib.SamplingSpec:
+                        fanouts: dict[str, int],
+                        hops: Optional[int]) -> sampler_lib.SamplingSpec:
   """A SamplingSpec tree: from the seeds, `hops` rounds of sampling along every outgoing edge
-  set that `fanouts` names, up to its fanout (uniformly, without replacement)."""
+  set that `fanouts` names, up to its fanout (uniformly, without replacement). `hops` None:
+  from the relation paths of those edge sets (`relation_paths.hops_for_schema`)."""
   if seed_node_set not in schema.node_sets:
     raise SamplingSpecError(
         f"sampling: seed node set {seed_node_set!r} is not in the graph "
@@ -48,6 +52,8 @@ def build_sampling_spec(schema: tfgnn.GraphSchema, seed_node_set: str,
         f"name one of "
         f"{sorted(n for n, e in schema.edge_sets.items() if e.source == seed_node_set)}")
 
+  if hops is None:
+    hops = relation_paths.hops_for_schema(schema, seed_node_set, fanouts)
   builder = sampler_lib.SamplingSpecBuilder(
       schema, default_strategy=sampler_lib.SamplingStrategy.RANDOM_UNIFORM).seed(seed_node_set)
 

@@ -1,0 +1,278 @@
+"""GnnTuner: the `tuner` config section (strict search space), the search's plain functions,
+and (slow) the tuner in the real pipeline on the tiny graph, whose best settings reach the
+sampler and the trainer."""
+import json
+import os
+
+import pytest
+import yaml
+
+from tfx_gnn.pipelines import config as config_lib
+
+
+def model_config(**options):
+  """A `model` section from its options (ModelConfig is a union on `template`)."""
+  from tfx_gnn.components import config_base
+  from tfx_gnn.components.gnn_trainer.config import ModelConfig
+  return config_base.validate(ModelConfig, options)
+
+HERE = os.path.dirname(__file__)
+TINY = os.path.join(HERE, "configs", "tiny.yaml")
+
+
+def tiny_raw(root="runs/tuner", tuner=None) -> dict:
+  with open(TINY) as f:
+    raw = yaml.safe_load(f)
+  raw["pipeline"].update(root=str(root), name="tfx-gnn-tuner")
+  if tuner is not None:
+    raw["tuner"] = tuner
+  return raw
+
+
+def config_error(tuner: dict) -> str:
+  with pytest.raises(config_lib.ConfigError) as e:
+    config_lib.parse_config(tiny_raw(tuner=tuner), "tuned.yaml", HERE)
+  return str(e.value)
+
+
+# ------------------------------------------------------------------ config (fast)
+def test_unknown_search_space_key_is_an_error_naming_it():
+  message = config_error({"search_space": {"unitz": [8, 16]}})
+  assert "tuner.search_space.unitz: unknown key" in message and "tuned.yaml" in message
+  assert "tuner.trialz: unknown key" in config_error({"trialz": 3})
+
+
+@pytest.mark.parametrize("space, words", [
+    ({"learning_rate": {"low": 0.1, "high": 0.01}}, ["learning_rate", "low 0.1 is above high"]),
+    ({"learning_rate": {"low": 0, "high": 0.01, "log": True}}, ["learning_rate", "log range"]),
+    ({"state_dropout_rate": [0.2, 1.5]}, ["state_dropout_rate", "candidate 1.5"]),
+    ({"hops": [2, 9]}, ["hops", "candidate 9"]),
+    ({"units": {"low": 64, "high": 8}}, ["units", "above high"]),
+    ({"units": []}, ["units", "no candidate values"]),
+    ({"template": ["mt_albis", "gnc"]}, ["template.1", "mt_albis"]),
+    ({"fanout_scale": [0.0]}, ["fanout_scale", "must be > 0"]),
+])
+def test_impossible_ranges_are_errors_naming_the_key(space, words):
+  message = config_error({"search_space": space})
+  assert "tuner.search_space" in message
+  for word in words:
+    assert word in message, message
+
+
+def test_budget_must_be_positive_and_tasks_must_be_root_node():
+  assert "tuner.trials" in config_error({"trials": 0})
+  assert "tuner.max_minutes" in config_error({"max_minutes": 0})
+  raw = tiny_raw(tuner={"trials": 2})
+  raw["task"] = {"type": "dgi"}
+  with pytest.raises(config_lib.ConfigError, match="tuner: the GnnTuner tunes supervised"):
+    config_lib.parse_config(raw, "tuned.yaml", HERE)
+
+
+def test_a_valid_tuner_section_composes_and_defaults_follow_tfgnns_mt_albis_space():
+  config = config_lib.parse_config(tiny_raw(tuner={"trials": 3, "max_minutes": 5}),
+                                   "tuned.yaml", HERE)
+  space = config.tuner.search_space.searched()
+  assert config.tuner.trials == 3 and config.tuner.seed == 0
+  assert space["simple_conv_reduce_type"] == ["mean", "mean|sum", "mean|max", "mean|sum|max"]
+  assert space["next_state_type"] == ["dense", "residual"]
+  assert config.tuner.search_space.learning_rate.log
+  assert config_lib.parse_config(tiny_raw(), "plain.yaml", HERE).tuner is None
+
+
+# ------------------------------------------------------------------ search logic (fast)
+def test_suggest_is_seeded_and_conditional_on_the_template():
+  import optuna
+  from tfx_gnn.components.gnn_tuner import tuning
+  from tfx_gnn.components.gnn_tuner.config import SearchSpace
+
+  space = SearchSpace()
+
+  def draws(seed):
+    study = optuna.create_study(sampler=optuna.samplers.TPESampler(seed=seed))
+    out = []
+    for _ in range(12):
+      trial = study.ask()
+      out.append(tuning.suggest(trial, space, "mt_albis"))
+      study.tell(trial, 0.5)
+    return out
+
+  first = draws(7)
+  assert first == draws(7)  # the seed fixes the trials
+  for params in first:
+    if params["template"] == "graph_sage":  # MtAlbis's options only on MtAlbis trials
+      assert not {"attention_type", "next_state_type", "edge_dropout_rate"} & set(params)
+    else:
+      assert {"attention_type", "next_state_type", "simple_conv_reduce_type"} <= set(params)
+      assert ("attention_num_heads" in params) == (params["attention_type"] != "none")
+  assert {p["template"] for p in first} == {"mt_albis", "graph_sage"}
+
+
+def test_trial_configs_override_the_sections_and_drop_another_templates_options():
+  from tfx_gnn.components.gnn_trainer.config import TrainerConfig
+  from tfx_gnn.components.gnn_tuner import tuning
+  from tfx_gnn.components.subgraph_sampler.config import SamplingConfig
+  model = model_config(template="mt_albis", attention_type="gat_v2", units=16,
+                      id_embeddings=False)
+  trainer = TrainerConfig(epochs=50, validation_freq=5, early_stopping_patience=3)
+  sampling = SamplingConfig(fanouts={"cites": 4, "writes": 2}, hops=2)
+  configs = tuning.trial_configs(
+      {"template": "graph_sage", "units": 32, "learning_rate": 0.02, "hops": 3,
+       "fanout_scale": 1.5}, model, trainer, sampling, trial_epochs=3)
+  assert configs.model.template == "graph_sage" and configs.model.units == 32
+  assert not hasattr(configs.model, "attention_type")  # an MtAlbis option, dropped
+  assert configs.model.id_embeddings is False  # the config's own setting, kept
+  assert configs.trainer.learning_rate == 0.02 and configs.trainer.epochs == 3
+  assert configs.trainer.validation_freq == 3 and configs.trainer.integrated_gradients is None
+  assert configs.sampling.mode == "dynamic" and configs.sampling.hops == 3
+  assert configs.sampling.fanouts == {"cites": 6, "writes": 3}
+  assert configs.overrides == {
+      "model": {"template": "graph_sage", "units": 32, "id_embeddings": False},
+      "trainer": {"learning_rate": 0.02},
+      "sampling": {"hops": 3, "fanouts": {"cites": 6, "writes": 3}}}
+
+
+def test_objective_is_read_at_the_epoch_whose_weights_are_exported():
+  from tfx_gnn.components.gnn_tuner import tuning
+  history = {"val_loss": [0.9, 0.5, 0.7], "val_sparse_categorical_accuracy": [0.5, 0.7, 0.8],
+             "loss": [1, 1, 1]}
+  assert tuning.objective_value(history, "accuracy") == (0.7, "val_sparse_categorical_accuracy")
+  assert tuning.objective_value(history, "loss") == (0.5, "val_loss")
+  with pytest.raises(tuning.TunerError, match="validated no epoch"):
+    tuning.objective_value({"loss": [1.0]}, "loss")
+
+
+def test_hyperparameters_artifact_round_trip_and_bad_files(tmp_path):
+  from tfx_gnn.components import hyperparameters
+  from tfx_gnn.components.gnn_trainer.config import ModelConfig, TrainerConfig
+  (tmp_path / "best_hyperparameters.txt").write_text(json.dumps(
+      {"model": {"units": 24}, "trainer": {"learning_rate": 0.01}, "sampling": {}}))
+  overrides = hyperparameters.read_overrides(str(tmp_path))
+  assert hyperparameters.apply(model_config(units=8, template="gat_v2"), overrides,
+                               "model", ModelConfig) == model_config(units=24)
+  trainer = hyperparameters.apply(TrainerConfig(epochs=7), overrides, "trainer")
+  assert (trainer.epochs, trainer.learning_rate) == (7, 0.01)
+  (tmp_path / "best_hyperparameters.txt").write_text('{"modle": {}}')
+  with pytest.raises(ValueError, match="best_hyperparameters.txt: expected sections"):
+    hyperparameters.read_overrides(str(tmp_path))
+  with pytest.raises(ValueError, match="not readable"):
+    hyperparameters.read_overrides(str(tmp_path / "missing"))
+
+
+# ------------------------------------------------------------------ the pipeline (slow)
+TUNER = {
+    "trials": 2, "max_minutes": 10, "seed": 3,
+    "search_space": {
+        "template": ["mt_albis"], "units": [24, 40], "num_rounds": [2],
+        "learning_rate": {"low": 0.001, "high": 0.02, "log": True}, "hops": [1, 2],
+        "state_dropout_rate": [0.0, 0.2], "input_dropout_rate": None,
+        "feature_normalization": None, "id_embeddings": None, "attention_type": None,
+        "attention_num_heads": None, "simple_conv_reduce_type": None,
+        "edge_dropout_rate": None, "next_state_type": ["dense", "residual"],
+        "weight_decay": [0.0, 0.0001]},
+}
+
+
+@pytest.fixture(scope="module")
+def tuned_run(tmp_path_factory):
+  import time
+  from tfx_gnn.components import lineage
+  from tfx_gnn.pipelines import local_runner
+  root = tmp_path_factory.mktemp("tuner")
+  raw = tiny_raw(root, TUNER)
+  raw["attribution"] = {"enabled": False}
+  raw["report"] = {"enabled": False}
+  config = config_lib.parse_config(raw, "tuned", HERE)
+  started = time.monotonic()
+  summary = local_runner.run(config)
+  wall = time.monotonic() - started
+  store = lineage.open_store(config.metadata_path)
+  records = {r.component: r for r in lineage.executions(store, summary["run_id"])}
+  return config, summary, records, wall
+
+
+@pytest.mark.slow
+def test_tuner_runs_and_its_best_hyperparameters_reach_the_trainer(tuned_run):
+  import tensorflow as tf
+  import mlflow
+  from tfx.utils import path_utils
+  config, summary, records, wall = tuned_run
+  assert set(summary["components"].values()) == {"COMPLETE"}, summary["components"]
+  tuner = records["GnnTuner"]
+  [best] = [a for a in tuner.outputs if a.type == "HyperParameters"]
+  assert best.properties["trials"] == 2 and best.properties["objective"].startswith("val_")
+  print(f"tuner {tuner.seconds:.0f} s, pipeline {wall:.0f} s")
+  overrides = json.loads(open(os.path.join(best.uri, "best_hyperparameters.txt")).read())
+  pinned = yaml.safe_load(open(os.path.join(best.uri, "best_hyperparameters.yaml")))
+  assert pinned == {k: v for k, v in overrides.items() if v}  # the YAML to pin says the same
+  units, hops = overrides["model"]["units"], overrides["sampling"]["hops"]
+  assert units in (24, 40) and hops in (1, 2)
+  trials = json.loads(open(os.path.join(best.uri, "trials.json")).read())["trials"]
+  assert [t["state"] for t in trials] == ["COMPLETE", "COMPLETE"]
+
+  # ML Metadata: the sampler and the trainer consumed this very artifact.
+  for component in ("SubgraphSampler", "GnnTrainer"):
+    assert best.id in [a.id for a in records[component].inputs
+                       if a.type == "HyperParameters"], component
+  [model] = [a for a in records["GnnTrainer"].outputs if a.type == "Model"]
+  assert model.properties["hyperparameters_uri"] == best.uri
+  [examples] = [a for a in records["SubgraphSampler"].outputs if a.type == "Examples"]
+  # The tuned hops sampled eval and test (the depth of the recorded SamplingSpec).
+  from google.protobuf import text_format
+  from tensorflow_gnn import sampler as sampler_lib
+  spec = text_format.Parse(examples.properties["sampling_spec"], sampler_lib.SamplingSpec())
+  depth = {spec.seed_op.op_name: 0}
+  for op in spec.sampling_ops:
+    depth[op.op_name] = 1 + max(depth[i] for i in op.input_op_names)
+  assert max(depth.values()) == hops
+
+  # The exported model has the tuned width, not the other candidate's.
+  variables = tf.train.list_variables(
+      os.path.join(path_utils.serving_model_path(model.uri), "variables", "variables"))
+  widths = {shape[-1] for _, shape in variables if len(shape) == 2}
+  assert units in widths and ({24, 40} - {units}).isdisjoint(widths), widths
+  # The trainer's MLflow run logged the tuned settings; every trial is a child run.
+  client = mlflow.MlflowClient(config.tracking_uri)
+  train_run = client.get_run(model.properties["mlflow_run_id"])
+  assert train_run.data.params["model.units"] == str(units)
+  assert train_run.data.params["trainer.learning_rate"] == str(
+      overrides["trainer"]["learning_rate"])
+  parent = best.properties["mlflow_run_id"]
+  experiment = client.get_experiment_by_name(config.experiment).experiment_id
+  children = client.search_runs([experiment], f"tags.mlflow.parentRunId = '{parent}'")
+  assert sorted(r.info.run_name for r in children) == ["trial-0", "trial-1"]
+  assert all(r.info.status == "FINISHED" and "objective" in r.data.metrics for r in children)
+
+
+def test_trials_read_train_and_eval_only_never_test(tmp_path):
+  import tensorflow as tf
+  from tfx_gnn.components import graph_io
+  from tfx_gnn.components.graph_ingest import ingest
+  from tfx_gnn.components.gnn_tuner import tuning
+  from tfx_gnn.components.subgraph_sampler.config import SamplingConfig
+  graph_dir = str(tmp_path / "graph")
+  ingest.ingest({"synthetic": {"num_papers": 200, "num_classes": 4, "feature_dim": 8}},
+                graph_dir, str(tmp_path / "scratch"))
+  os.remove(graph_io.seeds_file(graph_dir, "test"))  # a tuner that read it would fail
+  data = tuning.TrialData(graph_dir, str(tmp_path))
+  sampler, eval_file = data.sampler(SamplingConfig(fanouts={"cites": 2, "cited_by": 2}))
+  assert sum(1 for _ in tf.data.TFRecordDataset(eval_file)) == len(data.eval_seeds) > 0
+  assert not set(data.eval_seeds) & set(data.train_seeds)
+  # The eval subgraphs are those the SubgraphSampler writes for the eval split (salt "eval").
+  first = next(iter(tf.data.TFRecordDataset(eval_file))).numpy()
+  assert first == sampler.sample(data.eval_seeds[:1], salt="eval")[0]
+
+
+def test_attention_over_empty_states_is_recognized():
+  import tensorflow_gnn as tfgnn
+  from tfx_gnn.components import graph_io
+  from tfx_gnn.components.gnn_tuner import tuning
+  schema = tfgnn.GraphSchema()
+  schema.node_sets["author"].features["label"].dtype = 9
+  schema.node_sets["paper"].features["feat"].dtype = 1
+  schema.node_sets["venue"].features[graph_io.ID].dtype = 7
+  label = graph_io.Label("author", "label", 4)
+  assert tuning.empty_state_node_sets(schema, label, id_embeddings=True) == ["author"]
+  assert tuning.empty_state_node_sets(schema, label, id_embeddings=False) == ["author", "venue"]
+  assert tuning.attends(model_config(attention_type="multi_head"))
+  assert tuning.attends(model_config(template="gat_v2"))
+  assert not tuning.attends(model_config(template="graph_sage"))
