@@ -43,7 +43,7 @@ def child(module: str, role: str, argv: list[str]) -> dict:
   """Runs `python -m module --role role argv...`; returns the JSON on its last stdout line,
   with the child's wall and CPU seconds (as the parent sees them) under `_process`. The
   child's progress lines (stdout lines starting with `[`) are echoed as they come."""
-  import tempfile  # pylint: disable=g-import-not-at-top
+  import tempfile
   cmd = [sys.executable, "-m", module, "--role", role] + argv
   print(f"[bench] {role} ...", flush=True)
   before = resource.getrusage(resource.RUSAGE_CHILDREN)
@@ -100,13 +100,13 @@ def synthetic_graph(workdir: str, papers: int, feature_dim: int, num_classes: in
                     seed: int = 0) -> str:
   """The synthetic MAG-shaped graph (with train/eval/test seeds) as a Graph artifact directory
   under `workdir`, built once and reused."""
-  from tfx_gnn.components import graph_io  # pylint: disable=g-import-not-at-top
+  from tfx_gnn.components import graph_io
   base = os.path.join(workdir, f"graph-{papers}-d{feature_dim}-c{num_classes}-s{seed}")
   graph_dir = os.path.join(base, "graph")
   if not os.path.exists(os.path.join(graph_dir, graph_io.SCHEMA_FILE)):
-    from tfx_gnn.components.graph_ingest import ingest  # pylint: disable=g-import-not-at-top
-    from tfx_gnn.pipelines import config as config_lib  # pylint: disable=g-import-not-at-top
-    from tfx_gnn.components.graph_ingest import synthetic  # pylint: disable=g-import-not-at-top
+    from tfx_gnn.components.graph_ingest import ingest
+    from tfx_gnn.pipelines import config as config_lib
+    from tfx_gnn.components.graph_ingest import synthetic
     spec = synthetic.generate_tables(os.path.join(base, "tables"), num_papers=papers,
                                      num_classes=num_classes, feature_dim=feature_dim, seed=seed)
     graph_io.write_graph(ingest.tables_to_graph(config_lib.TablesSource.model_validate(spec)),

@@ -67,8 +67,8 @@ CANDIDATES = {
 def build_graph(name: str, workdir: str,
                 data_dir: str = "/work/shared/data") -> tuple[str, dict, dict]:
   """(graph dir, fanouts, info) of a study graph, ingested once into `workdir`."""
-  from tfx_gnn.components.graph_ingest import ingest, synthetic  # pylint: disable=g-import-not-at-top
-  from tfx_gnn.pipelines import config as config_lib  # pylint: disable=g-import-not-at-top
+  from tfx_gnn.components.graph_ingest import ingest, synthetic
+  from tfx_gnn.pipelines import config as config_lib
   base = "demo" if name.startswith("demo") else "av" if name.startswith("av") else name
   graph_dir = os.path.join(workdir, base, "graph")
   info = {}
@@ -89,11 +89,11 @@ def build_graph(name: str, workdir: str,
 
 
 def run(args) -> list[dict]:
-  import numpy as np  # pylint: disable=g-import-not-at-top
-  from tfx_gnn.components.gnn_trainer.config import ModelConfig, TaskConfig, TrainerConfig  # pylint: disable=g-import-not-at-top
-  from tfx_gnn.components.gnn_tuner import tuning  # pylint: disable=g-import-not-at-top
-  from tfx_gnn.components.subgraph_sampler import relation_paths  # pylint: disable=g-import-not-at-top
-  from tfx_gnn.components.subgraph_sampler.config import SamplingConfig  # pylint: disable=g-import-not-at-top
+  import numpy as np
+  from tfx_gnn.components.gnn_trainer.config import ModelConfig, TaskConfig, TrainerConfig
+  from tfx_gnn.components.gnn_tuner import tuning
+  from tfx_gnn.components.subgraph_sampler import relation_paths
+  from tfx_gnn.components.subgraph_sampler.config import SamplingConfig
   # Resumable: runs already in --out are kept and not repeated.
   rows = json.load(open(args.out)) if args.out and os.path.exists(args.out) else []
   done = {(r["graph"], r["candidate"], r["seed"]) for r in rows}
@@ -139,10 +139,10 @@ def tune(args) -> list[dict]:
   """A short GnnTuner search per graph (its default space, plus hops 2 or the relation
   paths' where those are more), for the
   "tuned" column: the best trial's eval accuracy."""
-  from tfx_gnn.components.gnn_trainer.config import ModelConfig, TaskConfig, TrainerConfig  # pylint: disable=g-import-not-at-top
-  from tfx_gnn.components.gnn_tuner import tuning  # pylint: disable=g-import-not-at-top
-  from tfx_gnn.components.gnn_tuner.config import SearchSpace, TunerConfig  # pylint: disable=g-import-not-at-top
-  from tfx_gnn.components.subgraph_sampler.config import SamplingConfig  # pylint: disable=g-import-not-at-top
+  from tfx_gnn.components.gnn_trainer.config import ModelConfig, TaskConfig, TrainerConfig
+  from tfx_gnn.components.gnn_tuner import tuning
+  from tfx_gnn.components.gnn_tuner.config import SearchSpace, TunerConfig
+  from tfx_gnn.components.subgraph_sampler.config import SamplingConfig
   rows = []
   for name in args.graphs.split(","):
     graph_dir, fanouts, info = build_graph(name, args.workdir, args.data_dir)
@@ -150,8 +150,8 @@ def tune(args) -> list[dict]:
       raise SystemExit("--tune runs on whole splits: not for demo2, give --eval-limit 0")
     # Hops searched only where the relation paths want more than 2 (Cora's 1,433-d papers at
     # 4 hops of fanout 10 would be ~64 MB per subgraph).
-    from tfx_gnn.components.subgraph_sampler import relation_paths  # pylint: disable=g-import-not-at-top
-    from tfx_gnn.components import graph_io  # pylint: disable=g-import-not-at-top
+    from tfx_gnn.components.subgraph_sampler import relation_paths
+    from tfx_gnn.components import graph_io
     path_hops = relation_paths.hops_for_schema(graph_io.read_schema(graph_dir),
                                                graph_io.read_label(graph_dir).node_set, fanouts)
     result = tuning.tune(
@@ -171,7 +171,7 @@ def tune(args) -> list[dict]:
 
 def table(rows: list[dict]) -> str:
   """Markdown: eval accuracy (mean ± std over seeds) per graph and candidate."""
-  import numpy as np  # pylint: disable=g-import-not-at-top
+  import numpy as np
   graphs = list(dict.fromkeys(r["graph"] for r in rows))
   cands = list(dict.fromkeys(r["candidate"] for r in rows))
   lines = ["| graph | " + " | ".join(cands) + " |", "|---" * (len(cands) + 1) + "|"]

@@ -23,16 +23,16 @@ os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-import numpy as np  # pylint: disable=wrong-import-position
+import numpy as np
 
-from benchmarks.train_seeds import load, newest  # pylint: disable=wrong-import-position
+from benchmarks.train_seeds import load, newest
 
 
 def raw_features(files, schema, label, exclude=()):
   """The root nodes' own input features (minus `exclude`: features ingest derived, such as a
   degree feature), row-normalized, and their labels."""
-  import tensorflow as tf  # pylint: disable=g-import-not-at-top
-  import tensorflow_gnn as tfgnn  # pylint: disable=g-import-not-at-top
+  import tensorflow as tf
+  import tensorflow_gnn as tfgnn
   gtspec = tfgnn.create_graph_spec_from_schema_pb(schema)
   names = sorted(k for k in gtspec.node_sets_spec[label.node_set].features_spec
                  if not k.startswith("#") and k != label.feature and k not in exclude)
@@ -58,9 +58,9 @@ def main(argv=None) -> int:
   args = parser.parse_args(argv)
   config = load(args.config, args.set + ["task.type=dgi"], args.fresh_model)
 
-  from tfx_gnn.components import graph_io  # pylint: disable=g-import-not-at-top
-  from tfx_gnn.components.gnn_evaluator import evaluation  # pylint: disable=g-import-not-at-top
-  from tfx_gnn.components.gnn_trainer import training  # pylint: disable=g-import-not-at-top
+  from tfx_gnn.components import graph_io
+  from tfx_gnn.components.gnn_evaluator import evaluation
+  from tfx_gnn.components.gnn_trainer import training
 
   pipeline_dir = os.path.join(config.root, "pipeline")
   graph_dir = newest(os.path.join(pipeline_dir, "GraphIngest", "graph", "*"))

@@ -26,9 +26,9 @@ os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-import numpy as np  # pylint: disable=wrong-import-position
+import numpy as np
 
-from benchmarks.train_seeds import load, newest  # pylint: disable=wrong-import-position
+from benchmarks.train_seeds import load, newest
 
 
 def main(argv=None) -> int:
@@ -42,10 +42,10 @@ def main(argv=None) -> int:
   args = parser.parse_args(argv)
   config = load(args.config, args.set, fresh_model=False)
 
-  import tensorflow as tf  # pylint: disable=g-import-not-at-top
-  from tfx_gnn.components import graph_io  # pylint: disable=g-import-not-at-top
-  from tfx_gnn.components.gnn_evaluator import evaluation  # pylint: disable=g-import-not-at-top
-  from tfx_gnn.components.gnn_trainer import dynamic, training  # pylint: disable=g-import-not-at-top
+  import tensorflow as tf
+  from tfx_gnn.components import graph_io
+  from tfx_gnn.components.gnn_evaluator import evaluation
+  from tfx_gnn.components.gnn_trainer import dynamic, training
 
   pipeline_dir = os.path.join(config.root, "pipeline")
   graph_dir = newest(os.path.join(pipeline_dir, "GraphIngest", "graph", "*"))

@@ -20,9 +20,9 @@ os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-import numpy as np  # pylint: disable=wrong-import-position
+import numpy as np
 
-from benchmarks.train_seeds import load, newest  # pylint: disable=wrong-import-position
+from benchmarks.train_seeds import load, newest
 
 
 def main(argv=None) -> int:
@@ -35,8 +35,8 @@ def main(argv=None) -> int:
   parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
   args = parser.parse_args(argv)
   config = load(args.config, args.set, False)
-  import tensorflow as tf  # pylint: disable=g-import-not-at-top
-  from tfx_gnn.components import graph_io  # pylint: disable=g-import-not-at-top
+  import tensorflow as tf
+  from tfx_gnn.components import graph_io
   graph = graph_io.read_graph(newest(os.path.join(config.root, "pipeline", "GraphIngest",
                                                   "graph", "*")))
   (name, nodes), = graph.node_sets.items()

@@ -33,7 +33,7 @@ TARGET_NODES_PER_S = 1000.0
 
 
 def _latest_examples(config) -> str:
-  from tfx_gnn.components import lineage  # pylint: disable=g-import-not-at-top
+  from tfx_gnn.components import lineage
   store = lineage.open_store(config.metadata_path)
   for run_id in reversed(lineage.run_ids(store, config.pipeline.name)):
     for record in lineage.executions(store, run_id):
@@ -43,14 +43,14 @@ def _latest_examples(config) -> str:
 
 
 def measure(args) -> dict:
-  import apache_beam as beam  # pylint: disable=g-import-not-at-top
-  from apache_beam.options.pipeline_options import PipelineOptions  # pylint: disable=g-import-not-at-top
-  from tfx_gnn.components import graph_io, node_scoring  # pylint: disable=g-import-not-at-top
-  from tfx_gnn.components.bulk_inferrer import bulk_inference  # pylint: disable=g-import-not-at-top
-  from tfx_gnn.components.bulk_inferrer.config import BulkInferenceConfig  # pylint: disable=g-import-not-at-top
-  from tfx_gnn.components.gnn_evaluator import evaluation  # pylint: disable=g-import-not-at-top
-  from tfx_gnn.pipelines import cli, local_runner  # pylint: disable=g-import-not-at-top
-  from tfx_gnn.pipelines import config as config_lib  # pylint: disable=g-import-not-at-top
+  import apache_beam as beam
+  from apache_beam.options.pipeline_options import PipelineOptions
+  from tfx_gnn.components import graph_io, node_scoring
+  from tfx_gnn.components.bulk_inferrer import bulk_inference
+  from tfx_gnn.components.bulk_inferrer.config import BulkInferenceConfig
+  from tfx_gnn.components.gnn_evaluator import evaluation
+  from tfx_gnn.pipelines import cli, local_runner
+  from tfx_gnn.pipelines import config as config_lib
 
   config = config_lib.load_config(args.config, {"pipeline": {"root": args.root}})
   start = time.time()

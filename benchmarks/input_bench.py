@@ -37,9 +37,9 @@ TARGET = 0.95  # ours >= 0.95x the standalone runner, examples/s
 # ------------------------------------------------------------------ children
 def prepare(args) -> dict:
   """The graph and its train/eval subgraphs as TFRecord shards (reused when present)."""
-  from tfx_gnn.components import graph_io  # pylint: disable=g-import-not-at-top
-  from tfx_gnn.components.subgraph_sampler import fast_sampler, sampling  # pylint: disable=g-import-not-at-top
-  from google.protobuf import text_format  # pylint: disable=g-import-not-at-top
+  from tfx_gnn.components import graph_io
+  from tfx_gnn.components.subgraph_sampler import fast_sampler, sampling
+  from google.protobuf import text_format
   config = _config(args)
   graph_dir = common.synthetic_graph(args.workdir, args.papers, config.data.synthetic.feature_dim,
                                      config.data.synthetic.num_classes)
@@ -50,7 +50,7 @@ def prepare(args) -> dict:
                                       config.sampling.hops)
   files = {}
   if not os.path.exists(graph_io.subgraph_schema_path(examples)):
-    import tensorflow as tf  # pylint: disable=g-import-not-at-top
+    import tensorflow as tf
     engine = fast_sampler.FastSampler(graph_io.read_graph(graph_dir), spec, seed=0,
                                       schema=schema)
     tmp = examples + ".tmp"
@@ -75,7 +75,7 @@ def prepare(args) -> dict:
 
 
 def _config(args):
-  from tfx_gnn.pipelines import config as config_lib  # pylint: disable=g-import-not-at-top
+  from tfx_gnn.pipelines import config as config_lib
   return config_lib.load_config(args.config, {
       "data": {"synthetic": {"num_papers": args.papers}},
       "trainer": {"epochs": args.epochs}})
@@ -83,11 +83,11 @@ def _config(args):
 
 def measure(args) -> dict:
   """Both trainings, `--reps` times each in alternating order, in this one process."""
-  import tensorflow as tf  # pylint: disable=g-import-not-at-top
-  import tensorflow_gnn as tfgnn  # pylint: disable=g-import-not-at-top
-  from tensorflow_gnn import runner  # pylint: disable=g-import-not-at-top
-  from tfx_gnn.components import graph_io  # pylint: disable=g-import-not-at-top
-  from tfx_gnn.components.gnn_trainer import models, tasks, training  # pylint: disable=g-import-not-at-top
+  import tensorflow as tf
+  import tensorflow_gnn as tfgnn
+  from tensorflow_gnn import runner
+  from tfx_gnn.components import graph_io
+  from tfx_gnn.components.gnn_trainer import models, tasks, training
   config = _config(args)
   files = json.loads(args.files)
   schema = graph_io.read_schema_file(graph_io.subgraph_schema_path(args.examples))

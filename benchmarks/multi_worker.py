@@ -27,9 +27,9 @@ os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-import numpy as np  # pylint: disable=wrong-import-position
+import numpy as np
 
-from benchmarks import train_seeds  # pylint: disable=wrong-import-position
+from benchmarks import train_seeds
 
 
 def main(argv=None) -> int:
@@ -41,9 +41,9 @@ def main(argv=None) -> int:
   args = parser.parse_args(argv)
   config = train_seeds.load(args.config, args.set, fresh_model=False)
 
-  from tfx_gnn.components import graph_io  # pylint: disable=g-import-not-at-top
-  from tfx_gnn.components.gnn_evaluator import evaluation  # pylint: disable=g-import-not-at-top
-  from tfx_gnn.components.gnn_trainer import distributed, training  # pylint: disable=g-import-not-at-top
+  from tfx_gnn.components import graph_io
+  from tfx_gnn.components.gnn_evaluator import evaluation
+  from tfx_gnn.components.gnn_trainer import distributed, training
 
   pipeline_dir = os.path.join(config.root, "pipeline")
   graph_dir = train_seeds.newest(os.path.join(pipeline_dir, "GraphIngest", "graph", "*"))

@@ -51,18 +51,18 @@ def instrumented_run(args) -> dict:
   t_main = time.time()
   marks = {"main": t_main}
   cpu0 = time.process_time()
-  from tfx_gnn.pipelines import cli  # pylint: disable=g-import-not-at-top
+  from tfx_gnn.pipelines import cli
   marks["cli_imported"] = time.time()
-  from tfx_gnn.pipelines import local_runner  # pylint: disable=g-import-not-at-top  (as cmd_run does)
+  from tfx_gnn.pipelines import local_runner  # as cmd_run does
   marks["runner_imported"] = time.time()
   imported_cpu = time.process_time() - cpu0
   heavy_libraries = ("tensorflow", "tensorflow_gnn", "apache_beam", "mlflow",
                      "tensorflow_model_analysis", "keras_tuner", "keras")
   heavy = []  # those in sys.modules when the first component starts
-  from tfx.dsl.compiler import compiler  # pylint: disable=g-import-not-at-top
-  from tfx.orchestration.local import local_dag_runner  # pylint: disable=g-import-not-at-top
-  from tfx.orchestration.portable import python_executor_operator as peo  # pylint: disable=g-import-not-at-top
-  from tfx_gnn.components import lineage  # pylint: disable=g-import-not-at-top
+  from tfx.dsl.compiler import compiler
+  from tfx.orchestration.local import local_dag_runner
+  from tfx.orchestration.portable import python_executor_operator as peo
+  from tfx_gnn.components import lineage
 
   spans: dict[str, list] = {"compile": [], "run_with_ir": [], "summarize": [],
                             "local_runner.run": []}
@@ -122,7 +122,7 @@ def instrumented_run(args) -> dict:
 
 def bare_imports(modules: list[str]) -> dict:
   """The reference: import `modules` in a fresh interpreter (the driver times exec to exit)."""
-  import importlib  # pylint: disable=g-import-not-at-top
+  import importlib
   for name in modules:
     importlib.import_module(name)
   return {"imported": modules}
@@ -227,11 +227,11 @@ def main(argv=None) -> None:
   if args.role == "run":
     result = instrumented_run(args)
     print(json.dumps(result))
-    from tfx_gnn.pipelines import cli  # pylint: disable=g-import-not-at-top
+    from tfx_gnn.pipelines import cli
     cli.exit_without_teardown(0)  # as the `tfx-gnn` command exits
   if args.role == "bare":
     print(json.dumps(bare_imports([m for m in args.modules.split(",") if m])))
-    from tfx_gnn.pipelines import cli  # pylint: disable=g-import-not-at-top
+    from tfx_gnn.pipelines import cli
     cli.exit_without_teardown(0)  # as the pipeline's child exits
   report = {"machine": common.machine(),
             "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),

@@ -29,7 +29,7 @@ METRICS = ("accuracy", "macro_f1")
 
 
 def _config(args):
-  from tfx_gnn.pipelines import config as config_lib  # pylint: disable=g-import-not-at-top
+  from tfx_gnn.pipelines import config as config_lib
   overrides = {"data": {"synthetic": {"num_papers": args.papers}}}
   if args.epochs:
     overrides["trainer"] = {"epochs": args.epochs}
@@ -41,15 +41,15 @@ def prepare(args) -> dict:
   config = _config(args)
   graph_dir = common.synthetic_graph(args.workdir, args.papers, config.data.synthetic.feature_dim,
                                      config.data.synthetic.num_classes)
-  from tfx_gnn.components import graph_io  # pylint: disable=g-import-not-at-top
+  from tfx_gnn.components import graph_io
   return {"graph_dir": graph_dir, "counts": graph_io.read_graph(graph_dir).counts()}
 
 
 def _sample(engine: str, graph_dir: str, spec, seed: int, out_dir: str, program_state: dict):
-  import apache_beam as beam  # pylint: disable=g-import-not-at-top
-  from apache_beam.options.pipeline_options import PipelineOptions  # pylint: disable=g-import-not-at-top
-  from tfx_gnn.components import graph_io  # pylint: disable=g-import-not-at-top
-  from tfx_gnn.components.subgraph_sampler import fast_beam, fast_sampler, sampling  # pylint: disable=g-import-not-at-top
+  import apache_beam as beam
+  from apache_beam.options.pipeline_options import PipelineOptions
+  from tfx_gnn.components import graph_io
+  from tfx_gnn.components.subgraph_sampler import fast_beam, fast_sampler, sampling
   outputs = {s: os.path.join(out_dir, f"Split-{s}", "subgraphs") for s in graph_io.SPLITS}
   options = PipelineOptions(["--runner=FnApiRunner", "--direct_num_workers=1",
                              f"--temp_location={out_dir}"])
@@ -74,12 +74,12 @@ def _sample(engine: str, graph_dir: str, spec, seed: int, out_dir: str, program_
 
 
 def run_engine(args) -> dict:
-  import glob  # pylint: disable=g-import-not-at-top
-  import tempfile  # pylint: disable=g-import-not-at-top
-  from tfx_gnn.components import graph_io  # pylint: disable=g-import-not-at-top
-  from tfx_gnn.components.gnn_evaluator import evaluation  # pylint: disable=g-import-not-at-top
-  from tfx_gnn.components.gnn_trainer import training  # pylint: disable=g-import-not-at-top
-  from tfx_gnn.components.subgraph_sampler import sampling  # pylint: disable=g-import-not-at-top
+  import glob
+  import tempfile
+  from tfx_gnn.components import graph_io
+  from tfx_gnn.components.gnn_evaluator import evaluation
+  from tfx_gnn.components.gnn_trainer import training
+  from tfx_gnn.components.subgraph_sampler import sampling
   config = _config(args)
   engine = args.role.split(":", 1)[1]
   schema = graph_io.read_schema(args.graph_dir)
@@ -120,8 +120,8 @@ def run_engine(args) -> dict:
 # ------------------------------------------------------------------ driver
 def summarize(report: dict) -> None:
   """Adds means, stds and Welch's t-tests to `report` and prints the table."""
-  import numpy as np  # pylint: disable=g-import-not-at-top
-  from scipy import stats  # pylint: disable=g-import-not-at-top
+  import numpy as np
+  from scipy import stats
   values = {e: {m: np.array([r[m] for r in report["engines"][e]["runs"]]) for m in METRICS}
             for e in ENGINES}
   report["stats"] = {}

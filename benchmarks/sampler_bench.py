@@ -91,7 +91,7 @@ def beam_run(args, engine: str) -> dict:
     shutil.rmtree(out_dir, ignore_errors=True)
     os.makedirs(out_dir)
     split, prefix = f"bench{n}", os.path.join(out_dir, "subgraphs")
-    fast_beam._CACHE.clear()  # pylint: disable=protected-access  (each run loads the graph)
+    fast_beam._CACHE.clear()  # each run loads the graph
     start, cpu = time.time(), time.process_time()
     if engine == "fast":
       with _beam_pipeline(out_dir) as pipeline:

@@ -106,7 +106,7 @@ def _window(samples, start: float, end: float) -> tuple[float, float]:
 
 def component_figures(metadata_path: str, pipeline_name: str, samples) -> list[dict]:
   """Per execution of the latest run: wall seconds (ML Metadata), CPU seconds and peak RSS."""
-  from tfx_gnn.components import lineage  # pylint: disable=g-import-not-at-top
+  from tfx_gnn.components import lineage
   store = lineage.open_store(metadata_path)
   run_id = lineage.latest_run_id(store, pipeline_name)
   run = store.get_context_by_type_and_name("pipeline_run", run_id)
@@ -119,7 +119,7 @@ def component_figures(metadata_path: str, pipeline_name: str, samples) -> list[d
       end = time.time()
     cpu, peak = _window(samples, start, end)
     rows.append({"component": node[0].split(".", 1)[-1] if node else str(e.type_id),
-                 "state": lineage._STATES.get(e.last_known_state, "?"),  # pylint: disable=protected-access
+                 "state": lineage._STATES.get(e.last_known_state, "?"),
                  "wall_s": round(end - start, 1), "cpu_s": round(cpu, 1),
                  "peak_rss_gb": round(peak, 2)})
   return rows
@@ -137,7 +137,7 @@ def main(argv=None) -> int:
                       help="stop the run after this many seconds and report what finished")
   args = parser.parse_args(argv)
 
-  from tfx_gnn.pipelines import cli  # pylint: disable=g-import-not-at-top
+  from tfx_gnn.pipelines import cli
   config = cli.config_lib.load_config(args.config, cli.parse_overrides(args.set))
   machine = {"cpus": os.cpu_count(), "platform": platform.platform(),
              "loadavg_at_start": os.getloadavg(), **_meminfo()}
@@ -156,7 +156,7 @@ def main(argv=None) -> int:
     try:
       rows = component_figures(config.metadata_path, config.pipeline.name,
                                list(sampler.samples))
-    except Exception as e:  # pylint: disable=broad-except  (no run recorded yet)
+    except Exception as e:  # no run recorded yet
       rows = [{"error": str(e)}]
     return {
         "config": args.config, "overrides": args.set, "returncode": rc, "machine": machine,

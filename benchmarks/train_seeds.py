@@ -26,10 +26,10 @@ os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-import numpy as np  # pylint: disable=wrong-import-position
+import numpy as np
 
-from tfx_gnn.pipelines import cli  # pylint: disable=wrong-import-position
-from tfx_gnn.pipelines import config as config_lib  # pylint: disable=wrong-import-position
+from tfx_gnn.pipelines import cli
+from tfx_gnn.pipelines import config as config_lib
 
 
 PERCENT = ("accuracy", "micro_f1", "macro_f1", "auc")
@@ -47,7 +47,7 @@ def load(path: str, sets: list[str], fresh_model: bool) -> config_lib.Config:
   overrides = cli.parse_overrides(sets)
   if not fresh_model:
     return config_lib.load_config(path, overrides)
-  import yaml  # pylint: disable=g-import-not-at-top
+  import yaml
   with open(path) as f:
     raw = yaml.safe_load(f)
   raw["model"] = {}
@@ -67,9 +67,9 @@ def main(argv=None) -> int:
   args = parser.parse_args(argv)
   config = load(args.config, args.set, args.fresh_model)
 
-  from tfx_gnn.components import graph_io  # pylint: disable=g-import-not-at-top
-  from tfx_gnn.components.gnn_evaluator import evaluation  # pylint: disable=g-import-not-at-top
-  from tfx_gnn.components.gnn_trainer import training  # pylint: disable=g-import-not-at-top
+  from tfx_gnn.components import graph_io
+  from tfx_gnn.components.gnn_evaluator import evaluation
+  from tfx_gnn.components.gnn_trainer import training
 
   pipeline_dir = os.path.join(config.root, "pipeline")
   graph_dir = newest(os.path.join(pipeline_dir, "GraphIngest", "graph", "*"))

@@ -62,7 +62,7 @@ def parse(url: str, key: str = "") -> Postgres:
 
 
 def _connect(db: Postgres):
-  import psycopg  # pylint: disable=g-import-not-at-top  (only PostgreSQL users need it loaded)
+  import psycopg  # only PostgreSQL users need it loaded
   # No password argument: libpq takes PGPASSWORD or the password file, as ML Metadata does.
   return psycopg.connect(host=db.host, port=db.port, user=db.user, dbname=db.dbname,
                          connect_timeout=CONNECT_TIMEOUT_S, autocommit=True)
@@ -73,7 +73,7 @@ def probe(url: str, key: str, create_missing: bool = False) -> None:
   password, no such database, server down) instead of ML Metadata's "connection pointer is
   NULL" or MLflow's minutes of retries. `create_missing`: a missing database is not an error
   (ML Metadata creates its own)."""
-  import psycopg  # pylint: disable=g-import-not-at-top
+  import psycopg
   db = parse(url, key)
   try:
     _connect(db).close()

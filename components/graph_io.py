@@ -87,7 +87,7 @@ class Graph:
 
 
 def _tf():
-  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  import tensorflow as tf
   return tf
 
 
@@ -109,7 +109,7 @@ def _add_feature_schema(features_proto, name: str, array: np.ndarray) -> None:
 
 def build_schema(graph: Graph):
   """The GraphSchema of `graph`, with each set pointing at its TFRecord file."""
-  import tensorflow_gnn as tfgnn  # pylint: disable=g-import-not-at-top
+  import tensorflow_gnn as tfgnn
   schema = tfgnn.GraphSchema()
   for name, node_set in graph.node_sets.items():
     proto = schema.node_sets[name]
@@ -178,7 +178,7 @@ def subgraph_schema_path(examples_uri: str) -> str:
 
 def split_files(examples, split: str) -> list[str]:
   """The data files of one split of an Examples artifact ([] if it has no such split)."""
-  from tfx.types import artifact_utils  # pylint: disable=g-import-not-at-top
+  from tfx.types import artifact_utils
   if split not in artifact_utils.decode_split_names(examples.split_names):
     return []
   return sorted(_tf().io.gfile.glob(os.path.join(
@@ -192,7 +192,7 @@ def _write_examples(path: str, keys: dict[str, np.ndarray],
   The Examples' bytes are assembled column by column from numpy buffers by the fast sampler's
   protobuf wire-format encoder (the same bytes protobuf would write; building a tf.train.Example
   per row cost about 40 us a row, many minutes for OGBN-MAG's 21M edges)."""
-  from tfx_gnn.components import example_encoder as encoder  # pylint: disable=g-import-not-at-top
+  from tfx_gnn.components import example_encoder as encoder
   tf = _tf()
   tmp = path + ".tmp"
   rows = len(next(iter(keys.values())))
@@ -237,7 +237,7 @@ def write_graph(graph: Graph, graph_dir: str) -> None:
   last, so a directory with a schema is complete.
   """
   tf = _tf()
-  from google.protobuf import text_format  # pylint: disable=g-import-not-at-top
+  from google.protobuf import text_format
   tf.io.gfile.makedirs(os.path.join(graph_dir, SEEDS_DIR))
   for name, node_set in graph.node_sets.items():
     _write_examples(os.path.join(graph_dir, node_file(name)), {ID: node_set.ids},
@@ -266,7 +266,7 @@ def write_graph(graph: Graph, graph_dir: str) -> None:
 
 
 def read_schema_file(path: str):
-  import tensorflow_gnn as tfgnn  # pylint: disable=g-import-not-at-top
+  import tensorflow_gnn as tfgnn
   return tfgnn.read_schema(path)
 
 
@@ -321,7 +321,7 @@ def _source_file(set_proto) -> str:
 
 def read_graph(graph_dir: str) -> Graph:
   """Reads a Graph artifact's directory back into memory (numpy arrays)."""
-  from tensorflow_gnn.data import unigraph  # pylint: disable=g-import-not-at-top
+  from tensorflow_gnn.data import unigraph
   tf = _tf()
   schema = read_schema(graph_dir)
   node_sets = {}

@@ -41,7 +41,7 @@ class RunLease:
     else:
       path = _lease_file(self._metadata, self._run_id)
       os.makedirs(os.path.dirname(path), exist_ok=True)
-      self._file = open(path, "w")  # pylint: disable=consider-using-with
+      self._file = open(path, "w")
       fcntl.flock(self._file, fcntl.LOCK_EX)
     return self
 

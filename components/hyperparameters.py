@@ -19,7 +19,7 @@ SECTIONS = ("model", "trainer", "sampling")
 def read_overrides(uri: str) -> dict:
   """{section: settings} of a HyperParameters artifact directory; a clear error naming the
   file when it is missing or not what the tuner writes."""
-  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  import tensorflow as tf
   path = os.path.join(uri, BEST_HYPERPARAMETERS_FILE)
   try:
     with tf.io.gfile.GFile(path) as f:

@@ -45,7 +45,7 @@ class NodeIdModel(mlflow.pyfunc.PythonModel):
     self._model_dir = context.artifacts[SAVED_MODEL]
     self._scorer = None  # sampled from the graph on the first request (it may be gone)
 
-  def predict(self, context, model_input, params=None):  # pylint: disable=unused-argument
+  def predict(self, context, model_input, params=None):
     if not isinstance(model_input, pd.DataFrame) or "id" not in model_input.columns:
       raise MlflowException("expected a table with an `id` column of node ids",
                             error_code=INVALID_PARAMETER_VALUE)

@@ -77,8 +77,8 @@ def serving_spec(examples, graph, model) -> ServingSpec:
   if not spec_text:
     raise ScoringError(f"examples {examples.uri} record no sampling_spec: not root-node "
                        "subgraphs")
-  from tensorflow_gnn import sampler as sampler_lib  # pylint: disable=g-import-not-at-top
-  from google.protobuf import text_format  # pylint: disable=g-import-not-at-top
+  from tensorflow_gnn import sampler as sampler_lib
+  from google.protobuf import text_format
   spec = text_format.Parse(spec_text, sampler_lib.SamplingSpec())
   return ServingSpec(graph_dir=graph.uri, sampling_spec=spec_text,
                      seed=int(examples.get_int_custom_property("sampling_seed")),
@@ -87,7 +87,7 @@ def serving_spec(examples, graph, model) -> ServingSpec:
 
 def check_graph(spec: ServingSpec) -> None:
   """A clear error when the Graph artifact's directory is gone (deleted, or never there)."""
-  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  import tensorflow as tf
   schema = os.path.join(spec.graph_dir, graph_io.SCHEMA_FILE)
   if not tf.io.gfile.exists(schema):
     raise ScoringError(f"the Graph artifact {spec.graph_dir} that the model samples from is "
@@ -133,11 +133,11 @@ class NodeScorer:
   """A SavedModel and the fast sampler of its ServingSpec: `score(ids)` -> columns."""
 
   def __init__(self, model_dir: str, spec: ServingSpec):
-    import tensorflow as tf  # pylint: disable=g-import-not-at-top
+    import tensorflow as tf
     import tensorflow_gnn  # noqa: F401  (registers the GraphTensor ops the SavedModel needs)
-    from google.protobuf import text_format  # pylint: disable=g-import-not-at-top
-    from tensorflow_gnn import sampler as sampler_lib  # pylint: disable=g-import-not-at-top
-    from tfx_gnn.components.subgraph_sampler import fast_sampler  # pylint: disable=g-import-not-at-top
+    from google.protobuf import text_format
+    from tensorflow_gnn import sampler as sampler_lib
+    from tfx_gnn.components.subgraph_sampler import fast_sampler
     check_graph(spec)
     if not tf.io.gfile.exists(os.path.join(model_dir, "saved_model.pb")):
       raise ScoringError(f"no SavedModel at {model_dir}")
@@ -220,7 +220,7 @@ def release_scorers() -> None:
 
 def arrow_schema(task: str):
   """The predictions table's columns (Parquet)."""
-  import pyarrow as pa  # pylint: disable=g-import-not-at-top
+  import pyarrow as pa
   prediction = pa.float64() if task == "root_node_regression" else pa.int64()
   return pa.schema([("id", pa.string()), ("prediction", prediction),
                     ("probabilities", pa.list_(pa.float32())),
@@ -230,8 +230,8 @@ def arrow_schema(task: str):
 def write_parquet(columns: dict[str, list], task: str, path: str,
                   extra: Optional[dict] = None) -> None:
   """Writes scored columns to `path` atomically (a temporary name, then a rename)."""
-  import pyarrow as pa  # pylint: disable=g-import-not-at-top
-  import pyarrow.parquet as pq  # pylint: disable=g-import-not-at-top
+  import pyarrow as pa
+  import pyarrow.parquet as pq
   table = pa.table({k: columns[k] for k in COLUMNS}, schema=arrow_schema(task))
   if extra:
     table = table.replace_schema_metadata({k: str(v) for k, v in extra.items()})

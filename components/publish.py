@@ -63,7 +63,7 @@ def atomic_outputs(executor_cls):
   do = executor_cls.Do
 
   @functools.wraps(do)
-  def Do(self, input_dict, output_dict, exec_properties):  # pylint: disable=invalid-name
+  def Do(self, input_dict, output_dict, exec_properties):
     staged = []
     for artifacts in output_dict.values():
       for artifact in artifacts:
@@ -119,7 +119,7 @@ def publish_new_version(write: Callable[[str], None], base_directory: str,
 
 
 def _publish_remote(write, base_directory: str, first_version: Optional[int]):
-  from tfx.dsl.io import fileio  # pylint: disable=g-import-not-at-top
+  from tfx.dsl.io import fileio
   fileio.makedirs(base_directory)
   version = first_version or int(time.time())
   while fileio.exists(os.path.join(base_directory, str(version))):

@@ -96,7 +96,7 @@ def install_log_redaction() -> None:
     record = previous(*args, **kwargs)
     try:
       message = record.getMessage()
-    except Exception:  # pylint: disable=broad-except
+    except Exception:
       return record  # a malformed record: let logging report it as usual
     clean = redact(message)
     if clean != message:

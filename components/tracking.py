@@ -34,7 +34,7 @@ def check_reachable(tracking_uri: str, timeout: float = PROBE_TIMEOUT_S) -> None
     return
   url = tracking_uri.rstrip("/") + "/health"
   try:
-    urllib.request.urlopen(url, timeout=timeout).close()  # pylint: disable=consider-using-with
+    urllib.request.urlopen(url, timeout=timeout).close()
   except urllib.error.HTTPError:
     return
   except (urllib.error.URLError, OSError, ValueError) as e:
@@ -130,7 +130,7 @@ def prepare(tracking_uri: str, experiment: str, artifact_location: Optional[str]
                            default_artifact_location(tracking_uri) or artifact_location)
   except (TrackingError, databases.DatabaseError):
     raise
-  except Exception as e:  # pylint: disable=broad-except
+  except Exception as e:
     raise TrackingError(f"MLflow at {tracking_uri} is not usable: {e}") from e
 
 
@@ -146,7 +146,7 @@ class Run:
           run_name=run_name, tags=tags or {})
     except TrackingError:
       raise  # already names the URI and the cause
-    except Exception as e:  # pylint: disable=broad-except
+    except Exception as e:
       raise TrackingError(f"MLflow at {tracking_uri} is not usable: {e}") from e
     self.run_id = run.info.run_id
     self.tracking_uri = tracking_uri
@@ -161,7 +161,7 @@ class Run:
       self.client.get_run(run_id)
     except TrackingError:
       raise
-    except Exception as e:  # pylint: disable=broad-except
+    except Exception as e:
       raise TrackingError(f"MLflow run {run_id} at {tracking_uri} is not usable: {e}") from e
     self.run_id, self.tracking_uri = run_id, tracking_uri
     return self
@@ -175,7 +175,7 @@ class Run:
 
   def log_params(self, params: dict) -> None:
     """One `log_batch` call per PARAMS_PER_BATCH params (not one request per param)."""
-    from mlflow.entities import Param  # pylint: disable=g-import-not-at-top
+    from mlflow.entities import Param
     items = [Param(key, str(value)[:6000]) for key, value in params.items()]
     for start in range(0, len(items), PARAMS_PER_BATCH):
       self.client.log_batch(self.run_id, params=items[start:start + PARAMS_PER_BATCH])

@@ -85,11 +85,11 @@ def is_retryable(error: BaseException) -> bool:
 
 def cmd_run(args) -> int:
   config = _load(args)  # before the heavy imports: a typo is reported at once
-  from tfx_gnn.pipelines import local_runner  # pylint: disable=g-import-not-at-top
+  from tfx_gnn.pipelines import local_runner
   start = time.time()
   try:
     summary = local_runner.run(config)
-  except Exception as e:  # pylint: disable=broad-except
+  except Exception as e:
     if is_retryable(e):
       print(f"tfx-gnn: the run failed on a busy database, most likely a concurrent run of the "
             f"same pipeline: {type(e).__name__}: {secrets.redact(str(e))[:500]}\n"
@@ -118,7 +118,7 @@ def cmd_run(args) -> int:
 
 def cmd_compile(args) -> int:
   config = _load(args)
-  from tfx_gnn.pipelines import kubeflow_runner  # pylint: disable=g-import-not-at-top
+  from tfx_gnn.pipelines import kubeflow_runner
   try:  # before the pipeline is built: these need only the config
     output = kubeflow_runner.output_path(config, args.output, args.format)
     kubeflow_runner.check_pipeline_root(config)
@@ -136,7 +136,7 @@ def cmd_check(args) -> int:
   the config names (headers only; ingest validates every row)."""
   config = _load(args)
   print(secrets.redact(yaml.safe_dump(config_lib.to_dict(config), sort_keys=False)))
-  from tfx_gnn.components.graph_ingest import preflight  # pylint: disable=g-import-not-at-top
+  from tfx_gnn.components.graph_ingest import preflight
   checked, problems = preflight.check_sources(config.data)
   for path in checked:
     print(f"ok: {path}", file=sys.stderr)
@@ -157,7 +157,7 @@ def _store(args):
         f"has not run there yet. pipeline.root ({config.pipeline.root}) is relative to the "
         f"directory you run tfx-gnn in (now {os.getcwd()}): run from where `tfx-gnn run` ran, "
         f"or --set pipeline.root=...")
-  from tfx_gnn.components import lineage  # pylint: disable=g-import-not-at-top
+  from tfx_gnn.components import lineage
   return config, lineage, lineage.open_store(config.metadata_path)
 
 
@@ -203,7 +203,7 @@ def cmd_summary(args) -> int:
 
 def cmd_verify(args) -> int:
   config, lineage, store = _store(args)  # a missing database is an error before any import
-  from tfx_gnn.components import housekeeping  # pylint: disable=g-import-not-at-top
+  from tfx_gnn.components import housekeeping
   problems = lineage.check_live_artifacts(store)
   for c in housekeeping.collect(store, config.metadata_path, config.pipeline.name,
                                 os.path.join(config.root, "pipeline"), dry_run=True):
@@ -219,7 +219,7 @@ def cmd_verify(args) -> int:
 
 def cmd_gc(args) -> int:
   """Cleans up after killed runs; a live run's executions are left alone (see housekeeping)."""
-  from tfx_gnn.pipelines import local_runner  # pylint: disable=g-import-not-at-top
+  from tfx_gnn.pipelines import local_runner
   config = _load(args)
   collected = local_runner.collect_killed_runs(config)
   for c in collected:
@@ -236,7 +236,7 @@ def cmd_mlflow_ui(args) -> int:
   `mlflow server` (loopback unless `--host` says otherwise) until interrupted; for an http(s)
   tracking URI, that server already is the UI."""
   config = _load(args)
-  from tfx_gnn.pipelines import mlflow_server  # pylint: disable=g-import-not-at-top
+  from tfx_gnn.pipelines import mlflow_server
   if args.host not in (LOOPBACK, "localhost", "::1"):
     print(f"tfx-gnn: warning: the MLflow server on {args.host} has no authentication; "
           f"anyone who can reach it can read and change runs", file=sys.stderr)
@@ -262,8 +262,8 @@ def cmd_mlflow_ui(args) -> int:
 def latest_pushed_model(config) -> dict:
   """The pipeline's latest LIVE PushedModel that was pushed and records a serving spec
   (ML Metadata): its properties plus `uri`."""
-  from ml_metadata.proto import metadata_store_pb2  # pylint: disable=g-import-not-at-top
-  from tfx_gnn.components import lineage, node_scoring  # pylint: disable=g-import-not-at-top
+  from ml_metadata.proto import metadata_store_pb2
+  from tfx_gnn.components import lineage, node_scoring
   try:
     store = lineage.open_store(config.metadata_path)
   except FileNotFoundError as e:
@@ -283,7 +283,7 @@ def latest_pushed_model(config) -> dict:
 
 
 def _predict_ids(args, spec) -> list[str]:
-  from tfx_gnn.components import graph_io, node_scoring  # pylint: disable=g-import-not-at-top
+  from tfx_gnn.components import graph_io, node_scoring
   if args.ids:
     return args.ids
   if args.ids_file:
@@ -308,7 +308,7 @@ PREDICT_ROWS_SHOWN = 10
 def cmd_predict(args) -> int:
   """Scores nodes with the latest pushed model, sampling each node's subgraph as
   GnnBulkInferrer and the registered MLflow model do (same spec, seed and salt)."""
-  from tfx_gnn.components import node_scoring  # pylint: disable=g-import-not-at-top
+  from tfx_gnn.components import node_scoring
   config = _load(args)
   try:
     pushed = latest_pushed_model(config)
@@ -394,7 +394,7 @@ _restore_stderr = None
 def main(argv=None, configure_output: bool = False) -> int:
   """Runs one command; `configure_output` (the `tfx-gnn` command): set up what it prints
   (console.setup: process-wide, so not for callers that run commands in their own process)."""
-  global _restore_stderr  # pylint: disable=global-statement
+  global _restore_stderr
   args = build_parser().parse_args(argv)
   # mlflow-ui: the server's own log is for its terminal, as it is.
   if configure_output and args.fn is not cmd_mlflow_ui:
@@ -420,7 +420,7 @@ def exit_without_teardown(code) -> None:
   if code is not None and not isinstance(code, int):
     print(code, file=sys.stderr)  # as sys.exit prints a message
     code = 1
-  atexit._run_exitfuncs()  # pylint: disable=protected-access
+  atexit._run_exitfuncs()
   sys.stdout.flush()
   sys.stderr.flush()
   if _restore_stderr is not None:
@@ -437,7 +437,7 @@ def entry_point() -> None:
   except KeyboardInterrupt:
     traceback.print_exc()
     code = 130
-  except Exception:  # pylint: disable=broad-except  (not ours: the traceback, as Python would)
+  except Exception:  # not ours: the traceback, as Python would
     traceback.print_exc()
     code = 1
   exit_without_teardown(code)

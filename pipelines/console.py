@@ -82,7 +82,7 @@ def setup(*, verbose: bool = False, quiet: bool = False) -> Callable[[], None]:
   # Our own INFO lines (progress), and TFX's through absl (which component runs). Through
   # absl's verbosity flag, not its logger's level: TensorFlow silences absl for a moment while
   # it saves a model, then restores the flag's value.
-  from absl import logging as absl_logging  # pylint: disable=g-import-not-at-top
+  from absl import logging as absl_logging
   logging.getLogger("tfx_gnn").setLevel(logging.INFO)
   absl_logging.set_verbosity(absl_logging.INFO)
   if verbose:
@@ -112,7 +112,7 @@ def _filter_stderr() -> Callable[[], None]:
           if not is_noise(line.decode("utf-8", "replace")):
             os.write(2, line)
     finally:
-      os._exit(0)  # pylint: disable=protected-access
+      os._exit(0)
   os.close(read_fd)
   saved = os.dup(2)
   os.dup2(write_fd, 2)

@@ -59,8 +59,8 @@ def compile_pipeline(config: Config, output_file: Optional[str] = None, fmt: str
                      local_root_ok: bool = False) -> str:
   """Writes the pipeline file (atomically); returns its path. `local_root_ok`: a pipeline
   root on this machine's disk, for replaying the file here (tests/kfp_replay.py)."""
-  from tfx.orchestration.kubeflow.v2 import kubeflow_v2_dag_runner  # pylint: disable=g-import-not-at-top
-  from tfx_gnn.pipelines.pipeline import create_pipeline  # pylint: disable=g-import-not-at-top
+  from tfx.orchestration.kubeflow.v2 import kubeflow_v2_dag_runner
+  from tfx_gnn.pipelines.pipeline import create_pipeline
   path = output_path(config, output_file, fmt)
   if not local_root_ok:
     check_pipeline_root(config)
@@ -102,6 +102,6 @@ def read_pipeline_file(path: str) -> dict:
 def load_pipeline_spec(path: str):
   """Loads a compiled file (either format) into KFP's own protos (`kfp-pipeline-spec`): this
   fails on any field that KFP v2 does not define."""
-  from google.protobuf import json_format  # pylint: disable=g-import-not-at-top
-  from kfp.pipeline_spec import pipeline_spec_pb2  # pylint: disable=g-import-not-at-top
+  from google.protobuf import json_format
+  from kfp.pipeline_spec import pipeline_spec_pb2
   return json_format.ParseDict(read_pipeline_file(path), pipeline_spec_pb2.PipelineSpec())

@@ -78,7 +78,7 @@ def run(config: Config) -> dict:
         # As TFX's runners do before compiling: a user module file becomes a wheel named by its
         # sources' hash (GnnTrainer's module_file), so an edited module is never a cache hit.
         root = pipeline.pipeline_info.pipeline_root
-        component._resolve_pip_dependencies(root)  # pylint: disable=protected-access
+        component._resolve_pip_dependencies(root)
     ir = compiler.Compiler().compile(pipeline)
     runtime_parameter_utils.substitute_runtime_parameter(
         ir, {constants.PIPELINE_RUN_ID_PARAMETER_NAME: run_id})

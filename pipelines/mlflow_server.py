@@ -45,12 +45,12 @@ class Server:
     os.makedirs(artifacts_destination, exist_ok=True)
     self.port = port or free_port(host)
     self.url = f"http://{host}:{self.port}"
-    self._log = open(log_file, "ab") if log_file else subprocess.DEVNULL  # pylint: disable=consider-using-with
+    self._log = open(log_file, "ab") if log_file else subprocess.DEVNULL
     # A session of its own, so stop() can end the server's worker processes too.
     # MLflow 3's server also starts a job runner and seven task consumers (GenAI features,
     # unused here): off, they would cost more CPU than the tracking server itself.
     env = {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
-    self.process = subprocess.Popen(  # pylint: disable=consider-using-with
+    self.process = subprocess.Popen(
         command(backend_store_uri, os.path.abspath(artifacts_destination), self.port, host),
         stdout=self._log, stderr=subprocess.STDOUT, start_new_session=True, env=env)
 
@@ -61,7 +61,7 @@ class Server:
         raise RuntimeError(f"mlflow server exited with {self.process.returncode} "
                            f"before answering on {self.url}")
       try:
-        urllib.request.urlopen(self.url + "/health", timeout=2).close()  # pylint: disable=consider-using-with
+        urllib.request.urlopen(self.url + "/health", timeout=2).close()
         return self
       except (urllib.error.URLError, OSError):
         time.sleep(0.5)

@@ -44,7 +44,7 @@ def served_tiny_run(tmp_path_factory):
 def postgres():
   """A private PostgreSQL server on a free loopback port, with password authentication
   (tests/postgres_server.py); stopped and removed at the end of the session."""
-  import postgres_server  # pylint: disable=g-import-not-at-top
+  import postgres_server
   server = postgres_server.Server().start()
   try:
     yield server

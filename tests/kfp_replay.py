@@ -105,7 +105,7 @@ def _run_container(command: list[str], args: list[str]) -> None:
 def replay(pipeline_file: str, store: ReplayStore) -> dict[str, dict]:
   """Runs every task of the compiled pipeline; returns each task's record:
   {"state": "COMPLETE" | "CACHED" | "RESOLVED", "outputs": {key: artifact}}."""
-  from tfx_gnn.pipelines import kubeflow_runner  # pylint: disable=g-import-not-at-top
+  from tfx_gnn.pipelines import kubeflow_runner
   spec = kubeflow_runner.read_pipeline_file(pipeline_file)  # either format
   root = spec["defaultPipelineRoot"]
   tasks = spec["root"]["dag"]["tasks"]

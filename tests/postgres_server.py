@@ -83,7 +83,7 @@ class Server:
     return f"postgresql://{USER}@127.0.0.1:{self.port}/{dbname}"
 
   def connect(self, dbname: str = "postgres"):
-    import psycopg  # pylint: disable=g-import-not-at-top
+    import psycopg
     connection = psycopg.connect(host="127.0.0.1", port=self.port, user=USER,
                                  password=self.password, dbname=dbname, autocommit=True)
     return connection

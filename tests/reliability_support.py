@@ -20,7 +20,7 @@ TINY = os.path.join(REPO, "tests", "configs", "tiny.yaml")
 
 def write_config(path: str, **sections) -> str:
   """tiny.yaml with `sections` merged in, written to `path`."""
-  from tfx_gnn.pipelines import config as config_lib  # pylint: disable=g-import-not-at-top
+  from tfx_gnn.pipelines import config as config_lib
   with open(TINY) as f:
     raw = yaml.safe_load(f)
   with open(path, "w") as f:
@@ -33,8 +33,8 @@ class Run:
 
   def __init__(self, config_path: str, log: str, *extra: str, env: Optional[dict] = None):
     self.log = log
-    self._out = open(log, "w")  # pylint: disable=consider-using-with
-    self.proc = subprocess.Popen(  # pylint: disable=consider-using-with
+    self._out = open(log, "w")
+    self.proc = subprocess.Popen(
         [sys.executable, "-m", "tfx_gnn.pipelines.cli", "run", config_path, *extra], cwd=REPO,
         stdout=self._out, stderr=subprocess.STDOUT,
         env={**os.environ, "TF_USE_LEGACY_KERAS": "1", **(env or {})})
@@ -85,7 +85,7 @@ def execution_state(metadata_path: str, pipeline_name: str, component: str) -> O
     if run_id is None:
       return None
     states = {r.component: r.state for r in lineage.executions(store, run_id)}
-  except Exception:  # pylint: disable=broad-except
+  except Exception:
     return None  # being created or locked by the writer: look again
   return states.get(component)
 

@@ -143,15 +143,15 @@ def test_compile_refuses_a_kfp_file_the_client_would_not_read(tmp_path):
 def test_compile_writes_the_file_the_kfp_client_uploads(tmp_path):
   """The default format loads with KFP's own loaders as it is; --format vertex is the
   PipelineJob."""
-  from kfp import components  # pylint: disable=g-import-not-at-top
-  from kfp.client import client  # pylint: disable=g-import-not-at-top
+  from kfp import components
+  from kfp.client import client
   path = tmp_path / "pipeline.yaml"
   proc = tfx_gnn("compile", TINY, "-o", str(path), "--set", "kubeflow.pipeline_root=gs://b/r")
   assert proc.returncode == 0, proc.stderr[-3000:]
   assert "KFP pipeline spec" in proc.stdout
   assert components.load_component_from_file(str(path)).name == "tfx-gnn-tiny"
   # What upload_pipeline / create_run_from_pipeline_package read from the file.
-  doc = client._extract_pipeline_yaml(str(path))  # pylint: disable=protected-access
+  doc = client._extract_pipeline_yaml(str(path))
   assert doc.pipeline_spec.default_pipeline_root == "gs://b/r/pipeline"
   assert "GnnTrainer" in doc.pipeline_spec.root.dag.tasks
   vertex = tmp_path / "job.json"

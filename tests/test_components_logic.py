@@ -316,7 +316,7 @@ def test_a_user_module_is_template_custom_and_packaged_by_its_sources_hash(tmp_p
   def packaged():
     trainer = GnnTrainer(**kwargs, model_config={"template": "custom",
                                                  "module_file": str(module_dir / "user_gnn.py")})
-    trainer._resolve_pip_dependencies(str(tmp_path / "root"))  # pylint: disable=protected-access
+    trainer._resolve_pip_dependencies(str(tmp_path / "root"))
     assert trainer.exec_properties["module_file"] is None
     return trainer.exec_properties["module_path"]
 

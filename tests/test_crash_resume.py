@@ -46,8 +46,8 @@ def mlflow_server(tmp_path_factory):
   config = support.write_config(str(root / "server.yaml"),
                                 pipeline={"name": NAME, "root": str(root)})
   port = _free_port()
-  log = open(root / "mlflow-server.log", "w")  # pylint: disable=consider-using-with
-  proc = subprocess.Popen(  # pylint: disable=consider-using-with
+  log = open(root / "mlflow-server.log", "w")
+  proc = subprocess.Popen(
       [sys.executable, "-m", "tfx_gnn.pipelines.cli", "mlflow-ui", config, "--port", str(port)],
       cwd=support.REPO, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
   try:
@@ -202,7 +202,7 @@ def test_no_live_artifact_is_incomplete(crash_runs):
 
 
 def test_exactly_one_model_is_pushed(crash_runs):
-  from mlflow.tracking import MlflowClient  # pylint: disable=g-import-not-at-top
+  from mlflow.tracking import MlflowClient
   root, port = crash_runs[:2]
   versions = support.serving_versions(str(root / "serving"))
   assert len(versions) == 1, versions
@@ -213,7 +213,7 @@ def test_exactly_one_model_is_pushed(crash_runs):
 
 
 def test_training_resumed_from_its_last_checkpoint(crash_runs):
-  from mlflow.tracking import MlflowClient  # pylint: disable=g-import-not-at-top
+  from mlflow.tracking import MlflowClient
   root, port, _, _, runs, _ = crash_runs
   client = MlflowClient(f"http://127.0.0.1:{port}")
   experiment = client.get_experiment_by_name(NAME)
@@ -238,7 +238,7 @@ def test_training_resumed_from_its_last_checkpoint(crash_runs):
 
 
 def test_secrets_are_never_shown(crash_runs):
-  from mlflow.tracking import MlflowClient  # pylint: disable=g-import-not-at-top
+  from mlflow.tracking import MlflowClient
   root, port, _, _, runs, _ = crash_runs
   for run in runs:
     text = run.output()
@@ -292,7 +292,7 @@ def test_two_concurrent_runs_both_succeed(concurrent_runs):
 
 
 def test_concurrent_runs_leave_metadata_and_mlflow_intact(concurrent_runs):
-  from mlflow.tracking import MlflowClient  # pylint: disable=g-import-not-at-top
+  from mlflow.tracking import MlflowClient
   root, port, runs, codes, versions_before = concurrent_runs
   store = lineage.open_store(str(root / "metadata.sqlite"))  # still opens
   states = support.run_states(store, NAME)

@@ -536,7 +536,7 @@ def test_pipeline_from_s3(s3_run, s3_server):
 @pytest.mark.parametrize("case", ["missing bucket", "missing object", "wrong credentials",
                                   "truncated parquet", "tfrecord of another schema"])
 def test_bad_s3_input_through_the_pipeline(case, s3_run, s3_server, monkeypatch, tmp_path):
-  from test_bad_input import run_and_expect_failure  # pylint: disable=g-import-not-at-top
+  from test_bad_input import run_and_expect_failure
   _, _, spec = s3_run
   for name, value in s3_server.env().items():
     monkeypatch.setenv(name, value)
@@ -638,7 +638,7 @@ def test_gcs_tables_in_every_format(tmp_path, monkeypatch):
 
 @pytest.mark.slow
 def test_ogb_tree_with_a_missing_file_through_the_pipeline(tmp_path):
-  from test_bad_input import run_and_expect_failure  # pylint: disable=g-import-not-at-top
+  from test_bad_input import run_and_expect_failure
   missing = "split/time/paper/test.csv.gz"
   write_ogb_tree(str(tmp_path / "datasets"), skip=(missing,))
   config = tiny_config(tmp_path, "ogb-missing", {"ogb": {

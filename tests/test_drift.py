@@ -4,7 +4,7 @@ import os
 
 os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 
-import numpy as np  # pylint: disable=g-import-not-at-top
+import numpy as np
 import pytest
 
 from tfx_gnn.components import graph_io

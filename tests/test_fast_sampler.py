@@ -125,7 +125,7 @@ def test_edge_and_string_features_are_carried(tmp_path):
   sampler = fast_sampler.FastSampler.from_graph_dir(str(tmp_path), spec)
   theirs = tfgnn_in_memory(graph_io.read_graph(str(tmp_path)), schema, spec)([0])
   assert sampler.subgraph_schema() == tfgnn.create_schema_pb_from_graph_spec(
-      theirs.spec._unbatch())  # pylint: disable=protected-access
+      theirs.spec._unbatch())
   gt = sampler.sample_graph_tensor(["p0"])
   papers = gt.node_sets["paper"]
   assert [v.decode() for v in papers["name"][0].numpy()] == ["a", "bé", ""]

@@ -387,8 +387,8 @@ def test_cora_round_trip(cora, cora_dir):
 
 
 def test_cora_dir_readable_by_tfgnn(cora, cora_dir):
-  import tensorflow_gnn as tfgnn  # pylint: disable=g-import-not-at-top
-  from tensorflow_gnn.data import unigraph  # pylint: disable=g-import-not-at-top
+  import tensorflow_gnn as tfgnn
+  from tensorflow_gnn.data import unigraph
   schema = unigraph.read_schema(os.path.join(cora_dir, graph_io.SCHEMA_FILE))
   tfgnn.validate_schema(schema)
   streams = unigraph.DictStreams.iter_graph_via_schema(schema)

@@ -4,7 +4,7 @@ import time
 
 os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 
-import numpy as np  # pylint: disable=g-import-not-at-top
+import numpy as np
 import pytest
 
 from tfx_gnn.components import graph_io
@@ -340,7 +340,7 @@ def test_statistics():
   graph = with_edges(make_graph(), "cites", ["p2", "p0", "p0"], ["p2", "p1", "p7"],
                      weight=[np.nan, np.inf, 5.0])
   stats = v.compute_statistics(graph)
-  import json  # pylint: disable=g-import-not-at-top
+  import json
   json.dumps(stats, allow_nan=False)  # JSON-able, no NaN
 
   paper = stats["node_sets"]["paper"]

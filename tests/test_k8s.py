@@ -426,9 +426,9 @@ def test_dockerignore_keeps_the_context_small():
 # The example cluster config: valid, and pointing at the MLflow Service that k8s/base deploys.
 
 def test_kubeflow_demo_config_matches_the_manifests():
-  from urllib.parse import urlsplit  # pylint: disable=g-import-not-at-top
+  from urllib.parse import urlsplit
 
-  from tfx_gnn.pipelines import config as config_lib  # pylint: disable=g-import-not-at-top
+  from tfx_gnn.pipelines import config as config_lib
   config = config_lib.load_config(str(K8S / "kubeflow-demo.yaml"))
   assert config.kubeflow.pipeline_root.startswith("gs://")
   uri = urlsplit(config.tracking_uri)

@@ -8,8 +8,8 @@ import pytest
 
 os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 
-from tfx_gnn.components import graph_io  # pylint: disable=wrong-import-position
-from tfx_gnn.components.subgraph_sampler import fast_sampler, links, whole_graphs  # pylint: disable=wrong-import-position
+from tfx_gnn.components import graph_io
+from tfx_gnn.components.subgraph_sampler import fast_sampler, links, whole_graphs
 
 SPLIT = {"train": 0.6, "eval": 0.2, "test": 0.2}
 

@@ -7,9 +7,9 @@ import pytest
 
 os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 
-from tfx_gnn.components import config_base  # pylint: disable=wrong-import-position
-from tfx_gnn.pipelines import config as config_lib  # pylint: disable=wrong-import-position
-from tfx_gnn.components.gnn_trainer import config as trainer_config  # pylint: disable=wrong-import-position
+from tfx_gnn.components import config_base
+from tfx_gnn.pipelines import config as config_lib
+from tfx_gnn.components.gnn_trainer import config as trainer_config
 
 TEMPLATES = ("mt_albis", "graph_sage", "gat_v2", "hgt", "vanilla_mpnn",
              "multi_head_attention", "gcn")

@@ -11,8 +11,8 @@ import pytest
 
 os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 
-from tfx_gnn.components.gnn_trainer import config as trainer_config  # pylint: disable=wrong-import-position
-from tfx_gnn.pipelines import config as config_lib  # pylint: disable=wrong-import-position
+from tfx_gnn.components.gnn_trainer import config as trainer_config
+from tfx_gnn.pipelines import config as config_lib
 
 pytestmark = pytest.mark.slow  # runs pipelines, trains models or starts servers
 
@@ -132,7 +132,7 @@ def test_a_worker_that_dies_fails_the_run_naming_it_and_stops_the_others(tmp_pat
                         subgraph_schema=tfgnn.GraphSchema(), label=graph_io.Label("p", "l", 2),
                         model_cfg=trainer_config.MtAlbisOptions(), trainer_cfg=trainer_cfg,
                         model_dir=str(tmp_path / "run"), export_dir=str(tmp_path / "model"))
-    except Exception as e:  # pylint: disable=broad-except
+    except Exception as e:
       errors.append(e)
 
   thread = threading.Thread(target=launch)

@@ -51,7 +51,7 @@ def test_a_bad_metadata_url_is_a_config_error_naming_the_key(url, message):
 
 
 def test_a_url_password_that_contradicts_pgpassword_is_refused(monkeypatch):
-  from tfx_gnn.components import secrets  # pylint: disable=g-import-not-at-top
+  from tfx_gnn.components import secrets
   monkeypatch.setenv("PGPASSWORD", "one-password")
   with pytest.raises(secrets.CredentialsError) as info:
     secrets.export_credentials("postgresql://ml:other-password@db.example/mlmd")
@@ -87,7 +87,7 @@ with housekeeping.RunLease(sys.argv[1], sys.argv[2]):
 
 
 def _lease_in_a_process(metadata: str, run_id: str) -> subprocess.Popen:
-  proc = subprocess.Popen(  # pylint: disable=consider-using-with
+  proc = subprocess.Popen(
       [sys.executable, "-c", LEASE_HOLDER, metadata, run_id], stdout=subprocess.PIPE, text=True,
       env=os.environ.copy())
   assert proc.stdout.readline().strip() == "held"
@@ -167,7 +167,7 @@ def demo_run(postgres, tmp_path_factory):
 
 @pytest.mark.slow
 def test_demo_runs_end_to_end_on_postgres(demo_run, postgres, monkeypatch):
-  from mlflow.tracking import MlflowClient  # pylint: disable=g-import-not-at-top
+  from mlflow.tracking import MlflowClient
   root, output, _ = demo_run
   monkeypatch.setenv("PGPASSWORD", postgres.password)
   store = lineage.open_store(postgres.url("demo_mlmd"))
@@ -224,7 +224,7 @@ def test_the_cli_reads_runs_from_postgres(demo_run, postgres, capsys, monkeypatc
 def test_two_concurrent_runs_on_postgres_both_push(postgres, tmp_path, monkeypatch):
   """Two tiny runs at once on fresh databases: both create ML Metadata's and MLflow's tables
   at the same moment, sample, train and push; each gets its own version."""
-  from mlflow.tracking import MlflowClient  # pylint: disable=g-import-not-at-top
+  from mlflow.tracking import MlflowClient
   postgres.create_database("conc_mlflow")
   config = support.write_config(
       str(tmp_path / "conc.yaml"), pipeline={"name": "pg-conc", "root": str(tmp_path),
@@ -257,7 +257,7 @@ def _record_run(store, pipeline_name: str, run_id: str, component: str, root) ->
   """What TFX records for a run killed inside `component`: the pipeline, run and node
   contexts, a RUNNING execution with a PENDING output artifact, the output directory TFX made
   and the staging directory the executor was writing."""
-  from ml_metadata.proto import metadata_store_pb2 as pb  # pylint: disable=g-import-not-at-top
+  from ml_metadata.proto import metadata_store_pb2 as pb
   types = {name: store.put_context_type(pb.ContextType(name=name))
            for name in ("pipeline", "pipeline_run", "node")}
   contexts = []
@@ -287,7 +287,7 @@ def _record_run(store, pipeline_name: str, run_id: str, component: str, root) ->
 @pytest.mark.parametrize("backend", ["sqlite", pytest.param("postgres", marks=pytest.mark.slow)])
 def test_housekeeping_collects_a_killed_run_and_leaves_a_live_one_alone(backend, request,
                                                                        tmp_path, monkeypatch):
-  from ml_metadata.proto import metadata_store_pb2 as pb  # pylint: disable=g-import-not-at-top
+  from ml_metadata.proto import metadata_store_pb2 as pb
   if backend == "postgres":
     server = request.getfixturevalue("postgres")
     monkeypatch.setenv("PGPASSWORD", server.password)

@@ -18,7 +18,7 @@ pytestmark = pytest.mark.slow  # runs pipelines, trains models or starts servers
 @pytest.fixture(scope="module")
 def saved_model(tmp_path_factory):
   """A real SavedModel, large enough (~24 MB of variables) that copying it takes a while."""
-  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  import tensorflow as tf
   path = str(tmp_path_factory.mktemp("model") / "saved_model")
   module = tf.Module()
   module.weights = [tf.Variable(tf.random.normal([1000, 1000])) for _ in range(6)]
@@ -88,7 +88,7 @@ def test_a_reader_polling_the_serving_directory_never_sees_a_partial_version(
 def test_the_polling_reader_catches_a_non_atomic_copy(saved_model, tmp_path):
   """The same reader against a plain copy into the version directory: it sees partial
   versions, so the test above can fail."""
-  from tfx.utils import io_utils  # pylint: disable=g-import-not-at-top
+  from tfx.utils import io_utils
   serving = str(tmp_path / "serving")
   versions = iter(range(1, 100))
   _, partial = _push_while_polling(
@@ -120,7 +120,7 @@ class _Executor:
   def __init__(self, fail: bool):
     self.fail = fail
 
-  def Do(self, input_dict, output_dict, exec_properties):  # pylint: disable=invalid-name
+  def Do(self, input_dict, output_dict, exec_properties):
     del input_dict, exec_properties
     artifact = output_dict["out"][0]
     self.seen_uri = artifact.uri
@@ -132,7 +132,7 @@ class _Executor:
 
 
 def _output(tmp_path):
-  from tfx.types import standard_artifacts  # pylint: disable=g-import-not-at-top
+  from tfx.types import standard_artifacts
   artifact = standard_artifacts.Examples()
   artifact.uri = str(tmp_path / "Component" / "out" / "7")
   os.makedirs(artifact.uri)  # as TFX's launcher creates it before Do
@@ -164,7 +164,7 @@ def test_atomic_outputs_leave_nothing_when_the_executor_fails(tmp_path):
 
 # ---------------------------------------------------------------- resource bounds
 def _tables(tmp_path, big_file_bytes: int = 0):
-  from test_bad_input import make_config  # pylint: disable=g-import-not-at-top
+  from test_bad_input import make_config
   config = make_config(tmp_path)
   if big_file_bytes:
     with open(os.path.join(config.data.tables.directory, "cites.csv"), "r+b") as f:
@@ -201,7 +201,7 @@ def test_a_graph_within_the_limit_is_ingested(tmp_path):
 
 
 def test_the_pipeline_fails_at_ingest_on_the_memory_limit(tmp_path):
-  from test_bad_input import run_and_expect_failure  # pylint: disable=g-import-not-at-top
+  from test_bad_input import run_and_expect_failure
   config = _tables(tmp_path)
   config = config_lib.parse_config(config_lib.merge(
       config_lib.to_dict(config), {"pipeline": {"memory_limit_gb": 1e-6}}))
@@ -209,8 +209,8 @@ def test_the_pipeline_fails_at_ingest_on_the_memory_limit(tmp_path):
 
 
 def test_fast_sampler_refuses_a_graph_over_the_memory_limit(tmp_path):
-  from tfx_gnn.components import graph_io  # pylint: disable=g-import-not-at-top
-  from tfx_gnn.components.subgraph_sampler import fast_sampler  # pylint: disable=g-import-not-at-top
+  from tfx_gnn.components import graph_io
+  from tfx_gnn.components.subgraph_sampler import fast_sampler
   config = _tables(tmp_path)
   graph_dir = str(tmp_path / "graph")
   ingest.ingest(config.data, graph_dir, str(tmp_path / "scratch"), memory_limit_gb=1.0)
@@ -230,10 +230,10 @@ def test_two_runs_from_scratch_at_once_on_the_sqlite_defaults_both_succeed(tmp_p
   at once on an empty root: both create the databases, sample, train and push. (MLflow's
   migrations, run by both on the empty store at once, failed one run with "Online migration
   expected to match one row": tracking.prepare now creates the tables under a file lock.)"""
-  import time  # pylint: disable=g-import-not-at-top
-  import reliability_support as support  # pylint: disable=g-import-not-at-top
-  from mlflow.tracking import MlflowClient  # pylint: disable=g-import-not-at-top
-  from tfx_gnn.components import lineage  # pylint: disable=g-import-not-at-top
+  import time
+  import reliability_support as support
+  from mlflow.tracking import MlflowClient
+  from tfx_gnn.components import lineage
   config = support.write_config(str(tmp_path / "conc.yaml"),
                                 pipeline={"name": "sqlite-conc", "root": str(tmp_path)})
   start = time.time()

@@ -142,7 +142,7 @@ def test_tracking_uri_credentials_are_kept_out_of_the_pipeline(monkeypatch):
   assert os.environ["MLFLOW_TRACKING_USERNAME"] == "alice"
   assert os.environ["MLFLOW_TRACKING_PASSWORD"] == "s3cr@t"
   # What the pipeline carries (component parameters, stored in ML Metadata) has no secret.
-  from tfx_gnn.pipelines import pipeline  # pylint: disable=g-import-not-at-top
+  from tfx_gnn.pipelines import pipeline
   for component in pipeline.create_components(config, config.root):
     text = repr(component.exec_properties)
     assert "s3cr" not in text and "abc123" not in text, component.id
@@ -168,7 +168,7 @@ def test_log_records_are_redacted(monkeypatch, caplog):
 
 
 def test_cli_check_never_prints_credentials(tmp_path, capsys):
-  from tfx_gnn.pipelines import cli  # pylint: disable=g-import-not-at-top
+  from tfx_gnn.pipelines import cli
   path = tmp_path / "c.yaml"
   path.write_text("data: {synthetic: {num_papers: 10}}\nsampling: {fanouts: {cites: 2}}\n"
                   "mlflow: {tracking_uri: 'http://alice:pw-in-config@127.0.0.1:5000'}\n")
@@ -178,7 +178,7 @@ def test_cli_check_never_prints_credentials(tmp_path, capsys):
 
 
 def test_mlflow_server_command_binds_loopback_by_default(tmp_path):
-  from tfx_gnn.pipelines import cli, mlflow_server  # pylint: disable=g-import-not-at-top
+  from tfx_gnn.pipelines import cli, mlflow_server
   args = cli.build_parser().parse_args(["mlflow-ui", "c.yaml"])
   assert args.host == "127.0.0.1"
   command = mlflow_server.command(f"sqlite:///{tmp_path}/mlflow.db", str(tmp_path), 5000)

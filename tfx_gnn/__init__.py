@@ -45,7 +45,7 @@ __all__ = [*_COMPONENTS, *_TYPES]
 
 def __getattr__(name):
   # Components and types load on first use: `import tfx_gnn` stays cheap.
-  import importlib  # pylint: disable=g-import-not-at-top
+  import importlib
   if name in _COMPONENTS:
     return getattr(importlib.import_module(_COMPONENTS[name]), name)
   if name in _TYPES:

@@ -72,8 +72,8 @@ class Subgraphs:
 
   def graph_tensor(self):
     """The subgraphs as one GraphTensor of shape [len(seed_ids)]."""
-    import tensorflow as tf  # pylint: disable=g-import-not-at-top
-    import tensorflow_gnn as tfgnn  # pylint: disable=g-import-not-at-top
+    import tensorflow as tf
+    import tensorflow_gnn as tfgnn
     return tfgnn.parse_example(self.sampler.graph_tensor_spec(),
                                tf.constant(self.examples, dtype=tf.string))
 
@@ -92,8 +92,8 @@ class Subgraphs:
   def draw(self, seed: Union[int, str] = 0, ax=None):
     """Draws one subgraph (by seed id or position): the root in the centre, one ring per hop,
     coloured by node set. Returns the matplotlib Figure."""
-    from tfx_gnn.components.attribution import report  # pylint: disable=g-import-not-at-top
-    import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
+    from tfx_gnn.components.attribution import report
+    import matplotlib.pyplot as plt
     example = self.example(seed)
     if ax is None:
       _, ax = plt.subplots(figsize=(4.2, 4.2))
@@ -112,7 +112,7 @@ class SubgraphExplorer:
   def __init__(self, graph_dir: str, fanouts: Optional[dict[str, int]] = None, hops: int = 2,
                seed: int = 0, spec_text: Optional[str] = None):
     """`spec_text`: a SamplingSpec in text format instead of `fanouts` and `hops`."""
-    from tfx_gnn.components.subgraph_sampler import fast_sampler, sampling  # pylint: disable=g-import-not-at-top
+    from tfx_gnn.components.subgraph_sampler import fast_sampler, sampling
     self.graph_dir = graph_dir
     self.schema = graph_io.read_schema(graph_dir)
     self.label = graph_io.read_label(graph_dir)
@@ -133,7 +133,7 @@ class SubgraphExplorer:
   def from_config(cls, config, graph_dir: Optional[str] = None) -> "SubgraphExplorer":
     """From a run config (a path or a `pipelines.config.Config`): its `sampling` section, on
     the newest Graph artifact under its `pipeline.root` (or `graph_dir`)."""
-    from tfx_gnn.pipelines import config as config_lib  # pylint: disable=g-import-not-at-top
+    from tfx_gnn.pipelines import config as config_lib
     if not isinstance(config, config_lib.Config):
       config = config_lib.load_config(config)
     if graph_dir is None:
@@ -159,7 +159,7 @@ class SubgraphExplorer:
   def sample(self, seed_ids: Union[str, Iterable[str]], salt: str = "interactive") -> Subgraphs:
     """Subgraphs around `seed_ids` (of the labelled node set). The same salt gives the same
     subgraphs; the SubgraphSampler salts with the split's name."""
-    from tfx_gnn.components.attribution import attribution  # pylint: disable=g-import-not-at-top
+    from tfx_gnn.components.attribution import attribution
     seed_ids = [seed_ids] if isinstance(seed_ids, str) else [str(s) for s in seed_ids]
     nodes, edges = self.sampler.sample_frames(seed_ids, salt=salt)
     hops = np.empty(len(nodes), np.int64)
@@ -199,7 +199,7 @@ def ingest_data(data, out_dir: str) -> str:
   """Ingests a config's `data` section (a dict or `pipelines.config.DataConfig`; e.g.
   `{"synthetic": {"num_papers": 300}}`, the embedded graph) into a Graph artifact directory
   `<out_dir>/graph`, as GraphIngest does: the quickest graph to explore without a pipeline."""
-  from tfx_gnn.components.graph_ingest import ingest  # pylint: disable=g-import-not-at-top
+  from tfx_gnn.components.graph_ingest import ingest
   graph_dir = os.path.join(out_dir, "graph")
   ingest.ingest(data, out_dir=graph_dir, scratch_dir=os.path.join(out_dir, "tables"))
   return graph_dir

@@ -19,7 +19,7 @@ def run_attribution(model_dir: str, examples_uri: str, split_file_list, graph_ur
                     config: AttributionConfig, ig: IntegratedGradientsConfig,
                     out_dir: str) -> dict:
   """The whole component without TFX: attribute, summarize, write; returns summary.json."""
-  from tfx_gnn.components.attribution import attribution, report  # pylint: disable=g-import-not-at-top
+  from tfx_gnn.components.attribution import attribution, report
   label = graph_io.read_label(graph_uri)
   if label is None:
     raise ValueError(f"graph {graph_uri} has no label: nothing to attribute predictions to")
@@ -38,7 +38,7 @@ def run_attribution(model_dir: str, examples_uri: str, split_file_list, graph_ur
 class Executor(base_executor.BaseExecutor):
 
   def Do(self, input_dict, output_dict, exec_properties):
-    from tfx_gnn.components.attribution import report  # pylint: disable=g-import-not-at-top
+    from tfx_gnn.components.attribution import report
     model = artifact_utils.get_single_instance(input_dict["model"])
     examples = artifact_utils.get_single_instance(input_dict["examples"])
     graph = artifact_utils.get_single_instance(input_dict["graph"])

@@ -28,7 +28,7 @@ COLORS = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e3
 
 
 def _write_bytes(path: str, data: bytes) -> None:
-  import tensorflow as tf  # pylint: disable=g-import-not-at-top  (gs:// as well as local)
+  import tensorflow as tf  # gs:// as well as local
   tmp = path + ".tmp"
   with tf.io.gfile.GFile(tmp, "wb") as f:
     f.write(data)
@@ -175,7 +175,7 @@ def render_html(summary: Summary, settings: dict, examples: Sequence[dict],
 def write(out_dir: str, summary: Summary, subgraphs: Sequence[SubgraphAttribution],
           settings: dict, drawn: int) -> dict:
   """Writes every file of the artifact (each atomically); returns the summary dict."""
-  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  import tensorflow as tf
   tf.io.gfile.makedirs(out_dir)
   for name in TABLES:
     buffer = io.BytesIO()

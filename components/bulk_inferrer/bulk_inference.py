@@ -22,7 +22,7 @@ PREDICTIONS_FILE = "predictions.parquet"
 def select_ids(graph_dir: str, node_set: str, config: BulkInferenceConfig) -> tuple[list, str]:
   """The ids to score and how they were chosen (`all`, `split:<name>`, `ids`); listed ids are
   checked against the graph first (a clear error, before any pipeline runs)."""
-  from tfx_gnn.components import graph_io  # pylint: disable=g-import-not-at-top
+  from tfx_gnn.components import graph_io
   if config.ids is not None:
     known = set(node_scoring.node_ids(graph_dir, node_set))
     if any(i not in known for i in config.ids):

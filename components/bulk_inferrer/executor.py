@@ -50,7 +50,7 @@ class Executor(base_beam_executor.BaseBeamExecutor):
       run.log_metrics({"bulk_inference.num_nodes": summary["num_nodes"],
                        "bulk_inference.nodes_per_s": summary["nodes_per_s"]})
       with tempfile.TemporaryDirectory() as tmp:  # a local copy: out.uri may be remote
-        import tensorflow as tf  # pylint: disable=g-import-not-at-top
+        import tensorflow as tf
         local = os.path.join(tmp, bulk_inference.PREDICTIONS_FILE)
         tf.io.gfile.copy(os.path.join(out.uri, bulk_inference.PREDICTIONS_FILE), local)
         with open(os.path.join(tmp, "summary.json"), "w") as f:

@@ -54,7 +54,7 @@ class GnnEvaluator(base_component.BaseComponent):
                kubeflow: bool = False):
     custom_executor_spec = None
     if kubeflow:
-      from tfx_gnn.components.gnn_evaluator import kubeflow_executor  # pylint: disable=g-import-not-at-top
+      from tfx_gnn.components.gnn_evaluator import kubeflow_executor
       custom_executor_spec = executor_spec.ExecutorClassSpec(kubeflow_executor.Executor)
     super().__init__(spec=GnnEvaluatorSpec(
         model=model, baseline_model=baseline_model, examples=examples, graph=graph,

@@ -60,8 +60,8 @@ def serving_graph_spec(model_dir: str) -> Optional[tfgnn.GraphTensorSpec]:
   if not tf.io.gfile.exists(path):
     return None
   try:  # Keras 2's own reader of this file (tf_keras has no public name for it)
-    from tf_keras.protobuf import saved_metadata_pb2  # pylint: disable=g-import-not-at-top
-    from tf_keras.src.saving.legacy.saved_model import json_utils  # pylint: disable=g-import-not-at-top
+    from tf_keras.protobuf import saved_metadata_pb2
+    from tf_keras.src.saving.legacy.saved_model import json_utils
   except ImportError:
     return None
   metadata = saved_metadata_pb2.SavedMetadata()
@@ -178,8 +178,8 @@ def linear_probe_outputs(train_x: np.ndarray, train_y: np.ndarray, test_x: np.nd
                          num_classes: int) -> np.ndarray:
   """A logistic regression fitted on (train_x, train_y): its logits for test_x, one column
   per class (-inf for a class the train rows lack)."""
-  from sklearn.linear_model import LogisticRegression  # pylint: disable=g-import-not-at-top
-  from sklearn.preprocessing import StandardScaler  # pylint: disable=g-import-not-at-top
+  from sklearn.linear_model import LogisticRegression
+  from sklearn.preprocessing import StandardScaler
   scaler = StandardScaler().fit(train_x)
   probe = LogisticRegression(max_iter=2000).fit(scaler.transform(train_x), train_y)
   logits = probe.decision_function(scaler.transform(test_x))
@@ -298,8 +298,8 @@ def bless(candidate: dict, baseline: Optional[dict], config: EvaluationConfig,
 
 def read_embeddings(path: str):
   """The trainer's embeddings Parquet (task dgi) as a pandas DataFrame."""
-  import tempfile  # pylint: disable=g-import-not-at-top
-  import pyarrow.parquet as pq  # pylint: disable=g-import-not-at-top
+  import tempfile
+  import pyarrow.parquet as pq
   if "://" not in path:
     return pq.read_table(path).to_pandas()
   with tempfile.TemporaryDirectory() as local:  # a remote store pyarrow may not know

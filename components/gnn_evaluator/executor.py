@@ -33,8 +33,8 @@ def exported_epoch_of(model_artifact) -> dict:
 class Executor(base_executor.BaseExecutor):
 
   def Do(self, input_dict, output_dict, exec_properties):
-    import tensorflow as tf  # pylint: disable=g-import-not-at-top
-    from tfx_gnn.components.gnn_evaluator import evaluation  # pylint: disable=g-import-not-at-top
+    import tensorflow as tf
+    from tfx_gnn.components.gnn_evaluator import evaluation
     model = artifact_utils.get_single_instance(input_dict["model"])
     baseline = (input_dict.get("baseline_model") or [None])[0]
     examples = artifact_utils.get_single_instance(input_dict["examples"])

@@ -98,7 +98,7 @@ class SyncAtTrainEnd(tf.keras.callbacks.Callback):
 
 # ------------------------------------------------------------ the arguments of training.train
 def _dataclasses() -> dict:
-  from tfx_gnn.components import graph_io  # pylint: disable=g-import-not-at-top
+  from tfx_gnn.components import graph_io
   return {"Label": graph_io.Label}
 
 
@@ -129,7 +129,7 @@ def encode(value: Any) -> Any:
     return {"dataclass": type(value).__name__,
             "fields": {f.name: encode(getattr(value, f.name)) for f in dataclasses.fields(value)}}
   if hasattr(value, "DESCRIPTOR") and hasattr(value, "SerializeToString"):
-    from google.protobuf import text_format  # pylint: disable=g-import-not-at-top
+    from google.protobuf import text_format
     return {"proto": value.DESCRIPTOR.full_name, "text": text_format.MessageToString(value)}
   raise TypeError(f"cannot pass a {type(value).__name__} to a training worker")
 
@@ -150,7 +150,7 @@ def decode(value: Any) -> Any:
     cls = _dataclasses()[value["dataclass"]]
     return cls(**{k: decode(v) for k, v in value["fields"].items()})
   if "proto" in value:
-    from google.protobuf import descriptor_pool, message_factory, text_format  # pylint: disable=g-import-not-at-top
+    from google.protobuf import descriptor_pool, message_factory, text_format
     import tensorflow_gnn  # noqa: F401  (its protos)
     cls = message_factory.GetMessageClass(
         descriptor_pool.Default().FindMessageTypeByName(value["proto"]))
@@ -199,7 +199,7 @@ def _die_with_launcher() -> None:
     return
   ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
   if os.getppid() != int(parent):  # the launcher died before that
-    os._exit(1)  # pylint: disable=protected-access
+    os._exit(1)
 
 
 def _tail(path: str, lines: int = LOG_TAIL_LINES) -> str:
@@ -264,7 +264,7 @@ def launch_local_workers(num_workers: int, train_kwargs: dict, *,
   """Runs `training.train(**train_kwargs)` in `num_workers` local worker processes; returns
   the chief's TrainResult. Worker logs are copied to `log_dir` (default: the model_dir).
   `stats`, if given, receives each worker's wall and CPU seconds inside `training.train`."""
-  from tfx_gnn.components.gnn_trainer import training  # pylint: disable=g-import-not-at-top
+  from tfx_gnn.components.gnn_trainer import training
   scratch = tempfile.mkdtemp(prefix="tfx-gnn-workers-")
   procs: list[subprocess.Popen] = []
   logs = [os.path.join(scratch, f"worker-{i}.log") for i in range(num_workers)]
@@ -321,7 +321,7 @@ def train(*, on_epoch: Optional[Callable[[int, dict], None]] = None, **train_kwa
   num_workers = train_kwargs["trainer_cfg"].num_workers
   if num_workers > 1:
     return launch_local_workers(num_workers, train_kwargs, on_epoch=on_epoch)
-  from tfx_gnn.components.gnn_trainer import training  # pylint: disable=g-import-not-at-top
+  from tfx_gnn.components.gnn_trainer import training
   return training.train(on_epoch=on_epoch, **train_kwargs)
 
 
@@ -354,7 +354,7 @@ def worker_main(spec_path: str) -> int:
       with open(epochs_path, "a") as f:
         f.write(json.dumps({"epoch": epoch, "logs": logs}) + "\n")
 
-  from tfx_gnn.components.gnn_trainer import training  # pylint: disable=g-import-not-at-top
+  from tfx_gnn.components.gnn_trainer import training
   start, cpu_start = time.monotonic(), time.process_time()
   result = training.train(on_epoch=on_epoch, **kwargs)
   with open(os.path.join(scratch, f"worker-{task.get('index', 0)}.json"), "w") as f:
@@ -376,5 +376,5 @@ if __name__ == "__main__":
     sys.exit("usage: python -m tfx_gnn.components.gnn_trainer.distributed SPEC.json  "
              "(TF_CONFIG in the environment)")
   # The module's own copy, not __main__'s (training.py imports it too).
-  from tfx_gnn.components.gnn_trainer import distributed as _module  # pylint: disable=g-import-not-at-top
+  from tfx_gnn.components.gnn_trainer import distributed as _module
   sys.exit(_module.worker_main(sys.argv[1]))

@@ -109,7 +109,7 @@ def sampling_spec(graph_dir: str, sampling_cfg):
   """The SamplingSpec of the `sampling` config on the Graph artifact at `graph_dir` (its spec
   file or text, or hops and fanouts), rooted at the labelled node set, as the
   SubgraphSampler builds it."""
-  from tfx_gnn.components.subgraph_sampler import sampling  # pylint: disable=g-import-not-at-top
+  from tfx_gnn.components.subgraph_sampler import sampling
   label = graph_io.read_label(graph_dir)
   if label is None:
     raise ValueError(f"dynamic sampling: graph {graph_dir} has no labelled node set to seed "

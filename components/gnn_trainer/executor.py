@@ -84,7 +84,7 @@ def remove_backup(path: str) -> None:
 class Executor(base_executor.BaseExecutor):
 
   def Do(self, input_dict, output_dict, exec_properties):
-    from tfx_gnn.components.gnn_trainer import distributed, training  # pylint: disable=g-import-not-at-top
+    from tfx_gnn.components.gnn_trainer import distributed, training
     examples = artifact_utils.get_single_instance(input_dict["examples"])
     graph = artifact_utils.get_single_instance(input_dict["graph"])
     model = artifact_utils.get_single_instance(output_dict["model"])
@@ -139,8 +139,8 @@ class Executor(base_executor.BaseExecutor):
         train_splits = list(graph_io.SPLITS)
         eval_files = []
       if dynamic_mode:
-        from tfx_gnn.components.gnn_trainer import dynamic  # pylint: disable=g-import-not-at-top
-        from tfx_gnn.components.subgraph_sampler import fast_sampler  # pylint: disable=g-import-not-at-top
+        from tfx_gnn.components.gnn_trainer import dynamic
+        from tfx_gnn.components.subgraph_sampler import fast_sampler
         fast_sampler.check_graph_fits(graph.uri, graph_io.read_schema(graph.uri),
                          exec_properties.get("memory_limit_gb"))
         split_counts = graph_io.read_info(graph.uri).get("splits", {})

@@ -53,7 +53,7 @@ def integrated_gradients(preprocess_model: tf.keras.Model, model: tf.keras.Model
   """As `tensorflow_gnn.runner.utils.attribution.integrated_gradients`, over the
   floating-point features only: returns their summed gradients as a GraphTensor."""
 
-  @tf.function(input_signature=tfgnn_attribution._input_signature(preprocess_model))  # pylint: disable=protected-access
+  @tf.function(input_signature=tfgnn_attribution._input_signature(preprocess_model))
   def fn(inputs):
     graph, labels = preprocess_model(inputs)
     if isinstance(graph, (list, tuple)):
@@ -115,7 +115,7 @@ class IntegratedGradientsExporter(tfgnn_attribution.IntegratedGradientsExporter)
             seed=self._seed),
         "serving_default": tf.function(
             model_for_export,
-            input_signature=tfgnn_attribution._input_signature(model_for_export)),  # pylint: disable=protected-access
+            input_signature=tfgnn_attribution._input_signature(model_for_export)),
     }
     if self._subdirectory:
       export_dir = os.path.join(export_dir, self._subdirectory)

@@ -147,7 +147,7 @@ class ProjectedDotProductLinkPrediction(runner.DotProductLinkPrediction):
 
 def _link_prediction(cfg: TaskConfig, label: Optional[graph_io.Label],
                      gtspec: Optional[tfgnn.GraphTensorSpec]) -> Tasks:
-  from tfx_gnn.components.subgraph_sampler import fast_sampler  # pylint: disable=g-import-not-at-top
+  from tfx_gnn.components.subgraph_sampler import fast_sampler
   _member_node_sets(gtspec)
   edge_sets = gtspec.edge_sets_spec
   if fast_sampler.READOUT_SOURCE not in edge_sets or fast_sampler.READOUT_TARGET not in edge_sets:

@@ -150,8 +150,8 @@ def load_user_model_fn(module_file: Optional[str] = None,
   or `module@wheel` (a module file that the pipeline packaged, see GnnTrainer); None: none."""
   if not module_file and not module_path:
     return None
-  from tfx.components.util import udf_utils  # pylint: disable=g-import-not-at-top
-  from tfx.utils import io_utils  # pylint: disable=g-import-not-at-top
+  from tfx.components.util import udf_utils
+  from tfx.utils import io_utils
   module_name, wheels = udf_utils.decode_user_module_key(module_path)
   if not wheels:
     return udf_utils.get_fn({"module_file": module_file, "module_path": module_path},
@@ -285,9 +285,9 @@ def write_embeddings(model_dir: str, files_by_split: dict,
                      path: str) -> int:
   """Parquet of root-node embeddings (one row per sampled subgraph, with its split), readable
   without TensorFlow; written to a temporary name, then renamed. Returns the row count."""
-  import numpy as np  # pylint: disable=g-import-not-at-top
-  import pyarrow as pa  # pylint: disable=g-import-not-at-top
-  import pyarrow.parquet as pq  # pylint: disable=g-import-not-at-top
+  import numpy as np
+  import pyarrow as pa
+  import pyarrow.parquet as pq
   tables = []
   for split, files in files_by_split.items():
     if not isinstance(files, tf.data.Dataset) and not files:

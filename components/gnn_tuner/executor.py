@@ -12,7 +12,7 @@ from tfx_gnn.components.subgraph_sampler.config import SamplingConfig
 class Executor(base_executor.BaseExecutor):
 
   def Do(self, input_dict, output_dict, exec_properties):
-    from tfx_gnn.components.gnn_tuner import tuning  # pylint: disable=g-import-not-at-top
+    from tfx_gnn.components.gnn_tuner import tuning
     graph = artifact_utils.get_single_instance(input_dict["graph"])
     best = artifact_utils.get_single_instance(output_dict["best_hyperparameters"])
     tuner_cfg = TunerConfig.model_validate_json(exec_properties["tuner_config"])

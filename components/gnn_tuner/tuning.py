@@ -134,7 +134,7 @@ class TrialData:
                          "train and selects on eval")
     self.train_seeds = graph_io.read_seeds(graph_dir, "train")
     self.eval_seeds = graph_io.read_seeds(graph_dir, "eval")
-    from tfx_gnn.components.subgraph_sampler import fast_sampler  # pylint: disable=g-import-not-at-top
+    from tfx_gnn.components.subgraph_sampler import fast_sampler
     # Refused, naming the table, before the kernel's OOM killer would end the run.
     fast_sampler.check_graph_fits(graph_dir, self.schema, memory_limit_gb)
     self.graph = graph_io.read_graph(graph_dir)
@@ -145,8 +145,8 @@ class TrialData:
     the split's name, as the SubgraphSampler's batch mode writes them."""
     key = json.dumps([sampling.hops, sampling.fanouts, sampling.seed], sort_keys=True)
     if key not in self._samplers:
-      import tensorflow as tf  # pylint: disable=g-import-not-at-top
-      from tfx_gnn.components.subgraph_sampler import fast_sampler, sampling as sampling_lib  # pylint: disable=g-import-not-at-top
+      import tensorflow as tf
+      from tfx_gnn.components.subgraph_sampler import fast_sampler, sampling as sampling_lib
       spec = sampling_lib.build_sampling_spec(self.schema, self.label.node_set,
                                               dict(sampling.fanouts), sampling.hops)
       sampler = fast_sampler.FastSampler(self.graph, spec, seed=sampling.seed,
@@ -204,8 +204,8 @@ def run_trial(data: TrialData, configs: TrialConfigs, task: TaskConfig, trial_di
               on_epoch: Optional[Callable[[int, dict], None]] = None):
   """Trains one trial's model on fresh in-memory train subgraphs every epoch, validating on
   the fixed eval subgraphs; returns the Runner's TrainResult."""
-  import tensorflow as tf  # pylint: disable=g-import-not-at-top
-  from tfx_gnn.components.gnn_trainer import dynamic, training  # pylint: disable=g-import-not-at-top
+  import tensorflow as tf
+  from tfx_gnn.components.gnn_trainer import dynamic, training
   sampler, eval_file = data.sampler(configs.sampling)
   train_ds = dynamic.EpochSubgraphs(sampler, data.train_seeds,
                                     shuffle_seed=configs.trainer.seed,
@@ -244,8 +244,8 @@ def tune(graph_dir: str, *, tuner: TunerConfig, model: ModelConfig, trainer: Tra
          memory_limit_gb: Optional[float] = None) -> TuneResult:
   """Runs the search. `tracking`: a `components.tracking.Run` (the tuning run, in MLflow
   experiment `experiment`), whose child run each trial becomes; none: no MLflow."""
-  import optuna  # pylint: disable=g-import-not-at-top
-  from absl import logging  # pylint: disable=g-import-not-at-top
+  import optuna
+  from absl import logging
   if task.level != "node" or task.type == "dgi":
     raise TunerError(f"task.type {task.type!r}: the tuner tunes supervised root-node tasks")
   if not sampling.fanouts:
@@ -276,7 +276,7 @@ def tune(graph_dir: str, *, tuner: TunerConfig, model: ModelConfig, trainer: Tra
     trials.append(record)
     child = None
     if tracking is not None:
-      from tfx_gnn.components import tracking as tracking_lib  # pylint: disable=g-import-not-at-top
+      from tfx_gnn.components import tracking as tracking_lib
       child = tracking_lib.Run(tracking.tracking_uri, experiment,
                                run_name=f"trial-{trial.number}",
                                tags={"mlflow.parentRunId": tracking.run_id,
@@ -299,7 +299,7 @@ def tune(graph_dir: str, *, tuner: TunerConfig, model: ModelConfig, trainer: Tra
       logging.info("GnnTuner trial %d: %s %.4f with %s", trial.number, metric_name["name"],
                    value, params)
       return value
-    except Exception as e:  # pylint: disable=broad-except
+    except Exception as e:
       record["error"] = f"{type(e).__name__}: {e}"[:2000]
       logging.warning("GnnTuner trial %d failed: %s", trial.number, record["error"])
       raise

@@ -34,7 +34,7 @@ def resolve_exec_properties(exec_properties: dict) -> dict:
                 inputs.FINGERPRINT_PROPERTY: inputs.fingerprint(data).text})
     if version is not None:
       out[inputs.VERSION_PROPERTY] = version
-  except Exception as e:  # pylint: disable=broad-except
+  except Exception as e:
     # Not raised here: the launcher would leave the execution RUNNING. The executor resolves
     # again and fails with this error, as a FAILED execution; meanwhile the key matches no
     # earlier run, so nothing stale is served from the cache.

@@ -16,7 +16,7 @@ from tfx_gnn.components.graph_ingest.config import DataConfig
 class Executor(base_executor.BaseExecutor):
 
   def Do(self, input_dict, output_dict, exec_properties):
-    from tfx_gnn.components.graph_ingest import ingest  # pylint: disable=g-import-not-at-top
+    from tfx_gnn.components.graph_ingest import ingest
     graph_artifact = artifact_utils.get_single_instance(output_dict["graph"])
     # The driver has resolved the spans (LocalDagRunner); on Kubeflow, where no driver runs,
     # this finds them.

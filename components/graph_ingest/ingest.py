@@ -424,7 +424,7 @@ def make_splits(split: SplitTable, label_ids: np.ndarray, directory: str,
 def _example_columns(records: Iterable, num_keys: int, features, desc: str,
                      ) -> tuple[list[np.ndarray], dict[str, np.ndarray]]:
   """Columns from TF-GNN's (ids..., tf.Example) records; `features` is the set's schema."""
-  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  import tensorflow as tf
   specs = {}
   for fname, feature in features.items():
     shape = [d.size for d in feature.shape.dim]
@@ -474,8 +474,8 @@ def _tfrecord_columns(pattern: str, keys: Sequence[str], features, desc: str,
   """Columns of a TFRecord set (`pattern` may be sharded, `name@N`), parsed in batches with
   tf.io.parse_example: at OGBN-MAG size (21M edges) a loop over records takes many minutes.
   None when the set is not TFRecord (the caller reads it record by record)."""
-  from tensorflow_gnn.data import unigraph  # pylint: disable=g-import-not-at-top
-  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  from tensorflow_gnn.data import unigraph
+  import tensorflow as tf
   if unigraph.guess_file_format(pattern) != "tfrecord":
     return None
   files = sorted(tf.io.gfile.glob(unigraph.expand_sharded_pattern(pattern)))
@@ -496,8 +496,8 @@ def _tfrecord_columns(pattern: str, keys: Sequence[str], features, desc: str,
 def unigraph_to_graph(spec: UnigraphSource) -> graph_io.Graph:
   """Reads an existing unigraph (its GraphSchema .pbtxt, or the directory holding it) with
   TF-GNN's own readers (`unigraph.DictStreams`: TFRecord of tf.Example, or CSV)."""
-  from google.protobuf import text_format  # pylint: disable=g-import-not-at-top
-  from tensorflow_gnn.data import unigraph  # pylint: disable=g-import-not-at-top
+  from google.protobuf import text_format
+  from tensorflow_gnn.data import unigraph
   start = time.perf_counter()
   if not os.path.exists(spec.schema_file):
     raise IngestError(f"{spec.schema_file}: schema file not found")
@@ -607,12 +607,12 @@ def _table_memory_estimate(fs, path: str, size: int) -> int:
   """About how many bytes reading one file takes in memory (from its size, not its content)."""
   lower = path.lower()
   if lower.endswith((".parquet", ".pq")):
-    import pyarrow.parquet as pq  # pylint: disable=g-import-not-at-top
+    import pyarrow.parquet as pq
     try:
       with fs.open(path, "rb") as f:
         metadata = pq.ParquetFile(f).metadata
       raw = sum(metadata.row_group(i).total_byte_size for i in range(metadata.num_row_groups))
-    except Exception:  # pylint: disable=broad-except
+    except Exception:
       raw = size  # unreadable: the reader will say why
     return int(raw * PARQUET_EXPANSION)
   if lower.endswith(".gz") and size >= 4:
@@ -714,7 +714,7 @@ def ingest(data: Union[DataConfig, dict], out_dir: str, scratch_dir: str,
   # them already; resolving again is then a no-op).
   data, _, _ = inputs.resolve_spans(data)
   if data.synthetic is not None or data.synthetic_graphs is not None:
-    from tfx_gnn.components.graph_ingest import synthetic  # pylint: disable=g-import-not-at-top
+    from tfx_gnn.components.graph_ingest import synthetic
     if data.synthetic is not None:
       s = data.synthetic
       raw = synthetic.generate_tables(scratch_dir, num_papers=s.num_papers,
@@ -733,7 +733,7 @@ def ingest(data: Union[DataConfig, dict], out_dir: str, scratch_dir: str,
     check_memory(_source_files(data), memory_limit_gb)
     graph = tables_to_graph(data.tables)
   elif data.ogb is not None:
-    from tfx_gnn.components.graph_ingest import ogb  # pylint: disable=g-import-not-at-top
+    from tfx_gnn.components.graph_ingest import ogb
     check_memory(ogb.source_dirs(data.ogb), memory_limit_gb, what="the OGB dataset's files")
     graph = ogb.ogb_to_graph(data.ogb)
   else:

@@ -57,8 +57,8 @@ def _key(path: tuple[str, ...]) -> str:
 
 def _resolve_one(directory: str, key: str, pattern: str, pinned: Optional[int]):
   """(resolved file, span, version) of one table pattern, with TFX's span matching."""
-  from tfx.components.example_gen import utils  # pylint: disable=g-import-not-at-top
-  from tfx.proto import example_gen_pb2, range_config_pb2  # pylint: disable=g-import-not-at-top
+  from tfx.components.example_gen import utils
+  from tfx.proto import example_gen_pb2, range_config_pb2
   split = example_gen_pb2.Input.Split(name=key, pattern=pattern)
   range_config = None
   if pinned is not None:
@@ -67,7 +67,7 @@ def _resolve_one(directory: str, key: str, pattern: str, pinned: Optional[int]):
   try:
     # TFX's own matcher (FileBasedExampleGen's driver uses it through
     # calculate_splits_fingerprint_span_and_version); it rewrites split.pattern.
-    span, version = utils._get_target_span_version(  # pylint: disable=protected-access
+    span, version = utils._get_target_span_version(
         directory, split, range_config=range_config)
   except ValueError as e:
     message = str(e)
@@ -147,8 +147,8 @@ def _unigraph_files(spec) -> list[str]:
   """The schema file, every file its node and edge sets name (shards expanded), the split table."""
   files = [spec.schema_file]
   try:
-    from tensorflow_gnn.data import unigraph  # pylint: disable=g-import-not-at-top
-    import tensorflow as tf  # pylint: disable=g-import-not-at-top
+    from tensorflow_gnn.data import unigraph
+    import tensorflow as tf
     schema_path = unigraph.find_schema_filename(spec.schema_file)
     schema = unigraph.read_schema(schema_path)  # makes each set's filename absolute
     files = [schema_path]
@@ -157,7 +157,7 @@ def _unigraph_files(spec) -> list[str]:
     for pattern in sorted(patterns):
       files += sorted(tf.io.gfile.glob(unigraph.expand_sharded_pattern(pattern))) or [pattern]
     schema_dir = os.path.dirname(schema_path)
-  except Exception:  # pylint: disable=broad-except
+  except Exception:
     # An unreadable schema: ingest reports why; its bytes are in the fingerprint either way.
     schema_dir = os.path.dirname(spec.schema_file)
   if spec.splits.file:

@@ -85,11 +85,11 @@ def _check_unigraph(data: DataConfig, problems: list[str], checked: list[str]) -
   if not os.path.exists(spec.schema_file):
     problems.append(f"{spec.schema_file}: schema file not found (data.unigraph.schema_file)")
     return
-  from tensorflow_gnn.data import unigraph  # pylint: disable=g-import-not-at-top
+  from tensorflow_gnn.data import unigraph
   try:
     schema_path = unigraph.find_schema_filename(spec.schema_file)
     schema = unigraph.read_schema(schema_path)
-  except Exception as e:  # pylint: disable=broad-except  (a parse error of any kind)
+  except Exception as e:  # a parse error of any kind
     problems.append(f"{spec.schema_file}: not a readable GraphSchema: {e}")
     return
   checked.append(schema_path)

@@ -461,7 +461,7 @@ def _ogb_write_set(out_dir: str, basename: str, columns: dict[str, np.ndarray],
   """One node or edge set as TFRecord files of tf.Examples, sharded as TF-GNN's converter
   shards (`name-00000-of-00003`, named `name@3` in the schema, when over the target size);
   returns the schema's file name."""
-  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  import tensorflow as tf
   filename = f"{basename}.tfrecords"
   rows = len(next(iter(columns.values())))
   total = sum(a.nbytes for a in columns.values())
@@ -496,8 +496,8 @@ def write_ogb_unigraph(out_dir: str, *, num_papers: int, num_classes: int = 349,
   [feature_dim] float32, `labels` [1] int64 and `year` [1] int64; only the forward edge sets
   (no `written`), as the converter writes them. The years follow the generator's split (see
   OGB_YEARS). Returns the schema file's path."""
-  import tensorflow as tf  # pylint: disable=g-import-not-at-top
-  import tensorflow_gnn as tfgnn  # pylint: disable=g-import-not-at-top
+  import tensorflow as tf
+  import tensorflow_gnn as tfgnn
   g = generate_graph(num_papers=num_papers, num_classes=num_classes, feature_dim=feature_dim,
                      seed=seed)
   rng = np.random.default_rng([seed, 2018])

@@ -93,7 +93,7 @@ def open_url(url: str):
     if fs is None:
       fs = _filesystems[state] = fsspec.filesystem(protocol, skip_instance_cache=True)
     fs.invalidate_cache()
-    return fs, fs._strip_protocol(url)  # pylint: disable=protected-access
+    return fs, fs._strip_protocol(url)
   except (ImportError, ValueError) as e:
     raise IngestError(f"{url}: cannot open this location: {secrets.redact(str(e))}") from None
 
@@ -131,7 +131,7 @@ def _storage_errors(url: str):
     yield
   except IngestError:
     raise
-  except Exception as e:  # pylint: disable=broad-except
+  except Exception as e:
     if isinstance(e, (OSError, EOFError)) or type(e).__module__.split(".")[0] in _STORAGE_MODULES:
       raise _storage_error(url, e) from None
     raise
@@ -351,7 +351,7 @@ def _find_malformed_line(fs, path: str, shown: str, header: bool) -> Optional[st
 
 def _read_csv(fs, path: str, shown: str, string_columns: Sequence[str],
               header: bool) -> pa.Table:
-  from pyarrow import csv as pcsv  # pylint: disable=g-import-not-at-top
+  from pyarrow import csv as pcsv
   # pyarrow ignores names the file does not have.
   convert = pcsv.ConvertOptions(column_types={c: pa.string() for c in string_columns})
   read_options = pcsv.ReadOptions(autogenerate_column_names=not header)
@@ -382,7 +382,7 @@ def _read_csv(fs, path: str, shown: str, string_columns: Sequence[str],
 
 # ---------------------------------------------------------------- Parquet
 def _read_parquet(fs, path: str, shown: str) -> pa.Table:
-  from pyarrow import parquet as pq  # pylint: disable=g-import-not-at-top
+  from pyarrow import parquet as pq
   if fs.size(path) == 0:
     raise IngestError(f"{shown}: the file is empty")
   try:
@@ -402,7 +402,7 @@ def _read_parquet(fs, path: str, shown: str) -> pa.Table:
 
 # ---------------------------------------------------------------- TFRecord of tf.Example
 def _masked_crc(data: bytes) -> int:
-  import google_crc32c  # pylint: disable=g-import-not-at-top
+  import google_crc32c
   crc = google_crc32c.value(data)
   return (((crc >> 15) | (crc << 17)) + 0xA282EAD8) & 0xFFFFFFFF
 
@@ -458,10 +458,10 @@ _KINDS = ("int64_list", "float_list", "bytes_list")
 
 
 def _example_kinds(record: bytes, shown: str) -> dict[str, str]:
-  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  import tensorflow as tf
   try:
     example = tf.train.Example.FromString(record)
-  except Exception as e:  # pylint: disable=broad-except  (protobuf's DecodeError)
+  except Exception as e:  # protobuf's DecodeError
     raise IngestError(f"{shown}: record 1 is not a tf.Example: {e}") from None
   kinds = {}
   for name, feature in sorted(example.features.feature.items()):
@@ -477,7 +477,7 @@ def _example_kinds(record: bytes, shown: str) -> dict[str, str]:
 def _read_tfrecord(fs, path: str, shown: str, batch_size: int = 4096) -> Optional[pa.Table]:
   """The file's tf.Examples as columns, the first record's features deciding the columns and
   their kinds (int64 -> int64, float -> float32, bytes -> string, or binary when not UTF-8)."""
-  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  import tensorflow as tf
   records = tfrecord_records(fs, path, shown)
   first = next(records, None)
   if first is None:

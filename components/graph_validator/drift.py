@@ -76,7 +76,7 @@ def _short(value: Any) -> str:
 # ---------------------------------------------------------------- distances
 def jensen_shannon(p: np.ndarray, q: np.ndarray) -> float:
   """Jensen-Shannon divergence (base 2, in [0, 1]) of two non-negative weight vectors."""
-  from scipy.spatial import distance  # pylint: disable=g-import-not-at-top
+  from scipy.spatial import distance
   p, q = np.asarray(p, np.float64), np.asarray(q, np.float64)
   if p.sum() == 0 or q.sum() == 0:
     return 0.0 if p.sum() == q.sum() else 1.0

@@ -19,7 +19,7 @@ DRIFT_FILE = "drift.json"  # in the anomalies artifact, when there was a baselin
 class Executor(base_executor.BaseExecutor):
 
   def Do(self, input_dict, output_dict, exec_properties):
-    from tfx_gnn.components.graph_validator import validation  # pylint: disable=g-import-not-at-top
+    from tfx_gnn.components.graph_validator import validation
     graph_dir = artifact_utils.get_single_uri(input_dict["graph"])
     statistics = artifact_utils.get_single_instance(output_dict["statistics"])
     anomalies_artifact = artifact_utils.get_single_instance(output_dict["anomalies"])
@@ -31,8 +31,8 @@ class Executor(base_executor.BaseExecutor):
     baseline = (input_dict.get("baseline_statistics") or [None])[0]
     if baseline is not None and config.drift.enabled:
       # The statistics of the latest blessed model's graph (pipelines/resolvers.py).
-      import tensorflow as tf  # pylint: disable=g-import-not-at-top  (local or gs://)
-      from tfx_gnn.components.graph_validator import drift  # pylint: disable=g-import-not-at-top
+      import tensorflow as tf  # local or gs://
+      from tfx_gnn.components.graph_validator import drift
       with tf.io.gfile.GFile(os.path.join(baseline.uri, STATISTICS_FILE)) as f:
         comparisons = drift.compare(stats, json.load(f), config.drift)
       anomalies += drift.anomalies(comparisons, config.drift)

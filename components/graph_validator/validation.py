@@ -387,11 +387,11 @@ def compute_statistics(graph: graph_io.Graph) -> dict:
 
 # ---------------------------------------------------------------- anomalies
 def _schema_anomalies(graph: graph_io.Graph, schema) -> list[Anomaly]:
-  import tensorflow_gnn as tfgnn  # pylint: disable=g-import-not-at-top
+  import tensorflow_gnn as tfgnn
   out = []
   try:
     warnings = tfgnn.validate_schema(schema)
-  except Exception as e:  # pylint: disable=broad-except
+  except Exception as e:
     # Whatever it raises means TF-GNN's tools would reject the schema.
     out.append(Anomaly(SCHEMA_INVALID, "", graph_io.SCHEMA_FILE,
                        f"GraphSchema rejected by tfgnn.validate_schema: {e}"))
@@ -685,7 +685,7 @@ def _label_and_split_anomalies(graph: graph_io.Graph, index: _GraphIndex) -> lis
 
 def _anomalies(graph: graph_io.Graph, schema, config, index: _GraphIndex) -> list[Anomaly]:
   if config is None:
-    from tfx_gnn.components.graph_validator.config import ValidationConfig  # pylint: disable=g-import-not-at-top
+    from tfx_gnn.components.graph_validator.config import ValidationConfig
     config = ValidationConfig()
   out = []
   if schema is not None:

@@ -28,8 +28,8 @@ def register_in_mlflow(tracking_uri: str, name: str, run_id: str, blessing_uri: 
   """Registers a new version of `name` from the trainer's MLflow run: with a ServingSpec, the
   pyfunc model that scores node ids (`mlflow_model`), else the run's raw SavedModel files; the
   `champion` alias moves to it (only blessed models get here). Returns the version."""
-  from mlflow.exceptions import MlflowException  # pylint: disable=g-import-not-at-top
-  from tfx_gnn.components import mlflow_model, tracking  # pylint: disable=g-import-not-at-top
+  from mlflow.exceptions import MlflowException
+  from tfx_gnn.components import mlflow_model, tracking
   client = tracking.client(tracking_uri)
   try:
     client.create_registered_model(name)

@@ -18,8 +18,8 @@ def _one(input_dict, key):
 class Executor(base_executor.BaseExecutor):
 
   def Do(self, input_dict, output_dict, exec_properties):
-    from tfx_gnn.components.attribution import report as attribution_report  # pylint: disable=g-import-not-at-top
-    from tfx_gnn.components.run_report import report  # pylint: disable=g-import-not-at-top
+    from tfx_gnn.components.attribution import report as attribution_report
+    from tfx_gnn.components.run_report import report
     out = artifact_utils.get_single_instance(output_dict["report"])
     run_id = (self._context.pipeline_run_id if self._context else None) or "unknown"
     data = report.RunData(pipeline_name=exec_properties["pipeline_name"], pipeline_run_id=run_id)

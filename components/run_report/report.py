@@ -47,7 +47,7 @@ class RunData:
 
 
 def read_json(path: str):
-  import tensorflow as tf  # pylint: disable=g-import-not-at-top  (local or gs://)
+  import tensorflow as tf  # local or gs://
   with tf.io.gfile.GFile(path) as f:
     return json.load(f)
 
@@ -63,7 +63,7 @@ def read_anomalies(anomalies_uri: str) -> list:
 def read_drift(anomalies_uri: str) -> Optional[dict]:
   """The validator's comparison with the latest blessed model's graph; None on a run without
   one (the first run, or drift checks disabled)."""
-  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  import tensorflow as tf
   path = os.path.join(anomalies_uri, "drift.json")
   return read_json(path) if tf.io.gfile.exists(path) else None
 
@@ -86,7 +86,7 @@ NOT_TRAINING = ("attribution.", "test_", "eval_", "graph.")
 
 def mlflow_history(tracking_uri: str, run_id: str) -> dict:
   """The trainer's per-epoch metrics in its MLflow run, with their history."""
-  from tfx_gnn.components import tracking  # pylint: disable=g-import-not-at-top
+  from tfx_gnn.components import tracking
   client = tracking.client(tracking_uri)
   run = client.get_run(run_id)
   history = {}
@@ -367,7 +367,7 @@ def _drift_body(data: RunData) -> str:
 
 def lineage_from_mlmd(metadata_path: str, pipeline_run_id: str) -> list[dict]:
   """The run's executions and their artifacts from the ML Metadata SQLite file."""
-  from tfx_gnn.components import lineage  # pylint: disable=g-import-not-at-top
+  from tfx_gnn.components import lineage
   store = lineage.open_store(metadata_path)
   return [{"component": r.component, "state": r.state,
            "inputs": [{"key": i.key, "type": i.type, "id": i.id, "uri": i.uri} for i in r.inputs],

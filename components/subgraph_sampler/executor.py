@@ -17,7 +17,7 @@ PROGRAM_DIR = "sampling_program"  # the program's TF artifacts; Beam workers rea
 class Executor(base_beam_executor.BaseBeamExecutor):
 
   def Do(self, input_dict, output_dict, exec_properties):
-    from tfx_gnn.components.subgraph_sampler import sampling  # pylint: disable=g-import-not-at-top
+    from tfx_gnn.components.subgraph_sampler import sampling
     graph = artifact_utils.get_single_instance(input_dict["graph"])
     examples = artifact_utils.get_single_instance(output_dict["examples"])
     config = SamplingConfig.model_validate_json(exec_properties["sampling_config"])
@@ -51,7 +51,7 @@ class Executor(base_beam_executor.BaseBeamExecutor):
       raise ValueError(f"sampling.engine: {config.engine!r} samples around nodes only; "
                        f"{seeds['kind']} need the fast engine (sampling.engine: fast)")
     if seeds["kind"] == "links":
-      from tfx_gnn.components.subgraph_sampler import fast_beam, fast_sampler, links  # pylint: disable=g-import-not-at-top
+      from tfx_gnn.components.subgraph_sampler import fast_beam, fast_sampler, links
       fast_sampler.check_graph_fits(graph.uri, schema, exec_properties.get("memory_limit_gb"))
       seeds_dir = os.path.join(examples.uri, links.SEEDS_DIR)
       links.build_specs(schema, seeds["edge_set"], config.fanouts, config.hops)  # checks
@@ -69,13 +69,13 @@ class Executor(base_beam_executor.BaseBeamExecutor):
       for s in splits:
         examples.set_int_custom_property(f"{s}_links", int(pairs[s].label.sum()))
     elif seeds["kind"] == "graphs":
-      from tfx_gnn.components.subgraph_sampler import fast_beam, whole_graphs  # pylint: disable=g-import-not-at-top
+      from tfx_gnn.components.subgraph_sampler import fast_beam, whole_graphs
       subgraph_schema = whole_graphs.GraphCollection.from_graph_dir(graph.uri).subgraph_schema()
       with self._make_beam_pipeline() as pipeline:
         fast_beam.add_whole_graphs(pipeline, graph_dir=graph.uri, batch_size=config.batch_size,
                                    outputs=outputs)
     elif config.engine == "fast":
-      from tfx_gnn.components.subgraph_sampler import fast_beam, fast_sampler  # pylint: disable=g-import-not-at-top
+      from tfx_gnn.components.subgraph_sampler import fast_beam, fast_sampler
       fast_sampler.check_graph_fits(graph.uri, schema, exec_properties.get("memory_limit_gb"))
       subgraph_schema = fast_sampler.subgraph_schema(schema, spec)
       try:

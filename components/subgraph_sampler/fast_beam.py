@@ -23,7 +23,7 @@ def load_sampler(graph_dir: str, spec_bytes: bytes, seed: int) -> fast_sampler.F
   key = (graph_dir, spec_bytes, seed)
   with _CACHE_LOCK:
     if key not in _CACHE:
-      from tensorflow_gnn import sampler as sampler_lib  # pylint: disable=g-import-not-at-top
+      from tensorflow_gnn import sampler as sampler_lib
       spec = sampler_lib.SamplingSpec.FromString(spec_bytes)
       _CACHE.clear()  # one graph at a time: a worker that moves on frees the previous one
       _CACHE[key] = fast_sampler.FastSampler.from_graph_dir(graph_dir, spec, seed=seed)
@@ -86,7 +86,7 @@ _LINK_CACHE: dict[tuple, object] = {}
 
 def load_link_sampler(graph_dir: str, link_args: tuple, seeds_dir: str):
   """The link sampler of (graph, (edge_set, fanouts, hops, seed), seeds), once per process."""
-  from tfx_gnn.components.subgraph_sampler import links  # pylint: disable=g-import-not-at-top
+  from tfx_gnn.components.subgraph_sampler import links
   key = (graph_dir, link_args, seeds_dir)
   with _CACHE_LOCK:
     if key not in _LINK_CACHE:
@@ -109,7 +109,7 @@ class SampleLinkBatches(beam.DoFn):
     self._sampler = load_link_sampler(*self._args)
 
   def process(self, element):
-    import pandas as pd  # pylint: disable=g-import-not-at-top
+    import pandas as pd
     split, rows = element
     frame = pd.DataFrame(rows, columns=["source", "target", "label"])
     for example in self._sampler.sample(frame, salt=split):
@@ -121,7 +121,7 @@ def add_link_sampling(root: beam.Pipeline, *, graph_dir: str, edge_set: str, fan
                       outputs: dict[str, str]) -> None:
   """Adds to `root` the sampling of each split's labelled pairs (`seeds_dir/<split>.csv`,
   see `links`) to TFRecord files of serialized link subgraphs at `outputs[split]`."""
-  from tfx_gnn.components.subgraph_sampler import links  # pylint: disable=g-import-not-at-top
+  from tfx_gnn.components.subgraph_sampler import links
   seeds = {}
   for split in outputs:
     frame = links.read_link_seeds(seeds_dir, split)
@@ -144,7 +144,7 @@ class WholeGraphBatches(beam.DoFn):
     self._collection = None
 
   def setup(self):
-    from tfx_gnn.components.subgraph_sampler import whole_graphs  # pylint: disable=g-import-not-at-top
+    from tfx_gnn.components.subgraph_sampler import whole_graphs
     with _CACHE_LOCK:
       if self._graph_dir not in _COLLECTION_CACHE:
         _COLLECTION_CACHE.clear()

@@ -83,7 +83,7 @@ def check_graph_fits(graph_dir: str, schema, limit_gb) -> None:
   """The fast engine holds the whole graph in memory (in each Beam worker): refuse, before
   loading it, a graph over `pipeline.memory_limit_gb` (default: most of the available memory).
   Beyond the graph, its working set is one batch of `sampling.batch_size` seeds."""
-  from tfx_gnn.components.graph_ingest import ingest  # pylint: disable=g-import-not-at-top
+  from tfx_gnn.components.graph_ingest import ingest
   sets = list(schema.node_sets.values()) + list(schema.edge_sets.values())
   files = sorted({os.path.join(graph_dir, s.metadata.filename) for s in sets})
   ingest.check_memory(files, limit_gb, what=f"the fast sampler's copy of graph {graph_dir}")
@@ -139,8 +139,8 @@ def subgraph_schema(graph_schema, spec, *more_specs):
   off TF-GNN's sampling model): the node sets that the sampled edge sets touch, in order of
   first appearance, then the seeds'; per node set its features, or `#id` when it has none.
   With `more_specs` (link prediction), of the subgraphs sampled by all of them together."""
-  import tensorflow as tf  # pylint: disable=g-import-not-at-top
-  import tensorflow_gnn as tfgnn  # pylint: disable=g-import-not-at-top
+  import tensorflow as tf
+  import tensorflow_gnn as tfgnn
   specs = (spec,) + more_specs
   edge_sets = list(dict.fromkeys(op.edge_set_name for sp in specs for op in sp.sampling_ops))
   node_sets = []
@@ -179,7 +179,7 @@ def add_link_readout(schema, source_set: str, target_set: str):
   """`schema` plus the link-prediction readout: node set `_readout` (float `label`), edge
   sets `_readout/source` (source_set -> _readout) and `_readout/target` (target_set ->
   _readout), as runner.DotProductLinkPrediction reads them."""
-  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  import tensorflow as tf
   out = type(schema)()
   out.CopyFrom(schema)
   out.node_sets[READOUT].features[LINK_LABEL].dtype = tf.float32.as_datatype_enum
@@ -260,7 +260,7 @@ class FastSampler:
     (rooted at the graph's labelled node set) as the SubgraphSampler component builds it."""
     schema = graph_io.read_schema(graph_dir)
     if spec is None:
-      from tfx_gnn.components.subgraph_sampler import sampling  # pylint: disable=g-import-not-at-top
+      from tfx_gnn.components.subgraph_sampler import sampling
       label = graph_io.read_label(graph_dir)
       if label is None or fanouts is None:
         raise FastSamplerError(f"graph {graph_dir}: give a SamplingSpec, or fanouts for a graph "
@@ -540,13 +540,13 @@ class FastSampler:
     return encoder.examples_from_columns(columns, batch)
 
   def graph_tensor_spec(self):
-    import tensorflow_gnn as tfgnn  # pylint: disable=g-import-not-at-top
+    import tensorflow_gnn as tfgnn
     return tfgnn.create_graph_spec_from_schema_pb(self.subgraph_schema())
 
   def sample_graph_tensor(self, seed_ids: Iterable, salt: str = ""):
     """The subgraphs as one GraphTensor of shape [len(seed_ids)] (parsed from `sample`)."""
-    import tensorflow as tf  # pylint: disable=g-import-not-at-top
-    import tensorflow_gnn as tfgnn  # pylint: disable=g-import-not-at-top
+    import tensorflow as tf
+    import tensorflow_gnn as tfgnn
     return tfgnn.parse_example(self.graph_tensor_spec(),
                                tf.constant(self.sample(seed_ids, salt), dtype=tf.string))
 

@@ -109,7 +109,7 @@ def seeds_path(seeds_dir: str, split: str) -> str:
 
 
 def write_link_seeds(seeds_dir: str, splits: dict[str, pd.DataFrame]) -> None:
-  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  import tensorflow as tf
   tf.io.gfile.makedirs(seeds_dir)
   for split, frame in splits.items():
     buffer = io.StringIO()
@@ -118,7 +118,7 @@ def write_link_seeds(seeds_dir: str, splits: dict[str, pd.DataFrame]) -> None:
 
 
 def read_link_seeds(seeds_dir: str, split: str) -> pd.DataFrame:
-  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  import tensorflow as tf
   path = seeds_path(seeds_dir, split)
   if not tf.io.gfile.exists(path):
     return pd.DataFrame({"source": [], "target": [], "label": []})
@@ -137,7 +137,7 @@ def held_out(seeds_dir: str) -> tuple[np.ndarray, np.ndarray]:
 
 def build_specs(schema, edge_set: str, fanouts: dict, hops: int):
   """SamplingSpecs around a link's source and around its target."""
-  from tfx_gnn.components.subgraph_sampler import sampling  # pylint: disable=g-import-not-at-top
+  from tfx_gnn.components.subgraph_sampler import sampling
   if edge_set not in schema.edge_sets:
     raise LinkSeedsError(f"task.edge_set: {edge_set!r} is not an edge set of the graph "
                          f"(edge sets: {sorted(schema.edge_sets)})")

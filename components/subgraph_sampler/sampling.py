@@ -73,7 +73,7 @@ def parse_sampling_spec(text: str, schema: tfgnn.GraphSchema, seed_node_set: str
   """A SamplingSpec from its text format (e.g. TF-GNN's examples/mag/sampling_spec.pbtxt),
   checked against the graph: seeds from `seed_node_set`, every op on an edge set of the graph
   that starts where its inputs end."""
-  from google.protobuf import text_format  # pylint: disable=g-import-not-at-top
+  from google.protobuf import text_format
   try:
     spec = text_format.Parse(text, sampler_lib.SamplingSpec())
   except text_format.ParseError as e:
@@ -114,7 +114,7 @@ def spec_from_config(config, schema: tfgnn.GraphSchema,
 
 def output_schema(sampling_model) -> tfgnn.GraphSchema:
   """The GraphSchema of the sampled subgraphs: the sampling model's output GraphTensor."""
-  spec = sampling_model.output.spec._unbatch()  # pylint: disable=protected-access
+  spec = sampling_model.output.spec._unbatch()
   return tfgnn.create_schema_pb_from_graph_spec(spec)
 
 

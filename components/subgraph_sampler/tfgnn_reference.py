@@ -19,8 +19,8 @@ def sampling_pipeline(graph: graph_io.Graph, schema, spec, *, edge_features: boo
   """TF-GNN's in-memory `SamplingPipeline` for `spec` over `graph`: call it with a ragged
   [batch, 1] int64 tensor of seed row indices; it returns a batched GraphTensor. With
   `edge_features`, each edge set's features are carried into the subgraphs."""
-  from tensorflow_gnn.experimental import sampler  # pylint: disable=g-import-not-at-top
-  from tensorflow_gnn.experimental.sampler import subgraph_pipeline  # pylint: disable=g-import-not-at-top
+  from tensorflow_gnn.experimental import sampler
+  from tensorflow_gnn.experimental.sampler import subgraph_pipeline
   index = {n: {v: i for i, v in enumerate(s.ids)} for n, s in graph.node_sets.items()}
 
   def edge_sampler(op):
@@ -41,5 +41,5 @@ def sampling_pipeline(graph: graph_io.Graph, schema, spec, *, edge_features: boo
 
 def ragged_roots(roots):
   """Seed row indices as the [batch, (1)] ragged int64 tensor the pipeline takes."""
-  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  import tensorflow as tf
   return tf.RaggedTensor.from_tensor(tf.constant(np.asarray(roots, np.int64)[:, None]))

@@ -114,8 +114,8 @@ class GraphCollection:
 
   def subgraph_schema(self):
     """The GraphSchema of the examples: member node sets, their edge sets, context."""
-    import tensorflow as tf  # pylint: disable=g-import-not-at-top
-    import tensorflow_gnn as tfgnn  # pylint: disable=g-import-not-at-top
+    import tensorflow as tf
+    import tensorflow_gnn as tfgnn
     if self._schema is None:
       raise CollectionError("subgraph_schema() needs the graph's schema (from_graph_dir)")
 
