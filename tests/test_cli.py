@@ -11,6 +11,7 @@ import textwrap
 import time
 
 import pytest
+import yaml
 
 from tfx_gnn.pipelines import console
 
@@ -227,10 +228,17 @@ def test_a_run_shows_progress_and_only_its_own_lines(tiny_run):
   assert all(line.startswith("tfx-gnn: ") for line in lines), "\n".join(
       line for line in lines if not line.startswith("tfx-gnn: "))
   text = runs[""].stderr
-  assert "tfx-gnn: [1/9] GraphIngest ..." in text and "[9/9] RunReport done in" in text
+  # One start and one end line per node of the DAG (components and resolvers), numbered.
+  nodes = len([line for line in lines if line.endswith(" ...") and "] " in line])
+  assert nodes >= 9
+  assert f"tfx-gnn: [1/{nodes}] GraphIngest ..." in text
+  assert f"[{nodes}/{nodes}] RunReport done in" in text
   assert "SubgraphSampler: sampling 180 train, 60 eval, 60 test subgraphs" in text
   epochs = [line for line in lines if "GnnTrainer: epoch " in line]
-  assert [line.split("epoch ")[1].split(":")[0] for line in epochs] == ["1/2", "2/2"]
+  with open(TINY) as f:
+    total = yaml.safe_load(f)["trainer"]["epochs"]
+  assert [line.split("epoch ")[1].split(":")[0] for line in epochs] == [
+      f"{i}/{total}" for i in range(1, total + 1)]
   assert "val_loss" in epochs[0] and "left)" in epochs[0]
   assert "blessed: True" in runs[""].stdout
 
