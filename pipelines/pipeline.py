@@ -58,11 +58,9 @@ def create_components(config: Config, base: str, kubeflow: bool = False) -> list
   tuner = None
   if config.tuner is not None:  # its best settings reach the sampler and the trainer
     tuner = GnnTuner(graph=ingest.outputs["graph"], anomalies=validator.outputs["anomalies"],
-                     tuner_config=config.tuner.model_dump_json(),
-                     model_config=config.model.model_dump_json(),
-                     trainer_config=config.trainer.model_dump_json(),
-                     task_config=config.task.model_dump_json(),
-                     sampling_config=config.sampling.model_dump_json(),
+                     tuner_config=config.tuner, model_config=config.model,
+                     trainer_config=config.trainer, task_config=config.task,
+                     sampling_config=config.sampling,
                      memory_limit_gb=config.pipeline.memory_limit_gb,
                      tracking_uri=config.tracking_uri, experiment=config.experiment)
   hyperparameters = tuner.outputs["best_hyperparameters"] if tuner else None

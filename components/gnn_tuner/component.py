@@ -13,15 +13,18 @@ pin in the config) and `trials.json`.
 
 Usage:
   tuner = GnnTuner(graph=ingest.outputs["graph"], anomalies=validator.outputs["anomalies"],
-                   tuner_config=config.tuner.model_dump_json(),
-                   model_config=config.model.model_dump_json(), ...)
+                   tracking_uri=uri, experiment="my-pipeline",
+                   tuner_config={"trials": 10}, model_config=config.model, ...)
   trainer = GnnTrainer(..., hyperparameters=tuner.outputs["best_hyperparameters"])
 """
 from tfx.dsl.components.base import base_component, executor_spec
 from tfx.types import channel, component_spec, standard_artifacts
 
-from tfx_gnn.components import types
+from tfx_gnn.components import config_base, types
+from tfx_gnn.components.gnn_trainer.config import ModelConfig, TaskConfig, TrainerConfig
 from tfx_gnn.components.gnn_tuner import executor
+from tfx_gnn.components.gnn_tuner.config import TunerConfig
+from tfx_gnn.components.subgraph_sampler.config import SamplingConfig
 
 
 class GnnTunerSpec(component_spec.ComponentSpec):
@@ -51,12 +54,17 @@ class GnnTuner(base_component.BaseComponent):
   SPEC_CLASS = GnnTunerSpec
   EXECUTOR_SPEC = executor_spec.ExecutorClassSpec(executor.Executor)
 
-  def __init__(self, graph, anomalies, tuner_config: str, model_config: str,
-               trainer_config: str, task_config: str, sampling_config: str,
-               tracking_uri: str, experiment: str, memory_limit_gb: float | None = None):
+  def __init__(self, graph, anomalies, tracking_uri: str, experiment: str, tuner_config=None,
+               model_config=None, trainer_config=None, task_config=None, sampling_config=None,
+               memory_limit_gb: float | None = None):
+    # Config sections as objects, dicts or JSON strings, as every component takes them.
     super().__init__(spec=GnnTunerSpec(
-        graph=graph, anomalies=anomalies, tuner_config=tuner_config,
-        model_config=model_config, trainer_config=trainer_config, task_config=task_config,
-        sampling_config=sampling_config, tracking_uri=tracking_uri, experiment=experiment,
+        graph=graph, anomalies=anomalies,
+        tuner_config=config_base.to_json(TunerConfig, tuner_config or {}),
+        model_config=config_base.to_json(ModelConfig, model_config or {}),
+        trainer_config=config_base.to_json(TrainerConfig, trainer_config or {}),
+        task_config=config_base.to_json(TaskConfig, task_config or {}),
+        sampling_config=config_base.to_json(SamplingConfig, sampling_config or {}),
+        tracking_uri=tracking_uri, experiment=experiment,
         memory_limit_gb=memory_limit_gb,
         best_hyperparameters=channel.Channel(type=standard_artifacts.HyperParameters)))
