@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import errno
 import functools
+import hashlib
 import os
 import shutil
 import time
@@ -129,3 +130,31 @@ def _publish_remote(write, base_directory: str, first_version: Optional[int]):
   write(staging)
   fileio.rename(staging, final)
   return final, str(version)
+
+
+def tree_digest(directory: str) -> str:
+  """A SHA-256 over a directory's relative file paths and bytes (local or remote), so that two
+  copies of one SavedModel compare equal whatever their timestamps."""
+  from tfx.dsl.io import fileio
+  digest = hashlib.sha256()
+  files = []
+  for root, _, names in fileio.walk(directory):
+    files += [os.path.join(root, name) for name in names]
+  for path in sorted(files):
+    digest.update(os.path.relpath(path, directory).encode() + b"\0")
+    with fileio.open(path, "rb") as f:
+      for block in iter(lambda: f.read(1 << 20), b""):
+        digest.update(block)
+    digest.update(b"\0")
+  return digest.hexdigest()
+
+
+def latest_version(base_directory: str) -> Optional[str]:
+  """The highest numbered version directory under `base_directory` (None when there is none);
+  staging directories are hidden and never counted."""
+  from tfx.dsl.io import fileio
+  if not fileio.exists(base_directory):
+    return None
+  versions = [name.rstrip("/") for name in fileio.listdir(base_directory)]
+  versions = [int(v) for v in versions if v.isdigit()]
+  return str(max(versions)) if versions else None

@@ -86,12 +86,19 @@ def test_publish_is_versioned_and_leaves_no_partial_directory(tmp_path):
   (model / "saved_model.pb").write_bytes(b"pb")
   (model / "variables" / "v.data").write_bytes(b"x" * 1000)
   serving = tmp_path / "serving"
-  path1, v1 = executor.publish(str(model), str(serving))
-  path2, v2 = executor.publish(str(model), str(serving))
+  path1, v1, new1 = executor.publish(str(model), str(serving))
+  path2, v2, new2 = executor.publish(str(model), str(serving))
+  assert new1 and new2
   assert int(v2) > int(v1)  # two pushes in the same second keep distinct versions
   assert sorted(os.listdir(serving)) == sorted([v1, v2])  # no staging directory left
   assert (serving / v1 / "variables" / "v.data").read_bytes() == b"x" * 1000
   assert path1 == str(serving / v1)
+  # The model already blessed and served (an unchanged rerun): the latest version is reused
+  # when it is byte-identical, and a changed model still gets its own version.
+  assert executor.publish(str(model), str(serving), reuse_latest=True) == (path2, v2, False)
+  (model / "variables" / "v.data").write_bytes(b"y" * 1000)
+  path3, v3, new3 = executor.publish(str(model), str(serving), reuse_latest=True)
+  assert new3 and int(v3) > int(v2)
 
 
 # ------------------------------------------------------------------ config and CLI

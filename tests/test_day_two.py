@@ -79,7 +79,9 @@ def day_two(tmp_path_factory):
   runs["first"] = local_runner.run(config)
   write_tables(tmp_path / "data" / "1", edit_row=True)  # a fix, in place
   runs["edited"] = local_runner.run(config)
+  versions_after_edit = pushed_versions(config)
   runs["unchanged"] = local_runner.run(config)
+  runs["unchanged"]["serving_versions_before"] = versions_after_edit
   pushed_before = pushed_versions(config)
   write_tables(tmp_path / "data" / "2", score_shift=3, edit_row=True)  # the next span
   with pytest.raises(Exception) as failure:
@@ -139,10 +141,14 @@ def test_an_edited_row_is_never_served_from_the_cache(day_two):
 
 
 def test_an_unchanged_rerun_is_cached_up_to_the_trainer(day_two):
-  _, runs, _, _ = day_two
+  config, runs, _, _ = day_two
   unchanged = runs["unchanged"]
   for component in UP_TO_TRAINER:
     assert unchanged["components"][component] == "CACHED", unchanged["components"]
+  # The evaluator reruns (its baseline is now the model it is judging) and blesses it again,
+  # but the model is served already: no duplicate version.
+  assert unchanged["blessed"] is True and unchanged["pushed"] is True
+  assert pushed_versions(config) == unchanged["serving_versions_before"]
 
 
 def test_a_shifted_feature_fails_validation_and_nothing_is_trained_or_pushed(day_two):
