@@ -185,7 +185,7 @@ def split_files(examples, split: str) -> list[str]:
       artifact_utils.get_split_uri([examples], split), "*")))
 
 
-def _write_examples(path: str, keys: dict[str, np.ndarray],
+def write_examples(path: str, keys: dict[str, np.ndarray],
                     features: dict[str, np.ndarray]) -> None:
   """Writes one tf.Example per row to `path`, atomically (temp file, then rename).
 
@@ -236,17 +236,25 @@ def write_graph(graph: Graph, graph_dir: str) -> None:
   Every file is written to a temporary name and renamed into place; the schema is written
   last, so a directory with a schema is complete.
   """
+  _tf().io.gfile.makedirs(graph_dir)
+  for name, node_set in graph.node_sets.items():
+    write_examples(os.path.join(graph_dir, node_file(name)), {ID: node_set.ids},
+                   node_set.features)
+  for name, edge_set in graph.edge_sets.items():
+    if edge_set.reverse_of is None:
+      write_examples(os.path.join(graph_dir, edge_file(name)),
+                     {SOURCE: edge_set.sources, TARGET: edge_set.targets},
+                     edge_set.features)
+  write_graph_metadata(graph, graph_dir)
+
+
+def write_graph_metadata(graph: Graph, graph_dir: str) -> None:
+  """Writes all of `graph` but its sets' TFRecord files: seeds, graph_info.json, and the
+  schema last. (GraphIngest's Beam path writes the sets' files itself; for it, a set's
+  arrays need only the right length and a feature's dtype and shape[1:].)"""
   tf = _tf()
   from google.protobuf import text_format
   tf.io.gfile.makedirs(os.path.join(graph_dir, SEEDS_DIR))
-  for name, node_set in graph.node_sets.items():
-    _write_examples(os.path.join(graph_dir, node_file(name)), {ID: node_set.ids},
-                    node_set.features)
-  for name, edge_set in graph.edge_sets.items():
-    if edge_set.reverse_of is None:
-      _write_examples(os.path.join(graph_dir, edge_file(name)),
-                      {SOURCE: edge_set.sources, TARGET: edge_set.targets},
-                      edge_set.features)
   for split, ids in graph.splits.items():
     # Quoted as CSV: TF-GNN's `read_seeds` parses the file with csv.reader.
     buffer = io.StringIO()
