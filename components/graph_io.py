@@ -320,7 +320,7 @@ def read_examples(paths, keys: tuple[str, ...], features) -> tuple[list, dict]:
   return [out.pop(k) for k in keys], out
 
 
-def _source_file(set_proto) -> str:
+def source_file(set_proto) -> str:
   for kv in set_proto.metadata.extra:
     if kv.key == "source_file":
       return kv.value
@@ -336,7 +336,7 @@ def read_graph(graph_dir: str) -> Graph:
   for name, proto in schema.node_sets.items():
     (ids,), feats = read_examples(os.path.join(graph_dir, proto.metadata.filename), (ID,),
                                    proto.features)
-    node_sets[name] = NodeSet(ids, feats, _source_file(proto))
+    node_sets[name] = NodeSet(ids, feats, source_file(proto))
   edge_sets = {}
   forward_by_file = {}
   for name, proto in schema.edge_sets.items():
@@ -344,14 +344,14 @@ def read_graph(graph_dir: str) -> Graph:
       (src, tgt), feats = read_examples(os.path.join(graph_dir, proto.metadata.filename),
                                          (SOURCE, TARGET), proto.features)
       edge_sets[name] = EdgeSet(proto.source, proto.target, src, tgt, feats,
-                                _source_file(proto))
+                                source_file(proto))
       forward_by_file[proto.metadata.filename] = name
   for name, proto in schema.edge_sets.items():
     if unigraph.is_edge_reversed(proto):
       forward = forward_by_file[proto.metadata.filename]
       fwd = edge_sets[forward]
       edge_sets[name] = EdgeSet(proto.source, proto.target, fwd.targets, fwd.sources,
-                                dict(fwd.features), _source_file(proto), reverse_of=forward)
+                                dict(fwd.features), source_file(proto), reverse_of=forward)
   splits = {}
   for split in SPLITS:
     path = seeds_file(graph_dir, split)

@@ -148,3 +148,28 @@ def test_bad_input_on_beam_names_the_file(both, tmp_path):
     ingest.ingest(DataConfig.model_validate({"tables": tables, "beam_threshold_mb": 0}),
                   str(tmp_path / "b"), str(tmp_path / "s"), make_pipeline=beam_pipeline())
   assert not os.path.exists(tmp_path / "b" / "schema.pbtxt")
+
+
+def test_beam_id_checks_equal_in_memory_validation(both, tmp_path):
+  """Duplicate ids and dangling edges checked on Beam (ids routed to 7 groups by hash): the
+  same anomalies, message for message, and statistics as the in-memory validator's."""
+  from tfx_gnn.components.graph_validator import beam_validation, validation
+  _, root, _, _ = both
+  graph_dir = str(root / "beam")
+  stats, anomalies = validation.validate(graph_io.read_graph(graph_dir),
+                                         graph_io.read_schema(graph_dir))
+  kinds = (validation.DUPLICATE_NODE_ID, validation.DANGLING_EDGE)
+  expected = [a.to_dict() for a in anomalies if a.kind in kinds]
+  # The duplicate; the unknown author, and authors writing "p41", whose row now says "p7".
+  assert [(a["kind"], a["set_name"]) for a in expected] == [
+      ("duplicate_node_id", "paper"), ("dangling_edge", "writes"), ("dangling_edge", "writes")]
+  beam_stats, beam_anomalies = beam_validation.id_checks(
+      graph_dir, graph_io.read_schema(graph_dir), str(tmp_path / "checks"), beam_pipeline(),
+      partitions=7)
+  assert [a.to_dict() for a in beam_anomalies] == expected
+  for name, entry in beam_stats["node_sets"].items():
+    assert entry["distinct_ids"] == stats["node_sets"][name]["distinct_ids"]
+  for name, entry in beam_stats["edge_sets"].items():
+    assert entry["dangling_edges"] == stats["edge_sets"][name]["dangling_edges"]
+  assert set(beam_stats["edge_sets"]) == {"writes", "cites"}
+  assert not os.path.exists(tmp_path / "checks")

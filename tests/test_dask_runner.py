@@ -91,3 +91,14 @@ def test_fast_engine_on_dask_is_byte_identical_to_in_process(mag, dask_args, tmp
   for name in local:
     assert dask[name] == local[name], name
   assert not glob.glob(os.path.join(str(tmp_path / "dask"), "Split-*", "*.tmp"))
+
+
+def test_tfgnn_beam_engine_on_dask(mag, dask_args, tmp_path):
+  """TF-GNN's Beam sampler on DaskRunner: its subgraphs, one per test seed."""
+  _, graph_dir, graph = mag
+  out = run_sampler(graph_dir, graph, tmp_path, {"fanouts": FANOUTS, "engine": "tfgnn_beam"},
+                    dask_args)
+  import tensorflow as tf
+  records = [r for name in out if "Split-test" in name
+             for r in tf.data.TFRecordDataset(os.path.join(str(tmp_path), name))]
+  assert len(records) == len(graph.splits["test"])
