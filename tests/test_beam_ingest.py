@@ -173,3 +173,23 @@ def test_beam_id_checks_equal_in_memory_validation(both, tmp_path):
     assert entry["dangling_edges"] == stats["edge_sets"][name]["dangling_edges"]
   assert set(beam_stats["edge_sets"]) == {"writes", "cites"}
   assert not os.path.exists(tmp_path / "checks")
+
+
+def test_validator_beam_path_finds_the_same_anomalies(both, tmp_path):
+  """GraphValidator's Beam path (above validation.beam_threshold_mb): the in-memory path's
+  anomalies, and its counts, label and split statistics."""
+  from tfx_gnn.components.graph_validator import beam_validation, validation
+  from tfx_gnn.components.graph_validator.config import ValidationConfig
+  _, root, _, _ = both
+  graph_dir = str(root / "beam")
+  schema = graph_io.read_schema(graph_dir)
+  stats, anomalies = validation.validate(graph_io.read_graph(graph_dir), schema)
+  beam_stats, beam_anomalies = beam_validation.validate(
+      graph_dir, schema, ValidationConfig(), str(tmp_path / "checks"), beam_pipeline())
+  assert [a.to_dict() for a in beam_anomalies] == [a.to_dict() for a in anomalies]
+  assert beam_stats["label"] == stats["label"] and beam_stats["splits"] == stats["splits"]
+  for kind in ("node_sets", "edge_sets"):
+    for name, entry in beam_stats[kind].items():
+      for key, value in entry.items():
+        assert stats[kind][name][key] == value, (kind, name, key)
+  assert beam_stats["edge_sets"]["written"]["dangling_edges"] == 3  # its forward set's

@@ -165,3 +165,81 @@ def id_checks(graph_dir: str, schema, out_dir: str, make_pipeline: Callable[[], 
             examples[:validation.MAX_EXAMPLES]))
     stats["edge_sets"][name] = {"dangling_edges": len(dangling_rows)}
   return stats, anomalies
+
+
+def artifact_megabytes(graph_dir: str, schema) -> float:
+  """The Graph artifact's sets' files on storage (MB): what `beam_threshold_mb` is compared with."""
+  import tensorflow as tf
+  files = {p.metadata.filename for p in list(schema.node_sets.values()) +
+           list(schema.edge_sets.values())}
+  return sum(tf.io.gfile.stat(os.path.join(graph_dir, f)).length for f in files) / 1e6
+
+
+def validate(graph_dir: str, schema, config, scratch_dir: str,
+             make_pipeline: Callable[[], beam.Pipeline]) -> tuple[dict, list]:
+  """GraphValidator on Beam: (statistics, anomalies) of the artifact at `graph_dir` without
+  reading it into memory. The id checks run on Beam (`id_checks`); the schema, label and split
+  checks are the in-memory validator's, on the labelled node set alone (its ids and label).
+  Statistics hold counts, distinct ids, dangling edges, the label and the splits; feature
+  histograms, degree summaries, self-loops, duplicate edges and isolated nodes are the
+  in-memory path's only (docs/data-sources.md)."""
+  import tensorflow as tf
+  from tensorflow_gnn.data import unigraph
+  id_stats, anomalies = id_checks(graph_dir, schema, scratch_dir, make_pipeline)
+  graph_shape = graph_io.Graph(
+      {name: graph_io.NodeSet(_rows(p.metadata.cardinality), _features(p.features),
+                              graph_io.source_file(p)) for name, p in schema.node_sets.items()},
+      {name: graph_io.EdgeSet(p.source, p.target, _rows(p.metadata.cardinality),
+                              _rows(p.metadata.cardinality), _features(p.features),
+                              graph_io.source_file(p),
+                              reverse_of=_forward_of(schema, name) if unigraph.is_edge_reversed(p)
+                              else None)
+       for name, p in schema.edge_sets.items()})
+  anomalies = validation.schema_anomalies(graph_shape, schema) + anomalies
+  stats = {"computed_on": "beam", "node_sets": {}, "edge_sets": {}, "label": None,
+           "splits": {}}
+  for name, node_set in graph_shape.node_sets.items():
+    stats["node_sets"][name] = {"count": len(node_set), "source_file": node_set.source_file,
+                                **id_stats["node_sets"][name]}
+  for name, edge_set in graph_shape.edge_sets.items():
+    forward = edge_set.reverse_of or name
+    stats["edge_sets"][name] = {
+        "count": len(edge_set), "source_set": edge_set.source_set,
+        "target_set": edge_set.target_set, "reverse_of": edge_set.reverse_of,
+        "source_file": edge_set.source_file, **id_stats["edge_sets"].get(forward, {})}
+  label = graph_io.read_label(graph_dir)
+  splits = {}
+  for split in graph_io.SPLITS:
+    if tf.io.gfile.exists(graph_io.seeds_file(graph_dir, split)):
+      splits[split] = np.array(graph_io.read_seeds(graph_dir, split), dtype=object)
+  if label is not None and label.node_set in schema.node_sets:
+    proto = schema.node_sets[label.node_set]
+    wanted = {k: v for k, v in proto.features.items() if k == label.feature}
+    (ids,), features = graph_io.read_examples(
+        os.path.join(graph_dir, proto.metadata.filename), (graph_io.ID,), wanted)
+    labelled = graph_io.Graph({label.node_set: graph_io.NodeSet(ids, features,
+                                                                graph_io.source_file(proto))},
+                              {}, splits, label)
+  else:
+    labelled = graph_io.Graph({}, {}, splits, label)
+  label_stats, label_anomalies = validation.validate(labelled, None, config)
+  anomalies += [a for a in label_anomalies if a.kind.startswith(("label_", "split_"))]
+  stats["label"], stats["splits"] = label_stats["label"], label_stats["splits"]
+  return stats, anomalies
+
+
+def _rows(count: int) -> np.ndarray:
+  return np.broadcast_to(np.array("", dtype=object), (int(count),))
+
+
+def _features(features_proto) -> dict[str, np.ndarray]:
+  """Empty arrays with each feature's dtype and shape (the schema check reads only names)."""
+  return {k: np.zeros([0] + [d.size for d in v.shape.dim]) for k, v in features_proto.items()}
+
+
+def _forward_of(schema, name: str) -> str:
+  """The forward edge set whose file a reversed set shares."""
+  from tensorflow_gnn.data import unigraph
+  filename = schema.edge_sets[name].metadata.filename
+  return next((other for other, p in schema.edge_sets.items()
+               if p.metadata.filename == filename and not unigraph.is_edge_reversed(p)), name)

@@ -418,7 +418,7 @@ def compute_statistics(graph: graph_io.Graph) -> dict:
 
 
 # ---------------------------------------------------------------- anomalies
-def _schema_anomalies(graph: graph_io.Graph, schema) -> list[Anomaly]:
+def schema_anomalies(graph: graph_io.Graph, schema) -> list[Anomaly]:
   import tensorflow_gnn as tfgnn
   out = []
   try:
@@ -706,7 +706,7 @@ def _anomalies(graph: graph_io.Graph, schema, config, index: _GraphIndex) -> lis
     config = ValidationConfig()
   out = []
   if schema is not None:
-    out += _schema_anomalies(graph, schema)
+    out += schema_anomalies(graph, schema)
   out += _structure_anomalies(graph, index, config)
   out += _label_and_split_anomalies(graph, index)
   return out
