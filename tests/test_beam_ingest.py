@@ -193,3 +193,23 @@ def test_validator_beam_path_finds_the_same_anomalies(both, tmp_path):
       for key, value in entry.items():
         assert stats[kind][name][key] == value, (kind, name, key)
   assert beam_stats["edge_sets"]["written"]["dangling_edges"] == 3  # its forward set's
+
+
+def test_ingest_executor_takes_the_components_beam_pipeline_args(both, tmp_path):
+  """GraphIngest's executor above the threshold: the artifact from its Beam pipeline (the
+  component's beam_pipeline_args), with the in-memory run's counts recorded."""
+  from tfx.dsl.components.base import base_beam_executor
+  from tfx_gnn.components import types
+  from tfx_gnn.components.graph_ingest import driver, executor
+  data, root, memory, _ = both
+  config = DataConfig.model_validate({**data, "beam_threshold_mb": 0})
+  props = driver.resolve_exec_properties({"data_config": config.model_dump_json()})
+  graph = types.Graph()
+  graph.uri = str(tmp_path / "graph")
+  context = base_beam_executor.BaseBeamExecutor.Context(beam_pipeline_args=IN_PROCESS,
+                                                        tmp_dir=str(tmp_path / "tmp"))
+  executor.Executor(context).Do({}, {"graph": [graph]}, props)
+  assert artifact_files(tmp_path / "graph") == artifact_files(root / "memory")
+  assert json.loads(graph.get_string_custom_property("edge_counts")) == \
+      memory.counts()["edge_sets"]
+  assert graph.get_int_custom_property("num_classes") == memory.label.num_classes
