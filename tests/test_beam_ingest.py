@@ -207,7 +207,8 @@ def test_ingest_executor_takes_the_components_beam_pipeline_args(both, tmp_path)
   graph = types.Graph()
   graph.uri = str(tmp_path / "graph")
   context = base_beam_executor.BaseBeamExecutor.Context(beam_pipeline_args=IN_PROCESS,
-                                                        tmp_dir=str(tmp_path / "tmp"))
+                                                        tmp_dir=str(tmp_path / "tmp"),
+                                                        unique_id="1")
   executor.Executor(context).Do({}, {"graph": [graph]}, props)
   assert artifact_files(tmp_path / "graph") == artifact_files(root / "memory")
   assert json.loads(graph.get_string_custom_property("edge_counts")) == \
