@@ -186,7 +186,7 @@ def split_files(examples, split: str) -> list[str]:
 
 
 def write_examples(path: str, keys: dict[str, np.ndarray],
-                    features: dict[str, np.ndarray]) -> None:
+                   features: dict[str, np.ndarray]) -> None:
   """Writes one tf.Example per row to `path`, atomically (temp file, then rename).
 
   The Examples' bytes are assembled column by column from numpy buffers by the fast sampler's

@@ -212,7 +212,7 @@ def _num_classes(given: Optional[int], labels: np.ndarray) -> int:
 
 
 def label_of(node_set: str, feature: str, given_classes: Optional[int],
-           labels: np.ndarray) -> graph_io.Label:
+             labels: np.ndarray) -> graph_io.Label:
   return graph_io.Label(node_set, feature, _num_classes(given_classes, labels),
                         "float32" if labels.dtype.kind == "f" else "int64")
 
