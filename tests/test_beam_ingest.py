@@ -190,8 +190,10 @@ def test_validator_beam_path_finds_the_same_anomalies(both, tmp_path):
   assert beam_stats["label"] == stats["label"] and beam_stats["splits"] == stats["splits"]
   for kind in ("node_sets", "edge_sets"):
     for name, entry in beam_stats[kind].items():
+      assert set(entry) == set(stats[kind][name])
       for key, value in entry.items():
-        assert stats[kind][name][key] == value, (kind, name, key)
+        if value not in (None, {}):  # what the Beam path does not compute
+          assert stats[kind][name][key] == value, (kind, name, key)
   assert beam_stats["edge_sets"]["written"]["dangling_edges"] == 3  # its forward set's
 
 

@@ -199,14 +199,17 @@ def validate(graph_dir: str, schema, config, scratch_dir: str,
   stats = {"computed_on": "beam", "node_sets": {}, "edge_sets": {}, "label": None,
            "splits": {}}
   for name, node_set in graph_shape.node_sets.items():
+    # The in-memory statistics' keys, empty where the Beam path computes nothing.
     stats["node_sets"][name] = {"count": len(node_set), "source_file": node_set.source_file,
-                                **id_stats["node_sets"][name]}
+                                "features": {}, **id_stats["node_sets"][name]}
   for name, edge_set in graph_shape.edge_sets.items():
     forward = edge_set.reverse_of or name
     stats["edge_sets"][name] = {
         "count": len(edge_set), "source_set": edge_set.source_set,
         "target_set": edge_set.target_set, "reverse_of": edge_set.reverse_of,
-        "source_file": edge_set.source_file, **id_stats["edge_sets"].get(forward, {})}
+        "source_file": edge_set.source_file, "features": {}, "out_degree": None,
+        "in_degree": None, "self_loops": None, "duplicate_edges": None,
+        **id_stats["edge_sets"].get(forward, {})}
   label = graph_io.read_label(graph_dir)
   splits = {}
   for split in graph_io.SPLITS:
