@@ -185,8 +185,8 @@ def split_files(examples, split: str) -> list[str]:
       artifact_utils.get_split_uri([examples], split), "*")))
 
 
-def _write_examples(path: str, keys: dict[str, np.ndarray],
-                    features: dict[str, np.ndarray]) -> None:
+def write_examples(path: str, keys: dict[str, np.ndarray],
+                   features: dict[str, np.ndarray]) -> None:
   """Writes one tf.Example per row to `path`, atomically (temp file, then rename).
 
   The Examples' bytes are assembled column by column from numpy buffers by the fast sampler's
@@ -236,17 +236,25 @@ def write_graph(graph: Graph, graph_dir: str) -> None:
   Every file is written to a temporary name and renamed into place; the schema is written
   last, so a directory with a schema is complete.
   """
+  _tf().io.gfile.makedirs(graph_dir)
+  for name, node_set in graph.node_sets.items():
+    write_examples(os.path.join(graph_dir, node_file(name)), {ID: node_set.ids},
+                   node_set.features)
+  for name, edge_set in graph.edge_sets.items():
+    if edge_set.reverse_of is None:
+      write_examples(os.path.join(graph_dir, edge_file(name)),
+                     {SOURCE: edge_set.sources, TARGET: edge_set.targets},
+                     edge_set.features)
+  write_graph_metadata(graph, graph_dir)
+
+
+def write_graph_metadata(graph: Graph, graph_dir: str) -> None:
+  """Writes all of `graph` but its sets' TFRecord files: seeds, graph_info.json, and the
+  schema last. (GraphIngest's Beam path writes the sets' files itself; for it, a set's
+  arrays need only the right length and a feature's dtype and shape[1:].)"""
   tf = _tf()
   from google.protobuf import text_format
   tf.io.gfile.makedirs(os.path.join(graph_dir, SEEDS_DIR))
-  for name, node_set in graph.node_sets.items():
-    _write_examples(os.path.join(graph_dir, node_file(name)), {ID: node_set.ids},
-                    node_set.features)
-  for name, edge_set in graph.edge_sets.items():
-    if edge_set.reverse_of is None:
-      _write_examples(os.path.join(graph_dir, edge_file(name)),
-                      {SOURCE: edge_set.sources, TARGET: edge_set.targets},
-                      edge_set.features)
   for split, ids in graph.splits.items():
     # Quoted as CSV: TF-GNN's `read_seeds` parses the file with csv.reader.
     buffer = io.StringIO()
@@ -312,7 +320,7 @@ def read_examples(paths, keys: tuple[str, ...], features) -> tuple[list, dict]:
   return [out.pop(k) for k in keys], out
 
 
-def _source_file(set_proto) -> str:
+def source_file(set_proto) -> str:
   for kv in set_proto.metadata.extra:
     if kv.key == "source_file":
       return kv.value
@@ -328,7 +336,7 @@ def read_graph(graph_dir: str) -> Graph:
   for name, proto in schema.node_sets.items():
     (ids,), feats = read_examples(os.path.join(graph_dir, proto.metadata.filename), (ID,),
                                    proto.features)
-    node_sets[name] = NodeSet(ids, feats, _source_file(proto))
+    node_sets[name] = NodeSet(ids, feats, source_file(proto))
   edge_sets = {}
   forward_by_file = {}
   for name, proto in schema.edge_sets.items():
@@ -336,14 +344,14 @@ def read_graph(graph_dir: str) -> Graph:
       (src, tgt), feats = read_examples(os.path.join(graph_dir, proto.metadata.filename),
                                          (SOURCE, TARGET), proto.features)
       edge_sets[name] = EdgeSet(proto.source, proto.target, src, tgt, feats,
-                                _source_file(proto))
+                                source_file(proto))
       forward_by_file[proto.metadata.filename] = name
   for name, proto in schema.edge_sets.items():
     if unigraph.is_edge_reversed(proto):
       forward = forward_by_file[proto.metadata.filename]
       fwd = edge_sets[forward]
       edge_sets[name] = EdgeSet(proto.source, proto.target, fwd.targets, fwd.sources,
-                                dict(fwd.features), _source_file(proto), reverse_of=forward)
+                                dict(fwd.features), source_file(proto), reverse_of=forward)
   splits = {}
   for split in SPLITS:
     path = seeds_file(graph_dir, split)

@@ -32,7 +32,7 @@ class GraphIngest(base_component.BaseComponent):
   """
   SPEC_CLASS = GraphIngestSpec
   DRIVER_CLASS = driver.Driver
-  EXECUTOR_SPEC = executor_spec.ExecutorClassSpec(executor.Executor)
+  EXECUTOR_SPEC = executor_spec.BeamExecutorSpec(executor.Executor)
 
   def __init__(self, data_config, memory_limit_gb: float | None = None):
     super().__init__(spec=GraphIngestSpec(

@@ -159,6 +159,10 @@ class DataConfig(Strict):
   unigraph: Optional[UnigraphSource] = None
   synthetic_graphs: Optional[SyntheticGraphsSource] = None
   ogb: Optional[OgbSource] = None
+  # Tables (and synthetic tables) larger than this in storage are ingested as a Beam pipeline
+  # over the component's beam_pipeline_args, file by file on the runner's workers, instead of
+  # in this process's memory; same artifact either way (components/graph_ingest/beam_ingest.py).
+  beam_threshold_mb: float = pydantic.Field(1024.0, ge=0)
 
   @pydantic.model_validator(mode="after")
   def _one_source(self):

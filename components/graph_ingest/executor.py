@@ -3,7 +3,7 @@ inputs' fingerprint, span and version."""
 import json
 import os
 
-from tfx.dsl.components.base import base_executor
+from tfx.dsl.components.base import base_beam_executor
 from tfx.types import artifact_utils
 
 from tfx_gnn.components import publish
@@ -13,7 +13,7 @@ from tfx_gnn.components.graph_ingest.config import DataConfig
 
 
 @publish.atomic_outputs
-class Executor(base_executor.BaseExecutor):
+class Executor(base_beam_executor.BaseBeamExecutor):
 
   def Do(self, input_dict, output_dict, exec_properties):
     from tfx_gnn.components.graph_ingest import ingest
@@ -34,7 +34,8 @@ class Executor(base_executor.BaseExecutor):
           "run again")
     scratch = os.path.join(self._get_tmp_dir(), "tables")
     graph = ingest.ingest(data, out_dir=graph_artifact.uri, scratch_dir=scratch,
-                          memory_limit_gb=exec_properties.get("memory_limit_gb"))
+                          memory_limit_gb=exec_properties.get("memory_limit_gb"),
+                          make_pipeline=self._make_beam_pipeline)
     counts = graph.counts()
     for key, value in (("node_counts", counts["node_sets"]), ("edge_counts", counts["edge_sets"]),
                        ("split_counts", counts["splits"])):

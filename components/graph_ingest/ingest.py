@@ -211,8 +211,8 @@ def _num_classes(given: Optional[int], labels: np.ndarray) -> int:
   return int(labels.max()) + 1 if labels.size else 0
 
 
-def _label(node_set: str, feature: str, given_classes: Optional[int],
-           labels: np.ndarray) -> graph_io.Label:
+def label_of(node_set: str, feature: str, given_classes: Optional[int],
+             labels: np.ndarray) -> graph_io.Label:
   return graph_io.Label(node_set, feature, _num_classes(given_classes, labels),
                         "float32" if labels.dtype.kind == "f" else "int64")
 
@@ -242,7 +242,7 @@ def _label_node_set(spec: TablesSource) -> Optional[str]:
   return label_set
 
 
-def _check_spec(spec: TablesSource) -> Optional[str]:
+def check_spec(spec: TablesSource) -> Optional[str]:
   """Checks the spec's cross-references before any file is read; returns the label set."""
   label_set = _label_node_set(spec)
   names = set(spec.edge_sets)
@@ -278,6 +278,12 @@ def _features(table: _Table, listed: Optional[Sequence[str]],
 def _node_set(directory: str, name: str, spec: NodeTable, labelled: bool,
               num_classes: Optional[int] = None) -> graph_io.NodeSet:
   table = _load(directory, spec.file, [spec.id_column], spec.format)
+  return node_set_from_table(table, name, spec, labelled, num_classes)
+
+
+def node_set_from_table(table: _Table, name: str, spec: NodeTable, labelled: bool,
+                        num_classes: Optional[int] = None) -> graph_io.NodeSet:
+  """The node set `name` from its table (or one file of it: the Beam path reads file by file)."""
   ids = _ids(table, spec.id_column, f"id_column of node set {name!r}")
   exclude = [spec.id_column] + ([spec.label_column] if spec.label_column else [])
   if labelled:
@@ -293,7 +299,7 @@ def tables_to_graph(spec: TablesSource) -> graph_io.Graph:
   """Builds the in-memory graph from node and edge tables; paths are relative to
   `spec.directory`."""
   start = time.perf_counter()
-  label_set = _check_spec(spec)
+  label_set = check_spec(spec)
   node_sets = {}
   for name, table_spec in spec.node_sets.items():
     node_sets[name] = _node_set(spec.directory, name, table_spec, name == label_set,
@@ -307,7 +313,7 @@ def tables_to_graph(spec: TablesSource) -> graph_io.Graph:
   label, splits = None, {}
   if label_set is not None:
     labels = node_sets[label_set].features[LABEL]
-    label = _label(label_set, LABEL, spec.num_classes, labels)
+    label = label_of(label_set, LABEL, spec.num_classes, labels)
     splits = make_splits(spec.splits, node_sets[label_set].ids, spec.directory,
                          node_sets[label_set].features, f"node set {label_set!r}")
   graph = graph_io.Graph(node_sets, edge_sets, splits, label)
@@ -319,6 +325,12 @@ def tables_to_graph(spec: TablesSource) -> graph_io.Graph:
 def _edge_sets(directory: str, name: str, spec: EdgeTable) -> dict[str, graph_io.EdgeSet]:
   table = _load(directory, spec.file, [spec.source_column, spec.target_column],
                 spec.format)
+  return edge_sets_from_table(table, name, spec)
+
+
+def edge_sets_from_table(table: _Table, name: str, spec: EdgeTable,
+                         ) -> dict[str, graph_io.EdgeSet]:
+  """The edge set `name` (and its reverse) from its table (or one file of it)."""
   sources = _ids(table, spec.source_column, f"source_column of edge set {name!r}")
   targets = _ids(table, spec.target_column, f"target_column of edge set {name!r}")
   features = _features(table, spec.features or [], [spec.source_column, spec.target_column])
@@ -585,7 +597,7 @@ def unigraph_to_graph(spec: UnigraphSource) -> graph_io.Graph:
                    lambda i: f"node {label_set.ids[i]!r}", spec.label_feature,
                    spec.num_classes)
   label_set.features[spec.label_feature] = labels
-  label = _label(spec.label_node_set, spec.label_feature, spec.num_classes, labels)
+  label = label_of(spec.label_node_set, spec.label_feature, spec.num_classes, labels)
   splits = make_splits(spec.splits, label_set.ids, os.path.dirname(schema_path),
                        label_set.features, f"{schema_path}: node set {spec.label_node_set!r}")
   graph = graph_io.Graph(node_sets, edge_sets, splits, label)
@@ -703,11 +715,16 @@ def check_memory(files: Sequence[Union[str, tuple[str, Optional[str]]]],
 
 
 def ingest(data: Union[DataConfig, dict], out_dir: str, scratch_dir: str,
-           memory_limit_gb: Optional[float] = None) -> graph_io.Graph:
+           memory_limit_gb: Optional[float] = None,
+           make_pipeline: Optional[Callable] = None) -> graph_io.Graph:
   """Builds the graph that `data` describes and writes it to `out_dir` as a Graph artifact's
-  unigraph directory; the synthetic source generates its tables under `scratch_dir`. A graph
-  whose tables would not fit in `memory_limit_gb` (default: most of the available memory) is
-  refused before it is read (`check_memory`)."""
+  unigraph directory; the synthetic source generates its tables under `scratch_dir`.
+
+  Tables larger in storage than `data.beam_threshold_mb` are ingested on the Beam pipeline
+  that `make_pipeline()` gives (the component's `beam_pipeline_args`), file by file on its
+  workers (`beam_ingest`), into the same artifact. Otherwise they are read in memory, and a
+  graph whose tables would not fit in `memory_limit_gb` (default: most of the available
+  memory) is refused before it is read (`check_memory`)."""
   if isinstance(data, dict):
     data = DataConfig.model_validate(data)
   # {SPAN} patterns name the latest span's files (GraphIngest's driver has usually resolved
@@ -727,11 +744,9 @@ def ingest(data: Union[DataConfig, dict], out_dir: str, scratch_dir: str,
     if not os.path.isabs(generated.directory):
       generated = generated.model_copy(
           update={"directory": os.path.join(scratch_dir, generated.directory)})
-    check_memory(_source_files(DataConfig(tables=generated)), memory_limit_gb)
-    graph = tables_to_graph(generated)
+    return _ingest_tables(data, generated, out_dir, memory_limit_gb, make_pipeline)
   elif data.tables is not None:
-    check_memory(_source_files(data), memory_limit_gb)
-    graph = tables_to_graph(data.tables)
+    return _ingest_tables(data, data.tables, out_dir, memory_limit_gb, make_pipeline)
   elif data.ogb is not None:
     from tfx_gnn.components.graph_ingest import ogb
     check_memory(ogb.source_dirs(data.ogb), memory_limit_gb, what="the OGB dataset's files")
@@ -739,5 +754,17 @@ def ingest(data: Union[DataConfig, dict], out_dir: str, scratch_dir: str,
   else:
     check_memory(_source_files(data), memory_limit_gb)
     graph = unigraph_to_graph(data.unigraph)
+  graph_io.write_graph(graph, out_dir)
+  return graph
+
+
+def _ingest_tables(data: DataConfig, spec: TablesSource, out_dir: str,
+                   memory_limit_gb: Optional[float], make_pipeline: Optional[Callable],
+                   ) -> graph_io.Graph:
+  from tfx_gnn.components.graph_ingest import beam_ingest
+  if make_pipeline is not None and beam_ingest.uses_beam(data, spec):
+    return beam_ingest.tables_to_graph_dir(spec, out_dir, make_pipeline)
+  check_memory(_source_files(DataConfig(tables=spec)), memory_limit_gb)
+  graph = tables_to_graph(spec)
   graph_io.write_graph(graph, out_dir)
   return graph

@@ -244,10 +244,16 @@ class Table:
 
 
 def read(url: str, string_columns: Sequence[str] = (), fmt: Optional[str] = None,
-         header: bool = True) -> Table:
+         header: bool = True, only_file: Optional[str] = None) -> Optional[Table]:
   """Reads the table `url` names (see the module's docstring); `string_columns` stay strings
-  (ids: "007" is not 7); `header=False` reads headerless CSV, columns named 0, 1, ..."""
+  (ids: "007" is not 7); `header=False` reads headerless CSV, columns named 0, 1, ...
+
+  `only_file` (one of `list_files(url)`'s paths) reads that one file of the table, as a table
+  of its own named by the file (its partition columns included): GraphIngest's Beam path
+  reads a table file by file on its workers. None if that file holds no records."""
   fs, path, files, found = _list(url, fmt)
+  if only_file is not None and only_file not in files:
+    raise IngestError(f"{url}: {only_file} is no longer one of its files; run again")
   if not found:
     raise IngestError(f"{url}: unsupported table format (expected .csv, .csv.gz, .parquet, "
                       ".tfrecord or .tfrecord.gz, or give the table's `format`)")
@@ -255,7 +261,7 @@ def read(url: str, string_columns: Sequence[str] = (), fmt: Optional[str] = None
   base = path.rstrip("/") if several and not fsspec.core.has_magic(path) else None
   parts, starts, row = [], [], 0
   first_columns, first_file = None, None
-  for file in files:
+  for file in files if only_file is None else [only_file]:
     shown = display(fs, file) if several else url
     with _storage_errors(shown):
       if found == "csv":
@@ -281,9 +287,13 @@ def read(url: str, string_columns: Sequence[str] = (), fmt: Optional[str] = None
     starts.append((shown, row))
     row += part.num_rows
   if not parts:
+    if only_file is not None:
+      return None
     raise IngestError(f"{url}: no records in {len(files)} file(s)")
   data = parts[0] if len(parts) == 1 else _concat(parts, url)
   data = _partition_types(data, base, files)
+  if only_file is not None:
+    return Table(starts[0][0], data, found)
   return Table(url, data, found, starts)
 
 

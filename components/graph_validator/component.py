@@ -35,7 +35,7 @@ class GraphValidatorSpec(component_spec.ComponentSpec):
 class GraphValidator(base_component.BaseComponent):
   """TF-GNN's schema validation, referential integrity, duplicates, NaN/Inf, label range..."""
   SPEC_CLASS = GraphValidatorSpec
-  EXECUTOR_SPEC = executor_spec.ExecutorClassSpec(executor.Executor)
+  EXECUTOR_SPEC = executor_spec.BeamExecutorSpec(executor.Executor)
 
   def __init__(self, graph, validation_config=None, baseline_statistics=None):
     super().__init__(spec=GraphValidatorSpec(

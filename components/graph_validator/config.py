@@ -33,4 +33,9 @@ class ValidationConfig(Strict):
   allow_self_loops: bool = True
   allow_duplicate_edges: bool = True
   max_isolated_fraction: float = pydantic.Field(1.0, ge=0, le=1)
+  # A Graph artifact larger than this on storage is validated as a Beam pipeline over the
+  # component's beam_pipeline_args (components/graph_validator/beam_validation.py): duplicate
+  # ids and dangling edges on the workers, the schema, labels and splits with only the
+  # labelled node set in memory.
+  beam_threshold_mb: float = pydantic.Field(1024.0, ge=0)
   drift: DriftConfig = DriftConfig()

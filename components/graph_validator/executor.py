@@ -1,9 +1,10 @@
 """GraphValidator's executor: writes statistics, anomalies and (with a baseline) drift, then
 fails on anomalies."""
 import json
+import logging
 import os
 
-from tfx.dsl.components.base import base_executor
+from tfx.dsl.components.base import base_beam_executor
 from tfx.types import artifact_utils
 
 from tfx_gnn.components import graph_io, publish
@@ -16,7 +17,7 @@ DRIFT_FILE = "drift.json"  # in the anomalies artifact, when there was a baselin
 
 
 @publish.atomic_outputs
-class Executor(base_executor.BaseExecutor):
+class Executor(base_beam_executor.BaseBeamExecutor):
 
   def Do(self, input_dict, output_dict, exec_properties):
     from tfx_gnn.components.graph_validator import validation
@@ -25,11 +26,21 @@ class Executor(base_executor.BaseExecutor):
     anomalies_artifact = artifact_utils.get_single_instance(output_dict["anomalies"])
     config = ValidationConfig.model_validate_json(exec_properties["validation_config"])
 
-    graph = graph_io.read_graph(graph_dir)
-    stats, anomalies = validation.validate(graph, graph_io.read_schema(graph_dir), config)
+    schema = graph_io.read_schema(graph_dir)
+    from tfx_gnn.components.graph_validator import beam_validation
+    on_beam = beam_validation.artifact_megabytes(graph_dir, schema) > config.beam_threshold_mb
+    if on_beam:  # beyond memory: the id checks on the component's Beam pipeline
+      stats, anomalies = beam_validation.validate(
+          graph_dir, schema, config, os.path.join(self._get_tmp_dir(), "id_checks"),
+          self._make_beam_pipeline)
+    else:
+      stats, anomalies = validation.validate(graph_io.read_graph(graph_dir), schema, config)
     graph_io.write_text(os.path.join(statistics.uri, STATISTICS_FILE), json.dumps(stats, indent=2))
     baseline = (input_dict.get("baseline_statistics") or [None])[0]
-    if baseline is not None and config.drift.enabled:
+    if on_beam and baseline is not None:
+      logging.warning("GraphValidator: no drift check on the Beam path (its statistics have "
+                      "no feature histograms or degree summaries)")
+    elif baseline is not None and config.drift.enabled:
       # The statistics of the latest blessed model's graph (pipelines/resolvers.py).
       import tensorflow as tf  # local or gs://
       from tfx_gnn.components.graph_validator import drift

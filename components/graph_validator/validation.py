@@ -188,6 +188,38 @@ def _edge_rows_anomaly(kind: str, name: str, file: str, edge_set: graph_io.EdgeS
                  examples=examples, count=len(rows))
 
 
+def duplicate_ids(ids: np.ndarray, rows: np.ndarray) -> tuple[int, int, list[dict]]:
+  """(ids used by more than one row, extra rows, examples) of node ids at `rows` (ascending):
+  examples are the first MAX_EXAMPLES such ids by first row, each with all its rows."""
+  series = pd.Series(ids, index=rows, dtype=object)
+  dup = series[series.duplicated(keep=False)]
+  dup_ids = list(dict.fromkeys(dup.tolist()))  # distinct, in order of first appearance
+  extra = int(series.duplicated().sum())
+  examples = []
+  for i in dup_ids[:MAX_EXAMPLES]:
+    examples.append({"id": str(i), "rows": [int(r) for r in dup.index[dup.to_numpy() == i]]})
+  return len(dup_ids), extra, examples
+
+
+def duplicate_ids_anomaly(name: str, file: str, count: int, extra: int,
+                          examples: list[dict]) -> Anomaly:
+  return Anomaly(
+      DUPLICATE_NODE_ID, name, file,
+      f"node set {name!r} ({file}): {_plural(count, 'id')} used by more than one "
+      f"row ({_plural(extra, 'extra row')}): {_preview(examples, count)}",
+      examples=examples, count=count)
+
+
+def dangling_anomaly(name: str, file: str, end: str, node_set: str, count: int,
+                     distinct: int, examples: list[dict]) -> Anomaly:
+  """Edges of `name` whose `end` ("source", "target") id is not a node of `node_set`."""
+  return Anomaly(
+      DANGLING_EDGE, name, file,
+      f"edge set {name!r} ({file}): {_plural(count, 'edge')} with a {end} id that "
+      f"is not a node of {node_set!r} ({distinct} distinct ids): {_preview(examples, count)}",
+      examples=examples, count=count)
+
+
 def _is_checked(graph: graph_io.Graph, name: str) -> bool:
   """False for a valid reversed edge set: its data is its forward set's, checked there."""
   edge_set = graph.edge_sets[name]
@@ -386,7 +418,7 @@ def compute_statistics(graph: graph_io.Graph) -> dict:
 
 
 # ---------------------------------------------------------------- anomalies
-def _schema_anomalies(graph: graph_io.Graph, schema) -> list[Anomaly]:
+def schema_anomalies(graph: graph_io.Graph, schema) -> list[Anomaly]:
   import tensorflow_gnn as tfgnn
   out = []
   try:
@@ -489,19 +521,9 @@ def _structure_anomalies(graph: graph_io.Graph, index: _GraphIndex,
   for name, node_set in graph.node_sets.items():
     file = _node_file(graph, name)
     if index.first_rows(name) is not None:
-      ids = pd.Series(np.asarray(node_set.ids, dtype=object))
-      dup = ids[ids.duplicated(keep=False)]
-      dup_ids = list(dict.fromkeys(dup.tolist()))  # distinct, in order of first appearance
-      extra = len(ids) - len(index.nodes(name))
-      examples = []
-      for i in dup_ids[:MAX_EXAMPLES]:
-        rows = dup.index[dup.to_numpy() == i].tolist()
-        examples.append({"id": str(i), "rows": rows})
-      out.append(Anomaly(
-          DUPLICATE_NODE_ID, name, file,
-          f"node set {name!r} ({file}): {_plural(len(dup_ids), 'id')} used by more than one "
-          f"row ({_plural(extra, 'extra row')}): {_preview(examples, len(dup_ids))}",
-          examples=examples, count=len(dup_ids)))
+      count, extra, examples = duplicate_ids(np.asarray(node_set.ids, dtype=object),
+                                             np.arange(len(node_set.ids)))
+      out.append(duplicate_ids_anomaly(name, file, count, extra, examples))
     if not lengths["n:" + name]:
       continue
     for fname, array in node_set.features.items():
@@ -532,12 +554,7 @@ def _structure_anomalies(graph: graph_io.Graph, index: _GraphIndex,
       if len(rows):
         examples = [{"row": int(r), "id": str(ids[r])} for r in rows[:MAX_EXAMPLES]]
         distinct = len(pd.unique(np.asarray(ids, dtype=object)[rows]))
-        out.append(Anomaly(
-            DANGLING_EDGE, name, file,
-            f"edge set {name!r} ({file}): {_plural(len(rows), 'edge')} with a {end} id that "
-            f"is not a node of {node_set!r} ({distinct} distinct ids): "
-            f"{_preview(examples, len(rows))}",
-            examples=examples, count=len(rows)))
+        out.append(dangling_anomaly(name, file, end, node_set, len(rows), distinct, examples))
     for fname, array in edge_set.features.items():
       bad = _row_non_finite(np.asarray(array))
       if bad is not None and bad.any():
@@ -689,7 +706,7 @@ def _anomalies(graph: graph_io.Graph, schema, config, index: _GraphIndex) -> lis
     config = ValidationConfig()
   out = []
   if schema is not None:
-    out += _schema_anomalies(graph, schema)
+    out += schema_anomalies(graph, schema)
   out += _structure_anomalies(graph, index, config)
   out += _label_and_split_anomalies(graph, index)
   return out

@@ -4,10 +4,17 @@ The DoFn carries only the Graph artifact's path, the serialized SamplingSpec and
 `setup` loads the CSR engine (once per worker process, shared by the DoFn's instances), so the
 sampling scales out on any Beam runner whose workers can read the artifact. Subgraphs do not
 depend on how seeds are batched or spread over workers (see `fast_sampler`).
+
+Each split's seeds are cut into shards of consecutive batches, and each shard's DoFn writes
+its own file, `<prefix>-SSSSS-of-NNNNN.tfrecord`, atomically. The files' names and bytes are
+then the same on every runner and worker count. (Beam's WriteToTFRecord and a ParDo with
+tagged outputs cannot run on Beam's DaskRunner: see docs/data-sources.md, "Beam runners".)
 """
 from __future__ import annotations
 
+import os
 import threading
+from typing import Iterable
 
 import apache_beam as beam
 
@@ -38,8 +45,32 @@ def release_samplers() -> None:
     _CACHE.clear()
 
 
-class SampleBatches(beam.DoFn):
-  """(split, [seed ids]) -> serialized subgraphs, tagged with their split."""
+BATCHES_PER_SHARD = 8  # batches of seeds per output file: files of a few MB at batch_size 512
+
+
+class _WriteShards(beam.DoFn):
+  """(split, shard, num_shards, [batches of seeds], file prefix) -> the shard's TFRecord file
+  of serialized subgraphs, written atomically; yields its path. Subclasses sample a batch."""
+
+  def examples(self, split: str, batch) -> Iterable[bytes]:
+    raise NotImplementedError
+
+  def process(self, element):
+    import tensorflow as tf
+    split, shard, num_shards, batches, prefix = element
+    path = f"{prefix}-{shard:05d}-of-{num_shards:05d}.tfrecord"
+    tmp = path + ".tmp"
+    tf.io.gfile.makedirs(os.path.dirname(path))
+    with tf.io.TFRecordWriter(tmp) as writer:
+      for batch in batches:
+        for example in self.examples(split, batch):
+          writer.write(example)
+    tf.io.gfile.rename(tmp, path, overwrite=True)
+    yield path
+
+
+class SampleBatches(_WriteShards):
+  """Samples subgraphs around a batch of seed node ids."""
 
   def __init__(self, graph_dir: str, spec_bytes: bytes, seed: int):
     super().__init__()
@@ -51,25 +82,31 @@ class SampleBatches(beam.DoFn):
   def setup(self):
     self._sampler = load_sampler(self._graph_dir, self._spec_bytes, self._seed)
 
-  def process(self, element):
-    split, seed_ids = element
-    for example in self._sampler.sample(seed_ids, salt=split):
-      yield beam.pvalue.TaggedOutput(split, example)
+  def examples(self, split, seed_ids):
+    return self._sampler.sample(seed_ids, salt=split)
+
+
+def shards(seeds: dict[str, list], batch_size: int, outputs: dict[str, str]) -> list[tuple]:
+  """Each split's seeds in batches of `batch_size`, BATCHES_PER_SHARD batches to a shard:
+  (split, shard, num_shards, batches, file prefix)."""
+  out = []
+  for split, ids in seeds.items():
+    batches = [ids[i:i + batch_size] for i in range(0, len(ids), batch_size)]
+    groups = [batches[i:i + BATCHES_PER_SHARD]
+              for i in range(0, len(batches), BATCHES_PER_SHARD)] or [[]]
+    out += [(split, i, len(groups), group, outputs[split]) for i, group in enumerate(groups)]
+  return out
 
 
 def _sample_splits(root: beam.Pipeline, name: str, seeds: dict[str, list], batch_size: int,
-                   do_fn: beam.DoFn, outputs: dict[str, str]) -> None:
-  """The shape shared by every kind of seed: each split's seeds in batches of `batch_size`
-  -> `do_fn` (yields serialized GraphTensors tagged by split) -> TFRecord files at
-  `outputs[split]` (a file prefix)."""
-  batches = [(split, ids[i:i + batch_size])
-             for split, ids in seeds.items() for i in range(0, len(ids), batch_size)]
-  sampled = (root
-             | f"{name}SeedBatches" >> beam.Create(batches)
-             | f"{name}Sample" >> beam.ParDo(do_fn).with_outputs(*outputs))
-  for split, prefix in outputs.items():
-    _ = sampled[split] | f"Write[{split}]" >> beam.io.WriteToTFRecord(
-        prefix, file_name_suffix=".tfrecord")
+                   do_fn: _WriteShards, outputs: dict[str, str]) -> None:
+  """The shape shared by every kind of seed: each split's seeds in shards of batches
+  -> `do_fn`, which writes each shard's serialized GraphTensors to a TFRecord file under
+  `outputs[split]` (a file prefix). One chain with no tagged outputs and no Beam sink, so
+  that it runs the same on every runner (DaskRunner included)."""
+  _ = (root
+       | f"{name}Shards" >> beam.Create(shards(seeds, batch_size, outputs))
+       | f"{name}SampleAndWrite" >> beam.ParDo(do_fn))
 
 
 def add_fast_sampling(root: beam.Pipeline, *, graph_dir: str, spec, seed: int,
@@ -97,8 +134,8 @@ def load_link_sampler(graph_dir: str, link_args: tuple, seeds_dir: str):
     return _LINK_CACHE[key]
 
 
-class SampleLinkBatches(beam.DoFn):
-  """(split, [(source, target, label)]) -> serialized link subgraphs, tagged by split."""
+class SampleLinkBatches(_WriteShards):
+  """Samples link subgraphs around a batch of (source, target, label) pairs."""
 
   def __init__(self, graph_dir: str, link_args: tuple, seeds_dir: str):
     super().__init__()
@@ -108,12 +145,10 @@ class SampleLinkBatches(beam.DoFn):
   def setup(self):
     self._sampler = load_link_sampler(*self._args)
 
-  def process(self, element):
+  def examples(self, split, rows):
     import pandas as pd
-    split, rows = element
     frame = pd.DataFrame(rows, columns=["source", "target", "label"])
-    for example in self._sampler.sample(frame, salt=split):
-      yield beam.pvalue.TaggedOutput(split, example)
+    return self._sampler.sample(frame, salt=split)
 
 
 def add_link_sampling(root: beam.Pipeline, *, graph_dir: str, edge_set: str, fanouts: dict,
@@ -135,8 +170,8 @@ def add_link_sampling(root: beam.Pipeline, *, graph_dir: str, edge_set: str, fan
 _COLLECTION_CACHE: dict[str, object] = {}
 
 
-class WholeGraphBatches(beam.DoFn):
-  """(split, [graph ids]) -> each graph, whole, serialized; tagged by split."""
+class WholeGraphBatches(_WriteShards):
+  """Each graph of a batch of graph ids, whole, serialized."""
 
   def __init__(self, graph_dir: str):
     super().__init__()
@@ -152,10 +187,8 @@ class WholeGraphBatches(beam.DoFn):
             self._graph_dir)
       self._collection = _COLLECTION_CACHE[self._graph_dir]
 
-  def process(self, element):
-    split, graph_ids = element
-    for example in self._collection.examples(graph_ids):
-      yield beam.pvalue.TaggedOutput(split, example)
+  def examples(self, split, graph_ids):
+    return self._collection.examples(graph_ids)
 
 
 def add_whole_graphs(root: beam.Pipeline, *, graph_dir: str, batch_size: int,
