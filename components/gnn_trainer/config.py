@@ -221,6 +221,9 @@ class TaskOptions(Strict):
   """What the model learns (tensorflow_gnn.runner tasks); one class per `type`."""
   type: str
   level: ClassVar[str] = "node"  # node (root-node tasks), link or graph
+  loss_weight: float = pydantic.Field(1.0, gt=0, description=(
+      "Multi-task (`tasks:`): this task's weight in the summed loss (TF-GNN's "
+      "`runner.run(loss_weights=...)`); a single `task:` has none."))
 
   def seeds(self) -> dict:
     """What the sampler must produce for this task (only what changes the subgraphs, so that
@@ -261,6 +264,9 @@ class RootNodeRegressionOptions(TaskOptions):
   """The root node's label as a number."""
   type: Literal["root_node_regression"] = "root_node_regression"
   regression_loss: RegressionLoss = "mse"
+  target_feature: Optional[str] = pydantic.Field(None, description=(
+      "A numeric feature of the labelled node set to predict (never a model input); default: "
+      "the label."))
 
 
 class DGIOptions(TaskOptions):
@@ -342,6 +348,40 @@ TaskConfig = _discriminated(
     "type", "root_node_multiclass", "task")
 """The `task` section: what the model learns, one TaskOptions class per `type`."""
 TASK_TYPES: dict[str, type[TaskOptions]] = _members(get_args(TaskConfig)[0], "type")
+
+# Task types that can share one model in a `tasks:` mapping: root-node tasks on the same
+# sampled subgraphs, whose targets TF-GNN's Runner reads from the `_readout` node set.
+MULTI_TASK = "multi_task"  # the Model artifact's `task` when it has several heads
+MULTI_TASK_TYPES = ("root_node_multiclass", "root_node_binary", "root_node_regression", "dgi")
+
+
+def _task_names(tasks: dict) -> dict:
+  """A `tasks:` mapping: named tasks (names are Keras output names)."""
+  if not tasks:
+    raise ValueError("give at least one task (name -> task)")
+  for name, task in tasks.items():
+    if not name.isidentifier():
+      raise ValueError(f"task name {name!r}: use letters, digits and _ (it names the "
+                       "model's output and its metrics)")
+  return tasks
+
+
+def multi_task_problems(tasks: dict) -> list[str]:
+  """What keeps a `tasks:` mapping of several tasks from sharing one model: (key, message)."""
+  problems = []
+  for name, task in tasks.items():
+    if task.type not in MULTI_TASK_TYPES:
+      problems.append((f"tasks.{name}.type", f"{task.type!r} cannot share a model with other "
+                       f"tasks; a multi-task mapping takes {', '.join(MULTI_TASK_TYPES)}"))
+    if getattr(task, "dgi_loss_weight", 0):
+      problems.append((f"tasks.{name}.dgi_loss_weight", "in a `tasks:` mapping, add a task of "
+                       "type dgi with its own loss_weight instead"))
+  return problems
+
+
+TasksConfig = Annotated[dict[str, TaskConfig], pydantic.AfterValidator(_task_names)]
+"""The `tasks` section: named tasks trained together (TF-GNN's multi-task Runner), each with
+its own target, head and `loss_weight`."""
 
 
 class IntegratedGradientsConfig(Strict):
