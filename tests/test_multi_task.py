@@ -110,12 +110,15 @@ def test_the_serving_signature_returns_every_head_and_needs_no_label(runs):
   serialized = next(iter(tf.data.TFRecordDataset(files).batch(8)))
   # The same subgraphs without either target.
   gtspec = tfgnn.create_graph_spec_from_schema_pb(schema)
-  graph = tfgnn.parse_example(gtspec, serialized)
-  features = {k: v for k, v in graph.node_sets["node"].features.items()
-              if k not in ("label", "score")}
-  unlabelled = graph.replace_features(node_sets={"node": features})
-  stripped = tf.stack([tfgnn.write_example(unlabelled[i]).SerializeToString()
-                       for i in range(int(unlabelled.shape[0]))])
+  stripped = []
+  for example in serialized:
+    graph = tfgnn.parse_single_example(gtspec, example)
+    features = {k: v for k, v in graph.node_sets["node"].features.items()
+                if k not in ("label", "score")}
+    unlabelled = graph.replace_features(node_sets={"node": features})
+    assert "label" not in unlabelled.node_sets["node"].features
+    stripped.append(tfgnn.write_example(unlabelled).SerializeToString())
+  stripped = tf.constant(stripped)
   serve = tf.saved_model.load(model_dir).signatures["serving_default"]
   with_labels, without = serve(examples=serialized), serve(examples=stripped)
   assert set(without) == {"venue", "score"}
