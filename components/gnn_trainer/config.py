@@ -429,6 +429,10 @@ class TrainerConfig(Strict):
   # (TF_CONFIG on localhost, launched by the trainer; components/gnn_trainer/distributed.py);
   # 1 trains in the trainer's own process, or as one worker of a cluster TF_CONFIG describes.
   num_workers: int = pydantic.Field(1, gt=0)
+  # parameter_server only: > 0 trains on a local cluster the trainer launches on loopback (one
+  # coordinator, `num_workers` workers, this many parameter servers; distributed.py); null:
+  # the cluster TF_CONFIG describes.
+  num_ps: Optional[int] = None
   # Fixed-shape batches (TPUs need them): none; fit_or_skip (sizes that fit
   # `fit_or_skip_success_ratio` of batches, the rest skipped); tight (the largest batch seen).
   padding: Literal["none", "fit_or_skip", "tight"] = "none"
@@ -441,10 +445,19 @@ class TrainerConfig(Strict):
     if self.validation_freq > self.epochs:
       raise ValueError(f"validation_freq {self.validation_freq} > epochs {self.epochs}: no "
                        f"epoch would be validated (set trainer.validation_freq <= epochs)")
-    if self.num_workers > 1:
+    if self.num_ps is not None:
+      if self.strategy != "parameter_server":
+        raise ValueError(f"num_ps {self.num_ps} needs strategy 'parameter_server' (not "
+                         f"{self.strategy!r})")
+      if self.num_ps < 1:
+        raise ValueError(f"num_ps {self.num_ps}: strategy 'parameter_server' needs at least "
+                         "one parameter server (leave num_ps out to take the cluster from "
+                         "TF_CONFIG)")
+    elif self.num_workers > 1:
       if self.strategy != "multi_worker_mirrored":
         raise ValueError(f"num_workers {self.num_workers} needs strategy "
-                         f"'multi_worker_mirrored' (not {self.strategy!r})")
+                         f"'multi_worker_mirrored' (not {self.strategy!r}), or "
+                         "'parameter_server' with num_ps")
       if self.batch_size % self.num_workers:
         raise ValueError(f"batch_size {self.batch_size} (the global batch) is not divisible "
                          f"by num_workers {self.num_workers}")
