@@ -254,11 +254,12 @@ def _check_references(config: Config, source: str) -> None:
     raise ConfigError(f"invalid config {source}:\n  sampling.fanouts: required for task "
                       f"{config.task.type!r} (edge set -> fanout; link prediction samples "
                       "around both endpoints and takes no SamplingSpec)")
-  if sampling.mode == "dynamic" and (level != "node" or config.trainer.num_workers > 1):
+  if sampling.mode == "dynamic" and (level != "node" or config.trainer.num_ps):
     raise ConfigError(f"invalid config {source}:\n  sampling.mode: 'dynamic' samples root-node "
-                      "subgraphs in the GnnTrainer's own process: it needs a node-level task "
-                      f"(task.type is {config.task.type!r}) and trainer.num_workers: 1 "
-                      f"(it is {config.trainer.num_workers})")
+                      "subgraphs in the trainer's (or each multi-worker training worker's) "
+                      f"process: it needs a node-level task (task.type is "
+                      f"{config.task.type!r}) and no parameter servers (trainer.num_ps is "
+                      f"{config.trainer.num_ps})")
   if config.tuner is not None and (level != "node" or config.task.type == "dgi"
                                    or not sampling.fanouts):
     raise ConfigError(f"invalid config {source}:\n  tuner: the GnnTuner tunes supervised "

@@ -128,6 +128,11 @@ def encode(value: Any) -> Any:
   if dataclasses.is_dataclass(value) and _dataclasses().get(type(value).__name__) is type(value):
     return {"dataclass": type(value).__name__,
             "fields": {f.name: encode(getattr(value, f.name)) for f in dataclasses.fields(value)}}
+  if getattr(value, "recipe", None) is not None and type(value).__name__ in (
+      "EpochSubgraphs", "DeferredEpochSubgraphs"):
+    # Dynamic mode: each worker rebuilds the sampler from the Graph artifact, and samples
+    # its own shard of the seeds (by its InputContext).
+    return {"dynamic_train_subgraphs": {k: encode(v) for k, v in value.recipe.items()}}
   if hasattr(value, "DESCRIPTOR") and hasattr(value, "SerializeToString"):
     from google.protobuf import text_format
     return {"proto": value.DESCRIPTOR.full_name, "text": text_format.MessageToString(value)}
@@ -141,6 +146,10 @@ def decode(value: Any) -> Any:
     return value
   if "dict" in value:
     return {k: decode(v) for k, v in value["dict"].items()}
+  if "dynamic_train_subgraphs" in value:
+    from tfx_gnn.components.gnn_trainer import dynamic
+    return dynamic.DeferredEpochSubgraphs({k: decode(v) for k, v in
+                                           value["dynamic_train_subgraphs"].items()})
   if "config" in value:
     cls = _configs().get(value["config"])
     if not (isinstance(cls, type) and issubclass(cls, pydantic.BaseModel)):
