@@ -222,6 +222,9 @@ def _check_task_names(config: Config, source: str) -> None:
       raise ConfigError(f"invalid config {source}:\n  evaluation.tasks.{name}: no task named "
                         f"{name!r} (" + (f"tasks: {', '.join(names)}" if names else
                                          "there is no `tasks:` mapping") + ")")
+  if config.evaluation.tasks and not config.multi_task:
+    raise ConfigError(f"invalid config {source}:\n  evaluation.tasks: per-head gates are for "
+                      "a model of several tasks; one task is gated by evaluation's own options")
   for key, message in (multi_task_problems(config.tasks) if config.multi_task else []):
     raise ConfigError(f"invalid config {source}:\n  {key}: {message}")
   if config.multi_task and config.tuner is not None:

@@ -342,3 +342,10 @@ def test_an_edge_feature_that_is_not_on_that_edge_set_is_a_config_error(tmp_path
   with pytest.raises(config_lib.ConfigError, match=r"model\.edge_features\.cites: edge set "
                                                    r"'cites' has no feature 'weight'"):
     config_lib.parse_config(raw)
+
+
+def test_a_parameter_server_count_of_0_is_a_config_error(tmp_path):
+  raw = _with(tmp_path, trainer={"strategy": "parameter_server", "num_ps": 0})
+  with pytest.raises(config_lib.ConfigError, match=r"trainer\.num_ps: .*0 parameter servers: "
+                                                   r"strategy 'parameter_server' needs at least"):
+    config_lib.parse_config(raw)

@@ -60,7 +60,7 @@ def runs(tmp_path_factory):
   directory = tmp_path_factory.mktemp("multi_task")
   (directory / "data").mkdir()
   data = _tables(directory / "data")
-  return directory, {
+  return directory, data, {
       "multi": _run(directory / "multi", data, tasks=TASKS),
       "venue": _run(directory / "venue", data, task=TASKS["venue"] | {"loss_weight": 1.0}),
       "score": _run(directory / "score", data, task={
@@ -69,7 +69,7 @@ def runs(tmp_path_factory):
 
 @pytest.mark.slow
 def test_every_head_learns_and_matches_the_head_trained_alone(runs):
-  directory, runs = runs
+  directory, _, runs = runs
   multi = runs["multi"]
   for component in ("GnnTrainer", "GnnEvaluator"):
     assert multi["components"][component] == "COMPLETE", multi["components"]
@@ -101,7 +101,7 @@ def test_the_serving_signature_returns_every_head_and_needs_no_label(runs):
   import tensorflow as tf
   import tensorflow_gnn as tfgnn
   from tfx_gnn.components import graph_io
-  directory, _ = runs
+  directory, _, _ = runs
   model_dir = os.path.join(_component_dir(directory / "multi", "GnnTrainer", "model"),
                            "Format-Serving")
   examples = _component_dir(directory / "multi", "SubgraphSampler", "examples")
@@ -125,3 +125,21 @@ def test_the_serving_signature_returns_every_head_and_needs_no_label(runs):
   assert without["venue"].shape == (8, 3) and without["score"].shape == (8, 1)
   for name in without:
     np.testing.assert_allclose(without[name].numpy(), with_labels[name].numpy(), rtol=1e-5)
+
+
+@pytest.mark.slow
+def test_deep_graph_infomax_as_a_named_task_shares_the_model(runs):
+  """DGI (which feeds the model a second, corrupted graph) as one task of the mapping: the
+  classification head still learns and is served alone."""
+  directory, data, _ = runs
+  summary = _run(directory / "dgi", data, tasks={
+      "venue": TASKS["venue"], "infomax": {"type": "dgi", "loss_weight": 0.2}})
+  with open(os.path.join(_component_dir(directory / "dgi", "GnnEvaluator", "evaluation"),
+                         "metrics.json")) as f:
+    result = json.load(f)
+  assert set(result["tasks"]) == {"venue"}  # DGI has no head to serve or gate
+  venue = result["tasks"]["venue"]
+  print(f"\nvenue + dgi test accuracy {venue['splits']['test']['accuracy']:.4f} (majority "
+        f"{venue['trivial']['test']['accuracy']:.4f})")
+  assert venue["splits"]["test"]["accuracy"] > venue["trivial"]["test"]["accuracy"] + 0.15
+  assert summary["blessed"] is True

@@ -156,8 +156,8 @@ def test_a_worker_that_dies_fails_the_run_naming_it_and_stops_the_others(tmp_pat
 # ------------------------------------------------------- ParameterServerStrategy (issue 22)
 def test_zero_parameter_servers_is_a_config_error():
   with pytest.raises(config_lib.ConfigError,
-                     match=r"trainer: .*num_ps 0: strategy 'parameter_server' needs at least "
-                           r"one parameter server"):
+                     match=r"trainer\.num_ps: .*0 parameter servers: strategy "
+                           r"'parameter_server' needs at least one"):
     config_lib.parse_config({"data": {"synthetic": {}}, "sampling": {"fanouts": {"cites": 2}},
                              "trainer": {"strategy": "parameter_server", "num_ps": 0}})
   with pytest.raises(Exception, match="num_ps 1 needs strategy 'parameter_server'"):

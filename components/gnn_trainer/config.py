@@ -438,6 +438,14 @@ class TrainerConfig(Strict):
   padding: Literal["none", "fit_or_skip", "tight"] = "none"
   fit_or_skip_success_ratio: float = pydantic.Field(0.99, gt=0, le=1)
 
+  @pydantic.field_validator("num_ps")
+  @classmethod
+  def _some_parameter_server(cls, num_ps):
+    if num_ps is not None and num_ps < 1:
+      raise ValueError(f"{num_ps} parameter servers: strategy 'parameter_server' needs at "
+                       "least one (leave num_ps out to take the cluster from TF_CONFIG)")
+    return num_ps
+
   @pydantic.model_validator(mode="after")
   def _workers_fit_strategy(self):
     # The Runner exports the best validated weights: with no validated epoch there are none
@@ -449,10 +457,6 @@ class TrainerConfig(Strict):
       if self.strategy != "parameter_server":
         raise ValueError(f"num_ps {self.num_ps} needs strategy 'parameter_server' (not "
                          f"{self.strategy!r})")
-      if self.num_ps < 1:
-        raise ValueError(f"num_ps {self.num_ps}: strategy 'parameter_server' needs at least "
-                         "one parameter server (leave num_ps out to take the cluster from "
-                         "TF_CONFIG)")
     elif self.num_workers > 1:
       if self.strategy != "multi_worker_mirrored":
         raise ValueError(f"num_workers {self.num_workers} needs strategy "
