@@ -143,3 +143,37 @@ def test_deep_graph_infomax_as_a_named_task_shares_the_model(runs):
         f"{venue['trivial']['test']['accuracy']:.4f})")
   assert venue["splits"]["test"]["accuracy"] > venue["trivial"]["test"]["accuracy"] + 0.15
   assert summary["blessed"] is True
+
+
+def test_every_head_must_beat_its_own_trivial_baseline_and_the_report_shows_each():
+  """The gate of a multi-task model (evaluation.evaluate_heads): a head that learned nothing
+  leaves the model unblessed whatever the other head does, and the reasons name it."""
+  from tfx_gnn.components.gnn_evaluator import evaluation
+  from tfx_gnn.components.gnn_evaluator.config import EvaluationConfig
+  from tfx_gnn.components.run_report import report
+  rng = np.random.default_rng(0)
+  classes = rng.integers(0, 3, 200)
+  targets = rng.normal(0, 1, 200)
+  good_logits = np.eye(3)[classes] * 5.0
+  heads = {"venue": {"type": "root_node_multiclass", "feature": "label", "num_classes": 3},
+           "score": {"type": "root_node_regression", "feature": "score", "num_classes": 3}}
+
+  def outputs(score_predictions):
+    return {"eval": {"venue": (classes, good_logits), "score": (targets, score_predictions)}}
+
+  config = EvaluationConfig(metric="accuracy")  # not a regression metric: rmse for `score`
+  good = evaluation.evaluate_heads(heads, outputs(targets[:, None] + 0.1), config, "eval")
+  assert good["blessed"] and good["tasks"]["score"]["metric"] == "rmse"
+  assert good["tasks"]["venue"]["metric"] == "accuracy" and good["candidate"]["venue/accuracy"] == 1
+  # The score head predicts a constant: no better than the mean predictor.
+  flat = evaluation.evaluate_heads(heads, outputs(np.full([200, 1], 0.5)), config, "eval")
+  assert not flat["blessed"] and flat["tasks"]["venue"]["blessed"]
+  assert len(flat["reasons"]) == 1 and flat["reasons"][0].startswith(
+      "score: rmse") and "does not beat the trivial baseline" in flat["reasons"][0]
+  # A head's own gate (evaluation.tasks) replaces the shared options for it.
+  lenient = EvaluationConfig(tasks={"score": {"metric": "r2", "min_margin_over_trivial": 0.0}})
+  assert lenient.gate_for("score", "root_node_regression").metric == "r2"
+  assert lenient.gate_for("venue", "root_node_multiclass").metric == "accuracy"
+  page = report.render_html(report.RunData("p", "r", evaluation=flat, blessed=False), {})
+  section = page[page.index("Tasks: each head"):]
+  assert "root_node_regression" in section and "no: rmse" in section and "not blessed" in section
