@@ -376,6 +376,10 @@ def multi_task_problems(tasks: dict) -> list[str]:
     if getattr(task, "dgi_loss_weight", 0):
       problems.append((f"tasks.{name}.dgi_loss_weight", "in a `tasks:` mapping, add a task of "
                        "type dgi with its own loss_weight instead"))
+  if sum(task.type == "dgi" for task in tasks.values()) > 1 or all(
+      task.type == "dgi" for task in tasks.values()):
+    problems.append(("tasks", "several tasks share a model around one supervised head or more "
+                     "and at most one dgi task"))
   return problems
 
 

@@ -141,7 +141,7 @@ class Executor(base_executor.BaseExecutor):
       label = graph_io.read_label(graph.uri)
       eval_files = graph_io.split_files(examples, "eval")
       train_splits = ["train"]
-      if task_cfg.type == "dgi":
+      if task_cfg.type == "dgi" and not task_cfgs:
         # Unsupervised and transductive (as in the DGI paper): every split's subgraphs, whose
         # labels the model never reads; nothing to validate on.
         train_files = train_files + eval_files + graph_io.split_files(examples, "test")
@@ -192,7 +192,7 @@ class Executor(base_executor.BaseExecutor):
         model.set_int_custom_property("exported_epoch", exported)
         model.set_int_custom_property("epochs_trained", epoch_logs[-1][0] + 1)
         run.client.set_tag(run.run_id, "exported_epoch", str(exported))
-      if task_cfg.type == "dgi":
+      if task_cfg.type == "dgi" and not task_cfgs:
         path = os.path.join(model.uri, EMBEDDINGS_FILE)
         files_by_split = {s: graph_io.split_files(examples, s) for s in graph_io.SPLITS}
         if dynamic_mode:  # no train split on disk: its subgraphs as the batch mode samples them

@@ -112,6 +112,50 @@ def _target_feature(cfg: TaskConfig, label: graph_io.Label,
   return feature
 
 
+class _ScaledLoss(tf.keras.losses.Loss):
+  """`weight` times a Keras loss."""
+
+  def __init__(self, loss, weight: float):
+    super().__init__(name=getattr(loss, "name", None))
+    self._loss, self._weight = loss, float(weight)
+
+  def __call__(self, y_true, y_pred, sample_weight=None):
+    return self._weight * self._loss(y_true, y_pred, sample_weight=sample_weight)
+
+
+class WeightedTask(runner.Task):
+  """A runner task whose losses are scaled by its loss weight.
+
+  Multi-task loss weights are applied here rather than by `runner.run(loss_weights=...)`:
+  Keras pairs the flattened weights with the flattened outputs, and a task with several
+  outputs (DeepGraphInfomaxTask: predictions and representations) shifts every later task's
+  weight onto another output (seen: DGI took the classification's weight, the classification
+  loss none, and it stayed at chance), while the Runner only takes weights shaped like the
+  task mapping."""
+
+  def __init__(self, task: runner.Task, weight: float):
+    self.task, self.weight = task, float(weight)
+
+  def preprocess(self, inputs):
+    return self.task.preprocess(inputs)
+
+  def predict(self, *args):
+    return self.task.predict(*args)
+
+  def losses(self):
+    return tf.nest.map_structure(lambda loss: _ScaledLoss(loss, self.weight),
+                                 self.task.losses())
+
+  def metrics(self):
+    return self.task.metrics()
+
+
+def weighted(tasks: dict, weights: dict) -> dict:
+  """Each task of a mapping with its loss weight applied (WeightedTask; 1: as it is)."""
+  return {name: task if weights[name] == 1.0 else WeightedTask(task, weights[name])
+          for name, task in tasks.items()}
+
+
 def make_multi_tasks(cfgs: dict, label: Optional[graph_io.Label], seed: int = 0,
                      gtspec: Optional[tfgnn.GraphTensorSpec] = None) -> Tasks:
   """Named root-node tasks (`tasks:`) trained together by the Runner, each with its head and
@@ -163,7 +207,7 @@ def make_multi_tasks(cfgs: dict, label: Optional[graph_io.Label], seed: int = 0,
       task[name] = cls(root, name=head, label_feature_name=readout_name[name])
     heads[name] = {"type": cfg.type, "feature": _target_feature(cfg, label, gtspec),
                    "num_classes": label.num_classes, "layer": head}
-  return Tasks(task, {name: cfg.loss_weight for name, cfg in cfgs.items()},
+  return Tasks(weighted(task, {name: cfg.loss_weight for name, cfg in cfgs.items()}), None,
                [targets_into_readout],
                # The graph's label is no input, even where no task predicts it.
                [] if label.feature in targets else [label.feature], unsupervised=not heads,
@@ -193,7 +237,7 @@ def _root_node_tasks(cfg: TaskConfig, label: Optional[graph_io.Label], seed: int
           "classification": runner.RootNodeMulticlassClassification(
               root, num_classes=label.num_classes, label_feature_name="label"),
           "dgi": contrastive_losses.DeepGraphInfomaxTask(root, seed=seed)}
-      return Tasks(task, {"classification": 1.0, "dgi": cfg.dgi_loss_weight},
+      return Tasks(weighted(task, {"classification": 1.0, "dgi": cfg.dgi_loss_weight}), None,
                    [label_into_readout], [], unsupervised=False)
     return Tasks(runner.RootNodeMulticlassClassification(
         root, num_classes=label.num_classes, label_fn=label_fn), None, [], [], False)
