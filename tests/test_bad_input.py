@@ -319,7 +319,8 @@ def test_a_loss_weight_on_a_missing_task_is_a_config_error(tmp_path):
   # And a weight that weighs nothing.
   raw = _tasks_raw(base, tasks={**TWO_TASKS, "embedding": {
       "type": "dgi", "loss_weight": 0}})
-  with pytest.raises(config_lib.ConfigError, match=r"tasks\.embedding\.loss_weight: .*greater than 0"):
+  with pytest.raises(config_lib.ConfigError,
+                     match=r"tasks\.embedding\.loss_weight: .*greater than 0"):
     config_lib.parse_config(raw)
 
 

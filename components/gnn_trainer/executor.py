@@ -177,7 +177,8 @@ class Executor(base_executor.BaseExecutor):
         result = distributed.train(
             train_files=train_files, eval_files=eval_files, subgraph_schema=schema, label=label,
             model_cfg=model_cfg, trainer_cfg=trainer_cfg, task_cfg=task_cfg,
-            **({"task_cfgs": task_cfgs} if task_cfgs else {}), model_dir=model_run.uri, export_dir=export_dir, backup_dir=backup,
+            **({"task_cfgs": task_cfgs} if task_cfgs else {}),
+            model_dir=model_run.uri, export_dir=export_dir, backup_dir=backup,
             on_epoch=on_epoch, train_subgraphs=train_subgraphs,
             module_file=exec_properties.get("module_file") or None,
             module_path=exec_properties.get("module_path") or None)
