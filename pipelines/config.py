@@ -21,7 +21,7 @@ from tfx_gnn.components.config_base import Strict, inside_root
 from tfx_gnn.components.gnn_evaluator.config import EvaluationConfig
 from tfx_gnn.components.gnn_trainer.config import (  # noqa: F401  (re-exported)
     MODEL_TEMPLATES, TASK_TYPES, IntegratedGradientsConfig, ModelConfig, MtAlbisOptions,
-    RootNodeMulticlassOptions, TaskConfig, TrainerConfig)
+    RootNodeMulticlassOptions, TaskConfig, TasksConfig, TrainerConfig, multi_task_problems)
 from tfx_gnn.components.graph_ingest.config import (  # noqa: F401  (re-exported)
     DataConfig, EdgeTable, NodeTable, OgbSource, SplitTable, SyntheticGraphsSource,
     SyntheticSource, TablesSource, UnigraphSource)
@@ -95,6 +95,9 @@ class Config(Strict):
   sampling: SamplingConfig = SamplingConfig()  # required (fanouts) but for graph-level tasks
   model: ModelConfig = MtAlbisOptions()
   task: TaskConfig = RootNodeMulticlassOptions()
+  # Multi-task: named tasks trained together (instead of `task`, which then is the first of
+  # them: the one whose seeds the sampler draws, shared by all).
+  tasks: Optional[TasksConfig] = None
   trainer: TrainerConfig = TrainerConfig()
   evaluation: EvaluationConfig = EvaluationConfig()
   attribution: AttributionConfig = AttributionConfig()
@@ -106,16 +109,34 @@ class Config(Strict):
   # A GnnTuner before the sampler and trainer (their settings then come from its best trial).
   tuner: Optional[TunerConfig] = None
 
+  @pydantic.model_validator(mode="before")
+  @classmethod
+  def _task_or_tasks(cls, raw):
+    tasks = raw.get("tasks") if isinstance(raw, dict) else None
+    if isinstance(tasks, dict) and tasks:
+      first = next(iter(tasks.values()))
+      if raw.get("task") not in (None, first):
+        raise ValueError("give `task` (one task) or `tasks` (named tasks), not both")
+      raw = {**raw, "task": first}
+    return raw
+
+  @property
+  def multi_task(self) -> bool:
+    """Several named tasks share one model (a one-task mapping is the single `task`)."""
+    return bool(self.tasks) and len(self.tasks) > 1
+
   @property
   def runs_attribution(self) -> bool:
     """Attribution runs on single supervised root-node tasks, unless disabled."""
-    return self.attribution.enabled and self.task.has_integrated_gradients
+    return (self.attribution.enabled and self.task.has_integrated_gradients
+            and not self.multi_task)
 
   @property
   def scores_node_ids(self) -> bool:
     """Supervised root-node models are served by node id (the Pusher's MLflow model,
-    `tfx-gnn predict`) and, unless disabled, bulk-scored (GnnBulkInferrer)."""
-    return self.task.level == "node" and self.task.type != "dgi"
+    `tfx-gnn predict`) and, unless disabled, bulk-scored (GnnBulkInferrer); a multi-task
+    model's several heads are served by its SavedModel only."""
+    return self.task.level == "node" and self.task.type != "dgi" and not self.multi_task
 
   # Resolved locations (absolute), derived from the above.
   @property
@@ -160,6 +181,8 @@ def _format_errors(source: str, error: pydantic.ValidationError) -> str:
     loc = list(e["loc"])
     if len(loc) > 1 and loc[1] in _UNION_TAGS.get(loc[0], ()):
       del loc[1]
+    if len(loc) > 2 and loc[0] == "tasks" and loc[2] in TASK_TYPES:  # tasks.<name>.<type>
+      del loc[2]
     key = ".".join(str(p) for p in loc)
     msg = e["msg"]
     if e["type"] == "extra_forbidden":
@@ -187,8 +210,31 @@ def _resolve_paths(raw: dict, base: str) -> dict:
   return raw
 
 
+def _check_task_names(config: Config, source: str) -> None:
+  """Task names used by other keys name tasks of `tasks`; loss weights weigh tasks of it."""
+  names = list(config.tasks or {})
+  if config.tasks is None and config.task.loss_weight != 1.0:
+    raise ConfigError(f"invalid config {source}:\n  task.loss_weight: weighs a task against the "
+                      "others of a `tasks:` mapping; a single `task` has none to weigh against "
+                      "(give named tasks under `tasks:`, each with its loss_weight)")
+  for name in config.evaluation.tasks or {}:
+    if name not in names:
+      raise ConfigError(f"invalid config {source}:\n  evaluation.tasks.{name}: no task named "
+                        f"{name!r} (" + (f"tasks: {', '.join(names)}" if names else
+                                         "there is no `tasks:` mapping") + ")")
+  if config.evaluation.tasks and not config.multi_task:
+    raise ConfigError(f"invalid config {source}:\n  evaluation.tasks: per-head gates are for "
+                      "a model of several tasks; one task is gated by evaluation's own options")
+  for key, message in (multi_task_problems(config.tasks) if config.multi_task else []):
+    raise ConfigError(f"invalid config {source}:\n  {key}: {message}")
+  if config.multi_task and config.tuner is not None:
+    raise ConfigError(f"invalid config {source}:\n  tuner: tunes a single task; this config "
+                      f"trains {len(names)} (tasks: {', '.join(names)})")
+
+
 def _check_references(config: Config, source: str) -> None:
   """Names that must agree across sections, where the config alone can tell."""
+  _check_task_names(config, source)
   level = config.task.level
   if config.runs_attribution and config.trainer.integrated_gradients is None:
     raise ConfigError(f"invalid config {source}:\n  trainer.integrated_gradients: null, but "
@@ -211,11 +257,12 @@ def _check_references(config: Config, source: str) -> None:
     raise ConfigError(f"invalid config {source}:\n  sampling.fanouts: required for task "
                       f"{config.task.type!r} (edge set -> fanout; link prediction samples "
                       "around both endpoints and takes no SamplingSpec)")
-  if sampling.mode == "dynamic" and (level != "node" or config.trainer.num_workers > 1):
+  if sampling.mode == "dynamic" and (level != "node" or config.trainer.num_ps):
     raise ConfigError(f"invalid config {source}:\n  sampling.mode: 'dynamic' samples root-node "
-                      "subgraphs in the GnnTrainer's own process: it needs a node-level task "
-                      f"(task.type is {config.task.type!r}) and trainer.num_workers: 1 "
-                      f"(it is {config.trainer.num_workers})")
+                      "subgraphs in the trainer's (or each multi-worker training worker's) "
+                      f"process: it needs a node-level task (task.type is "
+                      f"{config.task.type!r}) and no parameter servers (trainer.num_ps is "
+                      f"{config.trainer.num_ps})")
   if config.tuner is not None and (level != "node" or config.task.type == "dgi"
                                    or not sampling.fanouts):
     raise ConfigError(f"invalid config {source}:\n  tuner: the GnnTuner tunes supervised "

@@ -180,10 +180,9 @@ def _nested_models(tp) -> list[tuple[str, type]]:
   tp = _strip_annotated(tp)
   args = _union_args(tp)
   if args is not None:
-    models = [a for a in map(_strip_annotated, args) if _is_model(a)]
     found = []
-    for model in models:
-      found.extend(_nested_models(model))
+    for arg in args:  # models, and containers of them (an optional `dict[str, M]`)
+      found.extend(_nested_models(arg))
     return found
   if _is_model(tp):
     return [("", tp)]

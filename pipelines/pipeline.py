@@ -76,6 +76,7 @@ def create_components(config: Config, base: str, kubeflow: bool = False) -> list
                        model_config=config.model,
                        trainer_config=trainer_cfg,
                        task_config=config.task,
+                       tasks_config=config.tasks if config.multi_task else None,
                        sampling_config=config.sampling,
                        memory_limit_gb=config.pipeline.memory_limit_gb,
                        tracking_uri=config.tracking_uri, experiment=config.experiment,

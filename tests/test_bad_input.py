@@ -278,3 +278,75 @@ def test_malformed_span_pattern(tmp_path):
   run_and_expect_failure(config, "data.tables.edge_sets.cites.file", "'{SPAN:wide}/cites.csv'",
                          "not a positive integer")
   expect_no_graph(config)
+
+
+# -------------------------------------------------------------- named tasks (issue 22)
+def _with(tmp_path, **sections):
+  return config_lib.merge(config_lib.to_dict(make_config(tmp_path)), sections)
+
+
+def _tasks_raw(base, **sections):
+  raw = config_lib.merge(base, sections)
+  raw.pop("task", None)  # `tasks` names the tasks instead
+  return raw
+
+
+TWO_TASKS = {"venue": {"type": "root_node_multiclass"},
+             "embedding": {"type": "dgi", "loss_weight": 0.5}}
+
+
+def test_an_unknown_task_name_is_a_config_error(tmp_path):
+  base = _with(tmp_path)
+  raw = _tasks_raw(base, tasks=TWO_TASKS,
+                   evaluation={"tasks": {"venu": {"metric": "accuracy"}}})
+  with pytest.raises(config_lib.ConfigError,
+                     match=r"evaluation\.tasks\.venu: no task named 'venu' \(tasks: venue, "
+                           r"embedding\)"):
+    config_lib.parse_config(raw)
+  # An unknown task type is named with its task's key, and the valid types.
+  raw = _tasks_raw(base, tasks={**TWO_TASKS, "year": {"type": "node_regression"}})
+  with pytest.raises(config_lib.ConfigError, match=r"tasks\.year: Input tag 'node_regression'"):
+    config_lib.parse_config(raw)
+
+
+def test_a_loss_weight_on_a_missing_task_is_a_config_error(tmp_path):
+  # A loss weight on the single `task`: there is no task mapping to weigh it in.
+  base = _with(tmp_path)
+  raw = config_lib.merge(base, {"task": {"loss_weight": 2.0}})
+  with pytest.raises(config_lib.ConfigError, match=r"task\.loss_weight: weighs a task against "
+                                                   r"the others of a `tasks:` mapping"):
+    config_lib.parse_config(raw)
+  # And a weight that weighs nothing.
+  raw = _tasks_raw(base, tasks={**TWO_TASKS, "embedding": {
+      "type": "dgi", "loss_weight": 0}})
+  with pytest.raises(config_lib.ConfigError,
+                     match=r"tasks\.embedding\.loss_weight: .*greater than 0"):
+    config_lib.parse_config(raw)
+
+
+def test_a_task_that_cannot_share_the_model_is_a_config_error(tmp_path):
+  base = _with(tmp_path)
+  raw = _tasks_raw(base, tasks={**TWO_TASKS, "links": {
+      "type": "link_prediction", "edge_set": "cites"}})
+  with pytest.raises(config_lib.ConfigError, match=r"tasks\.links\.type: 'link_prediction' "
+                                                   r"cannot share a model"):
+    config_lib.parse_config(raw)
+  # The valid form: the first task is the one the sampler seeds from.
+  config = config_lib.parse_config(_tasks_raw(base, tasks=TWO_TASKS))
+  assert config.multi_task and config.task.type == "root_node_multiclass"
+  assert not config.runs_attribution and not config.scores_node_ids
+  assert config_lib.parse_config(config_lib.to_dict(config)).tasks == config.tasks
+
+
+def test_an_edge_feature_that_is_not_on_that_edge_set_is_a_config_error(tmp_path):
+  raw = _with(tmp_path, model={"edge_features": {"cites": ["weight"]}})
+  with pytest.raises(config_lib.ConfigError, match=r"model\.edge_features\.cites: edge set "
+                                                   r"'cites' has no feature 'weight'"):
+    config_lib.parse_config(raw)
+
+
+def test_a_parameter_server_count_of_0_is_a_config_error(tmp_path):
+  raw = _with(tmp_path, trainer={"strategy": "parameter_server", "num_ps": 0})
+  with pytest.raises(config_lib.ConfigError, match=r"trainer\.num_ps: .*0 parameter servers: "
+                                                   r"strategy 'parameter_server' needs at least"):
+    config_lib.parse_config(raw)

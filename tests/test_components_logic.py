@@ -277,7 +277,7 @@ def test_components_take_config_objects_dicts_or_json_as_section_config():
                                      GnnEvaluator, Attribution)
               for name in component.SPEC_CLASS.PARAMETERS if "config" in name}
   assert sections == {"data_config", "validation_config", "sampling_config", "model_config",
-                       "task_config", "trainer_config", "evaluation_config",
+                       "task_config", "tasks_config", "trainer_config", "evaluation_config",
                        "attribution_config", "integrated_gradients_config"}
 
 

@@ -151,3 +151,72 @@ def test_a_worker_that_dies_fails_the_run_naming_it_and_stops_the_others(tmp_pat
   assert f"({tmp_path / 'run' / 'worker-1.log'})" in message
   assert os.path.exists(tmp_path / "run" / "worker-1.log")
   assert not os.listdir(scratch)
+
+
+# ------------------------------------------------------- ParameterServerStrategy (issue 22)
+def test_zero_parameter_servers_is_a_config_error():
+  with pytest.raises(config_lib.ConfigError,
+                     match=r"trainer\.num_ps: .*0 parameter servers: strategy "
+                           r"'parameter_server' needs at least one"):
+    config_lib.parse_config({"data": {"synthetic": {}}, "sampling": {"fanouts": {"cites": 2}},
+                             "trainer": {"strategy": "parameter_server", "num_ps": 0}})
+  with pytest.raises(Exception, match="num_ps 1 needs strategy 'parameter_server'"):
+    config_lib.TrainerConfig(num_ps=1)
+  cfg = config_lib.TrainerConfig(strategy="parameter_server", num_ps=1, num_workers=2)
+  assert (cfg.num_ps, cfg.num_workers) == (1, 2)
+
+
+def _write_subgraphs(path, count=64):
+  """`count` three-node subgraphs (the root first), whose root's label is its feature's sign."""
+  import numpy as np
+  import tensorflow as tf
+  import tensorflow_gnn as tfgnn
+  rng = np.random.default_rng(0)
+  with tf.io.TFRecordWriter(str(path)) as writer:
+    for _ in range(count):
+      feat = rng.normal(0, 1, (3, 4)).astype(np.float32)
+      graph = tfgnn.GraphTensor.from_pieces(
+          node_sets={"paper": tfgnn.NodeSet.from_fields(sizes=[3], features={
+              "feat": feat, "label": np.array([int(feat[0, 0] > 0), 0, 0], np.int64)})},
+          edge_sets={"cites": tfgnn.EdgeSet.from_fields(
+              sizes=[2], adjacency=tfgnn.Adjacency.from_indices(
+                  ("paper", np.array([1, 2])), ("paper", np.array([0, 0]))))})
+      writer.write(tfgnn.write_example(graph).SerializeToString())
+  return tfgnn.create_schema_pb_from_graph_spec(graph.spec)
+
+
+def test_parameter_server_strategy_trains_on_a_local_cluster_and_exports(tmp_path):
+  """One coordinator, two workers and one parameter server on loopback (as TF's multi-process
+  tests lay them out): a few steps, then the coordinator's export serves."""
+  import psutil
+  import tensorflow as tf
+  import tensorflow_gnn as tfgnn
+  from tfx_gnn.components import graph_io
+  from tfx_gnn.components.gnn_trainer import distributed
+  schema = _write_subgraphs(tmp_path / "train.tfrecord")
+  _write_subgraphs(tmp_path / "eval.tfrecord", 16)
+  trainer_cfg = config_lib.TrainerConfig(
+      strategy="parameter_server", num_workers=2, num_ps=1, epochs=2, steps_per_epoch=3,
+      batch_size=8, integrated_gradients=None)
+  epochs = []
+  result = distributed.train(
+      train_files=[str(tmp_path / "train.tfrecord")], eval_files=[str(tmp_path / "eval.tfrecord")],
+      subgraph_schema=schema, label=graph_io.Label("paper", "label", 2),
+      model_cfg=trainer_config.MtAlbisOptions(units=8, message_dim=8, num_rounds=1),
+      trainer_cfg=trainer_cfg, task_cfg=trainer_config.RootNodeMulticlassOptions(),
+      model_dir=str(tmp_path / "run"), export_dir=str(tmp_path / "model"),
+      on_epoch=lambda epoch, logs: epochs.append((epoch, logs)))
+  assert [e for e, _ in epochs] == [0, 1] and "val_loss" in epochs[-1][1]
+  assert len(result.history["loss"]) == 2
+  # Every role ran and logged beside the checkpoints; none is left running.
+  logs = {name: (tmp_path / "run" / name).read_text() for name in os.listdir(tmp_path / "run")
+          if name.endswith(".log")}
+  assert set(logs) == {"worker-chief-0.log", "worker-worker-0.log", "worker-worker-1.log",
+                       "worker-ps-0.log"}, set(logs)
+  assert "tfx-gnn ps 0 of cluster" in logs["worker-ps-0.log"]
+  assert not [c for c in psutil.Process().children(recursive=True)
+              if c.status() != psutil.STATUS_ZOMBIE]
+  serve = tf.saved_model.load(str(tmp_path / "model")).signatures["serving_default"]
+  examples = next(iter(tf.data.TFRecordDataset(str(tmp_path / "eval.tfrecord")).batch(4)))
+  assert serve(examples=examples)["logits"].shape == (4, 2)
+  del tfgnn

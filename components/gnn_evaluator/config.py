@@ -8,7 +8,7 @@ import pydantic
 from tfx_gnn.components.config_base import Strict
 
 
-class EvaluationConfig(Strict):
+class GateConfig(Strict):
   """The blessing gate, applied on the eval split (the test split is reported too)."""
   # Classification: accuracy, macro_f1, micro_f1 (binary also auc; dgi: a logistic-regression
   # probe's on the embeddings); regression: mse, rmse, mae (lower is better), r2. Default: the
@@ -35,3 +35,29 @@ class EvaluationConfig(Strict):
     default = ("auc" if task == "link_prediction" else
                "rmse" if task in ("root_node_regression", "graph_regression") else "accuracy")
     return self.model_copy(update={"metric": default})
+
+
+class EvaluationConfig(GateConfig):
+  # Multi-task (`tasks:`): every head is gated on its own against its own trivial baseline,
+  # and the model is blessed only if every head passes. A head's gate is its entry here (task
+  # name -> the options above), else the options above (with the head type's default metric
+  # when `metric` is not one of its metrics).
+  tasks: Optional[dict[str, GateConfig]] = None
+
+  def gate_for(self, name: str, task: str) -> GateConfig:
+    """The gate of head `name` (of TaskConfig.type `task`), its metric resolved."""
+    if self.tasks and name in self.tasks:
+      return self.tasks[name].for_task(task)
+    gate = GateConfig(**self.model_dump(exclude={"tasks"}))
+    if gate.metric is not None and gate.metric not in metrics_of(task):
+      gate = gate.model_copy(update={"metric": None})
+    return gate.for_task(task)
+
+
+def metrics_of(task: str) -> tuple:
+  """The metrics `evaluation.metric` may name for a task type."""
+  if task in ("root_node_regression", "graph_regression"):
+    return ("mse", "rmse", "mae", "r2")
+  if task in ("root_node_binary", "link_prediction"):
+    return ("accuracy", "macro_f1", "micro_f1", "auc")
+  return ("accuracy", "macro_f1", "micro_f1")

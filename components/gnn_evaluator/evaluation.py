@@ -49,6 +49,31 @@ def predict(model_dir: str, files: Sequence[str], subgraph_schema: tfgnn.GraphSc
   return np.concatenate(labels), np.concatenate(logits)
 
 
+def predict_heads(model_dir: str, files: Sequence[str], subgraph_schema: tfgnn.GraphSchema,
+                  root: str, heads: dict, batch_size: int = 256) -> dict:
+  """A multi-task model's `serving_default` over serialized subgraphs: for each head (task
+  name -> {feature, ...}, as the trainer records them) (targets, outputs), its target read
+  from the root node's feature of the examples."""
+  if not tf.saved_model.contains_saved_model(model_dir):
+    raise ValueError(f"model directory {model_dir} is not a SavedModel (no saved_model.pb); "
+                     "was the trainer's export interrupted?")
+  serve = tf.saved_model.load(model_dir).signatures["serving_default"]
+  gtspec = tfgnn.create_graph_spec_from_schema_pb(subgraph_schema)
+  targets = {name: [] for name in heads}
+  outputs = {name: [] for name in heads}
+  for batch in tf.data.TFRecordDataset(list(files)).batch(batch_size):
+    graph = tfgnn.parse_example(gtspec, batch).merge_batch_to_components()
+    served = serve(examples=batch)
+    for name, head in heads.items():
+      targets[name].append(tfgnn.gather_first_node(
+          graph, root, feature_name=head["feature"]).numpy().reshape(-1))
+      outputs[name].append(served[name].numpy())
+  if not any(targets.values()) or not next(iter(targets.values())):
+    raise ValueError(f"no examples to evaluate in {list(files)}")
+  return {name: (np.concatenate(targets[name]), np.concatenate(outputs[name]))
+          for name in heads}
+
+
 KERAS_METADATA = "keras_metadata.pb"
 
 
@@ -323,3 +348,60 @@ def embedding_probe(path: str, split: str, num_classes: int) -> tuple[np.ndarray
 def embedding_probe_metrics(path: str, split: str, num_classes: int) -> dict:
   """Linear-probe metrics of embeddings: fitted on the train rows, scored on `split`'s."""
   return classification_metrics(*embedding_probe(path, split, num_classes), num_classes)
+
+
+def evaluate_heads(heads: dict, outputs_by_split: dict, config, decided_on: str,
+                   baseline_outputs: Optional[dict] = None) -> dict:
+  """A multi-task model's evaluation: each head (task name -> {type, num_classes, ...}) is
+  scored on its own target and gated on its own (`config.gate_for`: its metric, bounds and
+  margin over its own trivial predictor, its regression against the baseline's same head);
+  the model is blessed only if every head passes. `outputs_by_split`: split -> head ->
+  (targets, outputs), `baseline_outputs`: head -> (targets, outputs) on `decided_on`.
+
+  Returns metrics.json's content: per head under `tasks`, and at the top level each split's
+  metrics flattened as `<head>/<metric>` (so that summaries and reports that read one task's
+  metrics read every head's)."""
+  per_task = {}
+  for name, head in heads.items():
+    gate = config.gate_for(name, head["type"])
+    splits, trivial = {}, {}
+    for split, outputs in outputs_by_split.items():
+      splits[split], trivial[split] = evaluate_split(
+          head["type"], *outputs[name], head["num_classes"], gate.metric)
+    baseline = (task_metrics(head["type"], *baseline_outputs[name], head["num_classes"])
+                if baseline_outputs is not None else None)
+    blessed, reasons = bless(splits[decided_on], baseline, gate, trivial[decided_on])
+    per_task[name] = {
+        "type": head["type"], "target": head["feature"], "metric": gate.metric,
+        "thresholds": {**gate.model_dump(exclude={"metric"}),
+                       "required_over_trivial": required_score(
+                           trivial[decided_on][gate.metric], gate.metric,
+                           gate.min_margin_over_trivial),
+                       "lower_is_better": gate.metric in LOWER_IS_BETTER},
+        "splits": splits, "trivial": trivial, "candidate": splits[decided_on],
+        "baseline": baseline, "blessed": blessed, "reasons": reasons}
+
+  def flat(pick) -> dict:
+    out = {}
+    for name, task in per_task.items():
+      metrics = pick(task)
+      if metrics is None:
+        return None
+      out.update({f"{name}/{k}": v for k, v in metrics.items()
+                  if isinstance(v, (int, float)) and not isinstance(v, bool)})
+    return out
+
+  first = next(iter(per_task))
+  return {
+      "split": decided_on,
+      "splits": {s: flat(lambda t, s=s: t["splits"][s]) for s in outputs_by_split},
+      "trivial": {s: {**flat(lambda t, s=s: t["trivial"][s]), "predictor": "per head, below"}
+                  for s in outputs_by_split},
+      "metric": f"{first}/{per_task[first]['metric']}",
+      "thresholds": None,  # per head
+      "candidate": flat(lambda t: t["candidate"]),
+      "baseline": flat(lambda t: t["baseline"]),
+      "tasks": per_task,
+      "blessed": all(t["blessed"] for t in per_task.values()),
+      "reasons": [f"{name}: {reason}" for name, t in per_task.items() for reason in t["reasons"]],
+  }

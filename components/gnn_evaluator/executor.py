@@ -53,6 +53,9 @@ class Executor(base_executor.BaseExecutor):
     label = graph_io.read_label(graph.uri)
     num_classes = label.num_classes if label else 2
     task = task_of(model)
+    if model.has_custom_property("heads"):  # multi-task: every head gated on its own
+      return self._evaluate_heads(model, baseline, files, schema, label, config, decided_on,
+                                  evaluation_out, blessing)
     config = config.for_task(task)
 
     def outputs_of(model_artifact, split):
@@ -131,3 +134,67 @@ class Executor(base_executor.BaseExecutor):
     blessing.set_float_custom_property("value", splits[decided_on][config.metric])
     blessing.set_float_custom_property("trivial_baseline", trivial[decided_on][config.metric])
     blessing.set_float_custom_property("required_over_trivial", required)
+
+  def _evaluate_heads(self, model, baseline, files, schema, label, config, decided_on,
+                      evaluation_out, blessing):
+    import tensorflow as tf
+    from tfx_gnn.components.gnn_evaluator import evaluation
+    heads = json.loads(model.get_string_custom_property("heads"))
+
+    def outputs_of(model_artifact, split):
+      return evaluation.predict_heads(path_utils.serving_model_path(model_artifact.uri),
+                                      files[split], schema, label.node_set, heads)
+
+    outputs = {split: outputs_of(model, split) for split in files}
+    baseline_outputs, incompatible = None, []
+    if baseline is not None:
+      if not baseline.has_custom_property("heads") or {
+          n: h["type"] for n, h in json.loads(baseline.get_string_custom_property(
+              "heads")).items()} != {n: h["type"] for n, h in heads.items()}:
+        incompatible = [f"the baseline is a {task_of(baseline)} model, not one with this "
+                        f"run's heads ({', '.join(heads)})"]
+      else:
+        incompatible = evaluation.baseline_incompatibilities(
+            path_utils.serving_model_path(baseline.uri), schema)
+      if not incompatible:
+        try:
+          baseline_outputs = outputs_of(baseline, decided_on)
+        except (tf.errors.OpError, KeyError) as e:
+          incompatible = [f"scoring it on this graph's subgraphs failed: {type(e).__name__}: "
+                          f"{str(e).strip().splitlines()[0][:300]}"]
+    baseline_note = ("; ".join(incompatible) + ": judged against the thresholds alone"
+                     if incompatible else "")
+    result = evaluation.evaluate_heads(heads, outputs, config, decided_on, baseline_outputs)
+    result.update({
+        "baseline_model_uri": baseline.uri if baseline is not None else None,
+        "baseline_compatible": (not incompatible) if baseline is not None else None,
+        "baseline_incompatibility": baseline_note, **exported_epoch_of(model)})
+    graph_io.write_text(os.path.join(evaluation_out.uri, METRICS_FILE),
+                        json.dumps(result, indent=2))
+    evaluation_out.set_string_custom_property("split", decided_on)
+    for key, value in result["candidate"].items():
+      if isinstance(value, float):
+        evaluation_out.set_float_custom_property(key, value)
+    blessed, reasons = result["blessed"], result["reasons"]
+    graph_io.write_text(os.path.join(blessing.uri, "BLESSED" if blessed else "NOT_BLESSED"),
+                        "\n".join(reasons + ([baseline_note] if baseline_note else [])))
+    blessing.set_int_custom_property("blessed", int(blessed))
+    blessing.set_string_custom_property("current_model", model.uri)
+    blessing.set_int_custom_property("current_model_id", model.id)
+    if baseline is not None:
+      blessing.set_string_custom_property("baseline_model", baseline.uri)
+      blessing.set_int_custom_property("baseline_model_id", baseline.id)
+      blessing.set_int_custom_property("baseline_compatible", int(not incompatible))
+      blessing.set_string_custom_property("baseline_incompatibility", baseline_note)
+    blessing.set_string_custom_property("reasons", "; ".join(reasons))
+    blessing.set_string_custom_property("split", decided_on)
+    # Each head's metric, value and bars (`<head>/value` ...); `metric` lists them all.
+    blessing.set_string_custom_property("metric", ", ".join(
+        f"{name}/{t['metric']}" for name, t in result["tasks"].items()))
+    for name, t in result["tasks"].items():
+      blessing.set_float_custom_property(f"{name}/value", t["candidate"][t["metric"]])
+      blessing.set_float_custom_property(f"{name}/trivial_baseline",
+                                         t["trivial"][decided_on][t["metric"]])
+      blessing.set_float_custom_property(f"{name}/required_over_trivial",
+                                         t["thresholds"]["required_over_trivial"])
+      blessing.set_int_custom_property(f"{name}/blessed", int(t["blessed"]))

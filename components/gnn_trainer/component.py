@@ -58,7 +58,8 @@ from tfx.types import channel, component_spec, standard_artifacts
 
 from tfx_gnn.components import config_base, types
 from tfx_gnn.components.gnn_trainer import executor
-from tfx_gnn.components.gnn_trainer.config import ModelConfig, TaskConfig, TrainerConfig
+from tfx_gnn.components.gnn_trainer.config import (ModelConfig, TaskConfig, TasksConfig,
+                                                    TrainerConfig)
 from tfx_gnn.components.subgraph_sampler.config import SamplingConfig
 
 MODULE_FILE_KEY = "module_file"
@@ -70,6 +71,8 @@ class GnnTrainerSpec(component_spec.ComponentSpec):
       "model_config": component_spec.ExecutionParameter(type=str),  # ModelConfig JSON
       "trainer_config": component_spec.ExecutionParameter(type=str),  # TrainerConfig JSON
       "task_config": component_spec.ExecutionParameter(type=str, optional=True),  # TaskConfig
+      # TasksConfig JSON (name -> task): several named tasks trained together, instead.
+      "tasks_config": component_spec.ExecutionParameter(type=str, optional=True),
       # SamplingConfig JSON: with `mode: dynamic` the trainer samples its train subgraphs from
       # the Graph artifact every epoch (the Examples then hold only eval and test).
       "sampling_config": component_spec.ExecutionParameter(type=str, optional=True),
@@ -122,7 +125,7 @@ class GnnTrainer(base_component.BaseComponent):
 
   def __init__(self, examples, graph, tracking_uri: str, experiment: str,
                model_config=None, trainer_config=None, task_config=None,
-               sampling_config=None, module_file: str | None = None,
+               sampling_config=None, tasks_config=None, module_file: str | None = None,
                module_path: str | None = None, memory_limit_gb: float | None = None,
                hyperparameters=None):
     if model_config is None:  # a user module alone: template custom
@@ -134,6 +137,8 @@ class GnnTrainer(base_component.BaseComponent):
         model_config=config_base.to_json(ModelConfig, model),
         trainer_config=config_base.to_json(TrainerConfig, trainer_config or {}),
         task_config=config_base.to_json(TaskConfig, task_config or {}),
+        tasks_config=(None if not tasks_config else
+                      config_base.to_json(TasksConfig, tasks_config)),
         sampling_config=(None if sampling_config is None else
                          config_base.to_json(SamplingConfig, sampling_config)),
         module_file=module_file, module_path=module_path,

@@ -221,6 +221,9 @@ class TaskOptions(Strict):
   """What the model learns (tensorflow_gnn.runner tasks); one class per `type`."""
   type: str
   level: ClassVar[str] = "node"  # node (root-node tasks), link or graph
+  loss_weight: float = pydantic.Field(1.0, gt=0, description=(
+      "Multi-task (`tasks:`): this task's weight in the summed loss (TF-GNN's "
+      "`runner.run(loss_weights=...)`); a single `task:` has none."))
 
   def seeds(self) -> dict:
     """What the sampler must produce for this task (only what changes the subgraphs, so that
@@ -261,6 +264,9 @@ class RootNodeRegressionOptions(TaskOptions):
   """The root node's label as a number."""
   type: Literal["root_node_regression"] = "root_node_regression"
   regression_loss: RegressionLoss = "mse"
+  target_feature: Optional[str] = pydantic.Field(None, description=(
+      "A numeric feature of the labelled node set to predict (never a model input); default: "
+      "the label."))
 
 
 class DGIOptions(TaskOptions):
@@ -343,6 +349,44 @@ TaskConfig = _discriminated(
 """The `task` section: what the model learns, one TaskOptions class per `type`."""
 TASK_TYPES: dict[str, type[TaskOptions]] = _members(get_args(TaskConfig)[0], "type")
 
+# Task types that can share one model in a `tasks:` mapping: root-node tasks on the same
+# sampled subgraphs, whose targets TF-GNN's Runner reads from the `_readout` node set.
+MULTI_TASK = "multi_task"  # the Model artifact's `task` when it has several heads
+MULTI_TASK_TYPES = ("root_node_multiclass", "root_node_binary", "root_node_regression", "dgi")
+
+
+def _task_names(tasks: dict) -> dict:
+  """A `tasks:` mapping: named tasks (names are Keras output names)."""
+  if not tasks:
+    raise ValueError("give at least one task (name -> task)")
+  for name, task in tasks.items():
+    if not name.isidentifier():
+      raise ValueError(f"task name {name!r}: use letters, digits and _ (it names the "
+                       "model's output and its metrics)")
+  return tasks
+
+
+def multi_task_problems(tasks: dict) -> list[str]:
+  """What keeps a `tasks:` mapping of several tasks from sharing one model: (key, message)."""
+  problems = []
+  for name, task in tasks.items():
+    if task.type not in MULTI_TASK_TYPES:
+      problems.append((f"tasks.{name}.type", f"{task.type!r} cannot share a model with other "
+                       f"tasks; a multi-task mapping takes {', '.join(MULTI_TASK_TYPES)}"))
+    if getattr(task, "dgi_loss_weight", 0):
+      problems.append((f"tasks.{name}.dgi_loss_weight", "in a `tasks:` mapping, add a task of "
+                       "type dgi with its own loss_weight instead"))
+  if sum(task.type == "dgi" for task in tasks.values()) > 1 or all(
+      task.type == "dgi" for task in tasks.values()):
+    problems.append(("tasks", "several tasks share a model around one supervised head or more "
+                     "and at most one dgi task"))
+  return problems
+
+
+TasksConfig = Annotated[dict[str, TaskConfig], pydantic.AfterValidator(_task_names)]
+"""The `tasks` section: named tasks trained together (TF-GNN's multi-task Runner), each with
+its own target, head and `loss_weight`."""
+
 
 class IntegratedGradientsConfig(Strict):
   """The `integrated_gradients` signature exported beside `serving_default` (TF-GNN's
@@ -389,10 +433,22 @@ class TrainerConfig(Strict):
   # (TF_CONFIG on localhost, launched by the trainer; components/gnn_trainer/distributed.py);
   # 1 trains in the trainer's own process, or as one worker of a cluster TF_CONFIG describes.
   num_workers: int = pydantic.Field(1, gt=0)
+  # parameter_server only: > 0 trains on a local cluster the trainer launches on loopback (one
+  # coordinator, `num_workers` workers, this many parameter servers; distributed.py); null:
+  # the cluster TF_CONFIG describes.
+  num_ps: Optional[int] = None
   # Fixed-shape batches (TPUs need them): none; fit_or_skip (sizes that fit
   # `fit_or_skip_success_ratio` of batches, the rest skipped); tight (the largest batch seen).
   padding: Literal["none", "fit_or_skip", "tight"] = "none"
   fit_or_skip_success_ratio: float = pydantic.Field(0.99, gt=0, le=1)
+
+  @pydantic.field_validator("num_ps")
+  @classmethod
+  def _some_parameter_server(cls, num_ps):
+    if num_ps is not None and num_ps < 1:
+      raise ValueError(f"{num_ps} parameter servers: strategy 'parameter_server' needs at "
+                       "least one (leave num_ps out to take the cluster from TF_CONFIG)")
+    return num_ps
 
   @pydantic.model_validator(mode="after")
   def _workers_fit_strategy(self):
@@ -401,10 +457,15 @@ class TrainerConfig(Strict):
     if self.validation_freq > self.epochs:
       raise ValueError(f"validation_freq {self.validation_freq} > epochs {self.epochs}: no "
                        f"epoch would be validated (set trainer.validation_freq <= epochs)")
-    if self.num_workers > 1:
+    if self.num_ps is not None:
+      if self.strategy != "parameter_server":
+        raise ValueError(f"num_ps {self.num_ps} needs strategy 'parameter_server' (not "
+                         f"{self.strategy!r})")
+    elif self.num_workers > 1:
       if self.strategy != "multi_worker_mirrored":
         raise ValueError(f"num_workers {self.num_workers} needs strategy "
-                         f"'multi_worker_mirrored' (not {self.strategy!r})")
+                         f"'multi_worker_mirrored' (not {self.strategy!r}), or "
+                         "'parameter_server' with num_ps")
       if self.batch_size % self.num_workers:
         raise ValueError(f"batch_size {self.batch_size} (the global batch) is not divisible "
                          f"by num_workers {self.num_workers}")

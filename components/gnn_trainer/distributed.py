@@ -128,6 +128,11 @@ def encode(value: Any) -> Any:
   if dataclasses.is_dataclass(value) and _dataclasses().get(type(value).__name__) is type(value):
     return {"dataclass": type(value).__name__,
             "fields": {f.name: encode(getattr(value, f.name)) for f in dataclasses.fields(value)}}
+  if getattr(value, "recipe", None) is not None and type(value).__name__ in (
+      "EpochSubgraphs", "DeferredEpochSubgraphs"):
+    # Dynamic mode: each worker rebuilds the sampler from the Graph artifact, and samples
+    # its own shard of the seeds (by its InputContext).
+    return {"dynamic_train_subgraphs": {k: encode(v) for k, v in value.recipe.items()}}
   if hasattr(value, "DESCRIPTOR") and hasattr(value, "SerializeToString"):
     from google.protobuf import text_format
     return {"proto": value.DESCRIPTOR.full_name, "text": text_format.MessageToString(value)}
@@ -141,6 +146,10 @@ def decode(value: Any) -> Any:
     return value
   if "dict" in value:
     return {k: decode(v) for k, v in value["dict"].items()}
+  if "dynamic_train_subgraphs" in value:
+    from tfx_gnn.components.gnn_trainer import dynamic
+    return dynamic.DeferredEpochSubgraphs({k: decode(v) for k, v in
+                                           value["dynamic_train_subgraphs"].items()})
   if "config" in value:
     cls = _configs().get(value["config"])
     if not (isinstance(cls, type) and issubclass(cls, pydantic.BaseModel)):
@@ -173,11 +182,24 @@ def free_ports(count: int) -> list[int]:
       s.close()
 
 
-def local_tf_configs(num_workers: int) -> list[dict]:
-  """One TF_CONFIG per worker: a cluster of `num_workers` workers on localhost."""
-  workers = [f"localhost:{port}" for port in free_ports(num_workers)]
-  return [{"cluster": {"worker": workers}, "task": {"type": "worker", "index": i}}
-          for i in range(num_workers)]
+def local_tf_configs(num_workers: int, num_ps: int = 0) -> list[dict]:
+  """One TF_CONFIG per process: a cluster of `num_workers` workers on localhost; with `num_ps`
+  parameter servers, a ParameterServerStrategy cluster (TF's multi-process tests' layout): the
+  chief (the coordinator, which trains) first, then the workers, then the parameter servers."""
+  if not num_ps:
+    workers = [f"localhost:{port}" for port in free_ports(num_workers)]
+    return [{"cluster": {"worker": workers}, "task": {"type": "worker", "index": i}}
+            for i in range(num_workers)]
+  ports = [f"localhost:{port}" for port in free_ports(1 + num_workers + num_ps)]
+  cluster = {"chief": ports[:1], "worker": ports[1:1 + num_workers],
+             "ps": ports[1 + num_workers:]}
+  return [{"cluster": cluster, "task": {"type": job, "index": i}}
+          for job in ("chief", "worker", "ps") for i in range(len(cluster[job]))]
+
+
+def _role(tf_config: dict) -> str:
+  task = tf_config.get("task", {})
+  return f"{task.get('type', 'worker')} {task.get('index', 0)}"
 
 
 def is_chief(tf_config: dict) -> bool:
@@ -260,14 +282,18 @@ def _describe(returncode: int) -> str:
 def launch_local_workers(num_workers: int, train_kwargs: dict, *,
                          on_epoch: Optional[Callable[[int, dict], None]] = None,
                          log_dir: Optional[str] = None, poll_s: float = 0.5,
-                         stats: Optional[list] = None):
+                         stats: Optional[list] = None, num_ps: int = 0):
   """Runs `training.train(**train_kwargs)` in `num_workers` local worker processes; returns
   the chief's TrainResult. Worker logs are copied to `log_dir` (default: the model_dir).
-  `stats`, if given, receives each worker's wall and CPU seconds inside `training.train`."""
+  `stats`, if given, receives each worker's wall and CPU seconds inside `training.train`.
+  With `num_ps`: a ParameterServerStrategy cluster instead, whose workers and parameter
+  servers serve until the coordinator (the chief, which trains and exports) is done."""
   from tfx_gnn.components.gnn_trainer import training
   scratch = tempfile.mkdtemp(prefix="tfx-gnn-workers-")
   procs: list[subprocess.Popen] = []
-  logs = [os.path.join(scratch, f"worker-{i}.log") for i in range(num_workers)]
+  tf_configs = local_tf_configs(num_workers, num_ps)
+  logs = [os.path.join(scratch, "worker-" + _role(c).replace(" ", "-") + ".log" if num_ps
+                       else f"worker-{i}.log") for i, c in enumerate(tf_configs)]
   log_dir = log_dir or train_kwargs.get("model_dir")
   kept = [os.path.join(log_dir, os.path.basename(p)) if log_dir else p for p in logs]
   try:
@@ -277,7 +303,7 @@ def launch_local_workers(num_workers: int, train_kwargs: dict, *,
                  "scratch": scratch}, f)
     env = dict(os.environ, TF_USE_LEGACY_KERAS="1", **{PARENT_PID_ENV: str(os.getpid())},
                PYTHONPATH=os.pathsep.join(filter(None, [REPO, os.environ.get("PYTHONPATH")])))
-    for i, tf_config in enumerate(local_tf_configs(num_workers)):
+    for i, tf_config in enumerate(tf_configs):
       with open(logs[i], "wb") as log:
         procs.append(subprocess.Popen(
             [sys.executable, "-m", "tfx_gnn.components.gnn_trainer.distributed", spec_path],
@@ -292,20 +318,23 @@ def launch_local_workers(num_workers: int, train_kwargs: dict, *,
         _stop(procs)
         also = "".join(f"; worker {j} {_describe(c)} too" for j, c in failed[1:])
         raise WorkerError(
-            f"training worker {i} of {num_workers} (localhost, pid {procs[i].pid}) "
+            f"training {_role(tf_configs[i]) if num_ps else f'worker {i} of {num_workers}'} "
+            f"(localhost, pid {procs[i].pid}) "
             f"{_describe(code)}{also}; the other workers were stopped. Last lines of its log "
             f"({kept[i]}):\n{_tail(logs[i])}")
-      if all(p.returncode == 0 for p in procs):
-        break
+      if all(p.returncode == 0 for p in procs) or (num_ps and procs[0].returncode == 0):
+        break  # (a parameter-server cluster's servers never exit: the coordinator is done)
       time.sleep(poll_s)
     follower.poll()
     with open(os.path.join(scratch, RESULT_FILE)) as f:
       result = json.load(f)
-    if stats is not None:
+    if stats is not None and not num_ps:
       for i in range(num_workers):
         with open(os.path.join(scratch, f"worker-{i}.json")) as f:
           stats.append(json.load(f))
-    return training.TrainResult(history=result["history"], export_dir=result["export_dir"])
+    return training.TrainResult(history=result["history"], export_dir=result["export_dir"],
+                                target=tuple(result.get("target") or ("root", "label")),
+                                heads=result.get("heads"))
   finally:
     _stop(procs)
     if log_dir:
@@ -319,6 +348,9 @@ def launch_local_workers(num_workers: int, train_kwargs: dict, *,
 def train(*, on_epoch: Optional[Callable[[int, dict], None]] = None, **train_kwargs):
   """`training.train`, in `trainer_cfg.num_workers` local worker processes when it is > 1."""
   num_workers = train_kwargs["trainer_cfg"].num_workers
+  num_ps = train_kwargs["trainer_cfg"].num_ps
+  if num_ps:  # a local ParameterServerStrategy cluster
+    return launch_local_workers(num_workers, train_kwargs, on_epoch=on_epoch, num_ps=num_ps)
   if num_workers > 1:
     return launch_local_workers(num_workers, train_kwargs, on_epoch=on_epoch)
   from tfx_gnn.components.gnn_trainer import training
@@ -335,13 +367,16 @@ def worker_main(spec_path: str) -> int:
   scratch = spec.get("scratch") or os.path.dirname(os.path.abspath(spec_path))
   chief = is_chief(tf_config)
   task = tf_config.get("task", {})
+  if "ps" in tf_config.get("cluster", {}) and not chief:
+    return serve_cluster_task(tf_config)
   if not chief:
     kwargs["export_dir"] = os.path.join(
         scratch, f"{task.get('type', 'worker')}-{task.get('index', 0)}", "export")
   # One worker of a multi-worker run trains with the multi-worker strategy even where the
   # config left the number of workers to the launcher.
-  kwargs["trainer_cfg"] = kwargs["trainer_cfg"].model_copy(
-      update={"num_workers": 1, "strategy": "multi_worker_mirrored"})
+  if kwargs["trainer_cfg"].strategy != "parameter_server":
+    kwargs["trainer_cfg"] = kwargs["trainer_cfg"].model_copy(
+        update={"num_workers": 1, "strategy": "multi_worker_mirrored"})
   epochs_path = os.path.join(scratch, EPOCHS_FILE)
   resolver = tf.distribute.cluster_resolver.TFConfigClusterResolver()
   print(f"tfx-gnn training worker: task {resolver.task_type} {resolver.task_id} "
@@ -363,10 +398,26 @@ def worker_main(spec_path: str) -> int:
   if chief:
     tmp = os.path.join(scratch, RESULT_FILE + ".tmp")
     with open(tmp, "w") as f:
-      json.dump({"history": result.history, "export_dir": result.export_dir}, f)
+      json.dump({"history": result.history, "export_dir": result.export_dir,
+                 "target": list(result.target), "heads": result.heads}, f)
     os.replace(tmp, os.path.join(scratch, RESULT_FILE))
   else:
     shutil.rmtree(os.path.dirname(kwargs["export_dir"]), ignore_errors=True)
+  return 0
+
+
+def serve_cluster_task(tf_config: dict) -> int:
+  """A ParameterServerStrategy worker or parameter server: a TF server that runs what the
+  coordinator sends it, until it is stopped."""
+  # As TF's parameter-server tutorial: a worker's errors go to the coordinator, which retries.
+  os.environ["GRPC_FAIL_FAST"] = "use_caller"
+  resolver = tf.distribute.cluster_resolver.TFConfigClusterResolver()
+  print(f"tfx-gnn {resolver.task_type} {resolver.task_id} of cluster "
+        f"{json.dumps(resolver.cluster_spec().as_dict(), sort_keys=True)}",
+        file=sys.stderr, flush=True)
+  server = tf.distribute.Server(resolver.cluster_spec(), job_name=resolver.task_type,
+                                task_index=resolver.task_id, protocol="grpc", start=True)
+  server.join()
   return 0
 
 

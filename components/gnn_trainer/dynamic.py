@@ -46,6 +46,7 @@ class EpochSubgraphs(runner.DatasetProvider):
     self.first_epoch = int(first_epoch)
     self.chunk_size = int(chunk_size)
     self.split = split
+    self.recipe = None  # train_subgraphs()'s arguments, when it made this
 
   def __len__(self) -> int:
     return len(self.seed_ids)
@@ -78,6 +79,24 @@ class EpochSubgraphs(runner.DatasetProvider):
         passes, output_signature=tf.TensorSpec([None], tf.string))
             .prefetch(2)
             .unbatch())
+
+
+class DeferredEpochSubgraphs(runner.DatasetProvider):
+  """`train_subgraphs(**recipe)`, built when its first dataset is asked for: in a worker of a
+  multi-worker training, after the strategy (which must configure TF's collectives before
+  any TF op runs, and loading the graph runs some)."""
+
+  def __init__(self, recipe: dict):
+    self.recipe = recipe
+    self._subgraphs = None
+
+  def __len__(self) -> int:
+    return len(self.recipe["seed_ids"])
+
+  def get_dataset(self, context: tf.distribute.InputContext) -> tf.data.Dataset:
+    if self._subgraphs is None:
+      self._subgraphs = train_subgraphs(**self.recipe)
+    return self._subgraphs.get_dataset(context)
 
 
 def fixed_subgraphs(sampler: fast_sampler.FastSampler, seed_ids: Sequence[str], salt: str,
@@ -125,6 +144,13 @@ def train_subgraphs(graph_dir: str, sampling_cfg, seed_ids: Sequence[str], *,
   `backup_dir`."""
   sampler = fast_sampler.FastSampler.from_graph_dir(
       graph_dir, sampling_spec(graph_dir, sampling_cfg), seed=sampling_cfg.seed)
-  return EpochSubgraphs(sampler, seed_ids, shuffle_seed=shuffle_seed,
-                        first_epoch=resumed_epoch(backup_dir) if backup_dir else 0,
-                        chunk_size=sampling_cfg.batch_size)
+  subgraphs = EpochSubgraphs(sampler, seed_ids, shuffle_seed=shuffle_seed,
+                             first_epoch=resumed_epoch(backup_dir) if backup_dir else 0,
+                             chunk_size=sampling_cfg.batch_size)
+  # What rebuilds it in another process (a worker of a multi-worker training, which then
+  # samples its own shard of the seeds): the arguments, not the in-memory graph.
+  subgraphs.recipe = {"graph_dir": graph_dir, "sampling_cfg": sampling_cfg,
+                      "seed_ids": [i.item() if hasattr(i, "item") else i for i in seed_ids],
+                      "shuffle_seed": shuffle_seed,
+                      "backup_dir": backup_dir}
+  return subgraphs

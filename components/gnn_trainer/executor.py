@@ -18,7 +18,8 @@ from tfx.types import artifact_utils
 from tfx.utils import path_utils
 
 from tfx_gnn.components import config_base, graph_io, hyperparameters, publish, tracking
-from tfx_gnn.components.gnn_trainer.config import ModelConfig, TaskConfig, TrainerConfig
+from tfx_gnn.components.gnn_trainer.config import (MULTI_TASK, ModelConfig, TaskConfig,
+                                                    TasksConfig, TrainerConfig)
 from tfx_gnn.components.subgraph_sampler.config import SamplingConfig
 
 EMBEDDINGS_FILE = "embeddings.parquet"  # in the Model's directory, for task dgi
@@ -36,6 +37,8 @@ def backup_dir(model_uri: str, examples, graph, exec_properties) -> str:
          "model": json.loads(exec_properties["model_config"]),
          "trainer": json.loads(exec_properties["trainer_config"]),
          "task": json.loads(exec_properties.get("task_config") or "{}")}
+  if exec_properties.get("tasks_config"):
+    key["tasks"] = json.loads(exec_properties["tasks_config"])
   module = exec_properties.get("module_path") or exec_properties.get("module_file")
   if module:
     key["module"] = module
@@ -92,6 +95,10 @@ class Executor(base_executor.BaseExecutor):
     model_cfg = config_base.validate(ModelConfig, exec_properties["model_config"])
     trainer_cfg = TrainerConfig.model_validate_json(exec_properties["trainer_config"])
     task_cfg = config_base.validate(TaskConfig, exec_properties.get("task_config") or "{}")
+    task_cfgs = (config_base.validate(TasksConfig, exec_properties["tasks_config"])
+                 if exec_properties.get("tasks_config") else None)
+    if task_cfgs and len(task_cfgs) == 1:  # a one-task mapping is that task
+      task_cfg, task_cfgs = next(iter(task_cfgs.values())), None
     sampling_cfg = (SamplingConfig.model_validate_json(exec_properties["sampling_config"])
                     if exec_properties.get("sampling_config") else None)
     # -- GnnTuner: its best settings override the model, trainer and sampling configs (also
@@ -122,7 +129,9 @@ class Executor(base_executor.BaseExecutor):
                              **tracking.pipeline_tags(self._context)})
     run.log_params({**tracking.flatten("model", model_cfg.model_dump()),
                     **tracking.flatten("trainer", trainer_cfg.model_dump()),
-                    **tracking.flatten("task", task_cfg.model_dump()),
+                    **(tracking.flatten("tasks", {n: c.model_dump() for n, c in
+                                                  task_cfgs.items()}) if task_cfgs else
+                       tracking.flatten("task", task_cfg.model_dump())),
                     **(tracking.sampling_params(sampling_cfg.model_dump())
                        if sampling_cfg else {})})
     ok = False
@@ -132,7 +141,7 @@ class Executor(base_executor.BaseExecutor):
       label = graph_io.read_label(graph.uri)
       eval_files = graph_io.split_files(examples, "eval")
       train_splits = ["train"]
-      if task_cfg.type == "dgi":
+      if task_cfg.type == "dgi" and not task_cfgs:
         # Unsupervised and transductive (as in the DGI paper): every split's subgraphs, whose
         # labels the model never reads; nothing to validate on.
         train_files = train_files + eval_files + graph_io.split_files(examples, "test")
@@ -168,6 +177,7 @@ class Executor(base_executor.BaseExecutor):
         result = distributed.train(
             train_files=train_files, eval_files=eval_files, subgraph_schema=schema, label=label,
             model_cfg=model_cfg, trainer_cfg=trainer_cfg, task_cfg=task_cfg,
+            **({"task_cfgs": task_cfgs} if task_cfgs else {}),
             model_dir=model_run.uri, export_dir=export_dir, backup_dir=backup,
             on_epoch=on_epoch, train_subgraphs=train_subgraphs,
             module_file=exec_properties.get("module_file") or None,
@@ -183,7 +193,7 @@ class Executor(base_executor.BaseExecutor):
         model.set_int_custom_property("exported_epoch", exported)
         model.set_int_custom_property("epochs_trained", epoch_logs[-1][0] + 1)
         run.client.set_tag(run.run_id, "exported_epoch", str(exported))
-      if task_cfg.type == "dgi":
+      if task_cfg.type == "dgi" and not task_cfgs:
         path = os.path.join(model.uri, EMBEDDINGS_FILE)
         files_by_split = {s: graph_io.split_files(examples, s) for s in graph_io.SPLITS}
         if dynamic_mode:  # no train split on disk: its subgraphs as the batch mode samples them
@@ -196,12 +206,14 @@ class Executor(base_executor.BaseExecutor):
       # The evaluator reads each example's target where the task did.
       model.set_string_custom_property("target_location", result.target[0])
       model.set_string_custom_property("target_feature", result.target[1])
+      if result.heads:  # multi-task: the evaluator scores each head on its own target
+        model.set_string_custom_property("heads", json.dumps(result.heads, sort_keys=True))
       for key, values in result.history.items():
         model.set_float_custom_property(f"final_{key}", values[-1])
       ok = True
     finally:
       run.finish(ok)
-    model.set_string_custom_property("task", task_cfg.type)
+    model.set_string_custom_property("task", MULTI_TASK if task_cfgs else task_cfg.type)
     model.set_string_custom_property("sampling_mode", "dynamic" if dynamic_mode else "batch")
     model.set_string_custom_property("mlflow_run_id", run.run_id)
     model.set_string_custom_property("mlflow_tracking_uri", run.tracking_uri)

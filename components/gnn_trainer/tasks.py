@@ -53,6 +53,9 @@ class Tasks:
   # Where the evaluator finds each example's target: (location, feature), location one of
   # `root` (the root node), `readout` (the `_readout` node set) or `context`.
   target: tuple = ("root", "label")
+  # Multi-task: each supervised head's type and target (name -> {type, feature, num_classes}),
+  # the serving outputs of the model; None for a single task.
+  heads: Optional[dict] = None
 
 
 def _check_label(cfg: TaskConfig, label: Optional[graph_io.Label]) -> graph_io.Label:
@@ -85,13 +88,134 @@ def make_tasks(cfg: TaskConfig, label: Optional[graph_io.Label], seed: int = 0,
     return _graph_task(cfg, label, gtspec)
   if label is None and cfg.type == "dgi":
     raise TaskError("task.type: dgi needs the node set to embed (the graph's labelled one)")
-  tasks = _root_node_tasks(cfg, label, seed)
+  tasks = _root_node_tasks(cfg, label, seed, gtspec)
   tasks.readout_node_sets = [label.node_set]
-  tasks.target = ("root", label.feature)
+  tasks.target = ("root", _target_feature(cfg, label, gtspec))
   return tasks
 
 
-def _root_node_tasks(cfg: TaskConfig, label: Optional[graph_io.Label], seed: int) -> Tasks:
+def _target_feature(cfg: TaskConfig, label: graph_io.Label,
+                    gtspec: Optional[tfgnn.GraphTensorSpec], key: str = "task") -> str:
+  """The root node's feature that `cfg` predicts: its target_feature (regression) or the
+  label; a target_feature must be a scalar feature of the labelled node set."""
+  feature = getattr(cfg, "target_feature", None)
+  if not feature:
+    return label.feature
+  if gtspec is not None:
+    features = gtspec.node_sets_spec[label.node_set].features_spec
+    if feature not in features:
+      raise TaskError(f"{key}.target_feature: node set {label.node_set!r} has no feature "
+                      f"{feature!r} (it has {', '.join(sorted(features))})")
+    if features[feature].shape[1:].num_elements() != 1:
+      raise TaskError(f"{key}.target_feature: {label.node_set}.{feature} is not one number "
+                      f"per node (shape {features[feature].shape[1:].as_list()})")
+  return feature
+
+
+class _ScaledLoss(tf.keras.losses.Loss):
+  """`weight` times a Keras loss."""
+
+  def __init__(self, loss, weight: float):
+    super().__init__(name=getattr(loss, "name", None))
+    self._loss, self._weight = loss, float(weight)
+
+  def __call__(self, y_true, y_pred, sample_weight=None):
+    return self._weight * self._loss(y_true, y_pred, sample_weight=sample_weight)
+
+
+class WeightedTask(runner.Task):
+  """A runner task whose losses are scaled by its loss weight.
+
+  Multi-task loss weights are applied here rather than by `runner.run(loss_weights=...)`:
+  Keras pairs the flattened weights with the flattened outputs, and a task with several
+  outputs (DeepGraphInfomaxTask: predictions and representations) shifts every later task's
+  weight onto another output (seen: DGI took the classification's weight, the classification
+  loss none, and it stayed at chance), while the Runner only takes weights shaped like the
+  task mapping."""
+
+  def __init__(self, task: runner.Task, weight: float):
+    self.task, self.weight = task, float(weight)
+
+  def preprocess(self, inputs):
+    return self.task.preprocess(inputs)
+
+  def predict(self, *args):
+    return self.task.predict(*args)
+
+  def losses(self):
+    return tf.nest.map_structure(lambda loss: _ScaledLoss(loss, self.weight),
+                                 self.task.losses())
+
+  def metrics(self):
+    return self.task.metrics()
+
+
+def weighted(tasks: dict, weights: dict) -> dict:
+  """Each task of a mapping with its loss weight applied (WeightedTask; 1: as it is)."""
+  return {name: task if weights[name] == 1.0 else WeightedTask(task, weights[name])
+          for name, task in tasks.items()}
+
+
+def make_multi_tasks(cfgs: dict, label: Optional[graph_io.Label], seed: int = 0,
+                     gtspec: Optional[tfgnn.GraphTensorSpec] = None) -> Tasks:
+  """Named root-node tasks (`tasks:`) trained together by the Runner, each with its head and
+  loss weight. Every target is moved into the `_readout` node set before any task sees the
+  graph (the Runner's multi-task rule: no task may change the GraphTensor) and removed from
+  every node of the labelled set, so that no task's target is a model input; the tasks then
+  read it by `label_feature_name`."""
+  if label is None:
+    raise TaskError(f"tasks: {', '.join(cfgs)} need a labelled node set (the root of every "
+                    "subgraph); the graph has none")
+  root = label.node_set
+  readout_name = {}  # task -> the `_readout` feature holding its target
+  targets = {}  # root feature -> its `_readout` feature
+  for name, cfg in cfgs.items():
+    if cfg.type == "dgi":
+      continue
+    _check_label(cfg, label)
+    feature = _target_feature(cfg, label, gtspec, key=f"tasks.{name}")
+    targets.setdefault(feature, f"target_{feature}")
+    readout_name[name] = targets[feature]
+  regression = {readout_name[n] for n, c in cfgs.items() if c.type == "root_node_regression"}
+
+  def targets_into_readout(graph: tfgnn.GraphTensor) -> tfgnn.GraphTensor:
+    graph = tfgnn.keras.layers.AddReadoutFromFirstNode("root", node_set_name=root)(graph)
+    for feature, new_name in targets.items():
+      graph = tfgnn.structured_readout_into_feature(
+          graph, "root", feature_name=feature, new_feature_name=new_name)
+    readout = dict(graph.node_sets["_readout"].features)
+    for new_name in regression:
+      readout[new_name] = tf.cast(readout[new_name], tf.float32)
+    features = {k: v for k, v in graph.node_sets[root].features.items() if k not in targets}
+    return graph.replace_features(node_sets={root: features, "_readout": readout})
+
+  task, heads = {}, {}
+  for name, cfg in cfgs.items():
+    if cfg.type == "dgi":
+      task[name] = contrastive_losses.DeepGraphInfomaxTask(root, seed=seed)
+      continue
+    head = f"{name}_logits"
+    if cfg.type == "root_node_multiclass":
+      task[name] = runner.RootNodeMulticlassClassification(
+          root, num_classes=label.num_classes, name=head, label_feature_name=readout_name[name])
+    elif cfg.type == "root_node_binary":
+      task[name] = runner.RootNodeBinaryClassification(
+          root, name=head, label_feature_name=readout_name[name])
+    else:
+      cls = {"mse": runner.RootNodeMeanSquaredError,
+             "mae": runner.RootNodeMeanAbsoluteError}[cfg.regression_loss]
+      task[name] = cls(root, name=head, label_feature_name=readout_name[name])
+    heads[name] = {"type": cfg.type, "feature": _target_feature(cfg, label, gtspec),
+                   "num_classes": label.num_classes, "layer": head}
+  return Tasks(weighted(task, {name: cfg.loss_weight for name, cfg in cfgs.items()}), None,
+               [targets_into_readout],
+               # The graph's label is no input, even where no task predicts it.
+               [] if label.feature in targets else [label.feature], unsupervised=not heads,
+               readout_node_sets=[root], target=("root", label.feature), heads=heads)
+
+
+def _root_node_tasks(cfg: TaskConfig, label: Optional[graph_io.Label], seed: int,
+                     gtspec: Optional[tfgnn.GraphTensorSpec] = None) -> Tasks:
   if label is None:
     _check_label(cfg, label)
   root = label.node_set
@@ -113,7 +237,7 @@ def _root_node_tasks(cfg: TaskConfig, label: Optional[graph_io.Label], seed: int
           "classification": runner.RootNodeMulticlassClassification(
               root, num_classes=label.num_classes, label_feature_name="label"),
           "dgi": contrastive_losses.DeepGraphInfomaxTask(root, seed=seed)}
-      return Tasks(task, {"classification": 1.0, "dgi": cfg.dgi_loss_weight},
+      return Tasks(weighted(task, {"classification": 1.0, "dgi": cfg.dgi_loss_weight}), None,
                    [label_into_readout], [], unsupervised=False)
     return Tasks(runner.RootNodeMulticlassClassification(
         root, num_classes=label.num_classes, label_fn=label_fn), None, [], [], False)
@@ -123,7 +247,11 @@ def _root_node_tasks(cfg: TaskConfig, label: Optional[graph_io.Label], seed: int
   if cfg.type == "root_node_regression":
     cls = {"mse": runner.RootNodeMeanSquaredError,
            "mae": runner.RootNodeMeanAbsoluteError}[cfg.regression_loss]
-    return Tasks(cls(root, label_fn=_float_label(label_fn)), None, [], [], False)
+    target = _target_feature(cfg, label, gtspec)
+    label_fn = runner.RootNodeLabelFn(root, feature_name=target)
+    # Another feature's regression: the graph's label is no input either.
+    return Tasks(cls(root, label_fn=_float_label(label_fn)), None, [],
+                 [label.feature] if target != label.feature else [], False)
   raise TaskError(f"task.type: unknown task {cfg.type!r}")
 
 
@@ -270,9 +398,45 @@ class RootEmbeddingExporter(runner.KerasModelExporter):
         signatures={"serving_default": serving_default, ROOT_EMBEDDING_SIGNATURE: with_embedding})
 
 
-def exporters(tasks: Tasks) -> list:
+class MultiHeadExporter(runner.ModelExporter):
+  """A multi-task model's SavedModel: `serving_default` takes serialized subgraphs and returns
+  every supervised head's output by task name. It parses them without the tasks' targets
+  (they are no inputs: serving needs no label) and puts the `_readout` structure on the root
+  node itself, as the training preprocessing did."""
+
+  def __init__(self, heads: dict, root: str, subgraph_schema: tfgnn.GraphSchema):
+    self._heads = heads
+    self._root = root
+    schema = tfgnn.GraphSchema()
+    schema.CopyFrom(subgraph_schema)
+    for head in heads.values():
+      schema.node_sets[root].features.pop(head["feature"], None)
+    self._spec = tfgnn.create_graph_spec_from_schema_pb(schema)
+
+  def save(self, run_result, export_dir: str):
+    model = run_result.trained_model
+    heads = tf.keras.Model(model.inputs, {name: model.get_layer(head["layer"]).output
+                                          for name, head in self._heads.items()})
+    examples = tf.keras.Input([], dtype=tf.string, name="examples")
+    graph = tfgnn.keras.layers.ParseExample(self._spec)(examples)
+    graph = graph.merge_batch_to_components()
+    graph = tfgnn.keras.layers.AddReadoutFromFirstNode("root", node_set_name=self._root)(graph)
+    # DGI's corrupted copy is an input of the trained model that no head reads.
+    serving = tf.keras.Model(examples, heads([graph] * len(model.inputs)))
+
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="examples")])
+    def serving_default(examples):
+      return serving(examples)
+
+    tf.keras.models.save_model(serving, export_dir, save_format="tf", include_optimizer=False,
+                               save_traces=False, signatures={"serving_default": serving_default})
+
+
+def exporters(tasks: Tasks, subgraph_schema: Optional[tfgnn.GraphSchema] = None) -> list:
   """The serving model: task outputs for supervised tasks (root-node tasks also the root's
   embedding); for DGI the root node's clean representation (its embedding) as `embeddings`."""
+  if tasks.heads:
+    return [MultiHeadExporter(tasks.heads, tasks.readout_node_sets[0], subgraph_schema)]
   if tasks.unsupervised:
     return [runner.SubmoduleExporter(DGI_REPRESENTATIONS, output_names=EMBEDDINGS_OUTPUT,
                                      include_preprocessing=True)]

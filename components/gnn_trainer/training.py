@@ -41,6 +41,7 @@ class TrainResult:
   export_dir: str
   # Where each example's target is: (location, feature), see tasks.Tasks.target.
   target: tuple = ("root", "label")
+  heads: Optional[dict] = None  # multi-task: tasks.Tasks.heads
 
 
 class _History(tf.keras.callbacks.Callback):
@@ -178,6 +179,7 @@ def train(*, train_files: Sequence[str], eval_files: Sequence[str],
           trainer_cfg: TrainerConfig, model_dir: str, export_dir: str,
           backup_dir: Optional[str] = None,
           task_cfg: Optional[TaskConfig] = None,
+          task_cfgs: Optional[dict] = None,
           on_epoch: Optional[Callable[[int, dict], None]] = None,
           train_subgraphs=None, module_file: Optional[str] = None,
           module_path: Optional[str] = None) -> TrainResult:
@@ -191,7 +193,10 @@ def train(*, train_files: Sequence[str], eval_files: Sequence[str],
   strategy = make_strategy(trainer_cfg)
   gtspec = tfgnn.create_graph_spec_from_schema_pb(subgraph_schema)
   task_cfg = task_cfg or RootNodeMulticlassOptions()
-  task_set = tasks.make_tasks(task_cfg, label, trainer_cfg.seed, gtspec)
+  # Several named tasks (`tasks:`): one model, a head per task.
+  task_set = (tasks.make_multi_tasks(task_cfgs, label, trainer_cfg.seed, gtspec)
+              if task_cfgs and len(task_cfgs) > 1 else
+              tasks.make_tasks(task_cfg, label, trainer_cfg.seed, gtspec))
   history = _History(on_epoch)
   callbacks = [history, EpochProgress()]
   if trainer_cfg.early_stopping_patience and eval_files:
@@ -233,8 +238,9 @@ def train(*, train_files: Sequence[str], eval_files: Sequence[str],
           cache=fits_in_cache(train_files, trainer_cfg)))
   eval_ds = (multi_worker.ShardedTFRecordProvider(
       eval_files, cache=fits_in_cache(eval_files, trainer_cfg)) if eval_files else None)
-  exporters = tasks.exporters(task_set)
-  if task_cfg.has_integrated_gradients and trainer_cfg.integrated_gradients is not None:
+  exporters = tasks.exporters(task_set, subgraph_schema)
+  if (task_cfg.has_integrated_gradients and trainer_cfg.integrated_gradients is not None
+      and not task_set.heads):
     exporters.append(ig_exporter.IntegratedGradientsExporter(
         IG_OUTPUT_NAME, subdirectory=IG_SUBDIR, **trainer_cfg.integrated_gradients.model_dump()))
   runner.run(
@@ -255,7 +261,7 @@ def train(*, train_files: Sequence[str], eval_files: Sequence[str],
       epochs=trainer_cfg.epochs,
       model_exporters=exporters,
       export_dirs=[export_dir])
-  return TrainResult(history.history, export_dir, task_set.target)
+  return TrainResult(history.history, export_dir, task_set.target, task_set.heads)
 
 
 def embed(model_dir: str, files, subgraph_schema: tfgnn.GraphSchema,

@@ -230,6 +230,28 @@ def _evaluation_html(ev: dict) -> str:
   return body
 
 
+def _tasks_html(ev: dict) -> str:
+  """A multi-task model's heads: each one's metric on every split against its own trivial
+  baseline, the bar it had to clear and its verdict (every head must pass)."""
+  esc = html_report.esc
+  decided = ev.get("split", "eval")
+  rows = []
+  for name, task in ev["tasks"].items():
+    metric, thresholds = task["metric"], task["thresholds"]
+    row = {"task": name, "type": task["type"], "target": task["target"], "metric": metric}
+    for split, metrics in task["splits"].items():
+      row[split + (" (decided)" if split == decided else "")] = metrics[metric]
+    row[f"trivial baseline ({decided})"] = task["trivial"][decided][metric]
+    row["required"] = (("<= " if thresholds["lower_is_better"] else ">= ")
+                       + f"{thresholds['required_over_trivial']:.4f}")
+    row["latest blessed"] = task["baseline"][metric] if task.get("baseline") else "(none)"
+    row["passed"] = "yes" if task["blessed"] else "no: " + "; ".join(task["reasons"])
+    rows.append(row)
+  return (html_report.table(rows, left=("task", "type", "target", "metric", "passed"))
+          + f"<p>Blessed only if every head beats its own trivial baseline and passes its own "
+            f"gate: {esc('blessed' if ev['blessed'] else 'not blessed')}.</p>")
+
+
 def render_html(data: RunData, figures: Optional[dict[str, bytes]] = None) -> str:
   figures = plots(data) if figures is None else figures
   t = html_report.table
@@ -298,6 +320,8 @@ def render_html(data: RunData, figures: Optional[dict[str, bytes]] = None) -> st
   if data.evaluation:
     out.append(sec("evaluation", "Evaluation: the blessing gate",
                    _evaluation_html(data.evaluation)))
+  if data.evaluation and data.evaluation.get("tasks"):
+    out.append(sec("tasks", "Tasks: each head's gate", _tasks_html(data.evaluation)))
     out.append(sec("confusion", "Confusion matrix",
                    html_report.img(figures["confusion.png"], "confusion matrix")
                    if "confusion.png" in figures else
