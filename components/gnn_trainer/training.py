@@ -99,8 +99,18 @@ class EpochProgress(tf.keras.callbacks.Callback):
   """One log line per epoch: its metrics, its time and the time left (`tfx-gnn run` shows it
   on stderr)."""
 
+  def __init__(self):
+    super().__init__()
+    self._created = time.monotonic()
+
   def on_train_begin(self, logs=None):
     self._durations: list[float] = []
+    self._fit_start = time.monotonic()
+    logging.info("GnnTrainer: %.1f s before fit (input pipeline, padding, model)",
+                 self._fit_start - self._created)
+
+  def on_train_end(self, logs=None):
+    logging.info("GnnTrainer: fit took %.1f s", time.monotonic() - self._fit_start)
 
   def on_epoch_begin(self, epoch, logs=None):
     self._start = time.monotonic()
@@ -120,6 +130,19 @@ class EpochProgress(tf.keras.callbacks.Callback):
 def _duration(seconds: float) -> str:
   minutes, seconds = divmod(int(round(seconds)), 60)
   return f"{minutes} min {seconds} s" if minutes else f"{seconds} s"
+
+
+class TimedExporter(runner.ModelExporter):
+  """Logs how long an exporter's save takes (the exports are part of the trainer's time)."""
+
+  def __init__(self, exporter: runner.ModelExporter):
+    self._exporter = exporter
+
+  def save(self, run_result, export_dir: str):
+    start = time.monotonic()
+    self._exporter.save(run_result, export_dir)
+    logging.info("GnnTrainer: %s took %.1f s", type(self._exporter).__name__,
+                 time.monotonic() - start)
 
 
 def make_strategy(cfg: TrainerConfig) -> tf.distribute.Strategy:
@@ -289,7 +312,7 @@ def train(*, train_files: Sequence[str], eval_files: Sequence[str],
       gtspec=gtspec,
       global_batch_size=trainer_cfg.batch_size,
       epochs=trainer_cfg.epochs,
-      model_exporters=exporters,
+      model_exporters=[TimedExporter(e) for e in exporters],
       export_dirs=[export_dir])
   return TrainResult(history.history, export_dir, task_set.target)
 
