@@ -112,9 +112,14 @@ def measure(args) -> dict:
     return model
   runner.KerasTrainer.train = instrumented_train
 
+  # `--ours-trainer`: trainer options of ours only (e.g. padding and jit_compile); the
+  # standalone run keeps runner.run's defaults.
+  ours_trainer = config.trainer.model_copy(update=json.loads(args.ours_trainer or "{}"))
+  ours_trainer = type(config.trainer).model_validate(ours_trainer.model_dump())
+
   def ours(tmp):
     training.train(train_files=files["train"], eval_files=files["eval"], subgraph_schema=schema,
-                   label=label, model_cfg=config.model, trainer_cfg=config.trainer,
+                   label=label, model_cfg=config.model, trainer_cfg=ours_trainer,
                    task_cfg=config.task, model_dir=os.path.join(tmp, "run"),
                    export_dir=os.path.join(tmp, "model"))
 
@@ -212,6 +217,9 @@ def main(argv=None) -> None:
   parser.add_argument("--workdir", default="runs/bench")
   parser.add_argument("--out", default="runs/bench/input_bench.json")
   parser.add_argument("--summarize", default="", help="reprint an earlier run's JSON and exit")
+  parser.add_argument("--ours-trainer", default="", help=(
+      "JSON of trainer options for ours only, e.g. '{\"padding\": \"none\", "
+      "\"jit_compile\": false}' (default: the config's trainer section)"))
   parser.add_argument("--role", default="driver", help=argparse.SUPPRESS)
   for hidden in ("--graph-dir", "--examples", "--files"):
     parser.add_argument(hidden, default="", help=argparse.SUPPRESS)
@@ -230,7 +238,8 @@ def main(argv=None) -> None:
             "params": {"papers": args.papers, "config": args.config, "epochs": args.epochs,
                        "reps": args.reps, "shards": args.shards}}
   base = ["--papers", str(args.papers), "--config", args.config, "--epochs", str(args.epochs),
-          "--reps", str(args.reps), "--shards", str(args.shards), "--workdir", args.workdir]
+          "--reps", str(args.reps), "--shards", str(args.shards), "--workdir", args.workdir,
+          "--ours-trainer", args.ours_trainer]
   prepared = common.child(MODULE, "prepare", base)
   report["data"] = prepared
   report["measure"] = common.child(MODULE, "measure", base + [

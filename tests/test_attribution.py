@@ -154,3 +154,22 @@ def test_planted_features_rank_above_noise_features(tmp_path):
   print(f"test accuracy {summary['test_metrics']['accuracy']:.3f}; ranks (1 = most important) "
         f"of planted dims {planted}, of noise dims {noise}")
   assert max(planted.values()) < min(noise.values()), (planted, noise)
+
+
+def test_time_budget_stops_starting_batches(served_tiny_run):
+  """`attribution.time_budget_s`: once spent, no further batch starts (the first always runs)."""
+  import glob
+  from tfx.utils import path_utils
+  from tfx_gnn.components import graph_io
+  root = served_tiny_run.config.pipeline.root
+  test_split = sorted(glob.glob(os.path.join(root, "**", "Split-test"), recursive=True))[0]
+  examples_uri = os.path.dirname(test_split)
+  schema = graph_io.read_schema_file(graph_io.subgraph_schema_path(examples_uri))
+  label = graph_io.Label("paper", "label", 4)
+  model_dir = path_utils.serving_model_path(served_tiny_run.summary["model_uri"])
+  files = sorted(glob.glob(os.path.join(test_split, "*")))
+  kwargs = dict(steps=served_tiny_run.config.trainer.integrated_gradients.steps,
+                num_subgraphs=60, batch_size=16)
+  assert len(attribution.attribute(model_dir, files, schema, label, time_budget_s=1e-9,
+                                   **kwargs)) == 16
+  assert len(attribution.attribute(model_dir, files, schema, label, **kwargs)) == 60

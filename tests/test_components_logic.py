@@ -340,3 +340,24 @@ def test_a_user_module_is_template_custom_and_packaged_by_its_sources_hash(tmp_p
   assert sys.modules["user_gnn"].EDITED
   assert training.load_user_model_fn(module_file=USER_MODULE).__name__ == "model_fn"
   assert training.load_user_model_fn() is None
+
+
+def test_ids_hashed_in_preprocessing_as_the_model_would_and_jit_needs_padding():
+  """trainer.jit_compile: string `#id`s become, before the compiled step, the buckets that the
+  model's own Hashing layer computes; XLA without padding (no fixed shapes) is refused."""
+  import tensorflow as tf
+  import tensorflow_gnn as tfgnn
+  from tfx_gnn.components.gnn_trainer import config as trainer_config
+  from tfx_gnn.components.gnn_trainer import training
+  ids = tf.constant(["a", "b", "author/17", "a"])
+  graph = tfgnn.GraphTensor.from_pieces(node_sets={
+      "author": tfgnn.NodeSet.from_fields(sizes=[4], features={"#id": ids}),
+      "paper": tfgnn.NodeSet.from_fields(sizes=[1], features={"x": tf.ones([1, 2])})})
+  hashed = training.hash_ids_processor(1000)(graph)
+  assert hashed.node_sets["author"]["#id"].dtype == tf.int64
+  assert hashed.node_sets["author"]["#id"].numpy().tolist() == (
+      tf.keras.layers.Hashing(1000)(ids).numpy().tolist())
+  assert set(hashed.node_sets["paper"].features) == {"x"}
+  with pytest.raises(ValueError, match="trainer.padding"):
+    trainer_config.TrainerConfig(jit_compile=True)
+  trainer_config.TrainerConfig(jit_compile=True, padding="fit_or_skip")

@@ -22,8 +22,10 @@ from __future__ import annotations
 import collections
 import dataclasses
 import os
+import time
 from typing import Optional, Sequence
 
+from absl import logging
 import numpy as np
 import pandas as pd
 import tensorflow as tf
@@ -147,9 +149,12 @@ def _split_components(graph: tfgnn.GraphTensor, gradients: tfgnn.GraphTensor, st
 
 def attribute(serving_model_dir: str, files: Sequence[str], subgraph_schema: tfgnn.GraphSchema,
               label: graph_io.Label, *, steps: int, num_subgraphs: int, batch_size: int = 32,
-              hop_edges: str = "undirected") -> list[SubgraphAttribution]:
+              hop_edges: str = "undirected",
+              time_budget_s: Optional[float] = None) -> list[SubgraphAttribution]:
   """Runs the model's integrated-gradients signature over the first `num_subgraphs`
-  subgraphs of `files` (serialized, labelled GraphTensors)."""
+  subgraphs of `files` (serialized, labelled GraphTensors); with `time_budget_s`, no batch
+  starts after that many seconds (the first always runs)."""
+  start = time.monotonic()
   _, signature = load_ig_signature(serving_model_dir)
   gtspec = tfgnn.create_graph_spec_from_schema_pb(subgraph_schema)
   if label.node_set not in gtspec.node_sets_spec:
@@ -158,6 +163,10 @@ def attribute(serving_model_dir: str, files: Sequence[str], subgraph_schema: tfg
   out: list[SubgraphAttribution] = []
   dataset = tf.data.TFRecordDataset(list(files)).take(num_subgraphs).batch(batch_size)
   for batch in dataset:
+    if out and time_budget_s is not None and time.monotonic() - start > time_budget_s:
+      logging.info("Attribution: time budget of %.0f s spent after %d subgraphs", time_budget_s,
+                   len(out))
+      break
     result = signature(batch)
     gradients = next(iter(result.values()))
     graph = tfgnn.parse_example(gtspec, batch).merge_batch_to_components()

@@ -2,7 +2,7 @@
 export is the trainer's: `trainer.integrated_gradients`)."""
 from __future__ import annotations
 
-from typing import Literal
+from typing import Literal, Optional
 
 import pydantic
 
@@ -14,6 +14,10 @@ class AttributionConfig(Strict):
   enabled: bool = True
   num_subgraphs: int = pydantic.Field(256, gt=0)  # test subgraphs attributed (the first N)
   batch_size: int = pydantic.Field(32, gt=0)
+  # Stop starting new batches after this many seconds (the batches done so far are summarized;
+  # the first always runs); null: attribute all `num_subgraphs`. Caps the component's cost on
+  # wide graphs, where each subgraph's gradients cost more.
+  time_budget_s: Optional[float] = pydantic.Field(None, gt=0)
   # Hop distance from the root: BFS over the sampled edges taken in both directions
   # ("undirected") or only in their sampled direction, away from the root ("sampled").
   hop_edges: Literal["undirected", "sampled"] = "undirected"

@@ -27,7 +27,7 @@ def run_attribution(model_dir: str, examples_uri: str, split_file_list, graph_ur
       model_dir, split_file_list,
       graph_io.read_schema_file(graph_io.subgraph_schema_path(examples_uri)), label,
       steps=ig.steps, num_subgraphs=config.num_subgraphs, batch_size=config.batch_size,
-      hop_edges=config.hop_edges)
+      hop_edges=config.hop_edges, time_budget_s=config.time_budget_s)
   summary = attribution.summarize(subgraphs)
   settings = {"split": SPLIT, "steps": ig.steps,
               "counterfactual": "random uniform" if ig.random_counterfactual else "zeros",

@@ -441,6 +441,11 @@ class TrainerConfig(Strict):
   # `fit_or_skip_success_ratio` of batches, the rest skipped); tight (the largest batch seen).
   padding: Literal["none", "fit_or_skip", "tight"] = "none"
   fit_or_skip_success_ratio: float = pydantic.Field(0.99, gt=0, le=1)
+  # Compile the training step with XLA (Keras `jit_compile`; needs `padding` fit_or_skip or
+  # tight: XLA compiles once per shape). The string `#id` features are then hashed to
+  # `model.id_hash_bins` integer buckets in preprocessing, outside the compiled step (XLA takes
+  # no strings); the model's id embeddings read those buckets. benchmarks/README.md: measured.
+  jit_compile: bool = False
 
   @pydantic.field_validator("num_ps")
   @classmethod
@@ -457,6 +462,9 @@ class TrainerConfig(Strict):
     if self.validation_freq > self.epochs:
       raise ValueError(f"validation_freq {self.validation_freq} > epochs {self.epochs}: no "
                        f"epoch would be validated (set trainer.validation_freq <= epochs)")
+    if self.jit_compile and self.padding == "none":
+      raise ValueError("jit_compile needs fixed shapes: set trainer.padding to fit_or_skip or "
+                       "tight")
     if self.num_ps is not None:
       if self.strategy != "parameter_server":
         raise ValueError(f"num_ps {self.num_ps} needs strategy 'parameter_server' (not "

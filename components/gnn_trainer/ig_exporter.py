@@ -108,16 +108,19 @@ class IntegratedGradientsExporter(tfgnn_attribution.IntegratedGradientsExporter)
       raise ValueError("Integrated gradients requires a `preprocess_model`.")
     xs, *_ = preprocess_model.output
     model_for_export = tf.keras.Model(preprocess_model.input, model(xs))
+    # Only the integrated-gradients signature (Attribution's one use of this SavedModel; the
+    # serving model beside it has `serving_default`), and no Keras layer traces nor optimizer:
+    # the library's exporter retraced the whole model for both, most of the export's time.
     signatures = {
         SIGNATURE: integrated_gradients(
             preprocess_model, model, output_name=self._integrated_gradients_output_name,
             random_counterfactual=self._random_counterfactual, steps=self._steps,
-            seed=self._seed),
-        "serving_default": tf.function(
-            model_for_export,
-            input_signature=tfgnn_attribution._input_signature(model_for_export)),
-    }
+            seed=self._seed)}
+    # The signature's loss updates the compiled loss's mean metric: its variables must be
+    # tracked by the saved object (Keras's layer traces tracked them before).
+    model_for_export.ig_loss_metrics = model.compiled_loss.metrics
     if self._subdirectory:
       export_dir = os.path.join(export_dir, self._subdirectory)
     tf.keras.models.save_model(model_for_export, export_dir, signatures=signatures,
-                               options=self._options)
+                               options=self._options, include_optimizer=False,
+                               save_traces=False)

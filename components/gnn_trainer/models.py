@@ -80,7 +80,9 @@ def initial_states(gtspec: tfgnn.GraphTensorSpec, cfg: ModelConfig,
       return tf.keras.layers.Dense(
           cfg.units, name=f"project_{node_set_name}", kernel_regularizer=l2)(x)
     if cfg.id_embeddings and graph_io.ID in gtspec.node_sets_spec[node_set_name].features_spec:
-      ids = tf.keras.layers.Hashing(cfg.id_hash_bins)(node_set[graph_io.ID])
+      ids = node_set[graph_io.ID]
+      if ids.dtype == tf.string:  # else already hashed in preprocessing (hash_ids_processor)
+        ids = tf.keras.layers.Hashing(cfg.id_hash_bins)(ids)
       x = tf.keras.layers.Embedding(
           cfg.id_hash_bins, cfg.id_embedding_dim, name=f"embed_{node_set_name}",
           embeddings_regularizer=l2)(ids)

@@ -100,8 +100,18 @@ class EpochProgress(tf.keras.callbacks.Callback):
   """One log line per epoch: its metrics, its time and the time left (`tfx-gnn run` shows it
   on stderr)."""
 
+  def __init__(self):
+    super().__init__()
+    self._created = time.monotonic()
+
   def on_train_begin(self, logs=None):
     self._durations: list[float] = []
+    self._fit_start = time.monotonic()
+    logging.info("GnnTrainer: %.1f s before fit (input pipeline, padding, model)",
+                 self._fit_start - self._created)
+
+  def on_train_end(self, logs=None):
+    logging.info("GnnTrainer: fit took %.1f s", time.monotonic() - self._fit_start)
 
   def on_epoch_begin(self, epoch, logs=None):
     self._start = time.monotonic()
@@ -123,6 +133,19 @@ def _duration(seconds: float) -> str:
   return f"{minutes} min {seconds} s" if minutes else f"{seconds} s"
 
 
+class TimedExporter(runner.ModelExporter):
+  """Logs how long an exporter's save takes (the exports are part of the trainer's time)."""
+
+  def __init__(self, exporter: runner.ModelExporter):
+    self._exporter = exporter
+
+  def save(self, run_result, export_dir: str):
+    start = time.monotonic()
+    self._exporter.save(run_result, export_dir)
+    logging.info("GnnTrainer: %s took %.1f s", type(self._exporter).__name__,
+                 time.monotonic() - start)
+
+
 def make_strategy(cfg: TrainerConfig) -> tf.distribute.Strategy:
   """The configured tf.distribute strategy (cluster-based ones read TF_CONFIG)."""
   if cfg.strategy == "mirrored":
@@ -136,13 +159,46 @@ def make_strategy(cfg: TrainerConfig) -> tf.distribute.Strategy:
   return tf.distribute.get_strategy()
 
 
-def make_padding(cfg: TrainerConfig, gtspec: tfgnn.GraphTensorSpec, dataset_provider):
+def make_padding(cfg: TrainerConfig, gtspec: tfgnn.GraphTensorSpec, dataset_provider,
+                 root_node_sets: Optional[Sequence[str]] = None):
+  # The library assumes a node of every set in every subgraph; a sampled subgraph may have
+  # none of some set (a paper without authors), only its root is certain.
+  min_nodes = ({n: int(n in root_node_sets) for n in gtspec.node_sets_spec}
+               if root_node_sets else None)
   if cfg.padding == "fit_or_skip":
-    return runner.FitOrSkipPadding(gtspec, dataset_provider,
+    return runner.FitOrSkipPadding(gtspec, dataset_provider, min_nodes_per_component=min_nodes,
                                    fit_or_skip_success_ratio=cfg.fit_or_skip_success_ratio)
   if cfg.padding == "tight":
-    return runner.TightPadding(gtspec, dataset_provider)
+    return runner.TightPadding(gtspec, dataset_provider, min_nodes_per_component=min_nodes)
   return None
+
+
+def hash_ids_processor(num_bins: int) -> Callable[[tfgnn.GraphTensor], tfgnn.GraphTensor]:
+  """A Runner feature processor: every node set's string `#id` becomes its hash bucket in
+  [0, num_bins) (int64, what tf.keras.layers.Hashing computes), so that no string enters the
+  training step, which XLA cannot compile; it runs in the input pipeline and the serving
+  model's preprocessing."""
+
+  def hash_ids(node_set, *, node_set_name):
+    del node_set_name
+    features = dict(node_set.features)
+    if graph_io.ID in features and features[graph_io.ID].dtype == tf.string:
+      features[graph_io.ID] = tf.strings.to_hash_bucket_fast(features[graph_io.ID], num_bins)
+    return features
+
+  return tfgnn.keras.layers.MapFeatures(node_sets_fn=hash_ids, name="hash_ids")
+
+
+class XlaKerasTrainer(runner.KerasTrainer):
+  """The Runner's KerasTrainer with the compiled model's train, test and predict steps
+  compiled by XLA (Keras `jit_compile`), which `runner.run` does not pass to compile()."""
+
+  def train(self, model_fn, train_ds_provider, **kwargs):
+    def jit_model_fn():
+      model = model_fn()
+      model.jit_compile = True
+      return model
+    return super().train(jit_model_fn, train_ds_provider, **kwargs)
 
 
 def load_user_model_fn(module_file: Optional[str] = None,
@@ -214,7 +270,8 @@ def train(*, train_files: Sequence[str], eval_files: Sequence[str],
     num_train = (len(train_subgraphs) if train_subgraphs is not None
                  else count_examples(train_files))
     steps_per_epoch = max(1, -(-num_train // trainer_cfg.batch_size))
-  trainer = runner.KerasTrainer(
+  trainer_cls = XlaKerasTrainer if trainer_cfg.jit_compile else runner.KerasTrainer
+  trainer = trainer_cls(
       strategy=strategy,
       model_dir=model_dir,
       backup_dir=backup_dir,
@@ -244,8 +301,9 @@ def train(*, train_files: Sequence[str], eval_files: Sequence[str],
     exporters.append(ig_exporter.IntegratedGradientsExporter(
         IG_OUTPUT_NAME, subdirectory=IG_SUBDIR, **trainer_cfg.integrated_gradients.model_dump()))
   runner.run(
-      train_padding=make_padding(trainer_cfg, gtspec, train_ds),
-      valid_padding=make_padding(trainer_cfg, gtspec, eval_ds) if eval_ds else None,
+      train_padding=make_padding(trainer_cfg, gtspec, train_ds, task_set.readout_node_sets),
+      valid_padding=(make_padding(trainer_cfg, gtspec, eval_ds, task_set.readout_node_sets)
+                     if eval_ds else None),
       train_ds_provider=train_ds,
       valid_ds_provider=eval_ds,
       model_fn=models.build_model_fn(model_cfg, task_set.readout_node_sets,
@@ -255,11 +313,12 @@ def train(*, train_files: Sequence[str], eval_files: Sequence[str],
       trainer=trainer,
       task=task_set.task,
       loss_weights=task_set.loss_weights,
-      feature_processors=task_set.feature_processors,
+      feature_processors=task_set.feature_processors + (
+          [hash_ids_processor(model_cfg.id_hash_bins)] if trainer_cfg.jit_compile else []),
       gtspec=gtspec,
       global_batch_size=trainer_cfg.batch_size,
       epochs=trainer_cfg.epochs,
-      model_exporters=exporters,
+      model_exporters=[TimedExporter(e) for e in exporters],
       export_dirs=[export_dir])
   return TrainResult(history.history, export_dir, task_set.target, task_set.heads)
 
