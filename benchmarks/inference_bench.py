@@ -59,7 +59,7 @@ def measure(args) -> dict:
   print(f"[bench] pipeline run {summary['run_id']}: {pipeline_seconds:.0f} s, "
         f"blessed {summary.get('blessed')}", flush=True)
   pushed = cli.latest_pushed_model(config)
-  spec = node_scoring.ServingSpec.from_json(pushed["serving_spec"])
+  spec = node_scoring.ServingSpec.from_property(pushed["serving_spec"])
   ids = node_scoring.node_ids(spec.graph_dir, spec.node_set)
   model_dir = pushed["uri"]
 
