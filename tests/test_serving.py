@@ -285,6 +285,28 @@ def test_decisions_from_logits():
   assert prediction.tolist() == [1.5] and probabilities.shape == (1, 0)
 
 
+def test_arrow_table_from_arrays_equals_the_table_from_rows(tmp_path):
+  # The bulk inferrer writes score_arrays' arrays as list columns without a Python row each;
+  # the CLI writes score's lists: the two must be the same table, for each task's columns.
+  import pyarrow as pa
+  import pyarrow.parquet as pq
+  rng = np.random.default_rng(0)
+  for task, prediction, probabilities, embedding in [
+      ("root_node_multiclass", np.array([2, 0, 1]), rng.random((3, 4), np.float32),
+       rng.random((3, 5), np.float32)),
+      ("root_node_regression", np.array([0.5, -1.25, 3.0]), np.zeros((3, 0), np.float32),
+       np.zeros((3, 0), np.float32))]:
+    arrays = {"id": ["a", "b", "c"], "prediction": prediction, "probabilities": probabilities,
+              "embedding": embedding}
+    rows = [{"id": i, "prediction": p, "probabilities": q, "embedding": e} for i, p, q, e in zip(
+        arrays["id"], prediction.tolist(), probabilities.tolist(), embedding.tolist())]
+    expected = pa.Table.from_pylist(rows, schema=node_scoring.arrow_schema(task))
+    assert node_scoring.arrow_table(arrays, task).equals(expected), task
+    path = str(tmp_path / f"{task}.parquet")
+    node_scoring.write_parquet({k: [r[k] for r in rows] for k in arrays}, task, path)
+    assert pq.read_table(path).equals(expected), task
+
+
 def test_bulk_inference_config_takes_a_split_or_ids_not_both():
   from tfx_gnn.components.bulk_inferrer.config import BulkInferenceConfig
   with pytest.raises(ValueError, match="either `split` or `ids`"):

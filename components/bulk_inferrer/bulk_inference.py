@@ -34,32 +34,36 @@ def select_ids(graph_dir: str, node_set: str, config: BulkInferenceConfig) -> tu
 
 
 class ScoreBatches(beam.DoFn):
-  """[node ids] -> one row (a dict of the predictions' columns) per id."""
+  """[node ids] -> one Arrow table of their predictions (the model runs them in batches of
+  `batch_size`, the next batch sampled meanwhile)."""
 
-  def __init__(self, model_dir: str, spec_json: str):
+  def __init__(self, model_dir: str, spec_json: str, batch_size: int):
     super().__init__()
     self._model_dir = model_dir
     self._spec_json = spec_json
+    self._batch_size = batch_size
     self._scorer = None
 
   def setup(self):
     self._scorer = node_scoring.load_scorer(self._model_dir, self._spec_json)
 
   def process(self, ids):
-    columns = self._scorer.score(ids, batch_size=len(ids))
-    for row in zip(*(columns[name] for name in node_scoring.COLUMNS)):
-      yield dict(zip(node_scoring.COLUMNS, row))
+    yield node_scoring.arrow_table(self._scorer.score_arrays(ids, self._batch_size),
+                                   self._scorer.spec.task)
 
 
 def add_bulk_inference(root: beam.Pipeline, *, model_dir: str, spec: node_scoring.ServingSpec,
-                       ids: list, batch_size: int, output_path: str) -> None:
-  """Adds to `root` the scoring of `ids` in batches of `batch_size`, written to the Parquet
-  file `output_path` (one file)."""
-  batches = [list(ids[i:i + batch_size]) for i in range(0, len(ids), batch_size)]
+                       ids: list, config: BulkInferenceConfig, output_path: str) -> None:
+  """Adds to `root` the scoring of `ids`, `config.element_batches` model batches of
+  `config.batch_size` per Beam element, written to the Parquet file `output_path` (one file,
+  whole Arrow tables: no Python object per row)."""
+  size = config.batch_size * config.element_batches
+  elements = [list(ids[i:i + size]) for i in range(0, len(ids), size)]
   _ = (root
-       | "IdBatches" >> beam.Create(batches)
-       | "SampleAndScore" >> beam.ParDo(ScoreBatches(model_dir, spec.to_json()))
-       | "WritePredictions" >> beam.io.WriteToParquet(
+       | "IdBatches" >> beam.Create(elements)
+       | "SampleAndScore" >> beam.ParDo(ScoreBatches(model_dir, spec.to_json(),
+                                                     config.batch_size))
+       | "WritePredictions" >> beam.io.WriteToParquetBatched(
            output_path, node_scoring.arrow_schema(spec.task), num_shards=1,
            shard_name_template=""))
 
@@ -79,8 +83,7 @@ def run(make_pipeline: Callable[[], beam.Pipeline], *, model_dir: str,
   start = time.time()
   try:
     with make_pipeline() as pipeline:
-      add_bulk_inference(pipeline, model_dir=model_dir, spec=spec, ids=ids,
-                         batch_size=config.batch_size,
+      add_bulk_inference(pipeline, model_dir=model_dir, spec=spec, ids=ids, config=config,
                          output_path=os.path.join(out_dir, PREDICTIONS_FILE))
   finally:
     node_scoring.release_scorers()  # in-process runners: free the graph and the model

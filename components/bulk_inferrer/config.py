@@ -14,7 +14,11 @@ class BulkInferenceConfig(Strict):
   enabled: bool = True
   split: Optional[Literal["train", "eval", "test"]] = None
   ids: Optional[list[str]] = None
-  batch_size: int = pydantic.Field(256, gt=0)  # nodes per Beam element (sampled, then scored)
+  # Subgraphs per model call (the prediction batch; independent of the trainer's batch).
+  batch_size: int = pydantic.Field(256, gt=0)
+  # Model batches per Beam element, the unit that workers share: within one, the next batch
+  # is sampled while the model runs the current one.
+  element_batches: int = pydantic.Field(8, gt=0)
 
   @pydantic.model_validator(mode="after")
   def _one_selection(self):
