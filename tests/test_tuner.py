@@ -51,6 +51,8 @@ def test_unknown_search_space_key_is_an_error_naming_it():
     ({"units": []}, ["units", "no candidate values"]),
     ({"template": ["mt_albis", "gnc"]}, ["template.1", "mt_albis"]),
     ({"fanout_scale": [0.0]}, ["fanout_scale", "must be > 0"]),
+    ({"batch_size": [0, 32]}, ["batch_size", "candidate 0"]),
+    ({"last_round_activation": ["relu", "tanh"]}, ["last_round_activation", "'linear'"]),
 ])
 def test_impossible_ranges_are_errors_naming_the_key(space, words):
   message = config_error({"search_space": space})
@@ -129,6 +131,48 @@ def test_trial_configs_override_the_sections_and_drop_another_templates_options(
       "model": {"template": "graph_sage", "units": 32, "id_embeddings": False},
       "trainer": {"learning_rate": 0.02},
       "sampling": {"hops": 3, "fanouts": {"cites": 6, "writes": 3}}}
+
+
+def test_gcns_options_are_searched_in_gcn_trials_only_and_reach_its_config():
+  """The space reaches Kipf & Welling's GCN (cora.yaml's model): GCN's own options apply to
+  gcn trials only; batch_size is the trainer's."""
+  import optuna
+  from tfx_gnn.components.gnn_trainer.config import TrainerConfig
+  from tfx_gnn.components.gnn_tuner import tuning
+  from tfx_gnn.components.gnn_tuner.config import SearchSpace
+  from tfx_gnn.components.subgraph_sampler.config import SamplingConfig
+  space = SearchSpace(template=["gcn", "graph_sage"], input_projection=[False],
+                      last_round_transform=[False], last_round_activation=["linear"],
+                      batch_size=[140], num_rounds=None, id_embeddings=None)
+  study = optuna.create_study(sampler=optuna.samplers.TPESampler(seed=0))
+  drawn = [tuning.suggest(study.ask(), space, "gcn") for _ in range(8)]
+  for params in drawn:
+    gcn_only = {"last_round_transform", "last_round_activation"} & set(params)
+    assert bool(gcn_only) == (params["template"] == "gcn"), params
+    assert params["batch_size"] == 140 and params["input_projection"] is False
+  gcn = next(p for p in drawn if p["template"] == "gcn")
+  configs = tuning.trial_configs(gcn, model_config(template="gcn", degree_feature="degree"),
+                                 TrainerConfig(), SamplingConfig(fanouts={"cites": 200}))
+  assert (configs.model.last_round_transform, configs.model.last_round_activation,
+          configs.model.input_projection, configs.model.degree_feature) == (
+              False, "linear", False, "degree")
+  assert configs.trainer.batch_size == 140
+
+
+def test_default_epochs_follow_the_eval_split_and_early_stopping():
+  """Default epochs: a bound that early stopping on the eval split ends, a fixed count
+  without an eval split or early stopping; a given count is kept."""
+  from tfx_gnn.components.gnn_trainer.config import (
+      EPOCHS_WITHOUT_EARLY_STOPPING, MAX_EPOCHS, TrainerConfig)
+  default = TrainerConfig()
+  assert default.early_stopping_patience and default.validation_freq == 1
+  assert default.epochs_to_train(has_eval=True) == MAX_EPOCHS
+  assert default.epochs_to_train(has_eval=False) == EPOCHS_WITHOUT_EARLY_STOPPING
+  assert TrainerConfig(early_stopping_patience=None).epochs_to_train(has_eval=True) == (
+      EPOCHS_WITHOUT_EARLY_STOPPING)
+  assert TrainerConfig(epochs=7).epochs_to_train(has_eval=False) == 7
+  with pytest.raises(ValueError, match=f"validation_freq 400 > epochs {MAX_EPOCHS}"):
+    TrainerConfig(validation_freq=400)
 
 
 def test_objective_is_read_at_the_epoch_whose_weights_are_exported():

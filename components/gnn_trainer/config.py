@@ -71,7 +71,8 @@ class ModelOptions(Strict):
   template: str
   num_rounds: int = pydantic.Field(2, ge=1, description="Graph updates (message passing rounds).")
   units: int = pydantic.Field(64, gt=0, description="Width of the node states.")
-  state_dropout_rate: float = pydantic.Field(0.0, ge=0, lt=1,
+  # Default 0.2: part of the defaults chosen by benchmarks/defaults_study.py (docs/tuning.md).
+  state_dropout_rate: float = pydantic.Field(0.2, ge=0, lt=1,
                                              description="Dropout of the node states.")
   id_embeddings: bool = pydantic.Field(True, description=(
       "Node sets without features get a trainable embedding of their hashed ids; false: they "
@@ -398,14 +399,24 @@ class IntegratedGradientsConfig(Strict):
   seed: Optional[int] = None  # of the random counterfactual
 
 
+# The default epochs (`trainer.epochs` not given): an upper bound that early stopping ends
+# with an eval split; a fixed count without one (or without early stopping). Chosen, with the
+# learning rate, weight decay, patience and dropout below, by benchmarks/defaults_study.py.
+MAX_EPOCHS = 300
+EPOCHS_WITHOUT_EARLY_STOPPING = 50
+
+
 class TrainerConfig(Strict):
-  epochs: int = pydantic.Field(5, gt=0)
+  epochs: Optional[int] = pydantic.Field(None, gt=0, description=(
+      f"Epochs to train. Default: up to {MAX_EPOCHS} with an eval split, where early stopping "
+      f"ends training and the best epoch's weights are exported; "
+      f"{EPOCHS_WITHOUT_EARLY_STOPPING} without an eval split or early stopping."))
   batch_size: int = pydantic.Field(128, gt=0)
-  learning_rate: float = pydantic.Field(1e-3, gt=0)
+  learning_rate: float = pydantic.Field(5e-3, gt=0)
   # constant; cosine (to 0 over all epochs); exponential (x decay_rate per epoch)
   learning_rate_schedule: Literal["constant", "cosine", "exponential"] = "constant"
   decay_rate: float = pydantic.Field(0.96, gt=0, le=1)
-  weight_decay: float = pydantic.Field(0.0, ge=0)
+  weight_decay: float = pydantic.Field(5e-4, ge=0)  # decoupled (AdamW)
   steps_per_epoch: Optional[int] = pydantic.Field(None, gt=0)
   shuffle_buffer: int = pydantic.Field(10_000, gt=0)
   # A split whose TFRecord files total at most this many MB is read once and kept in memory
@@ -418,7 +429,8 @@ class TrainerConfig(Strict):
   # Early stopping on a validation metric (Keras name without "val_", e.g. loss,
   # sparse_categorical_accuracy): stop after `patience` epochs without improvement. With an eval
   # split, the weights of the epoch with the lowest validation loss are exported.
-  early_stopping_patience: Optional[int] = pydantic.Field(None, gt=0)
+  # null: no early stopping.
+  early_stopping_patience: Optional[int] = pydantic.Field(15, gt=0)
   early_stopping_metric: str = "loss"
   # Validate every this many epochs (patience then counts validations).
   validation_freq: int = pydantic.Field(1, gt=0)
@@ -459,9 +471,10 @@ class TrainerConfig(Strict):
   def _workers_fit_strategy(self):
     # The Runner exports the best validated weights: with no validated epoch there are none
     # (TF-GNN fails at the end of training, on a missing `best` checkpoint).
-    if self.validation_freq > self.epochs:
-      raise ValueError(f"validation_freq {self.validation_freq} > epochs {self.epochs}: no "
-                       f"epoch would be validated (set trainer.validation_freq <= epochs)")
+    if self.validation_freq > self.epochs_to_train(has_eval=True):
+      raise ValueError(f"validation_freq {self.validation_freq} > epochs "
+                       f"{self.epochs_to_train(has_eval=True)}: no epoch would be validated "
+                       f"(set trainer.validation_freq <= epochs)")
     if self.jit_compile and self.padding == "none":
       raise ValueError("jit_compile needs fixed shapes: set trainer.padding to fit_or_skip or "
                        "tight")
@@ -478,3 +491,11 @@ class TrainerConfig(Strict):
         raise ValueError(f"batch_size {self.batch_size} (the global batch) is not divisible "
                          f"by num_workers {self.num_workers}")
     return self
+
+  def epochs_to_train(self, has_eval: bool) -> int:
+    """`epochs` when given; by default MAX_EPOCHS when early stopping on an eval split ends
+    training, EPOCHS_WITHOUT_EARLY_STOPPING otherwise."""
+    if self.epochs is not None:
+      return self.epochs
+    return MAX_EPOCHS if has_eval and self.early_stopping_patience else (
+        EPOCHS_WITHOUT_EARLY_STOPPING)

@@ -128,7 +128,9 @@ class Executor(base_executor.BaseExecutor):
                              "tfx.model_uri": publish.final_path(model.uri),
                              **tracking.pipeline_tags(self._context)})
     run.log_params({**tracking.flatten("model", model_cfg.model_dump()),
-                    **tracking.flatten("trainer", trainer_cfg.model_dump()),
+                    **tracking.flatten("trainer", {  # the epochs it will train at most
+                        **trainer_cfg.model_dump(), "epochs": trainer_cfg.epochs_to_train(
+                            has_eval=bool(graph_io.split_files(examples, "eval")))}),
                     **(tracking.flatten("tasks", {n: c.model_dump() for n, c in
                                                   task_cfgs.items()}) if task_cfgs else
                        tracking.flatten("task", task_cfg.model_dump())),

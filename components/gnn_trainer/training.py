@@ -245,6 +245,9 @@ def train(*, train_files: Sequence[str], eval_files: Sequence[str],
   replaces `train_files`. `module_file` / `module_path`: the user module of template
   `custom` (see `load_user_model_fn`)."""
   tf.keras.utils.set_random_seed(trainer_cfg.seed)
+  # Default epochs: a bound when early stopping on the eval split ends training, else fixed.
+  trainer_cfg = trainer_cfg.model_copy(
+      update={"epochs": trainer_cfg.epochs_to_train(has_eval=bool(eval_files))})
   # First, before any TF op runs: a multi-worker strategy configures the runtime's collectives.
   strategy = make_strategy(trainer_cfg)
   gtspec = tfgnn.create_graph_spec_from_schema_pb(subgraph_schema)

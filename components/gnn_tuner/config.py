@@ -68,8 +68,12 @@ SECTION_OF: dict[str, str] = {
     "next_state_type": "model", "normalization_type": "model",
     # graph_sage, vanilla_mpnn
     "reduce_type": "model",
+    "input_projection": "model",
+    # gcn (Kipf & Welling's GCN is gcn with input_projection false, last_round_transform false)
+    "add_self_loops": "model", "degree_normalization": "model",
+    "last_round_activation": "model", "last_round_transform": "model",
     "learning_rate": "trainer", "weight_decay": "trainer",
-    "learning_rate_schedule": "trainer",
+    "learning_rate_schedule": "trainer", "batch_size": "trainer",
     "hops": "sampling",
     # `fanout_scale`: multiplies every fanout of `sampling.fanouts` (rounded, at least 1)
     "fanout_scale": "sampling",
@@ -109,9 +113,15 @@ class SearchSpace(Strict):
   next_state_type: Optional[list[Literal["dense", "residual"]]] = ["dense", "residual"]
   normalization_type: Optional[list[Literal["layer", "batch", "none"]]] = None
   reduce_type: Optional[list[str]] = None
+  input_projection: Optional[list[bool]] = None
+  add_self_loops: Optional[list[bool]] = None
+  degree_normalization: Optional[list[Literal["none", "in", "out", "in_out", "in_in"]]] = None
+  last_round_activation: Optional[list[Literal["relu", "linear"]]] = None
+  last_round_transform: Optional[list[bool]] = None
   learning_rate: Optional[Floats] = FloatRange(low=1e-3, high=3e-2, log=True)
   weight_decay: Optional[Floats] = [0.0, 1e-5, 1e-4, 5e-4]
   learning_rate_schedule: Optional[list[Literal["constant", "cosine", "exponential"]]] = None
+  batch_size: Optional[Ints] = None
   hops: Optional[Ints] = None
   fanout_scale: Optional[Floats] = None
 
