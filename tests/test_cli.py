@@ -2,7 +2,8 @@
 tracebacks for routine failures, `check` reading the data files, `compile`'s formats and its
 pipeline-root check, progress on stderr and nothing of the libraries' unless --verbose.
 
-Most of these start no pipeline; the last group shares one run of the tiny config."""
+Most of these start no pipeline; the last group reads the tiny config's run by the command
+(tests/conftest.py's served_tiny_run) and reruns it, cached."""
 import json
 import os
 import subprocess
@@ -155,10 +156,12 @@ def test_compile_writes_the_file_the_kfp_client_uploads(tmp_path):
   doc = client._extract_pipeline_yaml(str(path))
   assert doc.pipeline_spec.default_pipeline_root == "gs://b/r/pipeline"
   assert "GnnTrainer" in doc.pipeline_spec.root.dag.tasks
+  # The second format through the same main() in this process: the command's process, its
+  # exit status and its output are checked above; another child would only import TFX again.
+  from tfx_gnn.pipelines import cli
   vertex = tmp_path / "job.json"
-  proc = tfx_gnn("compile", TINY, "--format", "vertex", "-o", str(vertex),
-                 "--set", "kubeflow.pipeline_root=gs://b/r")
-  assert proc.returncode == 0, proc.stderr[-3000:]
+  assert cli.main(["compile", TINY, "--format", "vertex", "-o", str(vertex),
+                   "--set", "kubeflow.pipeline_root=gs://b/r"]) == 0
   job = json.loads(vertex.read_text())
   assert job["runtimeConfig"]["gcsOutputDirectory"] == "gs://b/r/pipeline"
   assert set(job["pipelineSpec"]["root"]["dag"]["tasks"]) == set(doc.pipeline_spec.root.dag.tasks)
@@ -208,14 +211,15 @@ def test_the_filter_drops_noise_and_keeps_everything_else(ending):
 
 # ------------------------------------------------------------------------ a run
 @pytest.fixture(scope="module")
-def tiny_run(tmp_path_factory):
-  """One run of the tiny config through the command, then the same again, cached, with
-  --quiet and with --verbose."""
-  root = tmp_path_factory.mktemp("cli") / "run"
-  runs = {}
-  for flag in ("", "--quiet", "--verbose"):
-    args = ["run", TINY, "--set", f"pipeline.root={root}"] + ([flag] if flag else [])
-    runs[flag] = tfx_gnn(*args, timeout=900)
+def tiny_run(served_tiny_run):
+  """One run of the tiny config through the command (the shared served run), then the same
+  again on its root, cached, with --quiet and with --verbose."""
+  root = served_tiny_run.config.pipeline.root
+  runs = {"": served_tiny_run.command}
+  for flag in ("--quiet", "--verbose"):
+    runs[flag] = tfx_gnn("run", TINY, "--set", f"pipeline.root={root}",
+                         "--set", f"mlflow.tracking_uri={served_tiny_run.server.url}", flag,
+                         timeout=900)
     assert runs[flag].returncode == 0, runs[flag].stderr[-3000:]
   return root, runs
 
