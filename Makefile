@@ -59,8 +59,8 @@ test: install browser postgres lint
 	$(VENV)/bin/pytest $(if $(filter-out 0,$(TEST_WORKERS)),-n $(TEST_WORKERS) --dist loadgroup) \
 	  $(PYTEST_ARGS)
 
-# Unit and small tests only (under 2 minutes on 2 cores; most of it is importing TensorFlow,
-# TFX and Beam once): no pipeline runs, no training, no servers, no TFX-importing children.
+# Unit and small tests only (about 90 CPU seconds, much of it importing TensorFlow, TFX and
+# Beam once): no pipeline runs, no training, no servers, no TFX-importing children.
 test-fast: install
 	$(VENV)/bin/pytest -m "not slow" $(PYTEST_ARGS)
 
