@@ -50,14 +50,8 @@ postgres:
 
 # Everything, as CI runs it (.ci/run): the lint, then every test (tests/test_docs.py builds the
 # docs site with --strict and checks the generated configuration reference).
-# `make test TEST_WORKERS=2` runs it on two pytest-xdist workers: one pytest process keeps about
-# 1.1 of the 2 cores busy; tests/conftest.py keeps each module's tests (and the modules sharing
-# a session fixture) on one worker, so no pipeline run is repeated. The default stays serial
-# until a quiet-machine run has timed both (benchmarks/README.md).
-TEST_WORKERS ?= 0
 test: install browser postgres lint
-	$(VENV)/bin/pytest $(if $(filter-out 0,$(TEST_WORKERS)),-n $(TEST_WORKERS) --dist loadgroup) \
-	  $(PYTEST_ARGS)
+	$(VENV)/bin/pytest $(PYTEST_ARGS)
 
 # Unit and small tests only (about 90 CPU seconds, much of it importing TensorFlow, TFX and
 # Beam once): no pipeline runs, no training, no servers, no TFX-importing children.

@@ -16,25 +16,6 @@ TINY = os.path.join(HERE, "configs", "tiny.yaml")
 TFX_GNN = os.path.join(os.path.dirname(sys.executable), "tfx-gnn")
 
 
-# Session fixtures whose users must share one pytest-xdist worker (or the fixture would run once
-# per worker): every module that uses one joins its group.
-SHARED_SESSION_FIXTURES = ("served_tiny_run", "postgres")
-
-
-def pytest_collection_modifyitems(config, items):
-  """Groups for `pytest -n 2 --dist loadgroup` (`make test`): a module's tests run on one
-  worker, so its module-scoped pipeline runs happen once; the modules that use a shared session
-  fixture run together. Without xdist the marker is inert."""
-  groups = {}
-  for item in items:
-    module = item.nodeid.split("::")[0]
-    shared = [f for f in SHARED_SESSION_FIXTURES if f in getattr(item, "fixturenames", ())]
-    if shared or module not in groups:
-      groups[module] = shared[0] if shared else groups.get(module, module)
-  for item in items:
-    item.add_marker(pytest.mark.xdist_group(groups[item.nodeid.split("::")[0]]))
-
-
 @dataclasses.dataclass
 class ServedRun:
   config: object  # pipelines.config.Config
