@@ -1,11 +1,8 @@
-"""Shared fixtures: one tiny pipeline run by the `tfx-gnn run` command against a real MLflow
-server over HTTP, used by the pipeline, attribution, run report, serving, MLflow browser and CLI
-tests (the run costs about a minute; once); a private PostgreSQL server (`postgres`) for ML
-Metadata and MLflow on PostgreSQL."""
+"""Shared fixtures: one tiny pipeline run against a real MLflow server over HTTP, used by the
+attribution, run report and MLflow browser tests (the run costs about a minute; once); a private
+PostgreSQL server (`postgres`) for ML Metadata and MLflow on PostgreSQL."""
 import dataclasses
 import os
-import subprocess
-import sys
 
 import pytest
 
@@ -13,7 +10,6 @@ import tfx_gnn  # noqa: F401  (first: sets the environment TensorFlow needs, for
 
 HERE = os.path.dirname(__file__)
 TINY = os.path.join(HERE, "configs", "tiny.yaml")
-TFX_GNN = os.path.join(os.path.dirname(sys.executable), "tfx-gnn")
 
 
 @dataclasses.dataclass
@@ -22,17 +18,14 @@ class ServedRun:
   summary: dict  # tfx_gnn.components.lineage.summarize of the run
   server: object  # pipelines.mlflow_server.Server
   root: str
-  command: subprocess.CompletedProcess  # `tfx-gnn run`'s exit status, stdout and stderr
 
 
 @pytest.fixture(scope="session")
 def served_tiny_run(tmp_path_factory):
   """`mlflow server` on a free loopback port (SQLite backend, served artifact store), and the
-  tiny pipeline run once against it over HTTP, by the command as a user runs it (test_cli.py
-  reads its output). The server is stopped at the end."""
-  from tfx_gnn.components import lineage
+  tiny pipeline run once against it over HTTP. The server is stopped at the end."""
   from tfx_gnn.pipelines import config as config_lib
-  from tfx_gnn.pipelines import mlflow_server
+  from tfx_gnn.pipelines import local_runner, mlflow_server
   root = tmp_path_factory.mktemp("served")
   server = mlflow_server.Server(f"sqlite:///{root}/mlflow-server/mlflow.db",
                                 str(root / "mlflow-server" / "artifacts"),
@@ -41,14 +34,8 @@ def served_tiny_run(tmp_path_factory):
     server.wait_ready()
     config = config_lib.load_config(TINY, {"pipeline": {"root": str(root / "run")},
                                            "mlflow": {"tracking_uri": server.url}})
-    command = subprocess.run(
-        [TFX_GNN, "run", TINY, "--set", f"pipeline.root={config.pipeline.root}",
-         "--set", f"mlflow.tracking_uri={server.url}"],
-        cwd=os.path.dirname(HERE), capture_output=True, text=True, timeout=900)
-    assert command.returncode == 0, command.stderr[-3000:]
-    store = lineage.open_store(config.metadata_path)
-    summary = lineage.summarize(store, lineage.latest_run_id(store, config.pipeline.name))
-    yield ServedRun(config, summary, server, str(root), command)
+    summary = local_runner.run(config)
+    yield ServedRun(config, summary, server, str(root))
   finally:
     server.stop()
 

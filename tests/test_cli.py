@@ -2,8 +2,7 @@
 tracebacks for routine failures, `check` reading the data files, `compile`'s formats and its
 pipeline-root check, progress on stderr and nothing of the libraries' unless --verbose.
 
-Most of these start no pipeline; the last group reads the tiny config's run by the command
-(tests/conftest.py's served_tiny_run) and reruns it, cached."""
+Most of these start no pipeline; the last group shares one run of the tiny config."""
 import json
 import os
 import subprocess
@@ -211,15 +210,14 @@ def test_the_filter_drops_noise_and_keeps_everything_else(ending):
 
 # ------------------------------------------------------------------------ a run
 @pytest.fixture(scope="module")
-def tiny_run(served_tiny_run):
-  """One run of the tiny config through the command (the shared served run), then the same
-  again on its root, cached, with --quiet and with --verbose."""
-  root = served_tiny_run.config.pipeline.root
-  runs = {"": served_tiny_run.command}
-  for flag in ("--quiet", "--verbose"):
-    runs[flag] = tfx_gnn("run", TINY, "--set", f"pipeline.root={root}",
-                         "--set", f"mlflow.tracking_uri={served_tiny_run.server.url}", flag,
-                         timeout=900)
+def tiny_run(tmp_path_factory):
+  """One run of the tiny config through the command, then the same again, cached, with
+  --quiet and with --verbose."""
+  root = tmp_path_factory.mktemp("cli") / "run"
+  runs = {}
+  for flag in ("", "--quiet", "--verbose"):
+    args = ["run", TINY, "--set", f"pipeline.root={root}"] + ([flag] if flag else [])
+    runs[flag] = tfx_gnn(*args, timeout=900)
     assert runs[flag].returncode == 0, runs[flag].stderr[-3000:]
   return root, runs
 
