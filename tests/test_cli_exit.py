@@ -4,6 +4,8 @@ import os
 import subprocess
 import sys
 
+import pytest
+
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 # A stand-in for the handlers libraries register (logging, MLflow, temporary directories):
@@ -49,6 +51,7 @@ def test_usage_error_exits_2(tmp_path):
   assert marker == "atexit ran"
 
 
+@pytest.mark.slow  # a child that imports TFX and TensorFlow and builds the demo pipeline
 def test_tfx_components_init_is_deferred_but_still_works():
   """The runner no longer loads every TFX component (keras_tuner, Keras 3) nor TensorFlow
   Model Analysis (TFX's standard component specs) at start-up, and code that asks

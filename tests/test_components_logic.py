@@ -200,6 +200,7 @@ def test_an_option_of_another_task_type_is_an_error_naming_the_key():
   assert trainer_config.GraphRegressionOptions().seeds() == {"kind": "graphs"}
 
 
+@pytest.mark.slow  # builds and saves TF-GNN's sampling models (a minute on 2 cores)
 def test_sampling_programs_built_in_one_process_all_have_a_sink(tmp_path):
   # LocalDagRunner runs every component in one process; Keras' layer-name counters must not
   # rename the program's "sink" stage of a second sampling model.
