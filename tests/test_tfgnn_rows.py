@@ -193,8 +193,10 @@ def test_edge_features_are_message_inputs_of_each_template_that_takes_them(templ
             adjacency=tfgnn.Adjacency.from_indices(("node", [0, 0]), ("node", [1, 2])))
                    for e in ("links", "other")})
 
-  cfg = MODEL_TEMPLATES[template](template=template, num_rounds=1, units=4, message_dim=4,
+  cfg = MODEL_TEMPLATES[template](template=template, num_rounds=1, units=16, message_dim=16,
                                   edge_features={"links": ["w", "k"]})
+  # Fixed initial weights and 16 units: with few random ones a ReLU may zero both states.
+  tf.keras.utils.set_random_seed(0)
   model = models.build_model_fn(cfg, "node")(graph([1.0, 2.0]).spec)
   states = [model(graph(w)).node_sets["node"][tfgnn.HIDDEN_STATE][0].numpy()
             for w in ([1.0, 2.0], [-1.0, 5.0])]
