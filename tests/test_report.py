@@ -10,7 +10,6 @@ import pytest
 from tfx_gnn.components import graph_io
 from tfx_gnn.components.run_report import report
 
-pytestmark = pytest.mark.slow  # runs pipelines, trains models or starts servers
 
 PIPELINE_COMPONENTS = {"GraphIngest", "GraphValidator", "SubgraphSampler", "GnnTrainer",
                        "GnnEvaluator", "Pusher", "Attribution", "RunReport"}
@@ -30,12 +29,15 @@ def test_a_regression_run_has_its_metrics_and_no_confusion_matrix():
                 "reasons": []}
   data = report.RunData(pipeline_name="p", pipeline_run_id="r1", evaluation=evaluation)
   html = report.render_html(data)
+  for section in report.SECTIONS:  # once each: a duplicate id breaks the page's anchors
+    assert html.count(f'<section id="{section}">') == 1, section
   assert "No confusion matrix: not a classification task." in html
   for name in metrics:
     assert f">{name}<" in html, name
   assert "confusion.png" not in report.plots(data)
 
 
+@pytest.mark.slow  # reads the shared pipeline run
 def test_run_report_of_the_pipeline_run(served_tiny_run):
   summary = served_tiny_run.summary
   report_dir = os.path.dirname(summary["report"])
@@ -80,6 +82,7 @@ def test_run_report_of_the_pipeline_run(served_tiny_run):
   assert html.count("data:image/png;base64,") == 4  # degrees, training, confusion, attribution
 
 
+@pytest.mark.slow  # reads the shared pipeline run
 def test_report_plots_metrics_and_blessing_are_in_mlflow(served_tiny_run):
   from mlflow.tracking import MlflowClient
   client = MlflowClient(tracking_uri=served_tiny_run.server.url)

@@ -320,8 +320,8 @@ def render_html(data: RunData, figures: Optional[dict[str, bytes]] = None) -> st
   if data.evaluation:
     out.append(sec("evaluation", "Evaluation: the blessing gate",
                    _evaluation_html(data.evaluation)))
-  if data.evaluation and data.evaluation.get("tasks"):
-    out.append(sec("tasks", "Tasks: each head's gate", _tasks_html(data.evaluation)))
+    if data.evaluation.get("tasks"):
+      out.append(sec("tasks", "Tasks: each head's gate", _tasks_html(data.evaluation)))
     out.append(sec("confusion", "Confusion matrix",
                    html_report.img(figures["confusion.png"], "confusion matrix")
                    if "confusion.png" in figures else
