@@ -27,6 +27,23 @@ def exported_epoch_of(model_artifact) -> dict:
           for k in ("exported_epoch", "epochs_trained") if model_artifact.has_custom_property(k)}
 
 
+def record_blessing(blessing, model, baseline, blessed: bool, reasons: list[str],
+                    incompatible: list[str], baseline_note: str) -> None:
+  """The BLESSED / NOT_BLESSED file with its reasons, and TFX's blessing conventions (read by
+  the Pusher and LatestBlessedModelStrategy)."""
+  graph_io.write_text(os.path.join(blessing.uri, "BLESSED" if blessed else "NOT_BLESSED"),
+                      "\n".join(reasons + ([baseline_note] if baseline_note else [])))
+  blessing.set_int_custom_property("blessed", int(blessed))
+  blessing.set_string_custom_property("current_model", model.uri)
+  blessing.set_int_custom_property("current_model_id", model.id)
+  if baseline is not None:
+    blessing.set_string_custom_property("baseline_model", baseline.uri)
+    blessing.set_int_custom_property("baseline_model_id", baseline.id)
+    blessing.set_int_custom_property("baseline_compatible", int(not incompatible))
+    blessing.set_string_custom_property("baseline_incompatibility", baseline_note)
+  blessing.set_string_custom_property("reasons", "; ".join(reasons))
+
+
 # On Kubeflow the pipeline runs kubeflow_executor.Executor, this one as a TFX Evaluator
 # executor (see there); locally, this one, without TensorFlow Model Analysis.
 @publish.atomic_outputs
@@ -116,18 +133,7 @@ class Executor(base_executor.BaseExecutor):
     for key, value in splits[decided_on].items():
       if isinstance(value, float):
         evaluation_out.set_float_custom_property(key, value)
-    graph_io.write_text(os.path.join(blessing.uri, "BLESSED" if blessed else "NOT_BLESSED"),
-                        "\n".join(reasons + ([baseline_note] if baseline_note else [])))
-    # TFX's blessing conventions (read by the Pusher and LatestBlessedModelStrategy).
-    blessing.set_int_custom_property("blessed", int(blessed))
-    blessing.set_string_custom_property("current_model", model.uri)
-    blessing.set_int_custom_property("current_model_id", model.id)
-    if baseline is not None:
-      blessing.set_string_custom_property("baseline_model", baseline.uri)
-      blessing.set_int_custom_property("baseline_model_id", baseline.id)
-      blessing.set_int_custom_property("baseline_compatible", int(not incompatible))
-      blessing.set_string_custom_property("baseline_incompatibility", baseline_note)
-    blessing.set_string_custom_property("reasons", "; ".join(reasons))
+    record_blessing(blessing, model, baseline, blessed, reasons, incompatible, baseline_note)
     # What decided, against what: the split, the metric, its value and the bars.
     blessing.set_string_custom_property("split", decided_on)
     blessing.set_string_custom_property("metric", config.metric)
@@ -176,17 +182,7 @@ class Executor(base_executor.BaseExecutor):
       if isinstance(value, float):
         evaluation_out.set_float_custom_property(key, value)
     blessed, reasons = result["blessed"], result["reasons"]
-    graph_io.write_text(os.path.join(blessing.uri, "BLESSED" if blessed else "NOT_BLESSED"),
-                        "\n".join(reasons + ([baseline_note] if baseline_note else [])))
-    blessing.set_int_custom_property("blessed", int(blessed))
-    blessing.set_string_custom_property("current_model", model.uri)
-    blessing.set_int_custom_property("current_model_id", model.id)
-    if baseline is not None:
-      blessing.set_string_custom_property("baseline_model", baseline.uri)
-      blessing.set_int_custom_property("baseline_model_id", baseline.id)
-      blessing.set_int_custom_property("baseline_compatible", int(not incompatible))
-      blessing.set_string_custom_property("baseline_incompatibility", baseline_note)
-    blessing.set_string_custom_property("reasons", "; ".join(reasons))
+    record_blessing(blessing, model, baseline, blessed, reasons, incompatible, baseline_note)
     blessing.set_string_custom_property("split", decided_on)
     # Each head's metric, value and bars (`<head>/value` ...); `metric` lists them all.
     blessing.set_string_custom_property("metric", ", ".join(
