@@ -74,14 +74,24 @@ def experiment_id(mlflow_client: MlflowClient, name: str,
 PARAMS_PER_BATCH = 100  # MLflow's limit of params per log_batch request
 
 
+# On Kubeflow the pipeline run's id, which TFX's container entrypoint does not pass to the
+# executor: the compiled file sets it from the pod's `pipeline/runid` label (kubeflow_runner).
+KFP_RUN_ID_ENV = "KFP_RUN_ID"
+
+
+def pipeline_run_id(executor_context) -> Optional[str]:
+  """The pipeline run's id: TFX's (LocalDagRunner), else Kubeflow's, else None."""
+  return (getattr(executor_context, "pipeline_run_id", None) or
+          os.environ.get(KFP_RUN_ID_ENV) or None)
+
+
 def run_name(executor_context, component: str, pipeline: Optional[str] = None) -> str:
   """`<pipeline>/<pipeline run id>/<component>`: which pipeline and run an MLflow run belongs
-  to, from the TFX executor's context (Kubeflow's container entrypoint gives none: then
-  `pipeline`, and `no-run-id`)."""
+  to, from the TFX executor's context (Kubeflow's container entrypoint gives no pipeline:
+  then `pipeline`)."""
   info = getattr(executor_context, "pipeline_info", None)
   pipeline = info.id if info is not None and info.id else (pipeline or "no-pipeline")
-  run_id = getattr(executor_context, "pipeline_run_id", None) or "no-run-id"
-  return f"{pipeline}/{run_id}/{component}"
+  return f"{pipeline}/{pipeline_run_id(executor_context) or 'no-run-id'}/{component}"
 
 
 def pipeline_tags(executor_context) -> dict[str, str]:
@@ -89,8 +99,9 @@ def pipeline_tags(executor_context) -> dict[str, str]:
   tags = {}
   if info is not None and info.id:
     tags["tfx.pipeline"] = info.id
-  if getattr(executor_context, "pipeline_run_id", None):
-    tags["tfx.pipeline_run_id"] = executor_context.pipeline_run_id
+  run_id = pipeline_run_id(executor_context)
+  if run_id:
+    tags["tfx.pipeline_run_id"] = run_id
   return tags
 
 

@@ -10,6 +10,13 @@ Two file formats:
 Every component runs as `python -m tfx.orchestration.kubeflow.v2.container.
 kubeflow_v2_run_executor --executor_class_path tfx_gnn.components.<component>.executor.Executor
 ...` in `kubeflow.image`.
+
+TFX's entrypoint gives an executor no pipeline run id on Kubeflow, so the `kfp` file carries a
+second YAML document, KFP's Kubernetes platform spec (what `kfp-kubernetes`'s
+`use_field_path_as_env` writes), that sets `KFP_RUN_ID` in every step's pod from its
+`pipeline/runid` label: MLflow runs are named and tagged with the run (components/tracking.py).
+A task parameter set to `{{$.pipeline_job_uuid}}` would differ in every run and so defeat
+KFP's execution cache.
 """
 from __future__ import annotations
 
@@ -72,7 +79,8 @@ def compile_pipeline(config: Config, output_file: Optional[str] = None, fmt: str
   if fmt == "vertex":
     text = json.dumps(job, indent=2, sort_keys=True)
   else:
-    text = yaml.safe_dump(bare_spec(job), sort_keys=False)
+    spec = bare_spec(job)
+    text = yaml.safe_dump_all([spec, platform_spec(spec)], sort_keys=False)
   directory = os.path.dirname(path)
   os.makedirs(directory, exist_ok=True)
   with tempfile.NamedTemporaryFile("w", dir=directory, prefix=".pipeline-", delete=False) as f:
@@ -92,11 +100,35 @@ def bare_spec(job: dict) -> dict:
   return spec
 
 
+RUN_ID_LABEL = "metadata.labels['pipeline/runid']"  # KFP v2 labels every step's pod with it
+
+
+def platform_spec(spec: dict) -> dict:
+  """KFP's Kubernetes platform spec: every container step gets the run's id as
+  `KFP_RUN_ID` from its pod's label."""
+  from tfx_gnn.components import tracking  # imports MLflow: not for every CLI command
+  executors = {label: {"fieldPathAsEnv": [{"name": tracking.KFP_RUN_ID_ENV,
+                                           "fieldPath": RUN_ID_LABEL}]}
+               for label, executor in spec["deploymentSpec"]["executors"].items()
+               if "container" in executor}
+  return {"platforms": {"kubernetes": {"deploymentSpec": {"executors": executors}}}}
+
+
+def _documents(path: str) -> list[dict]:
+  with open(path) as f:
+    return [doc for doc in yaml.safe_load_all(f) if doc]  # JSON is YAML
+
+
 def read_pipeline_file(path: str) -> dict:
   """Either format, as a PipelineSpec dict (with `defaultPipelineRoot`)."""
-  with open(path) as f:
-    doc = yaml.safe_load(f)  # JSON is YAML
+  doc = _documents(path)[0]
   return bare_spec(doc) if "pipelineSpec" in doc else doc
+
+
+def read_platform_spec(path: str) -> dict:
+  """The `kfp` file's platform spec document ({} for a Vertex AI PipelineJob)."""
+  docs = _documents(path)
+  return docs[1] if len(docs) > 1 else {}
 
 
 def load_pipeline_spec(path: str):

@@ -9,7 +9,10 @@ What a KFP backend does besides running containers is emulated here, and only th
 - it answers the resolver tasks (MLMD queries such as "the latest LIVE ModelBlessing with
   blessed=1") from this replay's own record of published artifacts, kept across runs;
 - it reuses a step's outputs when the same component ran before with the same inputs and
-  parameters (KFP's execution cache), so a second run re-executes only what changed.
+  parameters (KFP's execution cache), so a second run re-executes only what changed;
+- it sets the environment variables that the file's Kubernetes platform spec asks for from
+  the pod's fields (`fieldPathAsEnv`); of those, only the `pipeline/runid` label exists here,
+  set to this replay's run id.
 
 `python -m MODULE ARGS` is run with `runpy` in this process (same interpreter, same
 arguments, fresh module globals), not in a new process: each new process would pay ~20 s of
@@ -88,11 +91,12 @@ def _order(tasks: dict) -> list[str]:
   return ordered
 
 
-def _run_container(command: list[str], args: list[str]) -> None:
+def _run_container(command: list[str], args: list[str], env: dict[str, str]) -> None:
   if command[:2] != ["python", "-m"]:
     raise ValueError(f"not a `python -m` container command: {command}")
-  saved_argv = sys.argv
+  saved_argv, saved_env = sys.argv, {k: os.environ.get(k) for k in env}
   sys.argv = [command[2]] + args
+  os.environ.update(env)
   try:
     runpy.run_module(command[2], run_name="__main__", alter_sys=True)
   except SystemExit as e:
@@ -100,16 +104,38 @@ def _run_container(command: list[str], args: list[str]) -> None:
       raise RuntimeError(f"{command[2]} exited with {e.code}") from e
   finally:
     sys.argv = saved_argv
+    for key, value in saved_env.items():
+      if value is None:
+        os.environ.pop(key, None)
+      else:
+        os.environ[key] = value
 
 
-def replay(pipeline_file: str, store: ReplayStore) -> dict[str, dict]:
-  """Runs every task of the compiled pipeline; returns each task's record:
-  {"state": "COMPLETE" | "CACHED" | "RESOLVED", "outputs": {key: artifact}}."""
+def _pod_env(platform: dict, executor_label: str, pod_labels: dict[str, str]) -> dict[str, str]:
+  """The `fieldPathAsEnv` variables of one executor, from the pod's labels."""
+  config = (platform.get("platforms", {}).get("kubernetes", {}).get("deploymentSpec", {})
+            .get("executors", {}).get(executor_label, {}))
+  env = {}
+  for entry in config.get("fieldPathAsEnv", []):
+    m = re.fullmatch(r"metadata\.labels\['(.+)'\]", entry["fieldPath"])
+    if not m or m.group(1) not in pod_labels:
+      raise ValueError(f"{executor_label}: pod field {entry['fieldPath']!r} is not emulated")
+    env[entry["name"]] = pod_labels[m.group(1)]
+  return env
+
+
+def replay(pipeline_file: str, store: ReplayStore, run_id: str | None = None
+           ) -> dict[str, dict]:
+  """Runs every task of the compiled pipeline as KFP run `run_id` (a new uuid if None);
+  returns each task's record: {"state": "COMPLETE" | "CACHED" | "RESOLVED", "outputs":
+  {key: artifact}}."""
   from tfx_gnn.pipelines import kubeflow_runner
   spec = kubeflow_runner.read_pipeline_file(pipeline_file)  # either format
+  platform = kubeflow_runner.read_platform_spec(pipeline_file)
+  run_id = run_id or str(uuid.uuid4())
   root = spec["defaultPipelineRoot"]
   tasks = spec["root"]["dag"]["tasks"]
-  run_dir = os.path.join(root, "replay", uuid.uuid4().hex[:8])
+  run_dir = os.path.join(root, "replay", run_id[:8])
   published: dict[tuple[str, str], dict] = {}
   records: dict[str, dict] = {}
 
@@ -179,7 +205,8 @@ def replay(pipeline_file: str, store: ReplayStore) -> dict[str, dict]:
       os.makedirs(os.path.join(task_dir, key), exist_ok=True)
     container = executor["container"]
     args = [json.dumps(executor_input) if a == "{{$}}" else a for a in container["args"]]
-    _run_container(list(container["command"]), args)
+    _run_container(list(container["command"]), args,
+                   _pod_env(platform, component["executorLabel"], {"pipeline/runid": run_id}))
 
     with open(executor_input["outputs"]["outputFile"]) as f:
       executor_output = json.load(f)

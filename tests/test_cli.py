@@ -155,6 +155,12 @@ def test_compile_writes_the_file_the_kfp_client_uploads(tmp_path):
   doc = client._extract_pipeline_yaml(str(path))
   assert doc.pipeline_spec.default_pipeline_root == "gs://b/r/pipeline"
   assert "GnnTrainer" in doc.pipeline_spec.root.dag.tasks
+  # ... with its Kubernetes platform spec: each step's pod gets the run's id (KFP_RUN_ID).
+  executors = doc.platform_spec.platforms["kubernetes"].deployment_spec.executors
+  containers = {label for label, e in doc.pipeline_spec.deployment_spec["executors"].items()
+                if "container" in e}
+  assert set(executors) == containers and len(containers) == 9
+  assert all(e["fieldPathAsEnv"][0]["name"] == "KFP_RUN_ID" for e in executors.values())
   # The second format through the same main() in this process: the command's process, its
   # exit status and its output are checked above; another child would only import TFX again.
   from tfx_gnn.pipelines import cli

@@ -46,7 +46,7 @@ def test_compiled_pipeline_loads_into_kfp_protos_with_the_whole_dag(tmp_path):
   assert producer("Pusher", "examples") == "SubgraphSampler"
 
   # The bare spec that the KFP client uploads as it is, the pipeline root as its default.
-  bare = yaml.safe_load(open(path))
+  bare, platform = yaml.safe_load_all(open(path))
   assert "pipelineSpec" not in bare and bare["pipelineInfo"]["name"] == config.pipeline.name
   assert bare["defaultPipelineRoot"] == "gs://bucket/root/pipeline"
   # Pushed models go under the cluster's root too, not a path of the compiling machine.
@@ -66,6 +66,10 @@ def test_compiled_pipeline_loads_into_kfp_protos_with_the_whole_dag(tmp_path):
     # The Beam args reach the sampler unchanged.
     if name.startswith("SubgraphSampler"):
       assert "--runner=FnApiRunner" in args
+    # Every step's pod gets the KFP run's id (TFX's entrypoint passes none) from its label.
+    assert platform["platforms"]["kubernetes"]["deploymentSpec"]["executors"][name] == {
+        "fieldPathAsEnv": [{"name": "KFP_RUN_ID",
+                            "fieldPath": "metadata.labels['pipeline/runid']"}]}
 
 
 def test_replayed_pipeline_file_pushes_a_model_and_resolves_its_baseline(tmp_path):
@@ -80,7 +84,7 @@ def test_replayed_pipeline_file_pushes_a_model_and_resolves_its_baseline(tmp_pat
                                           local_root_ok=True)
   store = kfp_replay.ReplayStore()
 
-  first = kfp_replay.replay(path, store)
+  first = kfp_replay.replay(path, store, run_id="5f0c-first-run")
   assert {n: r["state"] for n, r in first.items() if not n.startswith("latest")} == {
       n: "COMPLETE" for n in ("GraphIngest", "GraphValidator", "SubgraphSampler", "GnnTrainer",
                               "GnnEvaluator", "Pusher", "Attribution", "RunReport",
@@ -96,6 +100,14 @@ def test_replayed_pipeline_file_pushes_a_model_and_resolves_its_baseline(tmp_pat
   assert os.path.exists(os.path.join(pushed["metadata"]["pushed_destination"], "saved_model.pb"))
   predictions = first["GnnBulkInferrer"]["outputs"]["predictions"]
   assert predictions["metadata"]["inferred"] == 1 and predictions["metadata"]["num_nodes"] == 300
+  # The MLflow run says which pipeline and KFP run it belongs to.
+  from mlflow.tracking import MlflowClient
+  client = MlflowClient(config.tracking_uri)
+  trainer_runs = client.search_runs(
+      [client.get_experiment_by_name(config.experiment).experiment_id],
+      "tags.`tfx.component` = 'GnnTrainer'")
+  assert [r.info.run_name for r in trainer_runs] == ["tfx-gnn-tiny/5f0c-first-run/GnnTrainer"]
+  assert trainer_runs[0].data.tags["tfx.pipeline_run_id"] == "5f0c-first-run"
 
   second = kfp_replay.replay(path, store)
   for name in ("GraphIngest", "GraphValidator", "SubgraphSampler", "GnnTrainer"):
