@@ -320,3 +320,31 @@ def test_attention_over_empty_states_is_recognized():
   assert tuning.attends(model_config(attention_type="multi_head"))
   assert tuning.attends(model_config(template="gat_v2"))
   assert not tuning.attends(model_config(template="graph_sage"))
+
+
+@pytest.mark.slow
+def test_the_budget_stops_the_running_trial_too(tmp_path):
+  """`max_minutes` bounds the whole search: a trial of many epochs stops at its first
+  validated epoch past the budget, is scored on what it trained, and no trial starts after."""
+  from tfx_gnn.components.gnn_trainer.config import RootNodeMulticlassOptions, TrainerConfig
+  from tfx_gnn.components.gnn_tuner import tuning
+  from tfx_gnn.components.gnn_tuner.config import TunerConfig
+  from tfx_gnn.components.graph_ingest import ingest
+  from tfx_gnn.components.subgraph_sampler.config import SamplingConfig
+  graph_dir = str(tmp_path / "graph")
+  ingest.ingest({"synthetic": {"num_papers": 200, "num_classes": 4, "feature_dim": 8}},
+                graph_dir, str(tmp_path / "scratch"))
+  budget_s = 5
+  result = tuning.tune(
+      graph_dir, tuner=TunerConfig(trials=3, max_minutes=budget_s / 60, trial_epochs=10_000,
+                                   search_space={**TUNER["search_space"], "hops": None}),
+      model=model_config(units=8, num_rounds=1),
+      trainer=TrainerConfig(batch_size=32, early_stopping_patience=None),
+      task=RootNodeMulticlassOptions(),
+      sampling=SamplingConfig(fanouts={"cites": 2, "cited_by": 2}),
+      workdir=str(tmp_path / "work"))
+  [trial] = result.trials
+  print(f"budget {budget_s} s: search {result.wall_seconds:.1f} s, trial {trial}")
+  assert trial["state"] == "COMPLETE" and trial["stopped_at_deadline"]
+  assert 1 <= trial["epochs"] < 10_000
+  assert result.best_trial == 0 and result.best_value == trial["value"]

@@ -42,6 +42,7 @@ class TrainResult:
   # Where each example's target is: (location, feature), see tasks.Tasks.target.
   target: tuple = ("root", "label")
   heads: Optional[dict] = None  # multi-task: tasks.Tasks.heads
+  stopped_at_deadline: bool = False  # see StopAtDeadline
 
 
 class _History(tf.keras.callbacks.Callback):
@@ -94,6 +95,25 @@ def learning_rate(cfg: TrainerConfig, steps_per_epoch: int):
     return tf.keras.optimizers.schedules.ExponentialDecay(
         cfg.learning_rate, decay_steps=steps_per_epoch, decay_rate=cfg.decay_rate)
   return cfg.learning_rate
+
+
+class StopAtDeadline(tf.keras.callbacks.Callback):
+  """Ends training after the first validated epoch that ends past `deadline`
+  (`time.monotonic()`): a wall-clock budget (GnnTuner's `max_minutes`) then bounds the
+  running trial too, not only when trials start. The exported weights are still the best
+  validated epoch's."""
+
+  def __init__(self, deadline: float, validated: bool):
+    super().__init__()
+    self.deadline, self.validated = deadline, validated
+    self.stopped = False
+
+  def on_epoch_end(self, epoch, logs=None):
+    if time.monotonic() < self.deadline:
+      return
+    if self.validated and "val_loss" not in (logs or {}):
+      return  # an objective needs a validated epoch
+    self.stopped = self.model.stop_training = True
 
 
 class EpochProgress(tf.keras.callbacks.Callback):
@@ -238,12 +258,13 @@ def train(*, train_files: Sequence[str], eval_files: Sequence[str],
           task_cfgs: Optional[dict] = None,
           on_epoch: Optional[Callable[[int, dict], None]] = None,
           train_subgraphs=None, module_file: Optional[str] = None,
-          module_path: Optional[str] = None) -> TrainResult:
+          module_path: Optional[str] = None,
+          deadline: Optional[float] = None) -> TrainResult:
   """Trains and exports the model; `model_dir` holds checkpoints; training backs up to
   `backup_dir` (default `<model_dir>/backup`) after each epoch and resumes from it.
   `train_subgraphs` (dynamic mode: a `dynamic.EpochSubgraphs`, fresh subgraphs every epoch)
   replaces `train_files`. `module_file` / `module_path`: the user module of template
-  `custom` (see `load_user_model_fn`)."""
+  `custom` (see `load_user_model_fn`). `deadline`: see `StopAtDeadline`."""
   tf.keras.utils.set_random_seed(trainer_cfg.seed)
   # Default epochs: a bound when early stopping on the eval split ends training, else fixed.
   trainer_cfg = trainer_cfg.model_copy(
@@ -265,6 +286,10 @@ def train(*, train_files: Sequence[str], eval_files: Sequence[str],
         mode="min" if trainer_cfg.early_stopping_metric.endswith("loss") else "max"))
   if trainer_cfg.strategy == "multi_worker_mirrored":
     callbacks.append(multi_worker.SyncAtTrainEnd())
+  stop_at_deadline = None
+  if deadline is not None:
+    stop_at_deadline = StopAtDeadline(deadline, validated=bool(eval_files))
+    callbacks.append(stop_at_deadline)
   # Keras needs step counts for the distributed datasets of a non-default strategy, and the
   # learning-rate schedules count steps; otherwise an epoch is one pass over the data.
   distributed = trainer_cfg.strategy != "default"
@@ -323,7 +348,8 @@ def train(*, train_files: Sequence[str], eval_files: Sequence[str],
       epochs=trainer_cfg.epochs,
       model_exporters=[TimedExporter(e) for e in exporters],
       export_dirs=[export_dir])
-  return TrainResult(history.history, export_dir, task_set.target, task_set.heads)
+  return TrainResult(history.history, export_dir, task_set.target, task_set.heads,
+                     stopped_at_deadline=bool(stop_at_deadline and stop_at_deadline.stopped))
 
 
 def embed(model_dir: str, files, subgraph_schema: tfgnn.GraphSchema,

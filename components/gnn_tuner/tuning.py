@@ -201,9 +201,11 @@ def objective_value(history: dict[str, list[float]], objective: str) -> tuple[fl
 
 
 def run_trial(data: TrialData, configs: TrialConfigs, task: TaskConfig, trial_dir: str,
-              on_epoch: Optional[Callable[[int, dict], None]] = None):
+              on_epoch: Optional[Callable[[int, dict], None]] = None,
+              deadline: Optional[float] = None):
   """Trains one trial's model on fresh in-memory train subgraphs every epoch, validating on
-  the fixed eval subgraphs; returns the Runner's TrainResult."""
+  the fixed eval subgraphs, until its epochs, early stopping or `deadline`
+  (`time.monotonic()`); returns the Runner's TrainResult."""
   import tensorflow as tf
   from tfx_gnn.components.gnn_trainer import dynamic, training
   sampler, eval_file = data.sampler(configs.sampling)
@@ -216,7 +218,7 @@ def run_trial(data: TrialData, configs: TrialConfigs, task: TaskConfig, trial_di
       label=data.label, model_cfg=configs.model, trainer_cfg=configs.trainer, task_cfg=task,
       model_dir=os.path.join(trial_dir, "model"), export_dir=os.path.join(trial_dir, "export"),
       backup_dir=os.path.join(trial_dir, "backup"), on_epoch=on_epoch,
-      train_subgraphs=train_ds)
+      train_subgraphs=train_ds, deadline=deadline)
 
 
 def best_yaml(overrides: dict, value: float, metric: str, trial: int) -> str:
@@ -252,8 +254,12 @@ def tune(graph_dir: str, *, tuner: TunerConfig, model: ModelConfig, trainer: Tra
     raise TunerError("sampling.fanouts: the tuner's trials sample in memory and need fanouts "
                      "(not a SamplingSpec file)")
   started = time.monotonic()
+  # The budget bounds the whole search: no trial starts after it (Optuna's timeout), and the
+  # running one stops at its first validated epoch past it.
+  deadline = started + tuner.max_minutes * 60
   own_workdir = workdir is None
   workdir = workdir or tempfile.mkdtemp(prefix="gnn_tuner_")
+  os.makedirs(workdir, exist_ok=True)
   data = TrialData(graph_dir, workdir, memory_limit_gb)
   direction = "maximize" if tuner.objective == "accuracy" else "minimize"
   study = optuna.create_study(direction=direction,
@@ -289,10 +295,11 @@ def tune(graph_dir: str, *, tuner: TunerConfig, model: ModelConfig, trainer: Tra
     try:
       result = run_trial(data, configs, task, trial_dir,
                          on_epoch=(lambda e, logs: child.log_metrics(logs, step=e))
-                         if child else None)
+                         if child else None, deadline=deadline)
       value, metric_name["name"] = objective_value(result.history, tuner.objective)
       record.update(state="COMPLETE", value=value, metric=metric_name["name"],
-                    epochs=len(result.history.get("loss", [])))
+                    epochs=len(result.history.get("loss", [])),
+                    stopped_at_deadline=result.stopped_at_deadline)
       if child:
         child.log_metrics({"objective": value})
       ok = True
@@ -311,7 +318,7 @@ def tune(graph_dir: str, *, tuner: TunerConfig, model: ModelConfig, trainer: Tra
 
   optuna.logging.set_verbosity(optuna.logging.WARNING)
   try:
-    study.optimize(objective, n_trials=tuner.trials, timeout=tuner.max_minutes * 60,
+    study.optimize(objective, n_trials=tuner.trials, timeout=deadline - time.monotonic(),
                    catch=(Exception,), gc_after_trial=True)
   finally:
     if own_workdir:
