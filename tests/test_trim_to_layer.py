@@ -88,6 +88,10 @@ def test_trim_to_layer_is_refused_where_it_would_change_predictions():
   assert models.trims_to_layer(_model_config(template="gcn", degree_normalization="in"), True)
   assert not models.trims_to_layer(_model_config(), root_task=True, jit_compile=True)
   assert not models.trims_to_layer(_model_config(num_rounds=1), root_task=True)
+  assert not models.trims_to_layer(_model_config(trim_to_layer=False), root_task=True)
+  # The executor gets the section as JSON with every default spelled out: still automatic.
+  auto = _model_config(template="gcn")
+  assert not models.trims_to_layer(_model_config(**auto.model_dump()), root_task=True)
   with pytest.raises(models.ModelError, match="model.trim_to_layer: true does not apply: the "
                                               "task does not read a root node"):
     models.trims_to_layer(_model_config(trim_to_layer=True), root_task=False)
@@ -182,3 +186,44 @@ def test_gcn_on_papers_only_and_why_in_out_normalization_is_not_trimmed(mag):
     full, weights = _root_states(mag, graph, cfg, trim_to_layer=False)
     trimmed, _ = _root_states(mag, graph, cfg, trim_to_layer=True, weights=weights)
     assert np.allclose(trimmed, full, rtol=1e-4, atol=1e-5) == same, normalization
+
+
+def test_integrated_gradients_are_the_same_with_and_without_trimming(mag):
+  """The IG signature's function (ig_exporter) differentiates through the trim: the same
+  attributions for every node's features, zero or not."""
+  import tensorflow as tf
+  import tensorflow_gnn as tfgnn
+  from tfx_gnn.components.gnn_trainer import ig_exporter, models
+  _, _, label = mag
+  graph = _fast_subgraphs(mag, hops=2)
+  cfg = _model_config(units=16, message_dim=16)
+
+  def preprocess_and_model(trim_to_layer):
+    inputs = tf.keras.Input(type_spec=graph.spec)
+    labels = tfgnn.keras.layers.ReadoutFirstNode(node_set_name=label.node_set,
+                                                 feature_name=label.feature)(inputs)
+    stripped = tfgnn.keras.layers.MapFeatures(
+        node_sets_fn=lambda ns, node_set_name: {
+            k: v for k, v in ns.features.items() if k != label.feature})(inputs)
+    preprocess = tf.keras.Model(inputs, (stripped, labels))
+    model_in = tf.keras.Input(type_spec=stripped.spec)
+    gnn = models.build_model_fn(cfg, label.node_set, trim_to_layer=trim_to_layer)(stripped.spec)
+    root = tfgnn.keras.layers.ReadoutFirstNode(node_set_name=label.node_set,
+                                               feature_name=tfgnn.HIDDEN_STATE)(gnn(model_in))
+    model = tf.keras.Model(model_in, tf.keras.layers.Dense(4)(root))
+    model.compile(loss=tf.keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    return preprocess, model
+
+  tf.keras.utils.set_random_seed(0)
+  attributions = []
+  weights = None
+  for trim_to_layer in (False, True):
+    preprocess, model = preprocess_and_model(trim_to_layer)
+    if weights is None:
+      weights = model.get_weights()
+    model.set_weights(weights)
+    ig = ig_exporter.integrated_gradients(preprocess, model, output_name="g",
+                                          random_counterfactual=False, steps=4)(graph)["g"]
+    attributions.append(ig.node_sets[label.node_set]["feat"].numpy())
+  np.testing.assert_allclose(attributions[1], attributions[0], rtol=1e-4, atol=1e-6)
+  assert np.abs(attributions[0]).sum() > 0

@@ -90,13 +90,13 @@ class ModelOptions(Strict):
       "and GAT do for bag-of-words), l2 by its L2 norm."))
   features_only: bool = pydantic.Field(False, description=(
       "Drop message passing altogether: a features-only baseline on the root node."))
-  trim_to_layer: bool = pydantic.Field(True, description=(
+  trim_to_layer: Optional[bool] = pydantic.Field(None, description=(
       "Root-node tasks: round r of K updates only the nodes within K - r hops of the root, "
       "which is all the root's final state depends on (PyG's trim_to_layer); the root's "
-      "predictions are the same as without it, for less work. Off by itself where it would "
-      "change them or cannot run (link and graph-level tasks, template custom, GCN with "
-      "out/in_out/in_in degree normalization, trainer.jit_compile); true given explicitly "
-      "there is an error."))
+      "predictions are the same as without it, for less work. null: on wherever it keeps "
+      "them the same (not for link and graph-level tasks, template custom, GCN with "
+      "out/in_out/in_in degree normalization, trainer.jit_compile); true: on, an error where "
+      "it cannot be; false: off."))
 
 
 class MtAlbisOptions(ModelOptions):

@@ -301,9 +301,10 @@ def graph_update(cfg: ModelConfig, gtspec: tfgnn.GraphTensorSpec,
 
 def trims_to_layer(cfg: ModelConfig, root_task: bool, jit_compile: bool = False) -> bool:
   """Whether the model trims its rounds to the root's neighbourhood (`model.trim_to_layer`):
-  where the config asks for it and the root's predictions stay the same; a trim_to_layer:
-  true that cannot hold is an error."""
-  if not getattr(cfg, "trim_to_layer", False) or cfg.num_rounds < 2:
+  null (the default) where the root's predictions stay the same; true there, and an error
+  elsewhere; false never."""
+  asked = getattr(cfg, "trim_to_layer", None)
+  if asked is False or cfg.num_rounds < 2:
     return False
   why_not = None
   if not root_task:
@@ -317,7 +318,7 @@ def trims_to_layer(cfg: ModelConfig, root_task: bool, jit_compile: bool = False)
                "edges, which trimming removes (use in, none or degree_feature)")
   elif jit_compile:
     why_not = "trainer.jit_compile needs fixed shapes, and trimming makes them vary"
-  if why_not and "trim_to_layer" in cfg.model_fields_set:
+  if why_not and asked:
     raise ModelError(f"model.trim_to_layer: true does not apply: {why_not}")
   return why_not is None
 
