@@ -77,16 +77,25 @@ def measure(args) -> dict:
       out = os.path.join(workdir, variant)
       shutil.rmtree(out, ignore_errors=True)  # the last rep's model is measured below
       start = time.time()
+      epoch_ends = []  # (wall, CPU) at the end of each epoch, validation included
       training.train(train_files=files["train"], eval_files=files["eval"],
                      subgraph_schema=schema, label=label, model_cfg=models[variant],
                      trainer_cfg=config.trainer, task_cfg=config.task,
-                     model_dir=os.path.join(out, "run"), export_dir=os.path.join(out, "model"))
+                     model_dir=os.path.join(out, "run"), export_dir=os.path.join(out, "model"),
+                     on_epoch=lambda *_: epoch_ends.append((time.time(), time.process_time())))
       runs.append({"variant": variant, "rep": rep, "phase": "train", **fit,
                    "total_seconds": time.time() - start})
+      # The first epoch also traces the train and test steps; the later ones are the steady
+      # state.
+      (wall, cpu), (last_wall, last_cpu) = epoch_ends[0], epoch_ends[-1]
+      runs.append({"variant": variant, "rep": rep, "phase": "train_steady",
+                   "examples": num_train * (len(epoch_ends) - 1), "seconds": last_wall - wall,
+                   "cpu_seconds": last_cpu - cpu})
       print(f"[trim_bench] rep {rep} {variant}: train "
             f"{fit['examples'] / fit['seconds']:.0f} examples/s ({fit['seconds']:.1f} s fit, "
-            f"{time.time() - start:.1f} s with exports); load {os.getloadavg()[0]:.1f}",
-            flush=True)
+            f"{time.time() - start:.1f} s with exports), after the first epoch "
+            f"{runs[-1]['examples'] / runs[-1]['seconds']:.0f}/s; load "
+            f"{os.getloadavg()[0]:.1f}", flush=True)
 
   spec = sampling.build_sampling_spec(graph_io.read_schema(args.graph_dir), label.node_set,
                                       config.sampling.fanouts, config.sampling.hops)
@@ -122,11 +131,53 @@ def measure(args) -> dict:
           f"{k} {v:.0f}" for k, v in rates.items()) + f"; load {os.getloadavg()[0]:.1f}",
           flush=True)
   shutil.rmtree(workdir, ignore_errors=True)
+  overhead = _trim_overhead(config, files["eval"], schema, label, args)
   return {"runs": runs, "num_train": num_train, "num_eval": num_eval, "num_nodes": len(ids),
-          "peak_rss_mb": common.peak_rss_mb()}
+          "trim_overhead": overhead, "peak_rss_mb": common.peak_rss_mb()}
 
 
-PHASES = {"train": "training (fit), train examples/s",
+def _trim_overhead(config, files, schema, label, args) -> dict:
+  """What the hop search and the trims cost inside the model (the alternative: a hop feature
+  from the sampler): CPU seconds per batch of the trim layers alone, against the trimmed
+  model's forward pass, on the eval examples (batches of --batch-size)."""
+  import tensorflow as tf
+  import tensorflow_gnn as tfgnn
+  from tfx_gnn.components.gnn_trainer import models, trimming
+  gtspec = tfgnn.create_graph_spec_from_schema_pb(schema)
+  batches = [tfgnn.parse_example(gtspec, b).merge_batch_to_components()
+             for b in tf.data.TFRecordDataset(files).batch(args.batch_size)]
+  rounds = config.model.num_rounds
+  model = models.build_model_fn(config.model, label.node_set, [label.feature],
+                                trim_to_layer=True)(batches[0].spec)
+
+  # Each returns everything it computes (TF prunes what no output needs).
+  def trims(graph):
+    graph = trimming.RootHops([label.node_set], rounds - 1)(graph)
+    return tf.nest.flatten([trimming.TrimToHop(h)(graph) for h in range(rounds - 1, 0, -1)],
+                           expand_composites=True)
+
+  def forward(graph):
+    return tfgnn.gather_first_node(model(graph), label.node_set,
+                                   feature_name=tfgnn.HIDDEN_STATE)
+  passes = {"trim_layers": tf.function(trims, reduce_retracing=True),
+            "model_forward": tf.function(forward, reduce_retracing=True)}
+  cpu = {}
+  for name, fn in passes.items():
+    for graph in batches:  # traced for each shape class once
+      fn(graph)
+    start = time.process_time()
+    for _ in range(3):
+      for graph in batches:
+        fn(graph)
+    cpu[name] = (time.process_time() - start) / (3 * len(batches))
+  print(f"[trim_bench] per batch: hop search and trims {cpu['trim_layers'] * 1e3:.1f} CPU ms, "
+        f"trimmed model forward {cpu['model_forward'] * 1e3:.1f} CPU ms", flush=True)
+  return {"cpu_seconds_per_batch": cpu, "batches": len(batches),
+          "share_of_forward": cpu["trim_layers"] / cpu["model_forward"]}
+
+
+PHASES = {"train": "training (fit, all epochs), train examples/s",
+          "train_steady": "training after the first epoch (no tracing), train examples/s",
           "bulk_end_to_end": "(a) bulk inference end to end (Beam), nodes/s",
           "bulk_steady": "(b) bulk inference steady (sample + model), nodes/s",
           "model_presampled": "(c) model on pre-sampled examples, nodes/s"}
@@ -155,6 +206,11 @@ def summarize(report: dict) -> None:
                  common.fmt(r["no_trim"]["per_cpu_s"]), common.fmt_ratio(
                      ratios[phase]["per_cpu_s"])))
   print(common.table(rows))
+  overhead = report["measure"]["trim_overhead"]
+  print(f"\nhop search and trims inside the model: "
+        f"{overhead['cpu_seconds_per_batch']['trim_layers'] * 1e3:.1f} CPU ms per batch of "
+        f"{p['batch_size']}, {overhead['share_of_forward']:.0%} of the trimmed model's forward "
+        "pass")
 
 
 def main(argv=None) -> None:
@@ -162,7 +218,7 @@ def main(argv=None) -> None:
   parser.add_argument("--papers", type=int, default=4000, help="synthetic graph size")
   parser.add_argument("--config", default="pipelines/configs/demo.yaml",
                       help="model, task, trainer and sampling sections")
-  parser.add_argument("--epochs", type=int, default=2)
+  parser.add_argument("--epochs", type=int, default=3, help="at least 2 (the first traces)")
   parser.add_argument("--reps", type=int, default=2, help="runs of each variant")
   parser.add_argument("--shards", type=int, default=4, help="TFRecord files per split")
   parser.add_argument("--batch-size", type=int, default=256, help="inference batches")
