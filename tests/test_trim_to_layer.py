@@ -99,6 +99,20 @@ def test_trim_to_layer_is_refused_where_it_would_change_predictions():
     models.trims_to_layer(_model_config(template="gcn", trim_to_layer=True), root_task=True)
 
 
+def test_trim_to_layer_true_that_cannot_hold_is_a_config_error_naming_the_key():
+  base = {"data": {"synthetic": {}}, "sampling": {"fanouts": {"cites": 2}}}
+  with pytest.raises(config_lib.ConfigError, match="model.trim_to_layer: true does not apply: "
+                                                   "trainer.jit_compile needs fixed shapes"):
+    config_lib.parse_config({**base, "model": {"trim_to_layer": True},
+                             "trainer": {"padding": "tight", "jit_compile": True}})
+  with pytest.raises(config_lib.ConfigError, match="model.trim_to_layer: true does not apply: "
+                                                   "the task does not read a root node"):
+    config_lib.parse_config({**base, "model": {"trim_to_layer": True},
+                             "task": {"type": "link_prediction", "edge_set": "cites"}})
+  # null: simply off there.
+  config_lib.parse_config({**base, "task": {"type": "link_prediction", "edge_set": "cites"}})
+
+
 @pytest.fixture(scope="module")
 def mag(tmp_path_factory):
   """The synthetic MAG-shaped graph (200 papers) as a Graph artifact directory."""

@@ -215,6 +215,24 @@ class CustomModelOptions(ModelOptions):
     return self
 
 
+def trim_to_layer_problem(model: ModelOptions, root_task: bool,
+                          jit_compile: bool = False) -> Optional[str]:
+  """Why `model.trim_to_layer` cannot hold for this model, task and trainer (None: it can):
+  where trimming would change the root's state or cannot run."""
+  if not root_task:
+    return "the task does not read a root node (link and graph-level tasks read more)"
+  if model.template == "custom" or model.features_only:
+    return "there are no template rounds (template custom or features_only)"
+  if (model.template == "gcn" and model.degree_feature is None
+      and model.degree_normalization not in ("none", "in")):
+    # Trimming removes edges of the senders, whose subgraph degrees these normalize by.
+    return (f"GCN's degree_normalization {model.degree_normalization!r} counts the senders' "
+            "edges, which trimming removes (use in, none or degree_feature)")
+  if jit_compile:
+    return "trainer.jit_compile needs fixed shapes, and trimming makes them vary"
+  return None
+
+
 ModelConfig = _discriminated(
     Union[MtAlbisOptions, GraphSageOptions, GATv2Options, HGTOptions, VanillaMPNNOptions,
           MultiHeadAttentionOptions, GCNOptions, CustomModelOptions],

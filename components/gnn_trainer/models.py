@@ -23,7 +23,7 @@ from tensorflow_gnn.models import vanilla_mpnn
 
 from tfx_gnn.components import graph_io
 from tfx_gnn.components.gnn_trainer import trimming
-from tfx_gnn.components.gnn_trainer.config import ModelConfig
+from tfx_gnn.components.gnn_trainer.config import ModelConfig, trim_to_layer_problem
 
 # The user module's hook (template `custom`): model_fn(graph_tensor_spec, *,
 # readout_node_sets, model_config) -> a Keras layer, GraphTensor in and out (see GnnTrainer).
@@ -306,18 +306,7 @@ def trims_to_layer(cfg: ModelConfig, root_task: bool, jit_compile: bool = False)
   asked = getattr(cfg, "trim_to_layer", None)
   if asked is False or cfg.num_rounds < 2:
     return False
-  why_not = None
-  if not root_task:
-    why_not = "the task does not read a root node (link and graph-level tasks read more)"
-  elif cfg.template == "custom" or cfg.features_only:
-    why_not = "there are no template rounds (template custom or features_only)"
-  elif (cfg.template == "gcn" and cfg.degree_feature is None
-        and cfg.degree_normalization not in ("none", "in")):
-    # Trimming removes edges of the senders, whose subgraph degrees these normalize by.
-    why_not = (f"GCN's degree_normalization {cfg.degree_normalization!r} counts the senders' "
-               "edges, which trimming removes (use in, none or degree_feature)")
-  elif jit_compile:
-    why_not = "trainer.jit_compile needs fixed shapes, and trimming makes them vary"
+  why_not = trim_to_layer_problem(cfg, root_task, jit_compile)
   if why_not and asked:
     raise ModelError(f"model.trim_to_layer: true does not apply: {why_not}")
   return why_not is None
