@@ -78,6 +78,7 @@ config-reference: install
 #   overhead  tfx-gnn run's wall time vs its components' own work (demo config)
 #   parity    test accuracy of models trained on either sampling engine's subgraphs
 #   inference bulk inference (sampling + model) vs the evaluation pass on the demo graph
+#   trim      model.trim_to_layer on vs off: training and bulk inference (demo graph and model)
 # `make bench` runs them all; `make bench BENCH=input BENCH_ARGS="--papers 8000"` one of them
 # (BENCH_ARGS go to that one: see `.venv/bin/python -m benchmarks.<name>_bench --help`).
 BENCH ?= sampler input overhead parity

@@ -129,7 +129,8 @@ def measure(args) -> dict:
     runner.run(
         train_ds_provider=runner.TFRecordDatasetProvider(filenames=files["train"]),
         valid_ds_provider=runner.TFRecordDatasetProvider(filenames=files["eval"]),
-        model_fn=models.build_model_fn(config.model, label.node_set, task_set.exclude_features),
+        model_fn=models.build_model_fn(config.model, label.node_set, task_set.exclude_features,
+                                       trim_to_layer=models.trims_to_layer(config.model, True)),
         optimizer_fn=lambda: tf.keras.optimizers.AdamW(config.trainer.learning_rate,
                                                        weight_decay=config.trainer.weight_decay),
         trainer=runner.KerasTrainer(strategy=tf.distribute.get_strategy(),

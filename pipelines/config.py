@@ -22,6 +22,7 @@ from tfx_gnn.components.gnn_evaluator.config import EvaluationConfig
 from tfx_gnn.components.gnn_trainer.config import (  # noqa: F401  (re-exported)
     MODEL_TEMPLATES, TASK_TYPES, IntegratedGradientsConfig, ModelConfig, MtAlbisOptions,
     RootNodeMulticlassOptions, TaskConfig, TasksConfig, TrainerConfig, multi_task_problems)
+from tfx_gnn.components.gnn_trainer.config import trim_to_layer_problem
 from tfx_gnn.components.graph_ingest.config import (  # noqa: F401  (re-exported)
     DataConfig, EdgeTable, NodeTable, OgbSource, SplitTable, SyntheticGraphsSource,
     SyntheticSource, TablesSource, UnigraphSource)
@@ -268,6 +269,11 @@ def _check_references(config: Config, source: str) -> None:
     raise ConfigError(f"invalid config {source}:\n  tuner: the GnnTuner tunes supervised "
                       f"root-node tasks (task.type is {config.task.type!r}) whose trials sample "
                       "in memory from sampling.fanouts (not a SamplingSpec file)")
+  if getattr(config.model, "trim_to_layer", None):
+    problem = trim_to_layer_problem(config.model, level == "node", config.trainer.jit_compile)
+    if problem:
+      raise ConfigError(f"invalid config {source}:\n  model.trim_to_layer: true does not "
+                        f"apply: {problem}")
   tables = config.data.tables
   if tables is not None and level != "link" and (tables.splits is None or not any(
       t.label_column for t in tables.node_sets.values())):

@@ -90,6 +90,13 @@ class ModelOptions(Strict):
       "and GAT do for bag-of-words), l2 by its L2 norm."))
   features_only: bool = pydantic.Field(False, description=(
       "Drop message passing altogether: a features-only baseline on the root node."))
+  trim_to_layer: Optional[bool] = pydantic.Field(None, description=(
+      "Root-node tasks: round r of K updates only the nodes within K - r hops of the root, "
+      "which is all the root's final state depends on (PyG's trim_to_layer); the root's "
+      "predictions are the same as without it, for less work. null: on wherever it keeps "
+      "them the same (not for link and graph-level tasks, template custom, GCN with "
+      "out/in_out/in_in degree normalization, trainer.jit_compile); true: on, an error where "
+      "it cannot be; false: off."))
 
 
 class MtAlbisOptions(ModelOptions):
@@ -206,6 +213,24 @@ class CustomModelOptions(ModelOptions):
     if self.module_file and self.module_path:
       raise ValueError("give module_file or module_path, not both")
     return self
+
+
+def trim_to_layer_problem(model: ModelOptions, root_task: bool,
+                          jit_compile: bool = False) -> Optional[str]:
+  """Why `model.trim_to_layer` cannot hold for this model, task and trainer (None: it can):
+  where trimming would change the root's state or cannot run."""
+  if not root_task:
+    return "the task does not read a root node (link and graph-level tasks read more)"
+  if model.template == "custom" or model.features_only:
+    return "there are no template rounds (template custom or features_only)"
+  if (model.template == "gcn" and model.degree_feature is None
+      and model.degree_normalization not in ("none", "in")):
+    # Trimming removes edges of the senders, whose subgraph degrees these normalize by.
+    return (f"GCN's degree_normalization {model.degree_normalization!r} counts the senders' "
+            "edges, which trimming removes (use in, none or degree_feature)")
+  if jit_compile:
+    return "trainer.jit_compile needs fixed shapes, and trimming makes them vary"
+  return None
 
 
 ModelConfig = _discriminated(

@@ -22,7 +22,8 @@ from tensorflow_gnn.models import multi_head_attention
 from tensorflow_gnn.models import vanilla_mpnn
 
 from tfx_gnn.components import graph_io
-from tfx_gnn.components.gnn_trainer.config import ModelConfig
+from tfx_gnn.components.gnn_trainer import trimming
+from tfx_gnn.components.gnn_trainer.config import ModelConfig, trim_to_layer_problem
 
 # The user module's hook (template `custom`): model_fn(graph_tensor_spec, *,
 # readout_node_sets, model_config) -> a Keras layer, GraphTensor in and out (see GnnTrainer).
@@ -298,22 +299,41 @@ def graph_update(cfg: ModelConfig, gtspec: tfgnn.GraphTensorSpec,
   raise ModelError(f"model.template: unknown template {t!r}")
 
 
+def trims_to_layer(cfg: ModelConfig, root_task: bool, jit_compile: bool = False) -> bool:
+  """Whether the model trims its rounds to the root's neighbourhood (`model.trim_to_layer`):
+  null (the default) where the root's predictions stay the same; true there, and an error
+  elsewhere; false never."""
+  asked = getattr(cfg, "trim_to_layer", None)
+  if asked is False or cfg.num_rounds < 2:
+    return False
+  why_not = trim_to_layer_problem(cfg, root_task, jit_compile)
+  if why_not and asked:
+    raise ModelError(f"model.trim_to_layer: true does not apply: {why_not}")
+  return why_not is None
+
+
 def build_model_fn(cfg: ModelConfig, root_node_set,
                    exclude_features: Sequence[str] = (),
-                   user_model_fn: Optional[UserModelFn] = None
+                   user_model_fn: Optional[UserModelFn] = None, *,
+                   trim_to_layer: bool = False
                    ) -> Callable[[tfgnn.GraphTensorSpec], tf.keras.Model]:
   """The Runner's `model_fn`: GraphTensor in, GraphTensor with hidden states out.
 
   `root_node_set` is the node set the task reads after the last round, or a list of them
   (link prediction: the endpoints' sets); None: every node set is updated in every round,
   as graph-level tasks need. `user_model_fn` (template `custom`) builds the body on the
-  initial states instead of the template's rounds."""
+  initial states instead of the template's rounds. `trim_to_layer` (see `trims_to_layer`;
+  root-node tasks only): each round after the first updates only the nodes that the root's
+  final state depends on (trimming.py); the output graph then holds the root and its
+  neighbours only."""
   if (cfg.template == "custom") != (user_model_fn is not None):
     raise ModelError("model.template: custom needs a user module's model_fn (module_file or "
                      "module_path), and a model_fn needs template custom; got template "
                      f"{cfg.template!r} with{'out' if user_model_fn is None else ''} one")
   readout = ([root_node_set] if isinstance(root_node_set, str) else
              list(root_node_set) if root_node_set is not None else None)
+  if trim_to_layer and (readout is None or user_model_fn is not None or cfg.features_only):
+    raise ModelError("model.trim_to_layer needs a root node set and template rounds")
 
   def model_fn(gtspec: tfgnn.GraphTensorSpec) -> tf.keras.Model:
     inputs = tf.keras.layers.Input(type_spec=gtspec)
@@ -343,7 +363,14 @@ def build_model_fn(cfg: ModelConfig, root_node_set,
     else:
       # Only the root's node set matters after the last round.
       last = readout
+    if trim_to_layer:
+      # Round 1 reads every node within num_rounds hops (all a sampled subgraph of as many
+      # hops holds); each later round i + 1 needs those within num_rounds - i.
+      graph = trimming.RootHops(readout, cfg.num_rounds - 1, name="root_hops")(graph)
     for i in range(cfg.num_rounds):
+      if trim_to_layer and i > 0:
+        graph = trimming.TrimToHop(cfg.num_rounds - i, name=f"trim_to_hop_{cfg.num_rounds - i}")(
+            graph)
       update = graph_update(cfg, gtspec, last if i == cfg.num_rounds - 1 else None, i)
       if update is not None:
         graph = update(graph)
