@@ -1,32 +1,37 @@
 """Beyond memory, shown (issue 19, item 5): the MAG-size synthetic graph through the Beam path
 (GraphIngest's Beam ingest, GraphValidator's Beam id checks, then TF-GNN's Beam sampler) in a
-process tree held under a memory cap below the graph's in-memory size.
+process tree held under a memory cap, against the graph's in-memory size.
 
   nice -n 19 .venv/bin/python -m benchmarks.beyond_memory --dir /tmp/beyondmem \
-      --cap-gb 2.5 --seeds 2000 --out benchmarks/results_beyond_memory.json
+      --label full_ingest_capped --steps ingest --splits "" --cap-gb 1.75 \
+      --out benchmarks/results_beyond_memory.json
 
-Four steps, each a child process (`--role`):
+Child processes (`--role`), in order:
 
 1. `generate` (not capped: it is the data's producer, not the pipeline): the synthetic graph's
    tables (`synthetic.generate_tables`, 349 classes, 128-d features) rewritten as a directory of
    Parquet part files per table, as a graph beyond memory is stored (GraphIngest's Beam path
    reads file by file: one worker holds one part, not the table). Kept in `--dir`, reused.
 2. `inmemory` (not capped): the in-memory ingest of the same tables (`ingest.tables_to_graph`):
-   its peak RSS and the decoded graph's size (its arrays and id strings) are "the graph's
-   in-memory size" that the cap must be below.
+   its peak RSS and the decoded graph's size (its arrays and id strings): the graph's
+   in-memory size. The default cap is 80% of that peak.
 3. `beam` (capped): `ingest.ingest` with `data.beam_threshold_mb: 0` on an FnApiRunner pipeline
-   (the components' default `beam_pipeline_args`), `beam_validation.validate`, then
-   `sampling.prepare_program` + `sampling.add_sampling` (the SubgraphSampler's `tfgnn_beam`
-   engine) over mag_scale.yaml's sampling spec, for `--seeds` seeds of each split (the first
-   ones of each split's seeds file; 0: all), each step timed.
+   (the components' default `beam_pipeline_args`), then, per `--steps`,
+   `beam_validation.validate` and `sampling.prepare_program` + `sampling.add_sampling` (the
+   SubgraphSampler's `tfgnn_beam` engine) over mag_scale.yaml's sampling spec, for `--seeds`
+   seeds of each of `--splits` (the first of each split's seeds file, through a view of the
+   artifact whose seeds files are cut; 0: all), each step timed.
+4. `inmemory` again, under the same cap: below the graph's in-memory size it is OOM-killed.
 
 The cap is a memory cgroup made for the run under this process's own (cgroup v1
-`memory.limit_in_bytes`, or v2 `memory.max`): the kernel counts every page the run's process
-tree touches (page cache included, which it reclaims first) and kills the tree if it cannot stay
-under. `ulimit -v` (RLIMIT_AS) is no cap for TensorFlow, which reserves tens of GB of address
-space it never touches; RLIMIT_DATA is the same, and RLIMIT_RSS is not enforced by Linux. The
-process tree's RSS is sampled every second (benchmarks/scale_run.py's sampler); the cgroup's own
-peak (`memory.max_usage_in_bytes`, RSS + page cache) and its OOM-kill count are reported too.
+`memory.limit_in_bytes`, or v2 `memory.max`; this needs write access to the cgroup tree). The
+kernel counts every page the run's process tree touches (page cache included, which it reclaims
+first) and kills the tree if it cannot stay under. `ulimit -v` (RLIMIT_AS) is no cap for
+TensorFlow, which reserves tens of GB of address space it never touches; RLIMIT_DATA is the
+same, and Linux does not enforce RLIMIT_RSS. The process tree's RSS is sampled every second
+(benchmarks/scale_run.py's sampler); the cgroup's own peak (RSS + page cache) and its OOM-kill
+count are reported too. Each run is stored under its `--label` in `--out` (others kept).
+Results and what they show: benchmarks/README.md, "beyond memory".
 """
 from __future__ import annotations
 
