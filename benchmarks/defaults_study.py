@@ -18,6 +18,9 @@ epoch with the fast engine, TF-GNN's Runner, eval on fixed eval subgraphs).
 
   nice -n 10 .venv/bin/python benchmarks/defaults_study.py --seeds 1 \
       --out benchmarks/results_defaults.json
+  # more seeds of two candidates (cells already in --out are kept):
+  nice -n 19 .venv/bin/python benchmarks/defaults_study.py --candidates sage,es \
+      --first-seed 1 --seeds 2 --out benchmarks/results_defaults.json
 """
 from __future__ import annotations
 
@@ -202,7 +205,7 @@ def tune(args) -> list[dict]:
 
 
 def table(rows: list[dict]) -> str:
-  """Markdown: eval accuracy (mean ± std over seeds) per graph and candidate."""
+  """Markdown: eval accuracy (mean ± sample std over seeds) per graph and candidate."""
   import numpy as np
   graphs = list(dict.fromkeys(r["graph"] for r in rows))
   cands = list(dict.fromkeys(r["candidate"] for r in rows))
@@ -212,7 +215,7 @@ def table(rows: list[dict]) -> str:
     for c in cands:
       vals = [r["eval_accuracy"] for r in rows if r["graph"] == g and r["candidate"] == c]
       epochs = [r["epochs"] for r in rows if r["graph"] == g and r["candidate"] == c]
-      cells.append(f"{100 * np.mean(vals):.1f}" + (f" ± {100 * np.std(vals):.1f}"
+      cells.append(f"{100 * np.mean(vals):.1f}" + (f" ± {100 * np.std(vals, ddof=1):.1f}"
                                                    if len(vals) > 1 else "")
                    + f" ({int(np.mean(epochs))} ep)" if vals else "-")
     lines.append(f"| {g} | " + " | ".join(cells) + " |")
