@@ -18,6 +18,9 @@ epoch with the fast engine, TF-GNN's Runner, eval on fixed eval subgraphs).
 
   nice -n 10 .venv/bin/python benchmarks/defaults_study.py --seeds 1 \
       --out benchmarks/results_defaults.json
+  # more seeds of two candidates (cells already in --out are kept):
+  nice -n 19 .venv/bin/python benchmarks/defaults_study.py --candidates sage,es \
+      --first-seed 1 --seeds 2 --out benchmarks/results_defaults.json
 """
 from __future__ import annotations
 
@@ -41,40 +44,47 @@ FANOUTS = {
     "av": {"writes": 10, "written_by": 1, "published_in": 1, "publishes": 10},
 }
 
-# Candidate defaults: (model, trainer, sampling) overrides of today's defaults.
+# Candidate defaults: (model, trainer, sampling) overrides of today's defaults. Each pins
+# what it measures (the defaults have changed since, see `final`).
 EARLY_STOPPING = {"epochs": 300, "early_stopping_patience": 15, "validation_freq": 1}
-# The defaults before this study (pinned: the defaults have changed since).
-OLD_DEFAULTS = ({"state_dropout_rate": 0.0},
+# The model defaults before GraphSAGE became the default template (2026-12-03 (2)).
+MT_ALBIS = {"template": "mt_albis", "feature_normalization": "none", "input_dropout_rate": 0.0}
+# The defaults before this study.
+OLD_DEFAULTS = ({**MT_ALBIS, "state_dropout_rate": 0.0},
                 {"epochs": 5, "learning_rate": 1e-3, "weight_decay": 0.0,
                  "early_stopping_patience": None}, {"hops": 2})
 CANDIDATES = {
     # The old defaults: 5 epochs at lr 1e-3, id embeddings, 2 hops.
     "current": OLD_DEFAULTS,
-    # The defaults chosen by this study (components/gnn_trainer/config.py): `es` below.
+    # The defaults as they are now (components/gnn_trainer/config.py): `sage` below since
+    # 2026-12-03 (2), `es` before.
     "final": ({}, {}, {}),
-    # The chosen defaults for a fixed number of epochs, no early stopping (what training does
-    # without an eval split): the eval accuracy of every epoch is kept (`eval_by_epoch`), so
-    # the fixed epoch count for graphs without an eval split is read off it.
-    "fixed60": ({"state_dropout_rate": 0.2}, {"epochs": 60, "early_stopping_patience": None,
-                                             "validation_freq": 1, "learning_rate": 0.005,
-                                             "weight_decay": 5e-4}, {}),
-    # The chosen defaults with the template and input settings the tuner picked on Cora and
-    # av4 and acm.yaml uses: GraphSAGE, sum-normalized features, stronger dropout.
+    # `es` for a fixed number of epochs, no early stopping (what training does without an
+    # eval split): the eval accuracy of every epoch is kept (`eval_by_epoch`), so the fixed
+    # epoch count for graphs without an eval split is read off it.
+    "fixed60": ({**MT_ALBIS, "state_dropout_rate": 0.2},
+                {"epochs": 60, "early_stopping_patience": None, "validation_freq": 1,
+                 "learning_rate": 0.005, "weight_decay": 5e-4}, {}),
+    # `es` with the template and input settings the tuner picked on Cora and av4 and acm.yaml
+    # uses: GraphSAGE, sum-normalized features, stronger dropout (the defaults since
+    # 2026-12-03 (2)).
     "sage": ({"template": "graph_sage", "feature_normalization": "sum",
-              "state_dropout_rate": 0.5, "input_dropout_rate": 0.2}, {}, {}),
+              "state_dropout_rate": 0.5, "input_dropout_rate": 0.2},
+             {**EARLY_STOPPING, "learning_rate": 0.005, "weight_decay": 5e-4}, {}),
     # Early stopping on eval loss (best weights exported), lr 5e-3, dropout, weight decay,
-    # hops from the relation paths.
-    "es": ({"state_dropout_rate": 0.2}, {**EARLY_STOPPING, "learning_rate": 0.005,
-                                         "weight_decay": 5e-4}, {}),
+    # hops from the relation paths, MtAlbis (the defaults from the first study until
+    # 2026-12-03 (2)).
+    "es": ({**MT_ALBIS, "state_dropout_rate": 0.2},
+           {**EARLY_STOPPING, "learning_rate": 0.005, "weight_decay": 5e-4}, {}),
     # ... and featureless node sets relay messages instead of learning id embeddings.
-    "es_noid": ({"state_dropout_rate": 0.2, "id_embeddings": False},
+    "es_noid": ({**MT_ALBIS, "state_dropout_rate": 0.2, "id_embeddings": False},
                 {**EARLY_STOPPING, "learning_rate": 0.005, "weight_decay": 5e-4}, {}),
     # es_noid with 2 hops instead of the relation-path hops (4 on the author graphs).
-    "es_noid_h2": ({"state_dropout_rate": 0.2, "id_embeddings": False},
+    "es_noid_h2": ({**MT_ALBIS, "state_dropout_rate": 0.2, "id_embeddings": False},
                    {**EARLY_STOPPING, "learning_rate": 0.005, "weight_decay": 5e-4},
                    {"hops": 2}),
     # ... and L2-normalized input features, stronger dropout.
-    "es_noid_l2": ({"state_dropout_rate": 0.5, "input_dropout_rate": 0.2,
+    "es_noid_l2": ({**MT_ALBIS, "state_dropout_rate": 0.5, "input_dropout_rate": 0.2,
                     "id_embeddings": False, "feature_normalization": "l2"},
                    {**EARLY_STOPPING, "learning_rate": 0.005, "weight_decay": 5e-4}, {}),
 }
@@ -114,8 +124,9 @@ def run(args) -> list[dict]:
   # Resumable: runs already in --out are kept and not repeated.
   rows = json.load(open(args.out)) if args.out and os.path.exists(args.out) else []
   done = {(r["graph"], r["candidate"], r["seed"]) for r in rows}
+  seeds = range(args.first_seed, args.first_seed + args.seeds)
   for name in args.graphs.split(","):
-    if all((name, c, s) in done for c in args.candidates.split(",") for s in range(args.seeds)):
+    if all((name, c, s) in done for c in args.candidates.split(",") for s in seeds):
       continue
     graph_dir, fanouts, info = build_graph(name, args.workdir, args.data_dir)
     os.makedirs(os.path.join(args.workdir, name), exist_ok=True)
@@ -127,7 +138,7 @@ def run(args) -> list[dict]:
       data.eval_seeds = data.eval_seeds[:args.eval_limit]
     for cand in args.candidates.split(","):
       model_over, trainer_over, sampling_over = CANDIDATES[cand]
-      for seed in range(args.seeds):
+      for seed in seeds:
         if (name, cand, seed) in done:
           continue
         configs = tuning.trial_configs(
@@ -144,8 +155,9 @@ def run(args) -> list[dict]:
                    data.schema, data.label.node_set, fanouts),
                "train_seeds": len(data.train_seeds), "eval_seeds": len(data.eval_seeds),
                "seconds": round(time.monotonic() - started, 1),
-               "eval_by_epoch": [round(float(v), 4) for v in result.history.get(metric, [])],
                **info}
+        if configs.trainer.early_stopping_patience is None:  # fixed epochs: each one's figure
+          row["eval_by_epoch"] = [round(float(v), 4) for v in result.history.get(metric, [])]
         print(json.dumps(row), flush=True)
         rows.append(row)
         if args.out:  # after every run: a long study that is stopped keeps what it measured
@@ -193,7 +205,7 @@ def tune(args) -> list[dict]:
 
 
 def table(rows: list[dict]) -> str:
-  """Markdown: eval accuracy (mean ± std over seeds) per graph and candidate."""
+  """Markdown: eval accuracy (mean ± sample std over seeds) per graph and candidate."""
   import numpy as np
   graphs = list(dict.fromkeys(r["graph"] for r in rows))
   cands = list(dict.fromkeys(r["candidate"] for r in rows))
@@ -203,7 +215,7 @@ def table(rows: list[dict]) -> str:
     for c in cands:
       vals = [r["eval_accuracy"] for r in rows if r["graph"] == g and r["candidate"] == c]
       epochs = [r["epochs"] for r in rows if r["graph"] == g and r["candidate"] == c]
-      cells.append(f"{100 * np.mean(vals):.1f}" + (f" ± {100 * np.std(vals):.1f}"
+      cells.append(f"{100 * np.mean(vals):.1f}" + (f" ± {100 * np.std(vals, ddof=1):.1f}"
                                                    if len(vals) > 1 else "")
                    + f" ({int(np.mean(epochs))} ep)" if vals else "-")
     lines.append(f"| {g} | " + " | ".join(cells) + " |")
@@ -214,7 +226,9 @@ def main(argv=None):
   parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
   parser.add_argument("--graphs", default="demo60,demo2,cora,acm,av2,av4")
   parser.add_argument("--candidates", default="current,es,es_noid,es_noid_l2")
-  parser.add_argument("--seeds", type=int, default=1)
+  parser.add_argument("--seeds", type=int, default=1, help="seeds per cell")
+  parser.add_argument("--first-seed", type=int, default=0,
+                      help="the first trainer.seed (cells already in --out are not rerun)")
   parser.add_argument("--eval-limit", type=int, default=500,
                       help="at most this many eval seeds per graph (memory, time)")
   parser.add_argument("--workdir", default="/tmp/defaults_study")

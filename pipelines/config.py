@@ -20,7 +20,7 @@ from tfx_gnn.components.bulk_inferrer.config import BulkInferenceConfig
 from tfx_gnn.components.config_base import Strict, inside_root
 from tfx_gnn.components.gnn_evaluator.config import EvaluationConfig
 from tfx_gnn.components.gnn_trainer.config import (  # noqa: F401  (re-exported)
-    MODEL_TEMPLATES, TASK_TYPES, IntegratedGradientsConfig, ModelConfig, MtAlbisOptions,
+    MODEL_TEMPLATES, TASK_TYPES, IntegratedGradientsConfig, ModelConfig, GraphSageOptions,
     RootNodeMulticlassOptions, TaskConfig, TasksConfig, TrainerConfig, multi_task_problems)
 from tfx_gnn.components.gnn_trainer.config import trim_to_layer_problem
 from tfx_gnn.components.graph_ingest.config import (  # noqa: F401  (re-exported)
@@ -94,7 +94,7 @@ class Config(Strict):
   data: DataConfig
   validation: ValidationConfig = ValidationConfig()
   sampling: SamplingConfig = SamplingConfig()  # required (fanouts) but for graph-level tasks
-  model: ModelConfig = MtAlbisOptions()
+  model: ModelConfig = GraphSageOptions()
   task: TaskConfig = RootNodeMulticlassOptions()
   # Multi-task: named tasks trained together (instead of `task`, which then is the first of
   # them: the one whose seeds the sampler draws, shared by all).

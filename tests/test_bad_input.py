@@ -43,6 +43,7 @@ def make_config(tmp_path, **replace) -> config_lib.Config:
                          "reverse": "written"}},
           "splits": {"file": "split.csv"}}},
       "sampling": {"fanouts": {"cites": 2, "written": 2}},
+      "model": {"template": "mt_albis"},  # what these tests were written with
       "trainer": {"epochs": 1},
   }
   return config_lib.parse_config(raw)

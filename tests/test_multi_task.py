@@ -42,7 +42,8 @@ def _tables(directory, n=400, seed=0):
 def _run(root, data, **sections):
   raw = {"pipeline": {"name": "tfx-gnn-multi-task", "root": str(root)}, "data": data,
          "sampling": {"hops": 1, "fanouts": {"cites": 3}},
-         "model": {"num_rounds": 1, "units": 16, "message_dim": 16},
+         "model": {"template": "mt_albis", "num_rounds": 1, "units": 16,
+                   "message_dim": 16},
          "trainer": {"epochs": 15, "batch_size": 32, "learning_rate": 0.01},
          "evaluation": {"max_regression": 100.0},
          "attribution": {"enabled": False}, "report": {"enabled": False}}

@@ -28,7 +28,7 @@ def _config(root, **sections) -> config_lib.Config:
     raw = yaml.safe_load(f)
   raw["pipeline"]["root"] = str(root)
   raw["pipeline"]["name"] = "tfx-gnn-tasks"
-  raw["model"] = {"units": 8, "num_rounds": 2, "message_dim": 8}
+  raw["model"] = {"template": "mt_albis", "units": 8, "num_rounds": 2, "message_dim": 8}
   raw["trainer"] = {"epochs": 1, "steps_per_epoch": 2, "batch_size": 16}
   # Attribution is for root-node tasks; the run report has its own tests.
   raw["report"] = {"enabled": False}

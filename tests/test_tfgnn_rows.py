@@ -24,7 +24,7 @@ def _write_csv(path, header, rows):
 
 def _config(root, **sections) -> config_lib.Config:
   raw = {"pipeline": {"name": "tfx-gnn-rows", "root": str(root)},
-         "model": {"num_rounds": 1, "units": 16, "message_dim": 16},
+         "model": {"template": "mt_albis", "num_rounds": 1, "units": 16, "message_dim": 16},
          "trainer": {"epochs": 15, "batch_size": 32, "learning_rate": 0.01},
          "report": {"enabled": False}}
   raw.update(sections)
@@ -116,7 +116,7 @@ def test_graph_regression_on_a_float_label_beats_the_mean_predictor(tmp_path):
   del tables["num_classes"]
   summary = local_runner.run(_config(
       tmp_path / "root", data={"tables": tables}, sampling={},
-      model={"num_rounds": 2, "units": 16, "message_dim": 16},
+      model={"template": "mt_albis", "num_rounds": 2, "units": 16, "message_dim": 16},
       trainer={"epochs": 20, "batch_size": 16, "learning_rate": 0.01},
       task={"type": "graph_regression", "pooling": {"node": "mean"}},
       evaluation={"metric": "r2", "max_regression": 100.0}))
@@ -153,7 +153,8 @@ def _edge_sign_tables(directory, n=400, seed=0):
 
 def _edge_config(tmp_path, data, **model):
   return _config(tmp_path / "root", data=data, sampling={"hops": 1, "fanouts": {"links": 3}},
-                 model={"num_rounds": 1, "units": 16, "message_dim": 16, **model},
+                 model={"template": "mt_albis", "num_rounds": 1, "units": 16, "message_dim": 16,
+                        **model},
                  evaluation={"metric": "accuracy", "max_regression": 1.0})
 
 
@@ -224,7 +225,8 @@ def test_graph_classification_pools_the_configured_node_set(tmp_path):
   config = _config(tmp_path / "root",
                    data={"synthetic_graphs": {"num_graphs": 300, "num_classes": 3,
                                               "feature_dim": 4, "max_nodes": 10}},
-                   sampling={}, model={"num_rounds": 2, "units": 16, "message_dim": 16},
+                   sampling={}, model={"template": "mt_albis", "num_rounds": 2, "units": 16,
+                                       "message_dim": 16},
                    trainer={"epochs": 15, "batch_size": 16, "learning_rate": 0.01},
                    task={"type": "graph_multiclass", "pooling": {"node": "sum"}},
                    evaluation={"metric": "accuracy", "max_regression": 1.0})
@@ -329,18 +331,18 @@ def test_an_edge_feature_that_is_not_on_that_edge_set_is_refused(tmp_path):
   data["tables"]["edge_sets"]["links"]["features"] = ["noise"]  # `w` not ingested
   sampling = {"hops": 1, "fanouts": {"links": 3}}
   _refused_before_anything_runs(
-      tmp_path, {"data": data, "sampling": sampling, "model": {"edge_features": {
-          "links": ["w"]}}},
+      tmp_path, {"data": data, "sampling": sampling, "model": {
+          "template": "mt_albis", "edge_features": {"links": ["w"]}}},
       "model.edge_features.links: edge set 'links' has no feature 'w'",
       "its features: noise", "data.tables.edge_sets.links.features")
   # A reverse set has its forward set's features; an unknown set is named too.
   _refused_before_anything_runs(
-      tmp_path, {"data": data, "sampling": sampling, "model": {"edge_features": {
-          "linked_from": ["w"]}}},
+      tmp_path, {"data": data, "sampling": sampling, "model": {
+          "template": "mt_albis", "edge_features": {"linked_from": ["w"]}}},
       "model.edge_features.linked_from: edge set 'linked_from' has no feature 'w'")
   _refused_before_anything_runs(
-      tmp_path, {"data": data, "sampling": sampling, "model": {"edge_features": {
-          "cites": ["w"]}}},
+      tmp_path, {"data": data, "sampling": sampling, "model": {
+          "template": "mt_albis", "edge_features": {"cites": ["w"]}}},
       "model.edge_features.cites: unknown edge set 'cites'", "['linked_from', 'links']")
   # A template that reads no edge features refuses the option.
   _refused_before_anything_runs(
@@ -349,6 +351,7 @@ def test_an_edge_feature_that_is_not_on_that_edge_set_is_refused(tmp_path):
       "model", "'edge_features' does not apply to template 'graph_sage'")
   # The valid form passes.
   assert _config(tmp_path / "ok", data=data, sampling=sampling, model={
+      "template": "mt_albis",
       "edge_features": {"linked_from": ["noise"]}}).model.edge_features == {
           "linked_from": ["noise"]}
 

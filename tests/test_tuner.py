@@ -317,7 +317,7 @@ def test_attention_over_empty_states_is_recognized():
   label = graph_io.Label("author", "label", 4)
   assert tuning.empty_state_node_sets(schema, label, id_embeddings=True) == ["author"]
   assert tuning.empty_state_node_sets(schema, label, id_embeddings=False) == ["author", "venue"]
-  assert tuning.attends(model_config(attention_type="multi_head"))
+  assert tuning.attends(model_config(template="mt_albis", attention_type="multi_head"))
   assert tuning.attends(model_config(template="gat_v2"))
   assert not tuning.attends(model_config(template="graph_sage"))
 

@@ -64,6 +64,15 @@ EdgeFeatures = Annotated[Optional[dict[str, list[str]]], pydantic.Field(descript
     "Edge features as message inputs, per edge set (edge set -> its numeric features, "
     "concatenated); the template's convolutions read them beside the sender's state. Edge sets "
     "not named here send node states only."))]
+# The input layer's and the states' regularization: ModelOptions' defaults, which a template
+# may change (GraphSageOptions, the default template).
+StateDropoutRate = Annotated[float, pydantic.Field(ge=0, lt=1, description=(
+    "Dropout of the node states."))]
+InputDropoutRate = Annotated[float, pydantic.Field(ge=0, lt=1, description=(
+    "Dropout of the input features."))]
+FeatureNormalization = Annotated[Literal["none", "sum", "l2"], pydantic.Field(description=(
+    "Per-node normalization of the input feature vector: sum divides by its L1 norm (as GCN "
+    "and GAT do for bag-of-words), l2 by its L2 norm."))]
 
 
 class ModelOptions(Strict):
@@ -72,22 +81,19 @@ class ModelOptions(Strict):
   num_rounds: int = pydantic.Field(2, ge=1, description="Graph updates (message passing rounds).")
   units: int = pydantic.Field(64, gt=0, description="Width of the node states.")
   # Default 0.2: part of the defaults chosen by benchmarks/defaults_study.py (docs/tuning.md).
-  state_dropout_rate: float = pydantic.Field(0.2, ge=0, lt=1,
-                                             description="Dropout of the node states.")
+  state_dropout_rate: StateDropoutRate = 0.2
   id_embeddings: bool = pydantic.Field(True, description=(
       "Node sets without features get a trainable embedding of their hashed ids; false: they "
       "start empty and only relay messages (nodes unseen in training then get no random "
       "state)."))
   id_embedding_dim: int = pydantic.Field(32, gt=0)
   id_hash_bins: int = pydantic.Field(50_000, gt=0)
-  input_dropout_rate: float = pydantic.Field(0.0, ge=0, lt=1)
+  input_dropout_rate: InputDropoutRate = 0.0
   input_projection: bool = pydantic.Field(True, description=(
       "false: the (normalized) features themselves are the initial states, without a Dense "
       "projection to `units`, as in the GCN and GAT papers, whose first layer transforms "
       "them."))
-  feature_normalization: Literal["none", "sum", "l2"] = pydantic.Field("none", description=(
-      "Per-node normalization of the input feature vector: sum divides by its L1 norm (as GCN "
-      "and GAT do for bag-of-words), l2 by its L2 norm."))
+  feature_normalization: FeatureNormalization = "none"
   features_only: bool = pydantic.Field(False, description=(
       "Drop message passing altogether: a features-only baseline on the root node."))
   trim_to_layer: Optional[bool] = pydantic.Field(None, description=(
@@ -119,8 +125,12 @@ class MtAlbisOptions(ModelOptions):
 
 
 class GraphSageOptions(ModelOptions):
-  """GraphSAGE (`tensorflow_gnn.models.graph_sage`)."""
+  """GraphSAGE (`tensorflow_gnn.models.graph_sage`): the default template, with the input
+  settings chosen for it by benchmarks/defaults_study.py (docs/tuning.md)."""
   template: Literal["graph_sage"] = "graph_sage"
+  state_dropout_rate: StateDropoutRate = 0.5
+  input_dropout_rate: InputDropoutRate = 0.2
+  feature_normalization: FeatureNormalization = "sum"
   last_round_node_sets: LastRoundNodeSets = None
   message_dim: MessageDim = 64
   reduce_type: ReduceType = "mean"
@@ -236,7 +246,7 @@ def trim_to_layer_problem(model: ModelOptions, root_task: bool,
 ModelConfig = _discriminated(
     Union[MtAlbisOptions, GraphSageOptions, GATv2Options, HGTOptions, VanillaMPNNOptions,
           MultiHeadAttentionOptions, GCNOptions, CustomModelOptions],
-    "template", "mt_albis", "template")
+    "template", "graph_sage", "template")
 """The `model` section: a template from TF-GNN's model zoo (`tensorflow_gnn.models.*`) or a
 user module, its options, and the input layer shared by all (ModelOptions)."""
 MODEL_TEMPLATES: dict[str, type[ModelOptions]] = _members(get_args(ModelConfig)[0], "template")

@@ -108,7 +108,7 @@ def trial_configs(params: dict, model: ModelConfig, trainer: TrainerConfig,
     trainer_raw["validation_freq"] = min(trainer.validation_freq, trial_epochs)
   trainer_cfg = TrainerConfig.model_validate(trainer_raw)
   # The template always: a template class's default is its own tag, and the model section
-  # replaces the whole of the trainer's (validated as the union, whose default is mt_albis).
+  # replaces the whole of the trainer's (validated as the union, whose default is graph_sage).
   overrides = {"model": {"template": model_cfg.template, **non_default(model_cfg)},
                "trainer": trainer_over,
                "sampling": sampling_over}
