@@ -137,7 +137,9 @@ def measure(args) -> dict:
                                     model_dir=os.path.join(tmp, "run"),
                                     summarize_every_n_steps="never", verbose=0),
         task=task_set.task,
-        feature_processors=task_set.feature_processors,
+        feature_processors=task_set.feature_processors + [p for p in [
+            models.normalize_features_processor(
+                config.model, training.not_inputs(task_set, label, config.task))] if p],
         gtspec=tfgnn.create_graph_spec_from_schema_pb(schema),
         global_batch_size=config.trainer.batch_size,
         epochs=config.trainer.epochs,

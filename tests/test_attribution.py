@@ -135,6 +135,86 @@ def test_attributions_artifact_of_the_pipeline_run(served_tiny_run):
   assert "attribution.share.paper" in client.get_run(run_id).data.metrics
 
 
+def test_normalized_features_get_attributions_that_add_up():
+  """`feature_normalization` runs before the model (a Runner feature processor), so integrated
+  gradients interpolate the normalized features and the attributions add up to the loss's
+  change from the all-zeros baseline. Inside the model, the sum normalization ignores scale:
+  flat along the path but for its exploding gradient at zero (attributions of ~1e9 seen)."""
+  import types
+  import tensorflow as tf
+  import tensorflow_gnn as tfgnn
+  from tfx_gnn.components.gnn_trainer import ig_exporter as exporter
+  from tfx_gnn.components.gnn_trainer import models
+
+  counts = np.random.default_rng(0).integers(0, 4, size=(5, 6)).astype(np.float32)
+  graph = tfgnn.GraphTensor.from_pieces(
+      context=tfgnn.Context.from_fields(features={"y": tf.constant([1], tf.int64)}),
+      node_sets={"n": tfgnn.NodeSet.from_fields(
+          sizes=tf.constant([5]), features={"x": tf.constant(counts), "#id": tf.constant(
+              ["a", "b", "c", "d", "e"])})})
+  cfg = types.SimpleNamespace(feature_normalization="sum")
+
+  def attribution_and_change(in_preprocessing: bool):
+    tf.keras.utils.set_random_seed(0)
+    inputs = tf.keras.Input(type_spec=graph.spec)
+    labels = tfgnn.keras.layers.Readout(from_context=True, feature_name="y")(inputs)
+    stripped = tfgnn.keras.layers.MapFeatures(context_fn=lambda c: {})(inputs)
+    if in_preprocessing:
+      stripped = models.normalize_features_processor(cfg)(stripped)
+    preprocess = tf.keras.Model(inputs, (stripped, labels))
+    model_in = tf.keras.Input(type_spec=stripped.spec)
+    normalized = (model_in if in_preprocessing
+                  else models.normalize_features_processor(cfg)(model_in))
+    pooled = tfgnn.keras.layers.Pool(tfgnn.CONTEXT, "mean", node_set_name="n",
+                                     feature_name="x")(normalized)
+    hidden = tf.keras.layers.Dense(5, "tanh")(pooled)
+    model = tf.keras.Model(model_in, tf.keras.layers.Dense(3)(hidden))
+    model.compile(loss=tf.keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    steps = 64
+    summed = exporter.integrated_gradients(preprocess, model, output_name="g",
+                                           random_counterfactual=False, steps=steps)(graph)["g"]
+    seen, y = preprocess(graph)
+    x = seen.node_sets["n"]["x"]
+    attribution = float(tf.reduce_sum(summed.node_sets["n"]["x"] / steps * x))
+
+    def loss(features):
+      return float(model.compiled_loss(y, model(seen.replace_features(
+          node_sets={"n": {"x": features, "#id": seen.node_sets["n"]["#id"]}}))))
+
+    return attribution, loss(x) - loss(tf.zeros_like(x))
+
+  attribution, change = attribution_and_change(in_preprocessing=True)
+  assert np.isclose(attribution, change, rtol=0.05, atol=1e-3), (attribution, change)
+  attribution, change = attribution_and_change(in_preprocessing=False)
+  assert abs(attribution) > 1e3 * max(abs(change), 1e-3), (attribution, change)
+
+
+def test_normalize_features_processor_skips_ids_labels_and_aux_sets():
+  import types
+  import tensorflow as tf
+  import tensorflow_gnn as tfgnn
+  from tfx_gnn.components.gnn_trainer import models
+  graph = tfgnn.GraphTensor.from_pieces(node_sets={
+      "paper": tfgnn.NodeSet.from_fields(sizes=tf.constant([2]), features={
+          "feat": tf.constant([[1.0, -3.0], [0.0, 0.0]]), "year": tf.constant([2.0, 4.0]),
+          "label": tf.constant([3, 1]), "#id": tf.constant(["p", "q"])}),
+      "_readout": tfgnn.NodeSet.from_fields(sizes=tf.constant([1]), features={
+          "label": tf.constant([5.0])})})
+  for mode, expected_feat, expected_year in [
+      ("sum", [[1 / 6, -3 / 6], [0.0, 0.0]], [2 / 6, 1.0]),
+      ("l2", [[1 / 14 ** 0.5, -3 / 14 ** 0.5], [0.0, 0.0]], [2 / 14 ** 0.5, 1.0])]:
+    out = models.normalize_features_processor(
+        types.SimpleNamespace(feature_normalization=mode), ["label"])(graph)
+    paper = out.node_sets["paper"]
+    np.testing.assert_allclose(paper["feat"].numpy(), expected_feat, rtol=1e-6)
+    np.testing.assert_allclose(paper["year"].numpy(), expected_year, rtol=1e-6)
+    assert paper["label"].numpy().tolist() == [3, 1]  # a label is never an input
+    assert paper["#id"].numpy().tolist() == [b"p", b"q"]
+    assert out.node_sets["_readout"]["label"].numpy().tolist() == [5.0]
+  assert models.normalize_features_processor(
+      types.SimpleNamespace(feature_normalization="none")) is None
+
+
 def test_planted_features_rank_above_noise_features(tmp_path):
   """The synthetic generator plants class signal in some paper feature dimensions and none
   in the others; a trained model's attributions must rank every planted one above every

@@ -50,6 +50,43 @@ def _edge_sets(gtspec: tfgnn.GraphTensorSpec) -> list[str]:
   return sorted(e for e in gtspec.edge_sets_spec if not tfgnn.get_aux_type_prefix(e))
 
 
+def normalize_features_processor(cfg: ModelConfig, exclude_features: Sequence[str] = ()
+                                 ) -> Optional[tf.keras.layers.Layer]:
+  """`model.feature_normalization` as a Runner feature processor (None for `none`): each node's
+  input features (those `initial_states` reads; never `#id`, `exclude_features` such as labels
+  and targets, nor GCN's degree feature), taken together, divided by their sum of absolute
+  values (`sum`, as GCN and GAT row-normalize bag-of-words) or their L2 norm (`l2`).
+
+  It runs in the input pipeline and in the exported models' preprocessing, before the model,
+  so that integrated gradients interpolate the normalized features: inside the model, a
+  normalization that ignores scale is flat along the path from the all-zeros baseline except
+  at zero itself, where its gradient explodes (attributions of ~1e9 were seen)."""
+  mode = getattr(cfg, "feature_normalization", "none")
+  if mode == "none":
+    return None
+  skip = set(exclude_features) | {getattr(cfg, "degree_feature", None)}
+
+  def normalize(node_set, *, node_set_name):
+    features = dict(node_set.features)
+    names = [n for n in sorted(features) if not n.startswith("#") and n not in skip]
+    if tfgnn.get_aux_type_prefix(node_set_name) or not names:
+      return features
+    values = {n: tf.cast(features[n], tf.float32) for n in names}
+    rows = {n: v if v.shape.rank > 1 else tf.expand_dims(v, -1) for n, v in values.items()}
+    if mode == "sum":
+      scale = tf.maximum(tf.add_n([tf.reduce_sum(tf.abs(v), -1, keepdims=True)
+                                   for v in rows.values()]), 1e-12)
+    else:  # l2, as tf.math.l2_normalize over the concatenated features
+      scale = tf.sqrt(tf.maximum(tf.add_n([tf.reduce_sum(tf.square(v), -1, keepdims=True)
+                                           for v in rows.values()]), 1e-12))
+    for n in names:
+      normalized = rows[n] / scale
+      features[n] = normalized if values[n].shape.rank > 1 else tf.squeeze(normalized, -1)
+    return features
+
+  return tfgnn.keras.layers.MapFeatures(node_sets_fn=normalize, name="normalize_features")
+
+
 def initial_states(gtspec: tfgnn.GraphTensorSpec, cfg: ModelConfig,
                    exclude_features: Sequence[str] = ()) -> tf.keras.layers.Layer:
   """Initial node states: dense features projected to `units`; node sets without features get
@@ -69,11 +106,8 @@ def initial_states(gtspec: tfgnn.GraphTensorSpec, cfg: ModelConfig,
         if value.shape.rank == 1:
           value = tf.expand_dims(value, -1)
         parts.append(value)
+      # Already normalized (`feature_normalization`) by normalize_features_processor.
       x = tf.concat(parts, -1) if len(parts) > 1 else parts[0]
-      if cfg.feature_normalization == "sum":  # as GCN/GAT row-normalize bag-of-words
-        x = x / tf.maximum(tf.reduce_sum(tf.abs(x), -1, keepdims=True), 1e-12)
-      elif cfg.feature_normalization == "l2":
-        x = tf.math.l2_normalize(x, -1)
       if cfg.input_dropout_rate:
         x = tf.keras.layers.Dropout(cfg.input_dropout_rate)(x)
       if not cfg.input_projection:

@@ -193,6 +193,17 @@ def make_padding(cfg: TrainerConfig, gtspec: tfgnn.GraphTensorSpec, dataset_prov
   return None
 
 
+def not_inputs(task_set, label: Optional[graph_io.Label], task_cfg=None,
+               task_cfgs: Optional[dict] = None) -> list[str]:
+  """Features that feature processors see but the model never reads as inputs: the label and
+  every task's target (the tasks take them out after the feature processors run)."""
+  names = set(task_set.exclude_features) | ({label.feature} if label is not None else set())
+  for cfg in [task_cfg, *(task_cfgs or {}).values()]:
+    if getattr(cfg, "target_feature", None):
+      names.add(cfg.target_feature)
+  return sorted(names)
+
+
 def hash_ids_processor(num_bins: int) -> Callable[[tfgnn.GraphTensor], tfgnn.GraphTensor]:
   """A Runner feature processor: every node set's string `#id` becomes its hash bucket in
   [0, num_bins) (int64, what tf.keras.layers.Hashing computes), so that no string enters the
@@ -343,8 +354,11 @@ def train(*, train_files: Sequence[str], eval_files: Sequence[str],
       trainer=trainer,
       task=task_set.task,
       loss_weights=task_set.loss_weights,
-      feature_processors=task_set.feature_processors + (
-          [hash_ids_processor(model_cfg.id_hash_bins)] if trainer_cfg.jit_compile else []),
+      feature_processors=task_set.feature_processors + [p for p in (
+          models.normalize_features_processor(
+              model_cfg, not_inputs(task_set, label, task_cfg, task_cfgs)),
+          hash_ids_processor(model_cfg.id_hash_bins) if trainer_cfg.jit_compile else None)
+          if p is not None],
       gtspec=gtspec,
       global_batch_size=trainer_cfg.batch_size,
       epochs=trainer_cfg.epochs,
