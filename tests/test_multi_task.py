@@ -45,7 +45,8 @@ def _run(root, data, **sections):
          "model": {"num_rounds": 1, "units": 16, "message_dim": 16},
          "trainer": {"epochs": 15, "batch_size": 32, "learning_rate": 0.01},
          "evaluation": {"max_regression": 100.0},
-         "attribution": {"enabled": False}, "report": {"enabled": False}}
+         "attribution": {"enabled": False}, "report": {"enabled": False},
+         "bulk_inference": {"enabled": False}}
   raw.update(sections)
   return local_runner.run(config_lib.parse_config(raw, "multi-task", HERE))
 

@@ -63,6 +63,10 @@ def zoo_config(root, model: dict, task: dict | None = None, evaluation: dict | N
   # Attribution and the run report have their own tests; here they would only add minutes.
   raw["attribution"] = {"enabled": False}
   raw["report"] = {"enabled": False}
+  # Bulk scoring of a multiclass model is tests/test_serving.py's; the binary and regression
+  # runs keep it (their own prediction columns), the other runs would only add its step.
+  if raw["task"].get("type", "root_node_multiclass") == "root_node_multiclass":
+    raw["bulk_inference"] = {"enabled": False}
   return config_lib.parse_config(raw, "zoo", HERE)
 
 

@@ -204,7 +204,9 @@ def test_hyperparameters_artifact_round_trip_and_bad_files(tmp_path):
 
 # ------------------------------------------------------------------ the pipeline (slow)
 TUNER = {
-    "trials": 2, "max_minutes": 10, "seed": 3,
+    # 3 epochs a trial (the trainer's 10 after): the test checks what the trials record and
+    # hand on, not how well they learn.
+    "trials": 2, "max_minutes": 10, "seed": 3, "trial_epochs": 3,
     "search_space": {
         "template": ["mt_albis"], "units": [24, 40], "num_rounds": [2],
         "learning_rate": {"low": 0.001, "high": 0.02, "log": True}, "hops": [1, 2],
@@ -225,6 +227,7 @@ def tuned_run(tmp_path_factory):
   raw = tiny_raw(root, TUNER)
   raw["attribution"] = {"enabled": False}
   raw["report"] = {"enabled": False}
+  raw["bulk_inference"] = {"enabled": False}
   config = config_lib.parse_config(raw, "tuned", HERE)
   started = time.monotonic()
   summary = local_runner.run(config)
