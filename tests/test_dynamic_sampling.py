@@ -9,6 +9,7 @@ import os
 import pytest
 import yaml
 
+import mlflow_template
 from tfx_gnn.pipelines import config as config_lib
 from tfx_gnn.components import lineage
 from tfx_gnn.pipelines import local_runner
@@ -30,7 +31,9 @@ def dynamic_config(root, task=None, trainer=None) -> config_lib.Config:
   # Attribution and the run report have their own tests; here they would only add minutes.
   raw["attribution"] = {"enabled": False}
   raw["report"] = {"enabled": False}
-  return config_lib.parse_config(raw, "dynamic", HERE)
+  config = config_lib.parse_config(raw, "dynamic", HERE)
+  mlflow_template.copy_into(config)
+  return config
 
 
 @pytest.fixture(scope="module")

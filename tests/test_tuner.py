@@ -7,6 +7,7 @@ import os
 import pytest
 import yaml
 
+import mlflow_template
 from tfx_gnn.pipelines import config as config_lib
 
 
@@ -229,6 +230,7 @@ def tuned_run(tmp_path_factory):
   raw["report"] = {"enabled": False}
   raw["bulk_inference"] = {"enabled": False}
   config = config_lib.parse_config(raw, "tuned", HERE)
+  mlflow_template.copy_into(config)
   started = time.monotonic()
   summary = local_runner.run(config)
   wall = time.monotonic() - started
