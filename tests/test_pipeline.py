@@ -33,8 +33,7 @@ def two_runs(served_tiny_run):
   # Attribution and the run report have their own tests (on the first run).
   second = tiny_config(first.root, trainer={"seed": 1},
                        mlflow={"tracking_uri": served_tiny_run.server.url},
-                       attribution={"enabled": False}, report={"enabled": False},
-                       bulk_inference={"enabled": False})
+                       attribution={"enabled": False}, report={"enabled": False})
   return first, served_tiny_run.summary, local_runner.run(second)
 
 
