@@ -9,7 +9,6 @@ import os
 import pytest
 import yaml
 
-import mlflow_template
 from tfx_gnn.pipelines import config as config_lib
 from tfx_gnn.components import lineage
 from tfx_gnn.pipelines import local_runner
@@ -31,9 +30,7 @@ def dynamic_config(root, task=None, trainer=None) -> config_lib.Config:
   # Attribution and the run report have their own tests; here they would only add minutes.
   raw["attribution"] = {"enabled": False}
   raw["report"] = {"enabled": False}
-  config = config_lib.parse_config(raw, "dynamic", HERE)
-  mlflow_template.copy_into(config)
-  return config
+  return config_lib.parse_config(raw, "dynamic", HERE)
 
 
 @pytest.fixture(scope="module")
