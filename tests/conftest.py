@@ -25,8 +25,10 @@ def served_tiny_run(tmp_path_factory):
   """`mlflow server` on a free loopback port (SQLite backend, served artifact store), and the
   tiny pipeline run once against it over HTTP. The server is stopped at the end."""
   from tfx_gnn.pipelines import config as config_lib
+  import mlflow_template
   from tfx_gnn.pipelines import local_runner, mlflow_server
   root = tmp_path_factory.mktemp("served")
+  mlflow_template.copy_to(root / "mlflow-server" / "mlflow.db")  # MLflow's tables made once
   server = mlflow_server.Server(f"sqlite:///{root}/mlflow-server/mlflow.db",
                                 str(root / "mlflow-server" / "artifacts"),
                                 log_file=str(root / "mlflow-server.log"))

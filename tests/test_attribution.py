@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+import mlflow_template
 from tfx_gnn.components.attribution import attribution
 from tfx_gnn.components.attribution.attribution import UNREACHED, SubgraphAttribution
 
@@ -225,6 +226,7 @@ def test_planted_features_rank_above_noise_features(tmp_path):
   config = config_lib.load_config(
       os.path.join(os.path.dirname(__file__), "configs", "attribution.yaml"),
       {"pipeline": {"root": str(tmp_path)}})
+  mlflow_template.copy_into(config)
   summary = local_runner.run(config)
   features = pd.read_parquet(os.path.join(summary["attributions_uri"], "features.parquet"))
   ranks = attribution.feature_ranks(features, "paper", "feat")

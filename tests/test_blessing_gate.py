@@ -9,6 +9,7 @@ import os
 import numpy as np
 import pytest
 
+import mlflow_template
 from tfx_gnn.components.gnn_evaluator.config import EvaluationConfig
 
 DEFAULTS = EvaluationConfig()  # what a run gets with no `evaluation` section
@@ -177,6 +178,7 @@ def test_pusher_pushes_nothing_for_a_not_blessed_model(tmp_path, blessed):
   from tfx.types import standard_artifacts
   from tfx.utils import proto_utils
   from tfx_gnn.components.pusher import executor as pusher_executor
+  mlflow_template.copy_to(tmp_path / "mlflow.db")
   tracking_uri = f"sqlite:///{tmp_path}/mlflow.db"
   client = mlflow.MlflowClient(tracking_uri)
   experiment = client.create_experiment("gate", artifact_location=str(tmp_path / "mlruns"))

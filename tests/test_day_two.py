@@ -13,6 +13,7 @@ import os
 import numpy as np
 import pytest
 
+import mlflow_template
 from tfx_gnn.components import lineage
 from tfx_gnn.pipelines import config as config_lib
 from tfx_gnn.pipelines import local_runner
@@ -74,6 +75,7 @@ def day_two(tmp_path_factory):
   tmp_path = tmp_path_factory.mktemp("day_two")
   (tmp_path / "data").mkdir()
   config = day_two_config(tmp_path)
+  mlflow_template.copy_into(config)
   runs = {}
   write_tables(tmp_path / "data" / "1")
   runs["first"] = local_runner.run(config)

@@ -21,6 +21,7 @@ import numpy as np
 import pytest
 import yaml
 
+import mlflow_template
 from tfx_gnn.components import lineage
 from tfx_gnn.pipelines import cli
 from tfx_gnn.pipelines import config as config_lib
@@ -100,6 +101,7 @@ def day_two(tmp_path_factory):
   root = base / "run"
   write_tables(base / "data")
   config = config_lib.parse_config(raw_config(root, base / "data"))
+  mlflow_template.copy_into(config)
   first = local_runner.run(config)
   registry_after_first = registry(config)
 

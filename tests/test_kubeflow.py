@@ -6,6 +6,7 @@ import os
 import pytest
 import yaml
 
+import mlflow_template
 from tfx_gnn.pipelines import config as config_lib
 from tfx_gnn.pipelines import kubeflow_runner
 
@@ -83,6 +84,7 @@ def test_replayed_pipeline_file_pushes_a_model_and_resolves_its_baseline(tmp_pat
   path = kubeflow_runner.compile_pipeline(config, str(tmp_path / "pipeline.yaml"),
                                           local_root_ok=True)
   store = kfp_replay.ReplayStore()
+  mlflow_template.copy_into(config)  # the replay's subject is the file, not MLflow's migrations
 
   first = kfp_replay.replay(path, store, run_id="5f0c-first-run")
   assert {n: r["state"] for n, r in first.items() if not n.startswith("latest")} == {

@@ -10,6 +10,7 @@ import os
 import numpy as np
 import pytest
 
+import mlflow_template
 from tfx_gnn.pipelines import config as config_lib
 from tfx_gnn.pipelines import local_runner
 
@@ -46,9 +47,12 @@ def _run(root, data, **sections):
                    "message_dim": 16},
          "trainer": {"epochs": 15, "batch_size": 32, "learning_rate": 0.01},
          "evaluation": {"max_regression": 100.0},
-         "attribution": {"enabled": False}, "report": {"enabled": False}}
+         "attribution": {"enabled": False}, "report": {"enabled": False},
+         "bulk_inference": {"enabled": False}}
   raw.update(sections)
-  return local_runner.run(config_lib.parse_config(raw, "multi-task", HERE))
+  config = config_lib.parse_config(raw, "multi-task", HERE)
+  mlflow_template.copy_into(config)
+  return local_runner.run(config)
 
 
 def _component_dir(root, component, output):

@@ -12,6 +12,7 @@ import os
 
 import pytest
 
+import mlflow_template
 from tfx_gnn.components import config_base
 from tfx_gnn.pipelines import config as config_lib
 from tfx_gnn.pipelines import local_runner
@@ -33,7 +34,9 @@ def _config(root, **sections) -> config_lib.Config:
   # Attribution is for root-node tasks; the run report has its own tests.
   raw["report"] = {"enabled": False}
   raw.update(sections)
-  return config_lib.parse_config(raw, "tasks", HERE)
+  config = config_lib.parse_config(raw, "tasks", HERE)
+  mlflow_template.copy_into(config)
+  return config
 
 
 def _test_examples(root, count=3):

@@ -9,6 +9,7 @@ import os
 import numpy as np
 import pytest
 
+import mlflow_template
 from tfx_gnn.pipelines import config as config_lib
 from tfx_gnn.pipelines import local_runner
 
@@ -26,9 +27,18 @@ def _config(root, **sections) -> config_lib.Config:
   raw = {"pipeline": {"name": "tfx-gnn-rows", "root": str(root)},
          "model": {"template": "mt_albis", "num_rounds": 1, "units": 16, "message_dim": 16},
          "trainer": {"epochs": 15, "batch_size": 32, "learning_rate": 0.01},
-         "report": {"enabled": False}}
+         # Off: their own tests cover them; here they would add the integrated-gradients
+         # export, attribution and bulk scoring to every run.
+         "report": {"enabled": False}, "attribution": {"enabled": False},
+         "bulk_inference": {"enabled": False}}
   raw.update(sections)
   return config_lib.parse_config(raw, "rows", HERE)
+
+
+def _run(config) -> dict:
+  """A learning run: on MLflow's migrated store (tests/mlflow_template.py), not about MLflow."""
+  mlflow_template.copy_into(config)
+  return local_runner.run(config)
 
 
 def _regression_tables(directory, n=300, seed=0):
@@ -59,7 +69,7 @@ def test_node_regression_on_float_labels_beats_the_mean_predictor(tmp_path):
                    sampling={"hops": 1, "fanouts": {"cites": 3}},
                    task={"type": "root_node_regression"},
                    evaluation={"metric": "mse", "max_regression": 100.0})
-  summary = local_runner.run(config)
+  summary = _run(config)
   for component in ("GraphIngest", "GraphValidator", "GnnTrainer", "GnnEvaluator"):
     assert summary["components"][component] == "COMPLETE", summary["components"]
   graph_dirs = [os.path.join(d, sub) for d, subs, _ in os.walk(tmp_path / "root")
@@ -114,7 +124,7 @@ def test_ingest_keeps_real_valued_labels_unless_num_classes_says_classes(tmp_pat
 def test_graph_regression_on_a_float_label_beats_the_mean_predictor(tmp_path):
   tables = _float_label_collection(tmp_path / "graphs", 150)
   del tables["num_classes"]
-  summary = local_runner.run(_config(
+  summary = _run(_config(
       tmp_path / "root", data={"tables": tables}, sampling={},
       model={"template": "mt_albis", "num_rounds": 2, "units": 16, "message_dim": 16},
       trainer={"epochs": 20, "batch_size": 16, "learning_rate": 0.01},
@@ -162,9 +172,8 @@ def _edge_config(tmp_path, data, **model):
 def test_a_label_carried_by_an_edge_feature_is_learned_with_it_and_not_without(tmp_path):
   data = _edge_sign_tables(tmp_path)
   # The same ingest and subgraphs (cached), two models: with and without the edge feature.
-  with_edges = local_runner.run(_edge_config(tmp_path, data,
-                                             edge_features={"links": ["w"]}))
-  without = local_runner.run(_edge_config(tmp_path, data))
+  with_edges = _run(_edge_config(tmp_path, data, edge_features={"links": ["w"]}))
+  without = _run(_edge_config(tmp_path, data))
   assert without["components"]["SubgraphSampler"] == "CACHED"
   acc_with = (with_edges["eval_metrics"]["accuracy"], with_edges["test_metrics"]["accuracy"])
   acc_without = (without["eval_metrics"]["accuracy"], without["test_metrics"]["accuracy"])
@@ -231,7 +240,7 @@ def test_graph_classification_pools_the_configured_node_set(tmp_path):
                    task={"type": "graph_multiclass", "pooling": {"node": "sum"}},
                    evaluation={"metric": "accuracy", "max_regression": 1.0})
   assert config.task.pooling == {"node": "sum"}
-  summary = local_runner.run(config)
+  summary = _run(config)
   majority = summary["evaluation"]["trivial"]["eval"]["accuracy"]
   print(f"\npooling {{node: sum}}: eval accuracy {summary['eval_metrics']['accuracy']:.3f}, "
         f"test {summary['test_metrics']['accuracy']:.3f}; majority {majority:.3f}")
@@ -293,7 +302,7 @@ def test_dynamic_mode_samples_with_the_sampling_spec(tmp_path):
   raw["attribution"] = {"enabled": False}
   raw["report"] = {"enabled": False}
   config = config_lib.parse_config(raw, "rows", HERE)
-  summary = local_runner.run(config)
+  summary = _run(config)
   assert summary["components"]["GnnTrainer"] == "COMPLETE", summary["components"]
   store = lineage.open_store(config.metadata_path)
   outputs = {ref.type: ref for r in lineage.executions(store, summary["run_id"])

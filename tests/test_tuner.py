@@ -7,6 +7,7 @@ import os
 import pytest
 import yaml
 
+import mlflow_template
 from tfx_gnn.pipelines import config as config_lib
 
 
@@ -204,7 +205,9 @@ def test_hyperparameters_artifact_round_trip_and_bad_files(tmp_path):
 
 # ------------------------------------------------------------------ the pipeline (slow)
 TUNER = {
-    "trials": 2, "max_minutes": 10, "seed": 3,
+    # 3 epochs a trial (the trainer's 10 after): the test checks what the trials record and
+    # hand on, not how well they learn.
+    "trials": 2, "max_minutes": 10, "seed": 3, "trial_epochs": 3,
     "search_space": {
         "template": ["mt_albis"], "units": [24, 40], "num_rounds": [2],
         "learning_rate": {"low": 0.001, "high": 0.02, "log": True}, "hops": [1, 2],
@@ -225,7 +228,9 @@ def tuned_run(tmp_path_factory):
   raw = tiny_raw(root, TUNER)
   raw["attribution"] = {"enabled": False}
   raw["report"] = {"enabled": False}
+  raw["bulk_inference"] = {"enabled": False}
   config = config_lib.parse_config(raw, "tuned", HERE)
+  mlflow_template.copy_into(config)
   started = time.monotonic()
   summary = local_runner.run(config)
   wall = time.monotonic() - started
