@@ -362,3 +362,27 @@ def test_ids_hashed_in_preprocessing_as_the_model_would_and_jit_needs_padding():
   with pytest.raises(ValueError, match="trainer.padding"):
     trainer_config.TrainerConfig(jit_compile=True)
   trainer_config.TrainerConfig(jit_compile=True, padding="fit_or_skip")
+
+
+@pytest.mark.slow  # three interpreters importing TensorFlow
+def test_the_trainers_graph_spec_orders_sets_alike_in_every_process():
+  """Protobuf map order differs between processes (and parses); the trainer's GraphTensorSpec,
+  whose set order decides the order Keras creates variables in, must not: multi-worker
+  training broadcasts the chief's initial values by that order."""
+  import subprocess
+  import sys
+  code = (
+      "import tensorflow as tf\n"
+      "from tensorflow_gnn.proto import graph_schema_pb2\n"
+      "from tfx_gnn.components.gnn_trainer import training\n"
+      "schema = graph_schema_pb2.GraphSchema()\n"
+      "for name in ['paper', 'author', 'venue', 'field', 'institution']:\n"
+      "  schema.node_sets[name].features['x'].dtype = tf.float32.as_datatype_enum\n"
+      "  schema.edge_sets['to_' + name].source = 'paper'\n"
+      "  schema.edge_sets['to_' + name].target = name\n"
+      "spec = training.sorted_graph_spec(schema)\n"
+      "print(list(spec.node_sets_spec), list(spec.edge_sets_spec))\n")
+  orders = {subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                           check=True).stdout.strip().splitlines()[-1] for _ in range(3)}
+  assert orders == {"['author', 'field', 'institution', 'paper', 'venue'] ['to_author', "
+                    "'to_field', 'to_institution', 'to_paper', 'to_venue']"}, orders
