@@ -1,6 +1,7 @@
 """Shared fixtures: one tiny pipeline run against a real MLflow server over HTTP, used by the
 attribution, run report and MLflow browser tests (the run costs about a minute; once); a private
 PostgreSQL server (`postgres`) for ML Metadata and MLflow on PostgreSQL."""
+import ast
 import dataclasses
 import os
 
@@ -10,6 +11,42 @@ import tfx_gnn  # noqa: F401  (first: sets the environment TensorFlow needs, for
 
 HERE = os.path.dirname(__file__)
 TINY = os.path.join(HERE, "configs", "tiny.yaml")
+# Session fixtures that cost a pipeline run or a server. `make test` runs the suite on every
+# core (pytest-xdist, `-n auto --dist loadscope`): a module's tests stay on one worker, so its
+# module-scoped runs are made once, and the modules that use one of these share a worker, so
+# that each is made once too. (xdist's own `loadgroup` marks are lost on pytest 9:
+# pytest-dev/pytest-xdist#1386.)
+SHARED_SESSION_FIXTURES = ("served_tiny_run", "postgres")
+
+
+def _shared_scopes() -> dict[str, str]:
+  """Test module file name -> the first shared session fixture that a test or fixture in it
+  takes as a parameter."""
+  scopes = {}
+  for name in sorted(os.listdir(HERE)):
+    if name.startswith("test_") and name.endswith(".py"):
+      with open(os.path.join(HERE, name)) as f:
+        tree = ast.parse(f.read())
+      used = {a.arg for node in ast.walk(tree) if isinstance(node, ast.FunctionDef)
+              for a in node.args.args}
+      shared = [f for f in SHARED_SESSION_FIXTURES if f in used]
+      if shared:
+        scopes[name] = shared[0]
+  return scopes
+
+
+def pytest_xdist_make_scheduler(config, log):
+  if config.getvalue("dist") != "loadscope":
+    return None
+  from xdist.scheduler import LoadScopeScheduling
+  shared = _shared_scopes()
+
+  class ModuleScheduling(LoadScopeScheduling):
+    def _split_scope(self, nodeid):
+      module = nodeid.split("::", 1)[0]
+      return shared.get(os.path.basename(module), module)
+
+  return ModuleScheduling(config, log)
 
 
 @dataclasses.dataclass
