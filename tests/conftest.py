@@ -35,6 +35,7 @@ def _shared_scopes() -> dict[str, str]:
   return scopes
 
 
+@pytest.hookimpl(optionalhook=True)  # an environment without pytest-xdist runs serially
 def pytest_xdist_make_scheduler(config, log):
   if config.getvalue("dist") != "loadscope":
     return None
