@@ -53,10 +53,14 @@ postgres:
 
 # Everything, as CI runs it (.ci/run): the lint, then every test (tests/test_docs.py builds the
 # docs site with --strict and checks the generated configuration reference).
+# One xdist worker more than there are cores: the suite's tests wait on child processes and
+# servers, so with one worker per core about 13% of the CPU stayed idle (2 cores: 10 min 36 s
+# with 2 workers, 9 min 53 s with 3, same tree; benchmarks/README.md).
+TEST_WORKERS ?= $(shell echo $$(( $$(nproc) + 1 )))
 test: install browser postgres lint
-	$(VENV)/bin/pytest -n auto --dist loadscope $(PYTEST_ARGS)
+	$(VENV)/bin/pytest -n $(TEST_WORKERS) --dist loadscope $(PYTEST_ARGS)
 
-# Unit and small tests only (about 1.2 minutes on a quiet 2-core machine, much of it importing
+# Unit and small tests only (about 1 minute on a quiet 2-core machine, much of it importing
 # TensorFlow, TFX and Beam once): no pipeline runs, no training, no servers, no TFX children.
 test-fast: install
 	$(VENV)/bin/pytest -m "not slow" $(PYTEST_ARGS)
