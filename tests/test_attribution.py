@@ -53,6 +53,20 @@ def test_summarize_ranks_indices_and_averages_per_subgraph():
     attribution.feature_ranks(summary.features, "author", "feat")
 
 
+def test_a_wide_node_set_draws_its_largest_features_only():
+  """A bag of 1,902 words drew a 534-inch figure; the report draws the largest entries."""
+  from tfx_gnn.components.attribution import report
+  rng = np.random.default_rng(0)
+  wide = pd.DataFrame({"node_set": "paper", "feature": "words", "index": range(1902),
+                       "importance": rng.random(1902), "rank": 0})
+  drawn, which = report.drawn_features(wide)
+  assert len(drawn) == report.MAX_BARS and "of 1902" in which
+  assert set(drawn["index"]) == set(wide.nlargest(report.MAX_BARS, "importance")["index"])
+  narrow = wide.head(report.MAX_BARS)
+  drawn, which = report.drawn_features(narrow)
+  assert drawn is narrow and which == ""
+
+
 def test_exporter_matches_tfgnn_integrated_gradients_and_handles_string_ids():
   """Our exporter's IG function equals TF-GNN's on float features, and also works when the
   graph has string ids (where TF-GNN's fails)."""

@@ -160,6 +160,7 @@ def attribute(serving_model_dir: str, files: Sequence[str], subgraph_schema: tfg
   if label.node_set not in gtspec.node_sets_spec:
     raise ValueError(f"label node set {label.node_set!r} is not in the subgraph schema "
                      f"(node sets {sorted(gtspec.node_sets_spec)})")
+  (input_name,) = signature.structured_input_signature[1]  # the serialized examples
   out: list[SubgraphAttribution] = []
   dataset = tf.data.TFRecordDataset(list(files)).take(num_subgraphs).batch(batch_size)
   for batch in dataset:
@@ -167,7 +168,10 @@ def attribute(serving_model_dir: str, files: Sequence[str], subgraph_schema: tfg
       logging.info("Attribution: time budget of %.0f s spent after %d subgraphs", time_budget_s,
                    len(out))
       break
-    result = signature(batch)
+    # By keyword: a positional call makes TF try the structured signature first, whose
+    # failure formats the whole batch of serialized examples into an error message
+    # (about 0.25 s a batch on ACM's 1,902-d features) before the flat call.
+    result = signature(**{input_name: batch})
     gradients = next(iter(result.values()))
     graph = tfgnn.parse_example(gtspec, batch).merge_batch_to_components()
     out.extend(_split_components(graph, gradients, steps, label, hop_edges == "undirected"))
