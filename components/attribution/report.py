@@ -79,7 +79,8 @@ def drawn_features(rows: pd.DataFrame) -> tuple[pd.DataFrame, str]:
 def _bars_per_node_set(summary: Summary, plt) -> list[tuple[str, bytes]]:
   out = []
   for ns, rows in summary.features.groupby("node_set"):
-    vector = {f for f in rows.feature if (rows.feature == f).sum() > 1}
+    entries = rows.feature.value_counts()
+    vector = set(entries[entries > 1].index)  # features with several entries get [index]
     rows, which = drawn_features(rows)
     title = f"feature importance: {ns}{which}"
     labels = [f"{r.feature}[{r.index}]" if r.feature in vector else r.feature
