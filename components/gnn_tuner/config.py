@@ -171,8 +171,8 @@ class TunerConfig(Strict):
   """The GnnTuner (TFX's Tuner pattern): a seeded Optuna TPE search, each trial a training on
   in-memory samples (the dynamic mode), judged on the eval split only."""
   trials: int = pydantic.Field(20, ge=1)
-  # Wall-clock budget of the whole search: no trial starts after it, and the running one
-  # stops at its first validated epoch past it (scored on the epochs it trained).
+  # Wall-clock budget of the whole search and its reruns: no trial starts after it, and the
+  # running one stops at its first validated epoch past it (scored on the epochs it trained).
   max_minutes: float = pydantic.Field(30.0, gt=0)
   seed: int = 0
   # What selects the best trial, on the eval split, at the epoch whose weights the trainer

@@ -165,6 +165,19 @@ def start_point_applies(name: str, num_node_sets: int) -> bool:
   return name != "gcn_kipf_welling" or num_node_sets == 1
 
 
+def plan_start_points(names: Optional[list[str]], num_node_sets: int, num_train: int,
+                      degree_feature: Optional[str]) -> tuple[dict[str, dict], list[str]]:
+  """({start point: its settings} in the order they are enqueued, the config's own first;
+  the named start points that do not apply to this graph). `names` None: all."""
+  names = list(START_POINTS) if names is None else list(names)
+  not_applicable = [n for n in names if not start_point_applies(n, num_node_sets)]
+  start_params = {"config": {}}
+  for name in names:
+    if name not in not_applicable:
+      start_params[name] = start_point_params(name, TrainerConfig(), num_train, degree_feature)
+  return start_params, not_applicable
+
+
 def config_params(space: dict, model: ModelConfig, trainer: TrainerConfig,
                   sampling: SamplingConfig) -> dict[str, Any]:
   """The config's own values of the searched keys (trial 0's, told to the sampler)."""
@@ -399,13 +412,8 @@ def tune(graph_dir: str, *, tuner: TunerConfig, model: ModelConfig, trainer: Tra
   degree_feature = (degree_feature_of(data.graph, data.label.node_set)
                     if num_node_sets == 1 and len(data.graph.edge_sets) == 1 else None)
   maximize = tuner.objective == "accuracy"
-  names = list(START_POINTS) if tuner.start_points is None else list(tuner.start_points)
-  not_applicable = [n for n in names if not start_point_applies(n, num_node_sets)]
-  start_params = {"config": {}}
-  for name in names:
-    if name not in not_applicable:
-      start_params[name] = start_point_params(name, TrainerConfig(), len(data.train_seeds),
-                                              degree_feature)
+  start_params, not_applicable = plan_start_points(
+      tuner.start_points, num_node_sets, len(data.train_seeds), degree_feature)
   study = optuna.create_study(
       direction="maximize" if maximize else "minimize",
       sampler=optuna.samplers.TPESampler(seed=tuner.seed),
