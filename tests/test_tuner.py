@@ -292,6 +292,16 @@ def test_the_best_is_picked_by_the_mean_of_its_runs():
   assert tuning.pick_by_mean({4: [float("nan")], 7: [0.1]}, maximize=True) == 7
 
 
+def test_the_search_leaves_time_for_reruns_but_not_before_the_start_points():
+  from tfx_gnn.components.gnn_tuner import tuning
+  # 6 reruns of 100 s trials: 600 s, and one more trial.
+  assert tuning.rerun_reserve(1800, 6, [100, 90, 400], start_points_left=0) == 700
+  # Slow trials: the reruns get at most half the budget (those that do not fit are skipped).
+  assert tuning.rerun_reserve(1800, 6, [370, 400], start_points_left=0) == 900 + 370
+  assert tuning.rerun_reserve(1800, 6, [100], start_points_left=1) is None
+  assert tuning.rerun_reserve(1800, 0, [100], start_points_left=0) is None
+
+
 def homogeneous_graph(tmp_path, num_nodes=120):
   """A tiny one-node-set graph as tables (undirected edges with a degree feature)."""
   import numpy as np

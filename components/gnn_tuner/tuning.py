@@ -2,6 +2,11 @@
 each trial a TF-GNN Runner training on subgraphs sampled in memory (the dynamic mode's
 `EpochSubgraphs`, fresh every epoch), judged on the eval split. The test split is never read.
 
+The order: trial 0 is the config's own settings, then the start points that apply to the
+graph (recipes enqueued before TPE draws anything), then the TPE search, whose trials Optuna's
+MedianPruner may stop from the trainer's epoch callback. After the search the top trials are
+trained again with more trainer seeds, and the best mean eval objective wins.
+
 `tune()` returns the best trial's settings as overrides of the run config's `model`,
 `trainer` and `sampling` sections (`best_hyperparameters.txt`, JSON, as TFX's Tuner names
 its file), and the same as YAML that a user can pin in the config.
@@ -383,6 +388,18 @@ def pick_by_mean(runs: dict[int, list[float]], maximize: bool) -> int:
   return (max if maximize else min)(runs, key=mean)
 
 
+def rerun_reserve(budget_s: float, reruns: int, completed_seconds: list[float],
+                  start_points_left: int) -> Optional[float]:
+  """Seconds of the budget the search leaves for the reruns and one more trial (None: the
+  search goes on regardless): the reruns at the median completed trial's time, at most half
+  the budget, and never before every start point has run."""
+  if not reruns or not completed_seconds or start_points_left > 0:
+    return None
+  seconds = sorted(completed_seconds)
+  median = seconds[(len(seconds) - 1) // 2]
+  return min(reruns * median, budget_s / 2) + median
+
+
 def tune(graph_dir: str, *, tuner: TunerConfig, model: ModelConfig, trainer: TrainerConfig,
          task: TaskConfig, sampling: SamplingConfig, workdir: Optional[str] = None,
          tracking=None, experiment: str = "",
@@ -521,15 +538,14 @@ def tune(graph_dir: str, *, tuner: TunerConfig, model: ModelConfig, trainer: Tra
   reruns_planned = tuner.rerun_top_k * tuner.rerun_seeds
 
   def leave_time_for_reruns(study, _):
-    """Ends the search when what is left of the budget is what the reruns would take (at
-    the median trial's time) and one more trial."""
-    seconds = sorted(t["seconds"] for t in trials if t["state"] == "COMPLETE")
-    if reruns_planned and seconds:
-      median = seconds[len(seconds) // 2]
-      if deadline - time.monotonic() < (reruns_planned + 1) * median:
-        logging.info("GnnTuner: search ends to leave %.0f s for %d reruns",
-                     reruns_planned * median, reruns_planned)
-        study.stop()
+    reserve = rerun_reserve(
+        tuner.max_minutes * 60, reruns_planned,
+        [t["seconds"] for t in trials if t["state"] == "COMPLETE"],
+        start_points_left=len(start_params) - len(study.trials))
+    if reserve is not None and deadline - time.monotonic() < reserve:
+      logging.info("GnnTuner: the search ends to leave %.0f s for %d reruns", reserve,
+                   reruns_planned)
+      study.stop()
 
   optuna.logging.set_verbosity(optuna.logging.WARNING)
   reruns: list[dict] = []
