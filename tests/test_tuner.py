@@ -112,12 +112,12 @@ def test_suggest_is_seeded_and_conditional_on_the_template():
   first = draws(7)
   assert first == draws(7)  # the seed fixes the trials
   for params in first:
-    if params["template"] == "graph_sage":  # MtAlbis's options only on MtAlbis trials
+    if params["template"] != "mt_albis":  # MtAlbis's options only on MtAlbis trials
       assert not {"attention_type", "next_state_type", "edge_dropout_rate"} & set(params)
     else:
       assert {"attention_type", "next_state_type", "simple_conv_reduce_type"} <= set(params)
       assert ("attention_num_heads" in params) == (params["attention_type"] != "none")
-  assert {p["template"] for p in first} == {"mt_albis", "graph_sage"}
+  assert {p["template"] for p in first} == {"mt_albis", "graph_sage", "gcn"}
 
 
 def test_trial_configs_override_the_sections_and_drop_another_templates_options():
