@@ -489,7 +489,7 @@ def test_tuner_runs_and_its_best_hyperparameters_reach_the_trainer(tuned_run):
   train_run = client.get_run(model.properties["mlflow_run_id"])
   assert train_run.data.params["model.units"] == str(units)
   assert train_run.data.params["trainer.learning_rate"] == str(
-      overrides["trainer"]["learning_rate"])
+      overrides["trainer"].get("learning_rate", config.trainer.learning_rate))
   parent = best.properties["mlflow_run_id"]
   experiment = client.get_experiment_by_name(config.experiment).experiment_id
   children = client.search_runs([experiment], f"tags.mlflow.parentRunId = '{parent}'")
