@@ -106,16 +106,6 @@ def in_space(value, candidates) -> bool:
   return value in list(candidates)
 
 
-def tell_start_point(trial, params: dict, searched: dict) -> None:
-  """Gives the sampler a start point's values of the searched keys (those the search could
-  draw; the trial was enqueued with them fixed), so that TPE learns from it too."""
-  template = params.get("template")
-  for key, value in params.items():
-    if key in searched and (template is None or applies(key, template)) and in_space(
-        value, searched[key]):
-      _suggest_one(trial, key, searched[key])
-
-
 # ------------------------------------------------------------------ start points
 def degree_feature_of(graph: graph_io.Graph, node_set: str) -> Optional[str]:
   """A feature of `node_set` whose values are its nodes' degrees in one of its edge sets (as
