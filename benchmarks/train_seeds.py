@@ -10,6 +10,11 @@ each exported model with the evaluator's own functions on `--split`, and prints 
 the mean ± std of the task's metrics (fractions in %: e.g. accuracy, micro-F1 and macro-F1,
 or a link task's ROC AUC) as JSON lines. Supervised tasks only (DGI: benchmarks/dgi_probe.py).
 
+With a `tuner:` section in the config (or `--hyperparameters DIR`), the model and trainer
+settings are the GnnTuner's best (the newest HyperParameters artifact under `pipeline.root`,
+as the pipeline's GnnTrainer applies it; its tuned sampling is in the sampled Examples);
+`--no-tuned` keeps the config's own.
+
 Choose hyperparameters with `--split eval`; read `--split test` once per final configuration.
 """
 from __future__ import annotations
@@ -64,10 +69,15 @@ def main(argv=None) -> int:
   parser.add_argument("--fresh-model", action="store_true",
                       help="ignore the config's model section: only --set model.* keys")
   parser.add_argument("--examples", help="an Examples artifact dir (default: the newest)")
+  parser.add_argument("--hyperparameters", help="a GnnTuner HyperParameters artifact dir "
+                      "(default with a `tuner:` section: the newest under pipeline.root)")
+  parser.add_argument("--no-tuned", action="store_true",
+                      help="train the config's own settings even with a `tuner:` section")
   args = parser.parse_args(argv)
   config = load(args.config, args.set, args.fresh_model)
 
-  from tfx_gnn.components import graph_io
+  from tfx_gnn.components import config_base, graph_io, hyperparameters
+  from tfx_gnn.components.gnn_trainer.config import ModelConfig
   from tfx_gnn.components.gnn_evaluator import evaluation
   from tfx_gnn.components.gnn_trainer import training
 
@@ -79,15 +89,31 @@ def main(argv=None) -> int:
            for s in ("train", "eval", "test")}
   schema = graph_io.read_schema_file(graph_io.subgraph_schema_path(examples_dir))
   label = graph_io.read_label(graph_dir)
+  model_cfg, trainer_cfg, tuned_dir = config.model, config.trainer, None
+  if not args.no_tuned and (args.hyperparameters or config.tuner is not None):
+    tuned_dir = args.hyperparameters or newest(
+        os.path.join(pipeline_dir, "GnnTuner", "best_hyperparameters", "*"))
+    overrides = hyperparameters.read_overrides(tuned_dir)
+    # As the GnnTrainer applies them; `--set` model/trainer keys then override the tuned.
+    model_cfg = hyperparameters.apply(model_cfg, overrides, "model", ModelConfig)
+    trainer_cfg = hyperparameters.apply(trainer_cfg, overrides, "trainer")
+    sets = cli.parse_overrides(args.set)
+    if sets.get("model"):
+      model_cfg = config_base.validate(
+          ModelConfig, {**model_cfg.model_dump(), **sets["model"]})
+    if sets.get("trainer"):
+      trainer_cfg = trainer_cfg.model_validate({**trainer_cfg.model_dump(), **sets["trainer"]})
+    print(json.dumps({"hyperparameters": tuned_dir, "model": model_cfg.model_dump(mode="json"),
+                      "trainer": overrides.get("trainer", {})}), flush=True)
 
   results = []
   for seed in range(args.seeds):
-    trainer_cfg = config.trainer.model_copy(update={"seed": seed})
+    seeded = trainer_cfg.model_copy(update={"seed": seed})
     with tempfile.TemporaryDirectory() as tmp:
       start = time.time()
       result = training.train(
           train_files=files["train"], eval_files=files["eval"], subgraph_schema=schema,
-          label=label, model_cfg=config.model, trainer_cfg=trainer_cfg, task_cfg=config.task,
+          label=label, model_cfg=model_cfg, trainer_cfg=seeded, task_cfg=config.task,
           model_dir=os.path.join(tmp, "run"), export_dir=os.path.join(tmp, "model"))
       labels, outputs = evaluation.predict(os.path.join(tmp, "model"), files[args.split],
                                            schema, label, target=result.target)
@@ -101,7 +127,7 @@ def main(argv=None) -> int:
     print(json.dumps(row), flush=True)
     results.append(row)
   summary = {"config": args.config, "set": args.set, "split": args.split,
-             "seeds": args.seeds, "examples": examples_dir}
+             "seeds": args.seeds, "examples": examples_dir, "hyperparameters": tuned_dir}
   for k in metrics:
     values = np.array([r[k] for r in results])
     summary[k] = f"{values.mean():.2f} ± {values.std():.2f}"

@@ -62,6 +62,16 @@ def test_impossible_ranges_are_errors_naming_the_key(space, words):
     assert word in message, message
 
 
+@pytest.mark.parametrize("tuner, key", [
+    ({"start_points": ["gcn_kipf_welling", "gcn_kipf"]}, "tuner.start_points.1"),
+    ({"prune_after_epochs": -1}, "tuner.prune_after_epochs"),
+    ({"rerun_top_k": -2}, "tuner.rerun_top_k"),
+    ({"rerun_seeds": -1}, "tuner.rerun_seeds"),
+])
+def test_start_point_pruning_and_rerun_keys_are_checked_naming_the_key(tuner, key):
+  assert key in config_error(tuner)
+
+
 def test_budget_must_be_positive_and_tasks_must_be_root_node():
   assert "tuner.trials" in config_error({"trials": 0})
   assert "tuner.max_minutes" in config_error({"max_minutes": 0})
@@ -102,12 +112,12 @@ def test_suggest_is_seeded_and_conditional_on_the_template():
   first = draws(7)
   assert first == draws(7)  # the seed fixes the trials
   for params in first:
-    if params["template"] == "graph_sage":  # MtAlbis's options only on MtAlbis trials
+    if params["template"] != "mt_albis":  # MtAlbis's options only on MtAlbis trials
       assert not {"attention_type", "next_state_type", "edge_dropout_rate"} & set(params)
     else:
       assert {"attention_type", "next_state_type", "simple_conv_reduce_type"} <= set(params)
       assert ("attention_num_heads" in params) == (params["attention_type"] != "none")
-  assert {p["template"] for p in first} == {"mt_albis", "graph_sage"}
+  assert {p["template"] for p in first} == {"mt_albis", "graph_sage", "gcn"}
 
 
 def test_trial_configs_override_the_sections_and_drop_another_templates_options():
@@ -203,11 +213,205 @@ def test_hyperparameters_artifact_round_trip_and_bad_files(tmp_path):
     hyperparameters.read_overrides(str(tmp_path / "missing"))
 
 
+def test_gcn_and_16_units_are_in_the_default_space_but_gcn_not_on_several_node_sets():
+  from tfx_gnn.components.gnn_tuner import tuning
+  from tfx_gnn.components.gnn_tuner.config import SearchSpace
+  space = SearchSpace()
+  assert "gcn" in space.template and 16 in space.units
+  assert "gcn" in tuning.searched_space(space, num_node_sets=1)["template"]
+  assert "gcn" not in tuning.searched_space(space, num_node_sets=3)["template"]
+  with pytest.raises(tuning.TunerError, match="tuner.search_space.template"):
+    tuning.searched_space(SearchSpace(template=["gcn"]), num_node_sets=2)
+
+
+def test_graph_sage_start_point_trains_with_the_trainers_own_defaults():
+  """No per-graph trainer values in code: the recipe's trainer settings are TrainerConfig's
+  defaults, whatever they are."""
+  from tfx_gnn.components.gnn_trainer.config import TrainerConfig
+  from tfx_gnn.components.gnn_tuner import tuning
+  defaults = TrainerConfig()
+  params = tuning.start_point_params("graph_sage_mean_128", defaults, 60, None)
+  trainer_keys = {k for k in params if tuning.SECTION_OF.get(k) == "trainer"}
+  assert trainer_keys and all(params[k] == getattr(defaults, k) for k in trainer_keys), params
+  assert (params["units"], params["reduce_type"], params["id_embeddings"]) == (128, "mean", False)
+
+
+def test_start_points_apply_to_the_graphs_shape_only():
+  from tfx_gnn.components.gnn_tuner import tuning
+  starts, skipped = tuning.plan_start_points(None, num_node_sets=1, num_train=140,
+                                             degree_feature="deg")
+  assert list(starts) == ["config", "gcn_kipf_welling", "graph_sage_mean_128"]
+  gcn = starts["gcn_kipf_welling"]
+  assert gcn["degree_feature"] == "deg" and gcn["batch_size"] == 140 and not skipped
+  assert gcn["weight_decay"] == 0.0 and gcn["learning_rate"] == 0.01
+  starts, skipped = tuning.plan_start_points(None, num_node_sets=3, num_train=60,
+                                             degree_feature=None)
+  assert list(starts) == ["config", "graph_sage_mean_128"] and skipped == ["gcn_kipf_welling"]
+  starts, _ = tuning.plan_start_points([], num_node_sets=1, num_train=60, degree_feature=None)
+  assert list(starts) == ["config"]  # the config's own settings are always trial 0
+
+
+def test_the_degree_feature_is_found_from_the_data_not_a_name():
+  import numpy as np
+  from tfx_gnn.components import graph_io
+  from tfx_gnn.components.gnn_tuner import tuning
+  ids = np.array(["a", "b", "c", "d"])
+  sources, targets = np.array(["a", "a", "b", "c"]), np.array(["b", "c", "a", "a"])
+  nodes = graph_io.NodeSet(ids, {"feat": np.ones((4, 3), np.float32),
+                                 "label": np.array([0, 1, 0, 1]),
+                                 "how_many": np.array([2, 1, 1, 0], np.float32)})
+  graph = graph_io.Graph({"v": nodes}, {"e": graph_io.EdgeSet("v", "v", sources, targets)})
+  assert tuning.degree_feature_of(graph, "v") == "how_many"
+  nodes.features["how_many"] = np.array([2, 1, 1, 1], np.float32)  # not the degrees
+  assert tuning.degree_feature_of(graph, "v") is None
+
+
+def test_a_start_points_values_are_told_to_the_sampler_where_the_space_has_them():
+  import optuna
+  from tfx_gnn.components.gnn_trainer.config import TrainerConfig
+  from tfx_gnn.components.gnn_tuner import tuning
+  from tfx_gnn.components.gnn_tuner.config import SearchSpace
+  searched = tuning.searched_space(SearchSpace(), 1)
+  params = tuning.start_point_params("gcn_kipf_welling", TrainerConfig(), 140, "degree")
+  fixed = tuning.fixed_values(params, searched)
+  assert fixed["template"] == "gcn" and fixed["units"] == 16 and fixed["learning_rate"] == 0.01
+  assert "add_self_loops" not in fixed and "degree_feature" not in fixed  # not searched
+  study = optuna.create_study(sampler=optuna.samplers.TPESampler(seed=0))
+  study.enqueue_trial(fixed)
+  trial = study.ask()
+  assert {k: tuning._suggest_one(trial, k, searched[k]) for k in fixed} == fixed
+
+
+def test_the_best_is_picked_by_the_mean_of_its_runs():
+  from tfx_gnn.components.gnn_tuner import tuning
+  # Trial 4 had the best single run, trial 7 the best mean over its three seeds.
+  runs = {4: [0.84, 0.78, 0.79], 7: [0.83, 0.82, 0.83], 2: [0.80]}
+  assert tuning.pick_by_mean(runs, maximize=True) == 7
+  assert tuning.pick_by_mean({4: [0.5, 0.9], 7: [0.6, 0.6]}, maximize=False) == 7
+  assert tuning.pick_by_mean({4: [0.8], 7: [0.8]}, maximize=True) == 4  # tie: higher ranked
+  assert tuning.pick_by_mean({4: [float("nan")], 7: [0.1]}, maximize=True) == 7
+
+
+def test_the_search_leaves_time_for_reruns_but_not_before_the_start_points():
+  from tfx_gnn.components.gnn_tuner import tuning
+  # 6 reruns of 100 s trials: 600 s, and one more trial.
+  assert tuning.rerun_reserve(1800, 6, [100, 90, 400], start_points_left=0) == 700
+  # Slow trials: the reruns get at most half the budget (those that do not fit are skipped).
+  assert tuning.rerun_reserve(1800, 6, [370, 400], start_points_left=0) == 900 + 370
+  assert tuning.rerun_reserve(1800, 6, [100], start_points_left=1) is None
+  assert tuning.rerun_reserve(1800, 0, [100], start_points_left=0) is None
+
+
+def homogeneous_graph(tmp_path, num_nodes=120):
+  """A tiny one-node-set graph as tables (undirected edges with a degree feature)."""
+  import numpy as np
+  from tfx_gnn.components.graph_ingest import ingest
+  rng = np.random.default_rng(0)
+  labels = rng.integers(0, 2, num_nodes)
+  feats = rng.normal(size=(num_nodes, 4)) + labels[:, None]
+  with open(tmp_path / "nodes.csv", "w") as f:
+    f.write("id,label,features\n")
+    for i in range(num_nodes):
+      f.write(f"{i},{labels[i]},{' '.join(f'{x:.3f}' for x in feats[i])}\n")
+  with open(tmp_path / "edges.csv", "w") as f:
+    f.write("src,dst\n")
+    for i in range(num_nodes):  # a ring, and a same-label neighbour
+      f.write(f"{i},{(i + 1) % num_nodes}\n")
+      same = np.flatnonzero(labels == labels[i])
+      f.write(f"{i},{rng.choice(same)}\n")
+  splits = ["train"] * 40 + ["val"] * 40 + ["test"] * (num_nodes - 80)
+  with open(tmp_path / "split.csv", "w") as f:
+    f.write("id,split\n" + "".join(f"{i},{s}\n" for i, s in enumerate(splits)))
+  graph_dir = str(tmp_path / "graph")
+  ingest.ingest({"tables": {
+      "directory": str(tmp_path),
+      "node_sets": {"v": {"file": "nodes.csv", "id_column": "id", "label_column": "label"}},
+      "edge_sets": {"e": {"file": "edges.csv", "source": "v", "target": "v",
+                          "source_column": "src", "target_column": "dst",
+                          "undirected": True, "degree_feature": "n_edges"}},
+      "splits": {"file": "split.csv"}}}, graph_dir, str(tmp_path / "scratch"))
+  return graph_dir
+
+
+def test_start_points_pruning_and_reruns_on_a_tiny_graph(tmp_path):
+  """Trial 0 the config's own, then the start points that apply (GCN with the data's degree
+  feature, found without its name), then TPE with pruning; the top trials rerun with more
+  seeds and the best mean wins. The test split is never read."""
+  from tfx_gnn.components import graph_io
+  from tfx_gnn.components.gnn_trainer.config import RootNodeMulticlassOptions, TrainerConfig
+  from tfx_gnn.components.gnn_tuner import tuning
+  from tfx_gnn.components.gnn_tuner.config import TunerConfig
+  from tfx_gnn.components.subgraph_sampler.config import SamplingConfig
+  graph_dir = homogeneous_graph(tmp_path)
+  os.remove(graph_io.seeds_file(graph_dir, "test"))  # a tuner that read it would fail
+  result = tuning.tune(
+      graph_dir, tuner=TunerConfig(
+          trials=6, max_minutes=10, seed=1, trial_epochs=3, prune_after_epochs=0,
+          rerun_top_k=2, rerun_seeds=1,
+          search_space={"template": ["graph_sage", "gcn"], "units": [8],
+                        "num_rounds": [1], "id_embeddings": None}),
+      model=model_config(units=8, num_rounds=1), trainer=TrainerConfig(batch_size=16),
+      task=RootNodeMulticlassOptions(), sampling=SamplingConfig(fanouts={"e": 3}, hops=2),
+      workdir=str(tmp_path / "work"))
+  trials = {t["number"]: t for t in result.trials}
+  assert [trials[n].get("start_point") for n in (0, 1, 2)] == [
+      "config", "gcn_kipf_welling", "graph_sage_mean_128"]
+  assert trials[0]["params"] == {}  # the config's own settings
+  assert trials[1]["params"]["degree_feature"] == "n_edges"
+  assert all(trials[n]["state"] == "COMPLETE" for n in (0, 1, 2))  # never pruned
+  assert {t["state"] for t in result.trials} <= {"COMPLETE", "PRUNED"}
+  for t in result.trials:
+    if t["state"] == "PRUNED":
+      assert "start_point" not in t and "median" in t["error"]
+  # Reruns: the top 2 completed, one more seed each; the best is the best mean.
+  assert [len(r["values"]) for r in result.reruns] == [2, 2]
+  assert all(r["seeds"] == [1] for r in result.reruns)
+  means = {r["number"]: r["mean"] for r in result.reruns}
+  assert result.best_trial == max(means, key=means.get)
+  assert result.best_value == pytest.approx(means[result.best_trial])
+  out = tmp_path / "out"
+  out.mkdir()
+  tuning.write_result(result, str(out))
+  written = json.loads((out / "trials.json").read_text())
+  assert written["reruns"] == result.reruns and written["best_trial"] == result.best_trial
+
+
+def test_the_median_pruner_stops_a_search_trial_and_records_it(tmp_path):
+  """A search trial worse than the median of the start points at the same epoch is stopped
+  from the trainer's epoch callback and recorded PRUNED; start points are not."""
+  from tfx_gnn.components.gnn_trainer.config import RootNodeMulticlassOptions, TrainerConfig
+  from tfx_gnn.components.gnn_tuner import tuning
+  from tfx_gnn.components.gnn_tuner.config import TunerConfig
+  from tfx_gnn.components.subgraph_sampler.config import SamplingConfig
+  graph_dir = homogeneous_graph(tmp_path)
+  # The search can only draw a learning rate too small to learn in 3 epochs, the start points
+  # learn: the objective is the loss, so the search trials are above the median.
+  result = tuning.tune(
+      graph_dir, tuner=TunerConfig(
+          trials=4, max_minutes=10, seed=0, trial_epochs=3, prune_after_epochs=1,
+          objective="loss", rerun_top_k=0, start_points=["graph_sage_mean_128"],
+          search_space={"template": ["graph_sage"], "units": [8], "num_rounds": [1],
+                        "learning_rate": [1e-6], "id_embeddings": None,
+                        "state_dropout_rate": None, "input_dropout_rate": None,
+                        "feature_normalization": None, "weight_decay": None}),
+      model=model_config(units=8, num_rounds=1),
+      trainer=TrainerConfig(batch_size=16, learning_rate=0.05),
+      task=RootNodeMulticlassOptions(), sampling=SamplingConfig(fanouts={"e": 3}, hops=1),
+      workdir=str(tmp_path / "work"))
+  states = [t["state"] for t in result.trials]
+  assert states[:2] == ["COMPLETE", "COMPLETE"] and "PRUNED" in states[2:], result.trials
+  pruned = next(t for t in result.trials if t["state"] == "PRUNED")
+  assert pruned["epochs"] == 2 and pruned["value"] is not None  # stopped at epoch 2 of 3
+  assert result.best_trial in (0, 1) and result.reruns == []
+
+
 # ------------------------------------------------------------------ the pipeline (slow)
 TUNER = {
     # 3 epochs a trial (the trainer's 10 after): the test checks what the trials record and
     # hand on, not how well they learn.
+    # Trial 0 is the config's own settings, trial 1 the search's (no start points, no reruns).
     "trials": 2, "max_minutes": 10, "seed": 3, "trial_epochs": 3,
+    "start_points": [], "rerun_top_k": 0,
     "search_space": {
         "template": ["mt_albis"], "units": [24, 40], "num_rounds": [2],
         "learning_rate": {"low": 0.001, "high": 0.02, "log": True}, "hops": [1, 2],
@@ -253,8 +457,9 @@ def test_tuner_runs_and_its_best_hyperparameters_reach_the_trainer(tuned_run):
   overrides = json.loads(open(os.path.join(best.uri, "best_hyperparameters.txt")).read())
   pinned = yaml.safe_load(open(os.path.join(best.uri, "best_hyperparameters.yaml")))
   assert pinned == {k: v for k, v in overrides.items() if v}  # the YAML to pin says the same
-  units, hops = overrides["model"]["units"], overrides["sampling"]["hops"]
-  assert units in (24, 40) and hops in (1, 2)
+  # The config's own (tiny.yaml: 16 units, 2 hops) or the search's.
+  units, hops = overrides["model"]["units"], overrides["sampling"].get("hops", 2)
+  assert units in (16, 24, 40) and hops in (1, 2)
   trials = json.loads(open(os.path.join(best.uri, "trials.json")).read())["trials"]
   assert [t["state"] for t in trials] == ["COMPLETE", "COMPLETE"]
 
@@ -284,7 +489,7 @@ def test_tuner_runs_and_its_best_hyperparameters_reach_the_trainer(tuned_run):
   train_run = client.get_run(model.properties["mlflow_run_id"])
   assert train_run.data.params["model.units"] == str(units)
   assert train_run.data.params["trainer.learning_rate"] == str(
-      overrides["trainer"]["learning_rate"])
+      overrides["trainer"].get("learning_rate", config.trainer.learning_rate))
   parent = best.properties["mlflow_run_id"]
   experiment = client.get_experiment_by_name(config.experiment).experiment_id
   children = client.search_runs([experiment], f"tags.mlflow.parentRunId = '{parent}'")
@@ -342,6 +547,7 @@ def test_the_budget_stops_the_running_trial_too(tmp_path):
   budget_s = 5
   result = tuning.tune(
       graph_dir, tuner=TunerConfig(trials=3, max_minutes=budget_s / 60, trial_epochs=10_000,
+                                   start_points=[], rerun_top_k=0,
                                    search_space={**TUNER["search_space"], "hops": None}),
       model=model_config(units=8, num_rounds=1),
       trainer=TrainerConfig(batch_size=32, early_stopping_patience=None),

@@ -95,9 +95,12 @@ class SearchSpace(Strict):
   (`tensorflow_gnn/models/mt_albis/hparams_vizier.py`) and the usual ranges of the papers
   (learning rate 1e-3..3e-2, weight decay up to 5e-4, dropout up to 0.5)."""
   template: Optional[list[Literal["mt_albis", "graph_sage", "gat_v2", "hgt", "vanilla_mpnn",
-                                  "multi_head_attention", "gcn"]]] = ["mt_albis", "graph_sage"]
+                                  "multi_head_attention", "gcn"]]] = pydantic.Field(
+      ["mt_albis", "graph_sage", "gcn"], description=(
+          "Model templates to search. `gcn` is homogeneous here: on a graph with several "
+          "node sets its trials are left out of the search."))
   num_rounds: Optional[Ints] = [1, 2, 3]
-  units: Optional[Ints] = [32, 64, 128]
+  units: Optional[Ints] = [16, 32, 64, 128]
   message_dim: Optional[Ints] = None
   state_dropout_rate: Optional[Floats] = [0.0, 0.1, 0.2, 0.3, 0.5]
   input_dropout_rate: Optional[Floats] = [0.0, 0.2, 0.5]
@@ -160,12 +163,16 @@ class SearchSpace(Strict):
     return {k: getattr(self, k) for k in SECTION_OF if getattr(self, k) is not None}
 
 
+# Start points (see TunerConfig.start_points); their settings are in tuning.start_point_params.
+START_POINTS = ("gcn_kipf_welling", "graph_sage_mean_128")
+
+
 class TunerConfig(Strict):
   """The GnnTuner (TFX's Tuner pattern): a seeded Optuna TPE search, each trial a training on
   in-memory samples (the dynamic mode), judged on the eval split only."""
   trials: int = pydantic.Field(20, ge=1)
-  # Wall-clock budget of the whole search: no trial starts after it, and the running one
-  # stops at its first validated epoch past it (scored on the epochs it trained).
+  # Wall-clock budget of the whole search and its reruns: no trial starts after it, and the
+  # running one stops at its first validated epoch past it (scored on the epochs it trained).
   max_minutes: float = pydantic.Field(30.0, gt=0)
   seed: int = 0
   # What selects the best trial, on the eval split, at the epoch whose weights the trainer
@@ -175,3 +182,25 @@ class TunerConfig(Strict):
   # Epochs of each trial (default: trainer.epochs, with its early stopping).
   trial_epochs: Optional[int] = pydantic.Field(None, gt=0)
   search_space: SearchSpace = SearchSpace()
+  start_points: Optional[list[Literal[START_POINTS]]] = pydantic.Field(None, description=(
+      "Recipes tried first, before the TPE search (Optuna's enqueue_trial), after trial 0, "
+      "which is always the config's own settings: `gcn_kipf_welling` (Kipf & Welling's GCN: "
+      "2 rounds of 16 units, self-loops, no input projection, a linear last round that only "
+      "aggregates, dropout 0.5, L2 on the first layer, learning rate 0.01, no weight decay, "
+      "full batch; only on graphs with one node set, normalized by the graph's degree "
+      "feature where the data has one) and `graph_sage_mean_128` (GraphSAGE, mean reduce, 128 "
+      "units, no id embeddings, sum-normalized features, dropout 0.5, the trainer's "
+      "defaults). null: every recipe that applies to the graph; []: none. Recipes are never "
+      "pruned."))
+  prune_after_epochs: int = pydantic.Field(20, ge=0, description=(
+      "Optuna's MedianPruner: a search trial whose running eval objective is worse than the "
+      "median of earlier trials at the same epoch is stopped (state PRUNED in trials.json), "
+      "but not before this many epochs (n_warmup_steps); start points never are."))
+  rerun_top_k: int = pydantic.Field(3, ge=0, description=(
+      "After the search, the top this many completed trials are trained again with "
+      "`rerun_seeds` more trainer seeds, and the best is the one with the best mean eval "
+      "objective over all its runs (one eval score varies by about a point per seed). 0: the "
+      "best single run. Reruns count against max_minutes: those that do not fit are skipped "
+      "(said in trials.json)."))
+  rerun_seeds: int = pydantic.Field(2, ge=0, description=(
+      "Extra trainer seeds (trainer.seed + 1, + 2, ...) of each rerun trial."))
