@@ -421,6 +421,7 @@ def tune(graph_dir: str, *, tuner: TunerConfig, model: ModelConfig, trainer: Tra
   maximize = tuner.objective == "accuracy"
   start_params, not_applicable = plan_start_points(
       tuner.start_points, num_node_sets, len(data.train_seeds), degree_feature)
+  optuna.logging.set_verbosity(optuna.logging.WARNING)  # the tuner logs its trials itself
   study = optuna.create_study(
       direction="maximize" if maximize else "minimize",
       sampler=optuna.samplers.TPESampler(seed=tuner.seed),
@@ -537,7 +538,6 @@ def tune(graph_dir: str, *, tuner: TunerConfig, model: ModelConfig, trainer: Tra
                    reruns_planned)
       study.stop()
 
-  optuna.logging.set_verbosity(optuna.logging.WARNING)
   reruns: list[dict] = []
   try:
     study.optimize(objective, n_trials=tuner.trials, timeout=deadline - time.monotonic(),
