@@ -100,7 +100,7 @@ def build_graph(name: str, workdir: str,
   info = {}
   if base == "av":
     graph_dir = os.path.join(workdir, name, "graph")
-    spec, info["rule_accuracy"] = synthetic.generate_author_venue_tables(
+    spec, info["rule_accuracy"], _ = synthetic.generate_author_venue_tables(
         os.path.join(workdir, name, "tables"), signal_hops=int(name[2:]), seed=0)
     data = {"tables": spec}
   elif base == "demo":

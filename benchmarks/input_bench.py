@@ -17,7 +17,8 @@ In both, `runner.KerasTrainer.train` is wrapped to measure (1) the input pipelin
 epochs' passes over the exact dataset Keras is about to get (the provider, then the runner's
 batching, parsing and preprocessing), with no model; and (2) training: the whole `fit` (its input
 pipeline, the model and the validation after each epoch), as train examples x epochs / wall
-seconds. CPU seconds are the process's (all threads) over the same spans.
+seconds. CPU seconds are the process's (all threads) over the same spans. Then each variant
+trains once more alone in a child of its own, for its peak RSS (`ru_maxrss`).
 """
 from __future__ import annotations
 
@@ -148,9 +149,10 @@ def measure(args) -> dict:
 
   runs = []
   variants = {"ours": ours, "standalone": standalone}
+  chosen = args.variants.split(",")
   for rep in range(args.reps):
     order = ["ours", "standalone"] if rep % 2 == 0 else ["standalone", "ours"]
-    for name in order:
+    for name in [v for v in order if v in chosen]:
       current.clear()
       with tempfile.TemporaryDirectory(dir=args.workdir) as tmp:
         start = time.time()
@@ -206,6 +208,12 @@ def summarize(report: dict) -> None:
                common.fmt_ratio(ratios["train_per_s_ours_over_standalone"]),
                common.fmt_ratio(ratios["train_per_cpu_s_ours_over_standalone"]), ""))
   print(common.table(rows))
+  if "memory" in report:  # runs before 2026-12-04 measured both variants in one process
+    memory = report["memory"]
+    report["targets"]["peak_rss_at_most_standalone"] = memory["ours"] <= memory["standalone"]
+    print(f"\npeak RSS of one training per process (ru_maxrss): ours {memory['ours']:,.0f} MB, "
+          f"standalone {memory['standalone']:,.0f} MB "
+          f"({memory['ours'] / memory['standalone']:.2f}x)")
   print(f"\ntargets (>= {TARGET}x): {report['targets']}")
 
 
@@ -224,6 +232,7 @@ def main(argv=None) -> None:
       "JSON of trainer options for ours only, e.g. '{\"padding\": \"none\", "
       "\"jit_compile\": false}' (default: the config's trainer section)"))
   parser.add_argument("--role", default="driver", help=argparse.SUPPRESS)
+  parser.add_argument("--variants", default="ours,standalone", help=argparse.SUPPRESS)
   for hidden in ("--graph-dir", "--examples", "--files"):
     parser.add_argument(hidden, default="", help=argparse.SUPPRESS)
   args = parser.parse_args(argv)
@@ -248,6 +257,13 @@ def main(argv=None) -> None:
   report["measure"] = common.child(MODULE, "measure", base + [
       "--graph-dir", prepared["graph_dir"], "--examples", prepared["examples"],
       "--files", json.dumps(prepared["files"])])
+  # Memory: each variant alone in its own process (one rep), so each peak is its own.
+  one_rep = base[:base.index("--reps")] + ["--reps", "1"] + base[base.index("--reps") + 2:]
+  report["memory"] = {
+      v: common.child(MODULE, "measure", one_rep + [
+          "--graph-dir", prepared["graph_dir"], "--examples", prepared["examples"],
+          "--files", json.dumps(prepared["files"]), "--variants", v])["peak_rss_mb"]
+      for v in ("ours", "standalone")}
   report["machine"]["load_average_at_end"] = os.getloadavg()
   summarize(report)
   common.write_json(report, args.out)

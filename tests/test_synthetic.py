@@ -203,3 +203,21 @@ def test_only_planted_features_carry_signal(learning_data):
   message = f"planted: {on_planted:.3f}, noise: {on_noise:.3f}, majority: {majority:.3f}"
   assert on_noise < majority + 0.05, message
   assert on_planted > on_noise + 0.1, message
+
+
+@pytest.mark.parametrize("signal_hops", [2, 4])
+def test_author_venue_graph_hides_the_signal_where_it_says(tmp_path, signal_hops):
+  """Labels on featureless authors; with 4 signal hops venues have no features either, so the
+  class shows only through the venue's other papers. The rule's accuracy per split averages
+  to its accuracy over all authors, and is a ceiling well above chance (4 classes)."""
+  from tfx_gnn.components.graph_ingest.config import TablesSource
+  tables, rule, by_split = synthetic.generate_author_venue_tables(
+      str(tmp_path), signal_hops=signal_hops, num_authors=400, train_per_class=10)
+  TablesSource.model_validate(tables)
+  assert "features" not in tables["node_sets"]["author"]
+  assert ("features" in tables["node_sets"]["venue"]) == (signal_hops == 2)
+  splits = pd.read_csv(tmp_path / synthetic.AUTHOR_VENUE_FILES["splits"])["split"]
+  assert (splits == "train").sum() == 40
+  weighted = sum(by_split[s] * (splits == s).sum() for s in by_split) / len(splits)
+  assert weighted == pytest.approx(rule)
+  assert 0.6 < rule <= 1.0
