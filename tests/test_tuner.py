@@ -527,6 +527,12 @@ def test_attention_over_empty_states_is_recognized():
   label = graph_io.Label("author", "label", 4)
   assert tuning.empty_state_node_sets(schema, label, id_embeddings=True) == ["author"]
   assert tuning.empty_state_node_sets(schema, label, id_embeddings=False) == ["author", "venue"]
+  # The graph's schema (what the tuner reads) has no `#id`: the sampler adds it to node sets
+  # without features, so id embeddings give those a state too.
+  schema.node_sets["subject"].metadata.cardinality = 60
+  assert tuning.empty_state_node_sets(schema, label, id_embeddings=True) == ["author"]
+  assert tuning.empty_state_node_sets(schema, label, id_embeddings=False) == [
+      "author", "subject", "venue"]
   assert tuning.attends(model_config(template="mt_albis", attention_type="multi_head"))
   assert tuning.attends(model_config(template="gat_v2"))
   assert not tuning.attends(model_config(template="graph_sage"))

@@ -288,13 +288,15 @@ ATTENTION_TEMPLATES = ("gat_v2", "multi_head_attention", "hgt")
 
 def empty_state_node_sets(schema, label, id_embeddings: bool) -> list[str]:
   """Node sets whose initial state would be empty: no feature but the label (and `#id`,
-  which only gives a state with id embeddings)."""
+  which only gives a state with id embeddings). `schema` is the graph's or the subgraphs':
+  the sampler gives `#id` to a graph's node sets that have no features at all."""
   empty = []
   for name, node_set in schema.node_sets.items():
     features = set(node_set.features) - {graph_io.ID}
+    has_id = graph_io.ID in node_set.features or not node_set.features
     if label is not None and name == label.node_set:
       features.discard(label.feature)
-    if not features and not (id_embeddings and graph_io.ID in node_set.features):
+    if not features and not (id_embeddings and has_id):
       empty.append(name)
   return sorted(empty)
 
@@ -592,8 +594,8 @@ def tune(graph_dir: str, *, tuner: TunerConfig, model: ModelConfig, trainer: Tra
                           "trials_pruned": sum(t["state"] == "PRUNED" for t in trials),
                           "wall_seconds": wall})
     tracking.set_tags({"best_trial": best_number})
-  logging.info("GnnTuner: best of %d trials in %.0f s (pin it in the config):\n%s",
-               len(completed), wall, text)
+  logging.info("GnnTuner: best of %d completed trials (%d in all) in %.0f s (pin it in the "
+               "config):\n%s", len(completed), len(trials), wall, text)
   for record in trials:  # JSON-safe (math.nan is not)
     if isinstance(record.get("value"), float) and math.isnan(record["value"]):
       record["value"] = None
