@@ -71,6 +71,29 @@ CANDIDATES = {
     "sage": ({"template": "graph_sage", "feature_normalization": "sum",
               "state_dropout_rate": 0.5, "input_dropout_rate": 0.2},
              {**EARLY_STOPPING, "learning_rate": 0.005, "weight_decay": 5e-4}, {}),
+    # `sage` with one round fewer than the relation-path hops (3 when the labelled set is
+    # reached again in 4), so the root hears the nodes 3 hops away (av4's venue's other
+    # papers); the same as `sage` where the hops are 2.
+    "sage_r3": ({"template": "graph_sage", "feature_normalization": "sum",
+                 "state_dropout_rate": 0.5, "input_dropout_rate": 0.2, "num_rounds": 3},
+                {**EARLY_STOPPING, "learning_rate": 0.005, "weight_decay": 5e-4}, {}),
+    # ... and without id embeddings (featureless sets relay what their neighbours say).
+    "sage_r3_noid": ({"template": "graph_sage", "feature_normalization": "sum",
+                      "state_dropout_rate": 0.5, "input_dropout_rate": 0.2, "num_rounds": 3,
+                      "id_embeddings": False},
+                     {**EARLY_STOPPING, "learning_rate": 0.005, "weight_decay": 5e-4}, {}),
+    # The GnnTuner's `graph_sage_mean_128` start point with 3 rounds.
+    "sage128_r3": ({"template": "graph_sage", "num_rounds": 3, "units": 128,
+                    "reduce_type": "mean", "id_embeddings": False,
+                    "feature_normalization": "sum", "input_dropout_rate": 0.5,
+                    "state_dropout_rate": 0.5},
+                   {**EARLY_STOPPING, "learning_rate": 0.005, "weight_decay": 5e-4}, {}),
+    # ... with 4 rounds (as many as av4's relation-path hops).
+    "sage128_r4": ({"template": "graph_sage", "num_rounds": 4, "units": 128,
+                    "reduce_type": "mean", "id_embeddings": False,
+                    "feature_normalization": "sum", "input_dropout_rate": 0.5,
+                    "state_dropout_rate": 0.5},
+                   {**EARLY_STOPPING, "learning_rate": 0.005, "weight_decay": 5e-4}, {}),
     # Early stopping on eval loss (best weights exported), lr 5e-3, dropout, weight decay,
     # hops from the relation paths, MtAlbis (the defaults from the first study until
     # 2026-12-03 (2)).

@@ -236,6 +236,19 @@ def test_graph_sage_start_point_trains_with_the_trainers_own_defaults():
   assert (params["units"], params["reduce_type"], params["id_embeddings"]) == (128, "mean", False)
 
 
+def test_graph_sage_start_point_has_a_round_per_sampled_hop():
+  """Where the relation paths sample 4 hops (an author's venue's other papers), the recipe
+  runs 4 rounds so that the root hears them; 2 at least."""
+  from tfx_gnn.components.gnn_trainer.config import TrainerConfig
+  from tfx_gnn.components.gnn_tuner import tuning
+  for hops, rounds in ((1, 2), (2, 2), (4, 4)):
+    starts, _ = tuning.plan_start_points(None, num_node_sets=3, num_train=80,
+                                         degree_feature=None, hops=hops)
+    assert starts["graph_sage_mean_128"]["num_rounds"] == rounds
+  assert tuning.start_point_params("graph_sage_mean_128", TrainerConfig(), 80,
+                                   None)["num_rounds"] == 2
+
+
 def test_start_points_apply_to_the_graphs_shape_only():
   from tfx_gnn.components.gnn_tuner import tuning
   starts, skipped = tuning.plan_start_points(None, num_node_sets=1, num_train=140,

@@ -31,6 +31,7 @@ from tfx_gnn.components.gnn_trainer.config import (
     MODEL_TEMPLATES, ModelConfig, TaskConfig, TrainerConfig)
 from tfx_gnn.components.gnn_tuner.config import (
     SECTION_OF, START_POINTS, FloatRange, IntRange, SearchSpace, TunerConfig)
+from tfx_gnn.components.subgraph_sampler import relation_paths
 from tfx_gnn.components.subgraph_sampler.config import SamplingConfig
 
 BEST_HYPERPARAMETERS_FILE = hyperparameters.BEST_HYPERPARAMETERS_FILE  # TFX Tuner's name
@@ -131,8 +132,9 @@ def degree_feature_of(graph: graph_io.Graph, node_set: str) -> Optional[str]:
 
 
 def start_point_params(name: str, trainer_defaults: TrainerConfig, num_train: int,
-                       degree_feature: Optional[str]) -> dict[str, Any]:
-  """A start point's settings, as search-space keys (and `degree_feature`)."""
+                       degree_feature: Optional[str], hops: int = 2) -> dict[str, Any]:
+  """A start point's settings, as search-space keys (and `degree_feature`). `hops`: the
+  sampled hops (given, or from the relation paths)."""
   if name == "gcn_kipf_welling":
     # Kipf & Welling (2017): 2 layers of 16, dropout 0.5, L2 5e-4 on the first layer (TF's
     # l2_loss is half Keras' l2, so 2.5e-4 here), Adam at 0.01, full batch, row-normalized
@@ -146,8 +148,11 @@ def start_point_params(name: str, trainer_defaults: TrainerConfig, num_train: in
             "learning_rate": 0.01, "weight_decay": 0.0,
             "batch_size": max(num_train, 1)}
   if name == "graph_sage_mean_128":
-    # The trainer's own defaults, not values of any one graph.
-    return {"template": "graph_sage", "num_rounds": 2, "units": 128, "reduce_type": "mean",
+    # The trainer's own defaults, not values of any one graph. As many rounds as hops, at
+    # least 2: where the relation paths sample deeper (an author's venue's other papers,
+    # 3 hops away), the root state needs a round per hop to hear them.
+    return {"template": "graph_sage", "num_rounds": max(2, hops), "units": 128,
+            "reduce_type": "mean",
             "id_embeddings": False, "feature_normalization": "sum",
             "input_dropout_rate": 0.5, "state_dropout_rate": 0.5,
             "learning_rate": trainer_defaults.learning_rate,
@@ -161,7 +166,8 @@ def start_point_applies(name: str, num_node_sets: int) -> bool:
 
 
 def plan_start_points(names: Optional[list[str]], num_node_sets: int, num_train: int,
-                      degree_feature: Optional[str]) -> tuple[dict[str, dict], list[str]]:
+                      degree_feature: Optional[str],
+                      hops: int = 2) -> tuple[dict[str, dict], list[str]]:
   """({start point: its settings} in the order they are enqueued, the config's own first;
   the named start points that do not apply to this graph). `names` None: all."""
   names = list(START_POINTS) if names is None else list(names)
@@ -169,7 +175,8 @@ def plan_start_points(names: Optional[list[str]], num_node_sets: int, num_train:
   start_params = {"config": {}}
   for name in names:
     if name not in not_applicable:
-      start_params[name] = start_point_params(name, TrainerConfig(), num_train, degree_feature)
+      start_params[name] = start_point_params(name, TrainerConfig(), num_train, degree_feature,
+                                              hops)
   return start_params, not_applicable
 
 
@@ -421,9 +428,12 @@ def tune(graph_dir: str, *, tuner: TunerConfig, model: ModelConfig, trainer: Tra
   degree_feature = (degree_feature_of(data.graph, data.label.node_set)
                     if num_node_sets == 1 and len(data.graph.edge_sets) == 1 else None)
   maximize = tuner.objective == "accuracy"
+  hops = sampling.hops or relation_paths.hops_for_schema(data.schema, data.label.node_set,
+                                                         sampling.fanouts)
   start_params, not_applicable = plan_start_points(
-      tuner.start_points, num_node_sets, len(data.train_seeds), degree_feature)
-  optuna.logging.set_verbosity(optuna.logging.WARNING)  # the tuner logs its trials itself
+      tuner.start_points, num_node_sets, len(data.train_seeds), degree_feature, hops)
+  # The tuner logs its trials, failed ones included, itself.
+  optuna.logging.set_verbosity(optuna.logging.ERROR)
   study = optuna.create_study(
       direction="maximize" if maximize else "minimize",
       sampler=optuna.samplers.TPESampler(seed=tuner.seed),
