@@ -346,6 +346,7 @@ def homogeneous_graph(tmp_path, num_nodes=120):
   return graph_dir
 
 
+@pytest.mark.slow  # trains several trials
 def test_start_points_pruning_and_reruns_on_a_tiny_graph(tmp_path):
   """Trial 0 the config's own, then the start points that apply (GCN with the data's degree
   feature, found without its name), then TPE with pruning; the top trials rerun with more
@@ -389,6 +390,7 @@ def test_start_points_pruning_and_reruns_on_a_tiny_graph(tmp_path):
   assert written["reruns"] == result.reruns and written["best_trial"] == result.best_trial
 
 
+@pytest.mark.slow  # trains several trials
 def test_the_median_pruner_stops_a_search_trial_and_records_it(tmp_path):
   """A search trial worse than the median of the start points at the same epoch is stopped
   from the trainer's epoch callback and recorded PRUNED; start points are not."""
