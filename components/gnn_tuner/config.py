@@ -190,8 +190,8 @@ class TunerConfig(Strict):
       "full batch; only on graphs with one node set, normalized by the graph's degree "
       "feature where the data has one) and `graph_sage_mean_128` (GraphSAGE, mean reduce, 128 "
       "units, a round per sampled hop and at least 2, no id embeddings, sum-normalized "
-      "features, dropout 0.5, the trainer's defaults). null: every recipe that applies to the graph; []: none. Recipes are never "
-      "pruned."))
+      "features, dropout 0.5, the trainer's defaults). null: every recipe that applies to "
+      "the graph; []: none. Recipes are never pruned."))
   prune_after_epochs: int = pydantic.Field(20, ge=0, description=(
       "Optuna's MedianPruner: a search trial whose running eval objective is worse than the "
       "median of earlier trials at the same epoch is stopped (state PRUNED in trials.json), "
