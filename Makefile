@@ -15,7 +15,7 @@ export GCE_METADATA_HOST := 127.0.0.1:1
 CONFIG ?= pipelines/configs/demo.yaml
 PYTEST_ARGS ?=
 
-.PHONY: install demo test test-durations test-fast lint docs docs-serve config-reference run clean bench \
+.PHONY: install demo test test-fast lint docs docs-serve config-reference run clean bench \
         browser postgres mlflow-ui
 
 $(UV):
@@ -59,11 +59,6 @@ postgres:
 TEST_WORKERS ?= $(shell echo $$(( $$(nproc) + 1 )))
 test: install browser postgres lint
 	$(VENV)/bin/pytest -n $(TEST_WORKERS) --dist loadscope $(PYTEST_ARGS)
-
-# `make test`, recording each module's seconds into tests/scope_seconds.json (commit it): the
-# workers take the longest modules first (tests/conftest.py).
-test-durations: install browser postgres
-	TFX_GNN_RECORD_SCOPE_SECONDS=1 $(VENV)/bin/pytest -n $(TEST_WORKERS) --dist loadscope
 
 # Unit and small tests only (about 1 minute on a quiet 2-core machine, much of it importing
 # TensorFlow, TFX and Beam once): no pipeline runs, no training, no servers, no TFX children.

@@ -3,8 +3,6 @@ attribution, run report and MLflow browser tests (the run costs about a minute; 
 PostgreSQL server (`postgres`) for ML Metadata and MLflow on PostgreSQL."""
 import ast
 import dataclasses
-import functools
-import json
 import os
 
 import pytest
@@ -21,7 +19,6 @@ TINY = os.path.join(HERE, "configs", "tiny.yaml")
 SHARED_SESSION_FIXTURES = ("served_tiny_run", "postgres")
 
 
-@functools.cache
 def _shared_scopes() -> dict[str, str]:
   """Test module file name -> the first shared session fixture that a test or fixture in it
   takes as a parameter."""
@@ -38,68 +35,19 @@ def _shared_scopes() -> dict[str, str]:
   return scopes
 
 
-def _scope_of(nodeid: str) -> str:
-  """The scheduling unit of a test: its module, or the shared session fixture it uses."""
-  module = nodeid.split("::", 1)[0]
-  return _shared_scopes().get(os.path.basename(module), module)
-
-
-# Each scope's seconds in the last recorded full run (setup + call + teardown of its tests),
-# committed as pytest-split commits its `.test_durations`: the scheduler hands out the longest
-# scopes first, so that no long module starts last while the other workers sit idle. A scope
-# not in the file (a new module) goes first with the longest.
-# `make test-durations` records them again.
-SCOPE_SECONDS = os.path.join(HERE, "scope_seconds.json")
-RECORD_ENV = "TFX_GNN_RECORD_SCOPE_SECONDS"
-
-
-def _recorded_seconds() -> dict[str, float]:
-  try:
-    with open(SCOPE_SECONDS) as f:
-      return json.load(f)
-  except (OSError, ValueError):
-    return {}
-
-
 @pytest.hookimpl(optionalhook=True)  # an environment without pytest-xdist runs serially
 def pytest_xdist_make_scheduler(config, log):
   if config.getvalue("dist") != "loadscope":
     return None
   from xdist.scheduler import LoadScopeScheduling
-  recorded = _recorded_seconds()
-  unknown = max(recorded.values(), default=0.0)
+  shared = _shared_scopes()
 
-  class LongestScopeFirst(LoadScopeScheduling):
+  class ModuleScheduling(LoadScopeScheduling):
     def _split_scope(self, nodeid):
-      return _scope_of(nodeid)
+      module = nodeid.split("::", 1)[0]
+      return shared.get(os.path.basename(module), module)
 
-    def _assign_work_unit(self, node):
-      # Without recorded seconds: the scope with the most tests (xdist's own order).
-      scopes = self.workqueue
-      longest = max(scopes, key=lambda s: (recorded.get(s, unknown), len(scopes[s])))
-      scopes.move_to_end(longest, last=False)
-      super()._assign_work_unit(node)
-
-  return LongestScopeFirst(config, log)
-
-
-_seconds_by_scope: dict[str, float] = {}
-
-
-def pytest_runtest_logreport(report):
-  if os.environ.get(RECORD_ENV):
-    scope = _scope_of(report.nodeid)
-    _seconds_by_scope[scope] = _seconds_by_scope.get(scope, 0.0) + report.duration
-
-
-def pytest_sessionfinish(session, exitstatus):
-  # On the controller (or a serial run), and only for a whole, passing run.
-  if (os.environ.get(RECORD_ENV) and not hasattr(session.config, "workerinput")
-      and exitstatus == 0 and _seconds_by_scope):
-    with open(SCOPE_SECONDS + ".tmp", "w") as f:
-      json.dump({k: round(v, 1) for k, v in sorted(_seconds_by_scope.items())}, f, indent=1)
-      f.write("\n")
-    os.replace(SCOPE_SECONDS + ".tmp", SCOPE_SECONDS)
+  return ModuleScheduling(config, log)
 
 
 @dataclasses.dataclass
