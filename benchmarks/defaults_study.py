@@ -53,6 +53,13 @@ MT_ALBIS = {"template": "mt_albis", "feature_normalization": "none", "input_drop
 OLD_DEFAULTS = ({**MT_ALBIS, "state_dropout_rate": 0.0},
                 {"epochs": 5, "learning_rate": 1e-3, "weight_decay": 0.0,
                  "early_stopping_patience": None}, {"hops": 2})
+# GraphSAGE with sum-normalized features and dropout 0.5 / 0.2 (the defaults since
+# 2026-12-03 (2)), the trainer of the `es` candidates, and the tuner's 128-unit start point.
+SAGE = {"template": "graph_sage", "feature_normalization": "sum", "state_dropout_rate": 0.5,
+        "input_dropout_rate": 0.2}
+ES_TRAINER = {**EARLY_STOPPING, "learning_rate": 0.005, "weight_decay": 5e-4}
+SAGE_MEAN_128 = {**SAGE, "units": 128, "reduce_type": "mean", "id_embeddings": False,
+                 "input_dropout_rate": 0.5}
 CANDIDATES = {
     # The old defaults: 5 epochs at lr 1e-3, id embeddings, 2 hops.
     "current": OLD_DEFAULTS,
@@ -68,32 +75,14 @@ CANDIDATES = {
     # `es` with the template and input settings the tuner picked on Cora and av4 and acm.yaml
     # uses: GraphSAGE, sum-normalized features, stronger dropout (the defaults since
     # 2026-12-03 (2)).
-    "sage": ({"template": "graph_sage", "feature_normalization": "sum",
-              "state_dropout_rate": 0.5, "input_dropout_rate": 0.2},
-             {**EARLY_STOPPING, "learning_rate": 0.005, "weight_decay": 5e-4}, {}),
-    # `sage` with one round fewer than the relation-path hops (3 when the labelled set is
-    # reached again in 4), so the root hears the nodes 3 hops away (av4's venue's other
-    # papers); the same as `sage` where the hops are 2.
-    "sage_r3": ({"template": "graph_sage", "feature_normalization": "sum",
-                 "state_dropout_rate": 0.5, "input_dropout_rate": 0.2, "num_rounds": 3},
-                {**EARLY_STOPPING, "learning_rate": 0.005, "weight_decay": 5e-4}, {}),
-    # ... and without id embeddings (featureless sets relay what their neighbours say).
-    "sage_r3_noid": ({"template": "graph_sage", "feature_normalization": "sum",
-                      "state_dropout_rate": 0.5, "input_dropout_rate": 0.2, "num_rounds": 3,
-                      "id_embeddings": False},
-                     {**EARLY_STOPPING, "learning_rate": 0.005, "weight_decay": 5e-4}, {}),
-    # The GnnTuner's `graph_sage_mean_128` start point with 3 rounds.
-    "sage128_r3": ({"template": "graph_sage", "num_rounds": 3, "units": 128,
-                    "reduce_type": "mean", "id_embeddings": False,
-                    "feature_normalization": "sum", "input_dropout_rate": 0.5,
-                    "state_dropout_rate": 0.5},
-                   {**EARLY_STOPPING, "learning_rate": 0.005, "weight_decay": 5e-4}, {}),
-    # ... with 4 rounds (as many as av4's relation-path hops).
-    "sage128_r4": ({"template": "graph_sage", "num_rounds": 4, "units": 128,
-                    "reduce_type": "mean", "id_embeddings": False,
-                    "feature_normalization": "sum", "input_dropout_rate": 0.5,
-                    "state_dropout_rate": 0.5},
-                   {**EARLY_STOPPING, "learning_rate": 0.005, "weight_decay": 5e-4}, {}),
+    "sage": (SAGE, ES_TRAINER, {}),
+    # `sage` with 3 rounds (av4's relation paths sample 4 hops; the venue's other papers are
+    # 3 away), with and without id embeddings.
+    "sage_r3": ({**SAGE, "num_rounds": 3}, ES_TRAINER, {}),
+    "sage_r3_noid": ({**SAGE, "num_rounds": 3, "id_embeddings": False}, ES_TRAINER, {}),
+    # The GnnTuner's `graph_sage_mean_128` start point with 3 and 4 rounds.
+    "sage128_r3": ({**SAGE_MEAN_128, "num_rounds": 3}, ES_TRAINER, {}),
+    "sage128_r4": ({**SAGE_MEAN_128, "num_rounds": 4}, ES_TRAINER, {}),
     # Early stopping on eval loss (best weights exported), lr 5e-3, dropout, weight decay,
     # hops from the relation paths, MtAlbis (the defaults from the first study until
     # 2026-12-03 (2)).
