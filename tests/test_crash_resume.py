@@ -12,7 +12,6 @@ import contextlib
 import glob
 import io
 import os
-import re
 import socket
 import subprocess
 import sys
@@ -274,62 +273,3 @@ def test_mlflow_server_listens_on_loopback_only(mlflow_server):
         if state == "0A" and int(port_hex, 16) == port:  # 0A: LISTEN
           listening.add(address)
   assert listening == {"0100007F"}, listening  # 127.0.0.1 only
-
-
-# ---------------------------------------------------------------- concurrency
-# Last in this module: two more runs of the same pipeline at once, on the crash test's ML
-# Metadata database (one SQLite file, written by both processes) and MLflow store (through
-# its server), so the finished sampling is reused and both write at the same time.
-@pytest.fixture(scope="module")
-def concurrent_runs(crash_runs):
-  root, port = crash_runs[0], crash_runs[1]
-  versions_before = support.serving_versions(str(root / "serving"))
-  # A new trainer config (the same in both): both runs train the same model at once. Five
-  # epochs, not two: at two, one of the two models (training is not bit-reproducible across
-  # processes) fell just short of the evaluator's margin over the majority class, and was
-  # rightly not blessed (exit code 3), which is not what this test is about.
-  runs = [support.Run(str(root / "config.yaml"), str(root / f"concurrent{i}.log"),
-                      "--set", "trainer.epochs=5", env={"MLFLOW_TRACKING_TOKEN": TOKEN})
-          for i in (1, 2)]
-  codes = [run.wait() for run in runs]
-  return root, port, runs, codes, versions_before
-
-
-def test_two_concurrent_runs_both_succeed(concurrent_runs):
-  _, _, runs, codes, _ = concurrent_runs
-  assert codes == [0, 0], [run.output()[-3000:] for run in runs]
-
-
-def test_concurrent_runs_leave_metadata_and_mlflow_intact(concurrent_runs):
-  from mlflow.tracking import MlflowClient
-  root, port, runs, codes, versions_before = concurrent_runs
-  store = lineage.open_store(str(root / "metadata.sqlite"))  # still opens
-  states = support.run_states(store, NAME)
-  assert len(states) == 5
-  print("\nML Metadata executions of the two concurrent runs:")
-  for run_states in states[3:]:
-    print("  " + ", ".join(f"{c}={s}" for c, s in run_states.items()))
-  complete = [s for s in states[3:] if s.get("Pusher") == "COMPLETE"]
-  assert len(complete) == 2
-  for run_states in complete:  # reused the sampling, trained, evaluated and pushed
-    assert run_states["SubgraphSampler"] == "CACHED"
-    assert run_states["GnnTrainer"] == run_states["GnnEvaluator"] == "COMPLETE"
-  assert lineage.check_live_artifacts(store) == []
-  # Every push is a whole, distinct version, registered once in MLflow.
-  versions = support.serving_versions(str(root / "serving"))
-  assert len(versions) == len(versions_before) + len(complete)
-  # Each process summarizes its own run, not the other's.
-  pushed = [re.search(r"pushed model: (\S+)", run.output()).group(1)
-            for run, code in zip(runs, codes) if code == 0]
-  assert len(set(pushed)) == len(pushed), pushed
-  assert {os.path.basename(p) for p in pushed} <= set(versions) - set(versions_before)
-  client = MlflowClient(f"http://127.0.0.1:{port}")
-  assert len(client.search_model_versions(f"name='{NAME}'")) == len(versions)
-  experiment = client.get_experiment_by_name(NAME)
-  trainer_runs = client.search_runs([experiment.experiment_id],
-                                    "tags.`tfx.component` = 'GnnTrainer'")
-  finished = [r for r in trainer_runs if r.info.status == "FINISHED"]
-  assert len(finished) == 1 + len(complete)
-  for run in finished:  # every epoch's metrics are there
-    steps = {m.step for m in client.get_metric_history(run.info.run_id, "loss")}
-    assert max(steps) == int(run.data.params["trainer.epochs"]) - 1

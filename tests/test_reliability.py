@@ -259,3 +259,10 @@ def test_two_runs_from_scratch_at_once_on_the_sqlite_defaults_both_succeed(tmp_p
   assert lineage.check_live_artifacts(store) == []
   client = MlflowClient(f"sqlite:///{tmp_path}/mlflow.db")
   assert len(client.search_model_versions("name='sqlite-conc'")) == 2
+  experiment = client.get_experiment_by_name("sqlite-conc")
+  trainer_runs = client.search_runs([experiment.experiment_id],
+                                    "tags.`tfx.component` = 'GnnTrainer'")
+  assert [r.info.status for r in trainer_runs] == ["FINISHED", "FINISHED"]
+  for run in trainer_runs:  # each run's own metrics, every epoch, none of the other's
+    steps = [m.step for m in client.get_metric_history(run.info.run_id, "loss")]
+    assert sorted(steps) == list(range(int(run.data.params["trainer.epochs"]))), steps

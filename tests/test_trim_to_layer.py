@@ -141,6 +141,7 @@ def _fast_subgraphs(mag, hops, fanouts=FANOUTS):
 
 
 def _root_states(mag, graph, cfg, trim_to_layer, weights=None):
+  import tensorflow as tf
   import tensorflow_gnn as tfgnn
   from tfx_gnn.components.gnn_trainer import models
   _, _, label = mag
@@ -148,7 +149,7 @@ def _root_states(mag, graph, cfg, trim_to_layer, weights=None):
                                 trim_to_layer=trim_to_layer)(graph.spec)
   if weights is not None:
     model.set_weights(weights)
-  out = model(graph, training=False)
+  out = tf.function(lambda g: model(g, training=False))(graph)  # traced: eager is slow
   # The output graph: all nodes untrimmed; trimmed, the roots and their neighbours only.
   assert (out.node_sets[label.node_set].total_size < graph.node_sets[label.node_set].total_size
           ) == trim_to_layer
@@ -236,8 +237,8 @@ def test_integrated_gradients_are_the_same_with_and_without_trimming(mag):
     if weights is None:
       weights = model.get_weights()
     model.set_weights(weights)
-    ig = ig_exporter.integrated_gradients(preprocess, model, output_name="g",
-                                          random_counterfactual=False, steps=4)(graph)["g"]
+    ig = tf.function(ig_exporter.integrated_gradients(  # traced: eager is slow
+        preprocess, model, output_name="g", random_counterfactual=False, steps=4))(graph)["g"]
     attributions.append(ig.node_sets[label.node_set]["feat"].numpy())
   np.testing.assert_allclose(attributions[1], attributions[0], rtol=1e-4, atol=1e-6)
   assert np.abs(attributions[0]).sum() > 0

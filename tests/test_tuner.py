@@ -360,7 +360,7 @@ def test_start_points_pruning_and_reruns_on_a_tiny_graph(tmp_path):
   os.remove(graph_io.seeds_file(graph_dir, "test"))  # a tuner that read it would fail
   result = tuning.tune(
       graph_dir, tuner=TunerConfig(
-          trials=6, max_minutes=10, seed=1, trial_epochs=3, prune_after_epochs=0,
+          trials=4, max_minutes=10, seed=1, trial_epochs=3, prune_after_epochs=0,
           rerun_top_k=2, rerun_seeds=1,
           search_space={"template": ["graph_sage", "gcn"], "units": [8],
                         "num_rounds": [1], "id_embeddings": None}),
@@ -422,8 +422,8 @@ def test_the_median_pruner_stops_a_search_trial_and_records_it(tmp_path):
 
 # ------------------------------------------------------------------ the pipeline (slow)
 TUNER = {
-    # 3 epochs a trial (the trainer's 10 after): the test checks what the trials record and
-    # hand on, not how well they learn.
+    # 3 epochs a trial and for the trainer after them (tuned_run): the test checks what the
+    # trials record and hand on, not how well they learn.
     # Trial 0 is the config's own settings, trial 1 the search's (no start points, no reruns).
     "trials": 2, "max_minutes": 10, "seed": 3, "trial_epochs": 3,
     "start_points": [], "rerun_top_k": 0,
@@ -445,6 +445,7 @@ def tuned_run(tmp_path_factory):
   from tfx_gnn.pipelines import local_runner
   root = tmp_path_factory.mktemp("tuner")
   raw = tiny_raw(root, TUNER)
+  raw["trainer"]["epochs"] = 3
   raw["attribution"] = {"enabled": False}
   raw["report"] = {"enabled": False}
   raw["bulk_inference"] = {"enabled": False}

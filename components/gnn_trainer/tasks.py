@@ -386,12 +386,13 @@ class RootEmbeddingExporter(runner.KerasModelExporter):
     spec = tf.TensorSpec([None], tf.string, name="examples")
 
     @tf.function(input_signature=[spec])
-    def serving_default(examples):
-      return {OUTPUT_NAME: both(examples)[OUTPUT_NAME]}
-
-    @tf.function(input_signature=[spec])
     def with_embedding(examples):
       return both(examples)
+
+    # Calls the traced function above: the model is traced once for both signatures.
+    @tf.function(input_signature=[spec])
+    def serving_default(examples):
+      return {OUTPUT_NAME: with_embedding(examples)[OUTPUT_NAME]}
 
     tf.keras.models.save_model(
         both, export_dir, save_format="tf", include_optimizer=False, save_traces=False,
