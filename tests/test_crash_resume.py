@@ -200,10 +200,8 @@ def test_no_live_artifact_is_incomplete(crash_runs):
   for record in killed:
     assert not {ref.uri for ref in record.outputs} & live_uris
   # `tfx-gnn verify` says the same.
-  out = subprocess.run([sys.executable, "-m", "tfx_gnn.pipelines.cli", "verify",
-                        str(root / "config.yaml")],
-                       cwd=support.REPO, capture_output=True, text=True, check=False)
-  assert out.returncode == 0 and "0 problem(s)" in out.stdout, out.stdout + out.stderr
+  code, out = _cli("verify", str(root / "config.yaml"))
+  assert code == 0 and "0 problem(s)" in out, out
 
 
 def test_exactly_one_model_is_pushed(crash_runs):
