@@ -126,6 +126,7 @@ def test_every_template_builds_from_tf_gnn_layers_with_weights_per_set(template)
 EXPORTED_HERE = ("gat_v2", "vanilla_mpnn", "multi_head_attention")
 
 
+@pytest.mark.slow  # saves and loads a SavedModel per template
 @pytest.mark.parametrize("template", EXPORTED_HERE)
 def test_template_exports_as_the_trainer_does_and_serves_the_same_states(template, tmp_path):
   """The trainer's exporters save with Keras, `save_traces=False` (every layer is rebuilt
