@@ -136,3 +136,15 @@ def test_lazy_adamw_moments_of_untouched_rows_stay():
   np.testing.assert_allclose(m[0], 0.1 + 0.9 * 0.1, rtol=1e-6)
   np.testing.assert_allclose(m[1], 0.1, rtol=1e-6)
   np.testing.assert_array_equal(m[2:], 0.0)
+
+
+def test_lazy_adamw_sparse_rows_outside_the_optimizers_xla_step():
+  # On a GPU, tf_keras compiles each update step with XLA, which has no tf.unique.
+  opt = training.LazyAdamW(learning_rate=0.01, weight_decay=0.0)
+  opt.jit_compile = True
+  var, dense = tf.Variable(np.ones([4, 2], np.float32)), tf.Variable(np.ones([2], np.float32))
+  opt.apply_gradients([(tf.IndexedSlices(tf.ones([2, 2]), tf.constant([3, 3], tf.int64),
+                                         tf.constant([4, 2], tf.int64)), var),
+                       (tf.ones([2]), dense)])
+  assert (var.numpy()[3] < 1).all() and (var.numpy()[:3] == 1).all()
+  assert (dense.numpy() < 1).all()

@@ -468,7 +468,8 @@ class TrainerConfig(Strict):
   lazy_embedding_updates: bool = pydantic.Field(True, description=(
       "AdamW updates only the embedding rows a batch looks up (their moments, step and weight "
       "decay; LazyAdam), not the whole `model.id_hash_bins` table every step. false: "
-      "tf_keras's AdamW, dense over every table."))
+      "tf_keras's AdamW, dense over every table (also with `jit_compile`, and for a table "
+      "with `model.l2_regularization`, whose gradient is dense)."))
   seed: int = 0
   # The model's integrated-gradients signature (what Attribution runs); null: none. A pipeline
   # that does not run Attribution exports none (it costs a second traced SavedModel).

@@ -299,7 +299,8 @@ class LazyAdamW(tf.keras.optimizers.AdamW):
   they touch: those rows' moments, their Adam step and their decoupled weight decay, as
   LazyAdam does. tf_keras's AdamW decays both moments of the whole table, steps every row and
   decays every row, each step; the cost then grows with the table (`model.id_hash_bins`), not
-  the batch. Dense gradients: AdamW unchanged."""
+  the batch. Dense gradients: AdamW unchanged. (An embedding with an L2 regularizer has a dense
+  gradient: AdamW's dense update.)"""
 
   def apply_gradients(self, grads_and_vars, *args, **kwargs):
     grads_and_vars = list(grads_and_vars)
@@ -312,6 +313,12 @@ class LazyAdamW(tf.keras.optimizers.AdamW):
     if self._var_key(variable) in getattr(self, "_sparse_keys", ()):
       return False  # decayed in update_step, its touched rows only
     return super()._use_weight_decay(variable)
+
+  def _update_step_xla(self, gradient, variable, key):
+    # The optimizer compiles its steps with XLA on GPUs; XLA has no tf.unique (rows vary).
+    if isinstance(gradient, tf.IndexedSlices):
+      return self._update_step(gradient, variable)
+    return super()._update_step_xla(gradient, variable, key)
 
   def update_step(self, gradient, variable):
     if not isinstance(gradient, tf.IndexedSlices) or self.amsgrad:
@@ -442,7 +449,9 @@ def train(*, train_files: Sequence[str], eval_files: Sequence[str],
       verbose=0)
 
   def optimizer_fn():
-    optimizer = LazyAdamW if trainer_cfg.lazy_embedding_updates else tf.keras.optimizers.AdamW
+    # An XLA-compiled train step (trainer.jit_compile) takes AdamW: no tf.unique in XLA.
+    optimizer = (LazyAdamW if trainer_cfg.lazy_embedding_updates and not trainer_cfg.jit_compile
+                 else tf.keras.optimizers.AdamW)
     return optimizer(learning_rate(trainer_cfg, steps_per_epoch),
                      weight_decay=trainer_cfg.weight_decay)
 
