@@ -455,8 +455,21 @@ class TrainerConfig(Strict):
   steps_per_epoch: Optional[int] = pydantic.Field(None, gt=0)
   shuffle_buffer: int = pydantic.Field(10_000, gt=0)
   # A split whose TFRecord files total at most this many MB is read once and kept in memory
-  # (serialized) for the later epochs and validations; 0: always read from the files.
+  # (as parsed batches with `cache_batches`, else serialized) for the later epochs and
+  # validations; 0: always read from the files.
   cache_examples_mb: int = pydantic.Field(1024, ge=0)
+  cache_batches: bool = pydantic.Field(True, description=(
+      "Where a split fits `cache_examples_mb`: keep its parsed, preprocessed batches in memory "
+      "after the first epoch instead of its serialized examples, so later epochs and "
+      "validations neither parse nor preprocess again; each epoch takes the train batches in a "
+      "fresh order, but which examples share a batch stays the first epoch's. Not for dynamic "
+      "sampling or a task whose preprocessing is random (dgi). false: cache serialized "
+      "examples, reshuffled each epoch."))
+  lazy_embedding_updates: bool = pydantic.Field(True, description=(
+      "AdamW updates only the embedding rows a batch looks up (their moments, step and weight "
+      "decay; LazyAdam), not the whole `model.id_hash_bins` table every step. false: "
+      "tf_keras's AdamW, dense over every table (also with `jit_compile`, and for a table "
+      "with `model.l2_regularization`, whose gradient is dense)."))
   seed: int = 0
   # The model's integrated-gradients signature (what Attribution runs); null: none. A pipeline
   # that does not run Attribution exports none (it costs a second traced SavedModel).

@@ -86,6 +86,28 @@ def fits_in_cache(files: Sequence[str], cfg: TrainerConfig) -> bool:
   return sum(tf.io.gfile.stat(f).length for f in files) <= cfg.cache_examples_mb * 2**20
 
 
+def random_preprocessing(task) -> bool:
+  """Whether a task (or any of a mapping's, or a WeightedTask's) draws random numbers in its
+  preprocessing, which then differs from epoch to epoch (DeepGraphInfomaxTask corrupts its
+  input there): its preprocessed batches must not be cached."""
+  for one in tf.nest.flatten(task) if isinstance(task, dict) else [task]:
+    one = getattr(one, "task", one)  # tasks.WeightedTask
+    if type(one).__module__.startswith("tensorflow_gnn.models.contrastive_losses"):
+      return True
+  return False
+
+
+def batch_caching(cfg: TrainerConfig, task, train_files: Sequence[str],
+                  eval_files: Sequence[str], dynamic: bool = False) -> tuple[bool, bool]:
+  """Whether the train and the eval split's parsed, preprocessed batches stay in memory after
+  the first epoch (`trainer.cache_batches`, `CachingKerasTrainer`): where the split's files fit
+  `cache_examples_mb` (its serialized examples are then not cached as well); never for fresh
+  dynamic subgraphs nor a task's random preprocessing."""
+  on = cfg.cache_batches and not random_preprocessing(task)
+  return (bool(on and not dynamic and train_files and fits_in_cache(train_files, cfg)),
+          bool(on and eval_files and fits_in_cache(eval_files, cfg)))
+
+
 def learning_rate(cfg: TrainerConfig, steps_per_epoch: int):
   """The configured schedule, stepped per batch."""
   if cfg.learning_rate_schedule == "cosine":
@@ -233,7 +255,94 @@ def hash_ids_processor(num_bins: int) -> Callable[[tfgnn.GraphTensor], tfgnn.Gra
   return tfgnn.keras.layers.MapFeatures(node_sets_fn=hash_ids, name="hash_ids")
 
 
-class XlaKerasTrainer(runner.KerasTrainer):
+MAX_CACHED_BATCHES = 1 << 16  # the batch-order shuffle's buffer (a larger split: partial)
+
+
+class CachedBatches(runner.DatasetProvider):
+  """A dataset provider over the Runner's batched, parsed and preprocessed dataset (what
+  `runner.run` hands the trainer) that keeps its batches in memory after the first pass, so
+  later epochs (and validations) neither read, parse nor preprocess again. With `shuffle`,
+  each pass after the first takes the batches in a fresh random order
+  (`reshuffle_each_iteration`); which examples share a batch is then the first pass's."""
+
+  def __init__(self, delegate: runner.DatasetProvider, *, shuffle: bool):
+    self._delegate = delegate
+    self._shuffle = shuffle
+
+  def get_dataset(self, context: tf.distribute.InputContext) -> tf.data.Dataset:
+    ds = self._delegate.get_dataset(context).cache()
+    if self._shuffle:
+      ds = ds.shuffle(MAX_CACHED_BATCHES, reshuffle_each_iteration=True)
+    return ds.prefetch(tf.data.AUTOTUNE)
+
+
+class CachingKerasTrainer(runner.KerasTrainer):
+  """The Runner's KerasTrainer that keeps the train and validation batches in memory after the
+  first epoch (`CachedBatches`) where `cache_train` / `cache_valid` say so: a seam of
+  `runner.run`, which batches, parses and preprocesses inside the provider it passes here."""
+
+  def __init__(self, *args, cache_train: bool = False, cache_valid: bool = False, **kwargs):
+    super().__init__(*args, **kwargs)
+    self._cache_train, self._cache_valid = cache_train, cache_valid
+
+  def train(self, model_fn, train_ds_provider, *, valid_ds_provider=None, **kwargs):
+    if self._cache_train:
+      train_ds_provider = CachedBatches(train_ds_provider, shuffle=True)
+    if self._cache_valid and valid_ds_provider is not None:
+      valid_ds_provider = CachedBatches(valid_ds_provider, shuffle=False)
+    return super().train(model_fn, train_ds_provider, valid_ds_provider=valid_ds_provider,
+                         **kwargs)
+
+
+class LazyAdamW(tf.keras.optimizers.AdamW):
+  """AdamW whose sparse gradients (embedding lookups: `tf.IndexedSlices`) update only the rows
+  they touch: those rows' moments, their Adam step and their decoupled weight decay, as
+  LazyAdam does. tf_keras's AdamW decays both moments of the whole table, steps every row and
+  decays every row, each step; the cost then grows with the table (`model.id_hash_bins`), not
+  the batch. Dense gradients: AdamW unchanged. (An embedding with an L2 regularizer has a dense
+  gradient: AdamW's dense update.)"""
+
+  def apply_gradients(self, grads_and_vars, *args, **kwargs):
+    grads_and_vars = list(grads_and_vars)
+    # Traced once per step function: which variables take the lazy path (no dense decay).
+    self._sparse_keys = {self._var_key(v) for g, v in grads_and_vars
+                         if isinstance(g, tf.IndexedSlices)}
+    return super().apply_gradients(grads_and_vars, *args, **kwargs)
+
+  def _use_weight_decay(self, variable):
+    if self._var_key(variable) in getattr(self, "_sparse_keys", ()):
+      return False  # decayed in update_step, its touched rows only
+    return super()._use_weight_decay(variable)
+
+  def _update_step_xla(self, gradient, variable, key):
+    # The optimizer compiles its steps with XLA on GPUs; XLA has no tf.unique (rows vary).
+    if isinstance(gradient, tf.IndexedSlices):
+      return self._update_step(gradient, variable)
+    return super()._update_step_xla(gradient, variable, key)
+
+  def update_step(self, gradient, variable):
+    if not isinstance(gradient, tf.IndexedSlices) or self.amsgrad:
+      return super().update_step(gradient, variable)
+    dtype = variable.dtype
+    lr = tf.cast(self.learning_rate, dtype)
+    step = tf.cast(self.iterations + 1, dtype)
+    beta_1, beta_2 = tf.cast(self.beta_1, dtype), tf.cast(self.beta_2, dtype)
+    alpha = lr * tf.sqrt(1 - tf.pow(beta_2, step)) / (1 - tf.pow(beta_1, step))
+    index = self._index_dict[self._var_key(variable)]
+    m, v = self._momentums[index], self._velocities[index]
+    rows, positions = tf.unique(gradient.indices)  # a row looked up twice: its gradients' sum
+    grad = tf.math.unsorted_segment_sum(gradient.values, positions, tf.shape(rows)[0])
+    m_rows = tf.gather(m, rows) * beta_1 + grad * (1 - beta_1)
+    v_rows = tf.gather(v, rows) * beta_2 + tf.square(grad) * (1 - beta_2)
+    m.scatter_update(tf.IndexedSlices(m_rows, rows))
+    v.scatter_update(tf.IndexedSlices(v_rows, rows))
+    delta = m_rows * alpha / (tf.sqrt(v_rows) + self.epsilon)
+    if self.weight_decay and tf.keras.optimizers.AdamW._use_weight_decay(self, variable):
+      delta += tf.gather(variable, rows) * tf.cast(self.weight_decay, dtype) * lr
+    variable.scatter_sub(tf.IndexedSlices(delta, rows))
+
+
+class XlaKerasTrainer(CachingKerasTrainer):
   """The Runner's KerasTrainer with the compiled model's train, test and predict steps
   compiled by XLA (Keras `jit_compile`), which `runner.run` does not pass to compile()."""
 
@@ -322,8 +431,12 @@ def train(*, train_files: Sequence[str], eval_files: Sequence[str],
     num_train = (len(train_subgraphs) if train_subgraphs is not None
                  else count_examples(train_files))
     steps_per_epoch = max(1, -(-num_train // trainer_cfg.batch_size))
-  trainer_cls = XlaKerasTrainer if trainer_cfg.jit_compile else runner.KerasTrainer
+  cache_train, cache_valid = batch_caching(trainer_cfg, task_set.task, train_files, eval_files,
+                                           dynamic=train_subgraphs is not None)
+  trainer_cls = XlaKerasTrainer if trainer_cfg.jit_compile else CachingKerasTrainer
   trainer = trainer_cls(
+      cache_train=cache_train,
+      cache_valid=cache_valid,
       strategy=strategy,
       model_dir=model_dir,
       backup_dir=backup_dir,
@@ -336,17 +449,21 @@ def train(*, train_files: Sequence[str], eval_files: Sequence[str],
       verbose=0)
 
   def optimizer_fn():
-    return tf.keras.optimizers.AdamW(learning_rate(trainer_cfg, steps_per_epoch),
-                                     weight_decay=trainer_cfg.weight_decay)
+    # An XLA-compiled train step (trainer.jit_compile) takes AdamW: no tf.unique in XLA.
+    optimizer = (LazyAdamW if trainer_cfg.lazy_embedding_updates and not trainer_cfg.jit_compile
+                 else tf.keras.optimizers.AdamW)
+    return optimizer(learning_rate(trainer_cfg, steps_per_epoch),
+                     weight_decay=trainer_cfg.weight_decay)
 
   # Each worker of a multi-worker strategy reads its own shard (by its InputContext);
   # dynamic subgraphs come in a fresh random order every epoch: no shuffle buffer needed.
   train_ds = train_subgraphs if train_subgraphs is not None else (
       multi_worker.ShardedTFRecordProvider(
           train_files, shuffle_filenames=True, examples_shuffle_size=trainer_cfg.shuffle_buffer,
-          cache=fits_in_cache(train_files, trainer_cfg)))
+          cache=not cache_train and fits_in_cache(train_files, trainer_cfg)))
   eval_ds = (multi_worker.ShardedTFRecordProvider(
-      eval_files, cache=fits_in_cache(eval_files, trainer_cfg)) if eval_files else None)
+      eval_files, cache=not cache_valid and fits_in_cache(eval_files, trainer_cfg))
+      if eval_files else None)
   exporters = tasks.exporters(task_set, subgraph_schema)
   if (task_cfg.has_integrated_gradients and trainer_cfg.integrated_gradients is not None
       and not task_set.heads):
