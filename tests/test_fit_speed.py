@@ -148,3 +148,37 @@ def test_lazy_adamw_sparse_rows_outside_the_optimizers_xla_step():
                        (tf.ones([2]), dense)])
   assert (var.numpy()[3] < 1).all() and (var.numpy()[:3] == 1).all()
   assert (dense.numpy() < 1).all()
+
+
+def test_tfgnn_is_traced_without_autograph_and_our_code_still_with_it():
+  """models.py keeps autograph from converting TF-GNN (graph code already; converting it cost
+  a quarter of a fresh process's tiny run) and nothing else: our own layers, which may branch
+  on tensors, are still converted."""
+  from tensorflow.python.autograph.impl import conversion
+  import tensorflow_gnn as tfgnn
+  from tfx_gnn.components.gnn_trainer import models, trimming
+  assert conversion.is_allowlisted(tfgnn.keras.layers.GraphUpdate.call)
+  assert conversion.is_allowlisted(tfgnn.broadcast_node_to_edges)
+  assert not conversion.is_allowlisted(trimming.TrimToHop.call)
+  models.skip_autograph_for_tfgnn()  # idempotent: one rule, however often it runs
+  from tensorflow.python.autograph.core import config as autograph_config
+  assert sum(str(r) == "DoNotConvert rule for tensorflow_gnn"
+             for r in autograph_config.CONVERSION_RULES) == 1
+
+
+def test_the_time_left_leaves_out_the_first_epoch_and_says_at_most_under_early_stopping(
+    caplog):
+  """The first epoch also traces the model and fills the batch cache: it is not what the
+  rest will take. Under early stopping the epoch count is a bound."""
+  import logging
+  for early_stopping, word in ((False, "about"), (True, "at most")):
+    progress = training.EpochProgress(early_stopping)
+    progress.set_params({"epochs": 12})
+    progress.on_train_begin()
+    progress._durations.extend([30.0, 2.0])  # epoch 1 slow, epoch 2 typical
+    progress._start = training.time.monotonic() - 2.0  # epoch 3 took 2 s
+    with caplog.at_level(logging.INFO, logger="absl"):
+      caplog.clear()
+      progress.on_epoch_end(2, {"loss": 1.0})
+    [line] = [r.getMessage() for r in caplog.records if "epoch 3/12" in r.getMessage()]
+    assert f"{word} 18 s left" in line, line  # 9 epochs x 2 s, not x 11.3 s

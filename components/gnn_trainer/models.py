@@ -25,6 +25,24 @@ from tfx_gnn.components import graph_io
 from tfx_gnn.components.gnn_trainer import trimming
 from tfx_gnn.components.gnn_trainer.config import ModelConfig, trim_to_layer_problem
 
+
+def skip_autograph_for_tfgnn() -> None:
+  """Autograph converts every non-TensorFlow function that a tf.function or a Keras layer's
+  `call` reaches, re-parsing its source in each process. TF-GNN's layers and ops are graph
+  code already (they branch on specs, not on tensor values), so converting them bought
+  nothing and took about a quarter of the CPU of a tiny pipeline run in a fresh process
+  (benchmarks/README.md, 2026-12-04 (9)). Autograph has no public per-package switch: this
+  adds a rule as TensorFlow's own converter tests do (tests/test_fit_speed.py checks it)."""
+  from tensorflow.python.autograph.core import config as autograph_config
+  from tensorflow.python.autograph.core import config_lib
+  rules = autograph_config.CONVERSION_RULES
+  if not any(isinstance(r, config_lib.DoNotConvert) and r.matches("tensorflow_gnn")
+             for r in rules):
+    autograph_config.CONVERSION_RULES = (config_lib.DoNotConvert("tensorflow_gnn"),) + rules
+
+
+skip_autograph_for_tfgnn()
+
 # The user module's hook (template `custom`): model_fn(graph_tensor_spec, *,
 # readout_node_sets, model_config) -> a Keras layer, GraphTensor in and out (see GnnTrainer).
 UserModelFn = Callable[..., tf.keras.layers.Layer]

@@ -33,6 +33,7 @@ OUTPUT_NAME = tasks.OUTPUT_NAME
 USER_MODEL_FN = "model_fn"  # what a user module defines (see GnnTrainer)
 IG_SUBDIR = graph_io.IG_SUBDIR
 IG_OUTPUT_NAME = graph_io.IG_OUTPUT_NAME
+NEVER_STEPS = 1 << 62  # a checkpoint step count that training never reaches
 
 
 @dataclasses.dataclass
@@ -140,11 +141,13 @@ class StopAtDeadline(tf.keras.callbacks.Callback):
 
 class EpochProgress(tf.keras.callbacks.Callback):
   """One log line per epoch: its metrics, its time and the time left (`tfx-gnn run` shows it
-  on stderr)."""
+  on stderr). `early_stopping`: the epoch count is a bound that early stopping may cut short,
+  so the time left is "at most"."""
 
-  def __init__(self):
+  def __init__(self, early_stopping: bool = False):
     super().__init__()
     self._created = time.monotonic()
+    self._early_stopping = early_stopping
 
   def on_train_begin(self, logs=None):
     self._durations: list[float] = []
@@ -161,13 +164,18 @@ class EpochProgress(tf.keras.callbacks.Callback):
   def on_epoch_end(self, epoch, logs=None):
     self._durations.append(time.monotonic() - self._start)
     total = self.params.get("epochs") or epoch + 1
-    left = (total - epoch - 1) * sum(self._durations) / len(self._durations)
+    # The first epoch also traces the model and fills the batch cache: later ones predict
+    # the rest better.
+    typical = self._durations[1:] or self._durations
+    left = (total - epoch - 1) * sum(typical) / len(typical)
     logs = {k: float(v) for k, v in (logs or {}).items()}
     # A metric equal to its loss (the task's cross-entropy) says nothing new.
     metrics = ", ".join(f"{k} {v:.4g}" for k, v in logs.items() if k.endswith("loss") or
                         v != logs.get(("val_" if k.startswith("val_") else "") + "loss"))
     logging.info("GnnTrainer: epoch %d/%d: %s (%.1f s%s)", epoch + 1, total, metrics,
-                 self._durations[-1], f"; about {_duration(left)} left" if left >= 1 else "")
+                 self._durations[-1],
+                 f"; {'at most' if self._early_stopping else 'about'} {_duration(left)} left"
+                 if left >= 1 else "")
 
 
 def _duration(seconds: float) -> str:
@@ -411,8 +419,9 @@ def train(*, train_files: Sequence[str], eval_files: Sequence[str],
               if task_cfgs and len(task_cfgs) > 1 else
               tasks.make_tasks(task_cfg, label, trainer_cfg.seed, gtspec))
   history = _History(on_epoch)
-  callbacks = [history, EpochProgress()]
-  if trainer_cfg.early_stopping_patience and eval_files:
+  early_stopping = bool(trainer_cfg.early_stopping_patience and eval_files)
+  callbacks = [history, EpochProgress(early_stopping)]
+  if early_stopping:
     callbacks.append(tf.keras.callbacks.EarlyStopping(
         monitor=f"val_{trainer_cfg.early_stopping_metric}",
         patience=trainer_cfg.early_stopping_patience,
@@ -446,6 +455,10 @@ def train(*, train_files: Sequence[str], eval_files: Sequence[str],
       validation_freq=trainer_cfg.validation_freq if eval_files else None,
       callbacks=callbacks,
       summarize_every_n_steps="never",
+      # The Runner's per-epoch "latest" checkpoint is never read (the export takes the best
+      # epoch's checkpoint, crash resume the backup): a step count never reached skips it,
+      # while the best checkpoint stays per epoch. It saved the id-embedding tables each epoch.
+      checkpoint_every_n_steps=NEVER_STEPS,
       verbose=0)
 
   def optimizer_fn():
