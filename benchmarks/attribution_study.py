@@ -258,13 +258,16 @@ def table(results: list[dict]) -> str:
     for c in r["candidates"]:
       planted = "-" if c["planted_exact"] is None else (
           f"{c['planted_in_topk']}/{len(r['reference']['planted_ranks'])}")
-      cells.append(f"{c['seconds']:.1f} s, {planted}, {c['spearman']:.3f}, "
-                   f"{c['top10_overlap']:.1f}")
+      cells.append(f"{c['seconds']:.1f} s ({c['cpu_seconds']:.1f} CPU), {planted}, "
+                   f"{c['spearman']:.3f}, {c['top10_overlap']:.1f}")
     ref = r["reference"]
     planted = "-" if ref["planted_exact"] is None else (
         f"{ref['planted_in_topk']}/{len(ref['planted_ranks'])}")
     cells.append(f"{ref['num_subgraphs']}x{ref['steps']}: {ref['seconds']:.1f} s, {planted}")
     lines.append(f"| {r['shape']} | " + " | ".join(cells) + " |")
+  cpu = [sum(c["cpu_seconds"] for r in results for c in r["candidates"]
+             if (c["num_subgraphs"], c["steps"]) == cand) / len(results) for cand in CANDIDATES]
+  lines.append("| mean CPU s | " + " | ".join(f"{x:.1f}" for x in cpu) + " | |")
   return "\n".join(lines)
 
 
