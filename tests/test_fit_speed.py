@@ -152,7 +152,7 @@ def test_lazy_adamw_sparse_rows_outside_the_optimizers_xla_step():
 
 def test_tfgnn_is_traced_without_autograph_and_our_code_still_with_it():
   """models.py keeps autograph from converting TF-GNN (graph code already; converting it cost
-  a quarter of a fresh process's tiny run) and nothing else: our own layers, which may branch
+  a fifth of a fresh process's tiny run) and nothing else: our own layers, which may branch
   on tensors, are still converted."""
   from tensorflow.python.autograph.impl import conversion
   import tensorflow_gnn as tfgnn

@@ -30,7 +30,7 @@ def skip_autograph_for_tfgnn() -> None:
   """Autograph converts every non-TensorFlow function that a tf.function or a Keras layer's
   `call` reaches, re-parsing its source in each process. TF-GNN's layers and ops are graph
   code already (they branch on specs, not on tensor values), so converting them bought
-  nothing and took about a quarter of the CPU of a tiny pipeline run in a fresh process
+  nothing and took about a fifth of the CPU of a tiny pipeline run in a fresh process
   (benchmarks/README.md, 2026-12-04 (9)). Autograph has no public per-package switch: this
   adds a rule as TensorFlow's own converter tests do (tests/test_fit_speed.py checks it)."""
   from tensorflow.python.autograph.core import config as autograph_config
