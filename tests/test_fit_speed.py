@@ -2,6 +2,7 @@
 (training.CachingKerasTrainer / CachedBatches, trainer.cache_batches) and AdamW's lazy
 embedding-row updates (training.LazyAdamW, trainer.lazy_embedding_updates). No training runs."""
 import collections
+import os
 
 import numpy as np
 import pytest
@@ -150,20 +151,35 @@ def test_lazy_adamw_sparse_rows_outside_the_optimizers_xla_step():
   assert (dense.numpy() < 1).all()
 
 
-def test_tfgnn_is_traced_without_autograph_and_our_code_still_with_it():
-  """models.py keeps autograph from converting TF-GNN (graph code already; converting it cost
-  a fifth of a fresh process's tiny run) and nothing else: our own layers, which may branch
-  on tensors, are still converted."""
+def test_tfgnn_and_our_graph_code_are_traced_without_autograph_and_user_code_with_it():
+  """models.py keeps autograph from converting TF-GNN and our own layers (graph code already;
+  converting them cost about a quarter of a fresh process's tiny run), and only those: a user
+  module's model code is still converted, and so is a function that tf.function decorates (the
+  IG export's loop over tf.range), wherever it lives."""
+  import tensorflow as tf
   from tensorflow.python.autograph.impl import conversion
   import tensorflow_gnn as tfgnn
   from tfx_gnn.components.gnn_trainer import models, trimming
   assert conversion.is_allowlisted(tfgnn.keras.layers.GraphUpdate.call)
   assert conversion.is_allowlisted(tfgnn.broadcast_node_to_edges)
-  assert not conversion.is_allowlisted(trimming.TrimToHop.call)
-  models.skip_autograph_for_tfgnn()  # idempotent: one rule, however often it runs
+  assert conversion.is_allowlisted(trimming.TrimToHop.call)
+  user_model_fn = training.load_user_model_fn(
+      os.path.join(os.path.dirname(__file__), "user_module", "user_gnn.py"))
+  assert not conversion.is_allowlisted(user_model_fn)
+  models.skip_autograph()  # idempotent: one rule per package, however often it runs
   from tensorflow.python.autograph.core import config as autograph_config
-  assert sum(str(r) == "DoNotConvert rule for tensorflow_gnn"
-             for r in autograph_config.CONVERSION_RULES) == 1
+  for package in models.GRAPH_CODE_PACKAGES:
+    assert sum(str(r) == f"DoNotConvert rule for {package}"
+               for r in autograph_config.CONVERSION_RULES) == 1
+
+  def count_up(n):
+    total = tf.constant(0)
+    for i in tf.range(n):  # a loop over a tensor: only autograph makes it a graph loop
+      total += i
+    return total
+
+  count_up.__module__ = models.__name__  # as if written in our package
+  assert int(tf.function(count_up)(tf.constant(4))) == 6
 
 
 def test_the_time_left_leaves_out_the_first_epoch_and_says_at_most_under_early_stopping(

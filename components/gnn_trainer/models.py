@@ -26,22 +26,30 @@ from tfx_gnn.components.gnn_trainer import trimming
 from tfx_gnn.components.gnn_trainer.config import ModelConfig, trim_to_layer_problem
 
 
-def skip_autograph_for_tfgnn() -> None:
+# Packages whose functions autograph leaves as they are (see skip_autograph).
+GRAPH_CODE_PACKAGES = ("tensorflow_gnn", "tfx_gnn")
+
+
+def skip_autograph(packages=GRAPH_CODE_PACKAGES) -> None:
   """Autograph converts every non-TensorFlow function that a tf.function or a Keras layer's
-  `call` reaches, re-parsing its source in each process. TF-GNN's layers and ops are graph
-  code already (they branch on specs, not on tensor values), so converting them bought
-  nothing and took about a fifth of the CPU of a tiny pipeline run in a fresh process
-  (benchmarks/README.md, 2026-12-04 (9)). Autograph has no public per-package switch: this
-  adds a rule as TensorFlow's own converter tests do (tests/test_fit_speed.py checks it)."""
+  `call` reaches, re-parsing its source in each process. TF-GNN's layers and ops and ours are
+  graph code already: they branch on specs, shapes, dtypes and Python settings, never on tensor
+  values (a branch on a tensor fails loudly without autograph, so the suite would show one).
+  Converting TF-GNN took about a fifth of the CPU of a tiny pipeline run in a fresh process,
+  ours a further tenth (benchmarks/README.md, 2026-12-04 (9) and 2026-12-05 (10)). A function
+  that tf.function decorates is still converted (the IG exporter's loop over `tf.range` needs
+  it), and so is a user module's model code. Autograph has no public per-package switch: this
+  adds rules as TensorFlow's own converter tests do (tests/test_fit_speed.py checks it)."""
   from tensorflow.python.autograph.core import config as autograph_config
   from tensorflow.python.autograph.core import config_lib
   rules = autograph_config.CONVERSION_RULES
-  if not any(isinstance(r, config_lib.DoNotConvert) and r.matches("tensorflow_gnn")
-             for r in rules):
-    autograph_config.CONVERSION_RULES = (config_lib.DoNotConvert("tensorflow_gnn"),) + rules
+  missing = tuple(config_lib.DoNotConvert(p) for p in packages
+                  if not any(isinstance(r, config_lib.DoNotConvert) and r.matches(p)
+                             for r in rules))
+  autograph_config.CONVERSION_RULES = missing + rules
 
 
-skip_autograph_for_tfgnn()
+skip_autograph()
 
 # The user module's hook (template `custom`): model_fn(graph_tensor_spec, *,
 # readout_node_sets, model_config) -> a Keras layer, GraphTensor in and out (see GnnTrainer).

@@ -118,11 +118,10 @@ def output_schema(sampling_model) -> tfgnn.GraphSchema:
   return tfgnn.create_schema_pb_from_graph_spec(spec)
 
 
-def prepare_program(schema: tfgnn.GraphSchema, spec: sampler_lib.SamplingSpec,
-                    artifacts_dir: str):
-  """Builds the sampling program and saves its TF artifacts (read by the Beam workers).
+def build_program(schema: tfgnn.GraphSchema, spec: sampler_lib.SamplingSpec):
+  """The sampling program of TF-GNN's Beam sampler, not yet saved.
 
-  Returns (program, layers_mapping, subgraph_schema).
+  Returns (program, its TF artifacts, layers_mapping, subgraph_schema).
   """
   # The program names its stages after Keras layer names, and the executor looks for the
   # stage named exactly "sink": start from fresh layer-name counters, or a second sampling
@@ -131,9 +130,19 @@ def prepare_program(schema: tfgnn.GraphSchema, spec: sampler_lib.SamplingSpec,
   tf.keras.backend.clear_session()
   model, layers_mapping = beam_sampler.get_sampling_model(schema, spec)
   program, artifacts = experimental_sampler.create_program(model)
+  return program, artifacts, layers_mapping, output_schema(model)
+
+
+def prepare_program(schema: tfgnn.GraphSchema, spec: sampler_lib.SamplingSpec,
+                    artifacts_dir: str):
+  """Builds the sampling program and saves its TF artifacts (read by the Beam workers).
+
+  Returns (program, layers_mapping, subgraph_schema).
+  """
+  program, artifacts, layers_mapping, subgraph_schema = build_program(schema, spec)
   tf.io.gfile.makedirs(artifacts_dir)
   beam_sampler.save_artifacts(artifacts, artifacts_dir)
-  return program, layers_mapping, output_schema(model)
+  return program, layers_mapping, subgraph_schema
 
 
 class _SampleSplit(beam.PTransform):
