@@ -98,29 +98,29 @@ def integrated_gradients(preprocess_model: tf.keras.Model, model: tf.keras.Model
 
 
 class IntegratedGradientsExporter(tfgnn_attribution.IntegratedGradientsExporter):
-  """The Runner's exporter (same arguments, same SavedModel layout and signatures) with
-  `integrated_gradients` over the floating-point features only."""
+  """The Runner's exporter (same arguments, same signature) with `integrated_gradients` over
+  the floating-point features only, saved as a plain SavedModel: Attribution, its one reader,
+  loads the signature with `tf.saved_model.load`."""
 
   def save(self, run_result: interfaces.RunResult, export_dir: str):
     preprocess_model = run_result.preprocess_model
     model = run_result.trained_model
     if preprocess_model is None:
       raise ValueError("Integrated gradients requires a `preprocess_model`.")
-    xs, *_ = preprocess_model.output
-    model_for_export = tf.keras.Model(preprocess_model.input, model(xs))
-    # Only the integrated-gradients signature (Attribution's one use of this SavedModel; the
-    # serving model beside it has `serving_default`), and no Keras layer traces nor optimizer:
-    # the library's exporter retraced the whole model for both, most of the export's time.
     signatures = {
         SIGNATURE: integrated_gradients(
             preprocess_model, model, output_name=self._integrated_gradients_output_name,
             random_counterfactual=self._random_counterfactual, steps=self._steps,
             seed=self._seed)}
-    # The signature's loss updates the compiled loss's mean metric: its variables must be
-    # tracked by the saved object (Keras's layer traces tracked them before).
-    model_for_export.ig_loss_metrics = model.compiled_loss.metrics
+    # A module that holds only the variables the signature reads (the model's, the
+    # preprocessing's, and the compiled loss's mean metric, which the signature's loss
+    # updates), not the Keras models: saving those would also serialize every layer's config
+    # and call traces, which nothing reads here (the library's exporter retraced the whole
+    # model for them, most of the export's time).
+    holder = tf.Module()
+    holder.read_variables = [
+        *preprocess_model.variables, *model.variables,
+        *(v for metric in model.compiled_loss.metrics for v in metric.variables)]
     if self._subdirectory:
       export_dir = os.path.join(export_dir, self._subdirectory)
-    tf.keras.models.save_model(model_for_export, export_dir, signatures=signatures,
-                               options=self._options, include_optimizer=False,
-                               save_traces=False)
+    tf.saved_model.save(holder, export_dir, signatures=signatures, options=self._options)
