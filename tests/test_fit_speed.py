@@ -1,6 +1,7 @@
 """The trainer's fit-speed seams (issue #21): batches cached after the first epoch
 (training.CachingKerasTrainer / CachedBatches, trainer.cache_batches) and AdamW's lazy
-embedding-row updates (training.LazyAdamW, trainer.lazy_embedding_updates). No training runs."""
+embedding-row updates (training.LazyAdamW, trainer.lazy_embedding_updates), backups by time
+(training.IntervalBackupAndRestore, trainer.backup_interval_s). No pipeline runs."""
 import collections
 import os
 
@@ -198,3 +199,30 @@ def test_the_time_left_leaves_out_the_first_epoch_and_says_at_most_under_early_s
       progress.on_epoch_end(2, {"loss": 1.0})
     [line] = [r.getMessage() for r in caplog.records if "epoch 3/12" in r.getMessage()]
     assert f"{word} 18 s left" in line, line  # 9 epochs x 2 s, not x 11.3 s
+
+
+def test_interval_backup_backs_up_the_first_epoch_then_by_time_and_resumes_after_it(tmp_path):
+  """trainer.backup_interval_s: the first epoch is always backed up; within the interval the
+  later ones are not, so a crash resumes after the last backed-up epoch; with interval 0
+  every epoch is, as Keras's BackupAndRestore does."""
+  from tfx_gnn.components.gnn_trainer import dynamic
+
+  class Crash(tf.keras.callbacks.Callback):
+    def on_epoch_end(self, epoch, logs=None):
+      if epoch == 3:
+        raise RuntimeError("crash after epoch 3")
+
+  for interval_s, resumed in ((3600.0, 1), (0.0, 4)):
+    backup = str(tmp_path / f"backup-{interval_s}")
+    model = tf.keras.Sequential([tf.keras.layers.Dense(1)])
+    model.compile("sgd", "mse")
+    with pytest.raises(RuntimeError, match="crash"):
+      model.fit(np.zeros((4, 2)), np.zeros(4), epochs=6, verbose=0, callbacks=[
+          training.IntervalBackupAndRestore(backup, interval_s), Crash()])
+    assert dynamic.resumed_epoch(backup) == resumed, interval_s
+    # The rerun resumes there and trains the remaining epochs.
+    seen = []
+    model.fit(np.zeros((4, 2)), np.zeros(4), epochs=6, verbose=0, callbacks=[
+        training.IntervalBackupAndRestore(backup, interval_s),
+        tf.keras.callbacks.LambdaCallback(on_epoch_begin=lambda e, logs: seen.append(e))])
+    assert seen == list(range(resumed, 6)), (interval_s, seen)

@@ -472,6 +472,11 @@ class TrainerConfig(Strict):
       "decay; LazyAdam), not the whole `model.id_hash_bins` table every step. false: "
       "tf_keras's AdamW, dense over every table (also with `jit_compile`, and for a table "
       "with `model.l2_regularization`, whose gradient is dense)."))
+  backup_interval_s: float = pydantic.Field(30.0, ge=0, description=(
+      "Crash resume: training backs up its state (weights, optimizer, epoch) after the first "
+      "epoch, then after an epoch only once this many seconds have passed since the last "
+      "backup; a rerun resumes after the last backed-up epoch. 0: after every epoch. The "
+      "workers of a multi-worker or parameter-server cluster back up after every epoch."))
   seed: int = 0
   # The model's integrated-gradients signature (what Attribution runs); null: none. A pipeline
   # that does not run Attribution exports none (it costs a second traced SavedModel).

@@ -139,6 +139,26 @@ class StopAtDeadline(tf.keras.callbacks.Callback):
     self.stopped = self.model.stop_training = True
 
 
+class IntervalBackupAndRestore(tf.keras.callbacks.BackupAndRestore):
+  """Keras's BackupAndRestore (what the Runner adds), backing up after the first epoch and
+  then after an epoch only once `interval_s` seconds have passed since the last backup, as
+  TensorFlow's checkpoint managers save by time: each backup writes every weight and optimizer
+  slot, a tenth of a short epoch. A crash loses at most the interval and the epoch in flight;
+  training resumes after the last backed-up epoch, as before."""
+
+  def __init__(self, backup_dir: str, interval_s: float):
+    super().__init__(backup_dir=backup_dir)
+    self._interval_s = interval_s
+    self._last_backup: Optional[float] = None
+
+  def on_epoch_end(self, epoch, logs=None):
+    if self._last_backup is not None and (
+        time.monotonic() - self._last_backup < self._interval_s):
+      return
+    super().on_epoch_end(epoch, logs)
+    self._last_backup = time.monotonic()
+
+
 class EpochProgress(tf.keras.callbacks.Callback):
   """One log line per epoch: its metrics, its time and the time left (`tfx-gnn run` shows it
   on stderr). `early_stopping`: the epoch count is a bound that early stopping may cut short,
@@ -402,7 +422,8 @@ def train(*, train_files: Sequence[str], eval_files: Sequence[str],
           module_path: Optional[str] = None,
           deadline: Optional[float] = None) -> TrainResult:
   """Trains and exports the model; `model_dir` holds checkpoints; training backs up to
-  `backup_dir` (default `<model_dir>/backup`) after each epoch and resumes from it.
+  `backup_dir` (default `<model_dir>/backup`), see `trainer.backup_interval_s`, and resumes
+  from it.
   `train_subgraphs` (dynamic mode: a `dynamic.EpochSubgraphs`, fresh subgraphs every epoch)
   replaces `train_files`. `module_file` / `module_path`: the user module of template
   `custom` (see `load_user_model_fn`). `deadline`: see `StopAtDeadline`."""
@@ -435,6 +456,13 @@ def train(*, train_files: Sequence[str], eval_files: Sequence[str],
   # Keras needs step counts for the distributed datasets of a non-default strategy, and the
   # learning-rate schedules count steps; otherwise an epoch is one pass over the data.
   distributed = trainer_cfg.strategy != "default"
+  # The workers of a cluster back up together, every epoch (each one's clock would decide
+  # differently); one process backs up by time.
+  backup_by_time = (trainer_cfg.backup_interval_s > 0 and trainer_cfg.strategy
+                    not in ("multi_worker_mirrored", "parameter_server"))
+  if backup_by_time:
+    callbacks.append(IntervalBackupAndRestore(backup_dir or os.path.join(model_dir, "backup"),
+                                              trainer_cfg.backup_interval_s))
   steps_per_epoch = trainer_cfg.steps_per_epoch
   if not steps_per_epoch and (distributed or trainer_cfg.learning_rate_schedule != "constant"):
     num_train = (len(train_subgraphs) if train_subgraphs is not None
@@ -449,6 +477,7 @@ def train(*, train_files: Sequence[str], eval_files: Sequence[str],
       strategy=strategy,
       model_dir=model_dir,
       backup_dir=backup_dir,
+      backup_and_restore=not backup_by_time,
       steps_per_epoch=steps_per_epoch if distributed else trainer_cfg.steps_per_epoch,
       validation_steps=(max(1, -(-count_examples(eval_files) // trainer_cfg.batch_size))
                         if distributed and eval_files else None),
