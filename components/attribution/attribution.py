@@ -161,6 +161,13 @@ def attribute(serving_model_dir: str, files: Sequence[str], subgraph_schema: tfg
     raise ValueError(f"label node set {label.node_set!r} is not in the subgraph schema "
                      f"(node sets {sorted(gtspec.node_sets_spec)})")
   (input_name,) = signature.structured_input_signature[1]  # the serialized examples
+
+  # Traced once (without autograph: TF-GNN's parsing has no tensor-dependent branches), not
+  # run op by op: 0.6 against 0.9 CPU s for the default 256 subgraphs of the demo graph.
+  @tf.function(input_signature=[tf.TensorSpec([None], tf.string)], autograph=False)
+  def parse(batch):
+    return tfgnn.parse_example(gtspec, batch).merge_batch_to_components()
+
   out: list[SubgraphAttribution] = []
   dataset = tf.data.TFRecordDataset(list(files)).take(num_subgraphs).batch(batch_size)
   for batch in dataset:
@@ -173,7 +180,7 @@ def attribute(serving_model_dir: str, files: Sequence[str], subgraph_schema: tfg
     # (about 0.25 s a batch on ACM's 1,902-d features) before the flat call.
     result = signature(**{input_name: batch})
     gradients = next(iter(result.values()))
-    graph = tfgnn.parse_example(gtspec, batch).merge_batch_to_components()
+    graph = parse(batch)
     out.extend(_split_components(graph, gradients, steps, label, hop_edges == "undirected"))
   if not out:
     raise ValueError(f"no subgraphs to attribute in {list(files)}")
