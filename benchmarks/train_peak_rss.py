@@ -36,11 +36,14 @@ def main(argv=None) -> None:
   parser.add_argument("--workdir", required=True)
   parser.add_argument("--epochs", type=int, default=8)
   parser.add_argument("--role", default="train", choices=("train", "prepare"))
+  parser.add_argument("--config", default="pipelines/configs/demo.yaml",
+                      help="whose model and trainer sections train (relative to --root)")
   args = parser.parse_args(argv)
   root = os.path.abspath(args.root)
   if args.role == "train":  # the data first, in a process of its own
     subprocess.run([sys.executable, os.path.abspath(__file__), "--root", root, "--workdir",
-                    args.workdir, "--epochs", str(args.epochs), "--role", "prepare"],
+                    args.workdir, "--epochs", str(args.epochs), "--role", "prepare",
+                    "--config", args.config],
                    check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
   sys.path.insert(0, root)
   os.chdir(root)
@@ -54,7 +57,7 @@ def main(argv=None) -> None:
     from components.gnn_trainer import training
     from components.subgraph_sampler.executor import subgraph_schema_path as schema_path
   from benchmarks import input_bench
-  bench_args = argparse.Namespace(papers=4000, config="pipelines/configs/demo.yaml",
+  bench_args = argparse.Namespace(papers=4000, config=args.config,
                                   epochs=args.epochs, shards=4, workdir=args.workdir)
   prepared = input_bench.prepare(bench_args)
   if args.role == "prepare":
@@ -70,7 +73,7 @@ def main(argv=None) -> None:
                    model_dir=os.path.join(tmp, "run"), export_dir=os.path.join(tmp, "model"))
   commit = subprocess.run(["git", "-C", root, "rev-parse", "--short", "HEAD"],
                           capture_output=True, text=True).stdout.strip()
-  print(json.dumps({"commit": commit, "epochs": args.epochs,
+  print(json.dumps({"commit": commit, "config": args.config, "epochs": args.epochs,
                     "peak_rss_mb_before_training": round(before, 1),
                     "peak_rss_mb": round(_peak_mb(), 1),
                     "train_seconds": round(time.time() - start, 1)}))

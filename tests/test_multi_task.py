@@ -94,8 +94,10 @@ def test_every_head_learns_and_matches_the_head_trained_alone(runs):
   assert venue["blessed"] and score["blessed"] and result["blessed"] is True
   assert venue["splits"]["test"]["accuracy"] > venue["trivial"]["test"]["accuracy"] + 0.15
   assert score["splits"]["test"]["r2"] > 0.4
-  # Close to the same heads trained alone.
-  assert venue["splits"]["test"]["accuracy"] > alone_venue["accuracy"] - 0.1
+  # Close to the same heads trained alone. 80 test nodes: one is 0.0125 of accuracy, and the
+  # difference of two such accuracies near 0.9 has a standard error of about 0.05 (CPU
+  # threads make training not bitwise reproducible); 0.1 failed once at exactly 0.1.
+  assert venue["splits"]["test"]["accuracy"] > alone_venue["accuracy"] - 0.15
   assert score["splits"]["test"]["r2"] > alone_score["r2"] - 0.15
   # The summary and the report read the heads' metrics flattened.
   assert multi["test_metrics"]["venue/accuracy"] == venue["splits"]["test"]["accuracy"]
