@@ -36,7 +36,7 @@ def skip_autograph(packages=GRAPH_CODE_PACKAGES) -> None:
   graph code already: they branch on specs, shapes, dtypes and Python settings, never on tensor
   values (a branch on a tensor fails loudly without autograph, so the suite would show one).
   Converting TF-GNN took about a fifth of the CPU of a tiny pipeline run in a fresh process,
-  ours a further tenth (benchmarks/README.md, 2026-12-04 (9) and 2026-12-04 (10)). A function
+  converting ours 13% more (benchmarks/README.md, 2026-12-04 (9) and (10)). A function
   that tf.function decorates is still converted (the IG exporter's loop over `tf.range` needs
   it), and so is a user module's model code. Autograph has no public per-package switch: this
   adds rules as TensorFlow's own converter tests do (tests/test_fit_speed.py checks it)."""
