@@ -30,7 +30,7 @@ from tfx_gnn.components.gnn_trainer.config import ModelConfig, trim_to_layer_pro
 GRAPH_CODE_PACKAGES = ("tensorflow_gnn", "tfx_gnn")
 
 
-def skip_autograph(packages=GRAPH_CODE_PACKAGES) -> None:
+def skip_autograph() -> None:
   """Autograph converts every non-TensorFlow function that a tf.function or a Keras layer's
   `call` reaches, re-parsing its source in each process. TF-GNN's layers and ops and ours are
   graph code already: they branch on specs, shapes, dtypes and Python settings, never on tensor
@@ -43,7 +43,7 @@ def skip_autograph(packages=GRAPH_CODE_PACKAGES) -> None:
   from tensorflow.python.autograph.core import config as autograph_config
   from tensorflow.python.autograph.core import config_lib
   rules = autograph_config.CONVERSION_RULES
-  missing = tuple(config_lib.DoNotConvert(p) for p in packages
+  missing = tuple(config_lib.DoNotConvert(p) for p in GRAPH_CODE_PACKAGES
                   if not any(isinstance(r, config_lib.DoNotConvert) and r.matches(p)
                              for r in rules))
   autograph_config.CONVERSION_RULES = missing + rules

@@ -428,6 +428,7 @@ def train(*, train_files: Sequence[str], eval_files: Sequence[str],
   replaces `train_files`. `module_file` / `module_path`: the user module of template
   `custom` (see `load_user_model_fn`). `deadline`: see `StopAtDeadline`."""
   tf.keras.utils.set_random_seed(trainer_cfg.seed)
+  backup_dir = backup_dir or os.path.join(model_dir, "backup")  # the Runner's default
   # Default epochs: a bound when early stopping on the eval split ends training, else fixed.
   trainer_cfg = trainer_cfg.model_copy(
       update={"epochs": trainer_cfg.epochs_to_train(has_eval=bool(eval_files))})
@@ -461,8 +462,7 @@ def train(*, train_files: Sequence[str], eval_files: Sequence[str],
   backup_by_time = (trainer_cfg.backup_interval_s > 0 and trainer_cfg.strategy
                     not in ("multi_worker_mirrored", "parameter_server"))
   if backup_by_time:
-    callbacks.append(IntervalBackupAndRestore(backup_dir or os.path.join(model_dir, "backup"),
-                                              trainer_cfg.backup_interval_s))
+    callbacks.append(IntervalBackupAndRestore(backup_dir, trainer_cfg.backup_interval_s))
   steps_per_epoch = trainer_cfg.steps_per_epoch
   if not steps_per_epoch and (distributed or trainer_cfg.learning_rate_schedule != "constant"):
     num_train = (len(train_subgraphs) if train_subgraphs is not None
