@@ -172,13 +172,16 @@ def test_predict_pyfunc_and_rest_equal_the_bulk_inferrer(served_tiny_run, bulk, 
   assert status == 200, body
   rest = pd.DataFrame(body["predictions"]).set_index("id")
 
+  # Bulk inference scores these ids inside bigger batches. CPU kernels block a matmul by batch
+  # size, so the same subgraph may round differently in its last bit (3.7e-8 seen in CI).
+  close = {"rtol": 1e-5, "atol": 1e-7}
   for name, got in (("predict", predicted), ("pyfunc", loaded), ("rest", rest)):
     assert list(got.index) == ids, name
     assert list(got.prediction) == list(expected.prediction), name
-    np.testing.assert_array_equal(np.stack(got.probabilities.to_numpy()).astype(np.float32),
-                                  np.stack(expected.probabilities.to_numpy()), err_msg=name)
-    np.testing.assert_array_equal(np.stack(got.embedding.to_numpy()).astype(np.float32),
-                                  np.stack(expected.embedding.to_numpy()), err_msg=name)
+    np.testing.assert_allclose(np.stack(got.probabilities.to_numpy()).astype(np.float32),
+                               np.stack(expected.probabilities.to_numpy()), err_msg=name, **close)
+    np.testing.assert_allclose(np.stack(got.embedding.to_numpy()).astype(np.float32),
+                               np.stack(expected.embedding.to_numpy()), err_msg=name, **close)
 
 
 @pytest.mark.slow
