@@ -186,13 +186,13 @@ def study_shape(name: str, index: int, args) -> dict:
     with open(train_json, "w") as f:
       json.dump(trained, f)
   assert training.IG_SUBDIR == "integrated_gradients"
-  schema = sampler.subgraph_schema()
   planted = synthetic.informative_features(SHAPES[name][2]) if SHAPES[name] else None
 
   def run(n: int, steps: int):
     start, cpu = time.monotonic(), time.process_time()
-    subs = attribution.attribute(os.path.join(ig_root, f"steps{steps}"), [test_file], schema,
-                                 data.label, steps=steps, num_subgraphs=n, batch_size=BATCH_SIZE)
+    subs = attribution.attribute(os.path.join(ig_root, f"steps{steps}"), [test_file],
+                                 data.label.node_set, steps=steps, num_subgraphs=n,
+                                 batch_size=BATCH_SIZE)
     summary = attribution.summarize(subs)
     # CPU seconds too: the machine is shared, wall seconds swing with the other load.
     return summary, time.monotonic() - start, time.process_time() - cpu

@@ -162,10 +162,14 @@ def read_seeds(graph_dir: str, split: str) -> list[str]:
 # ------------------------------------------------------------ the Model artifact
 # A second SavedModel beside the serving one, `<Format-Serving>/integrated_gradients/`, whose
 # `integrated_gradients` signature returns a GraphTensor of summed gradients named
-# IG_OUTPUT_NAME (the trainer writes it, Attribution reads it); a subdirectory because TF-GNN's
-# IG exporter cannot name serving outputs.
+# IG_OUTPUT_NAME (the trainer writes it, Attribution reads it), the preprocessed inputs they were
+# taken at (IG_INPUTS_OUTPUT: floating-point features and structure) and, for a single task,
+# the labels (IG_LABELS_OUTPUT); a subdirectory because TF-GNN's IG exporter cannot name serving
+# outputs.
 IG_SUBDIR = "integrated_gradients"
 IG_OUTPUT_NAME = "gradients"
+IG_INPUTS_OUTPUT = "inputs"
+IG_LABELS_OUTPUT = "labels"
 
 
 # ------------------------------------------------------------ the subgraph Examples artifact

@@ -8,10 +8,9 @@ import html
 import io
 from typing import Iterable, Optional
 
-import matplotlib
-
-matplotlib.use("Agg")  # no display; must precede pyplot
-import matplotlib.pyplot as plt  # noqa: E402
+# Figures made directly, not through pyplot: no global figure registry to close, no GUI
+# backend to pick, and 0.1-0.3 s less to import.
+from matplotlib.figure import Figure
 
 STYLE = """
 body{font-family:system-ui,sans-serif;margin:2em auto;max-width:1100px;color:#222}
@@ -26,11 +25,16 @@ def esc(value) -> str:
   return html.escape(str(value))
 
 
+def subplots(nrows: int = 1, ncols: int = 1, *, figsize, **kwargs):
+  """A new figure and its axes, as `pyplot.subplots`."""
+  fig = Figure(figsize=figsize)
+  return fig, fig.subplots(nrows, ncols, **kwargs)
+
+
 def figure_png(fig) -> bytes:
-  """Renders and closes a matplotlib figure."""
+  """Renders a figure (from `subplots`) as PNG."""
   buffer = io.BytesIO()
   fig.savefig(buffer, format="png", dpi=90, bbox_inches="tight")
-  plt.close(fig)
   return buffer.getvalue()
 
 

@@ -256,16 +256,59 @@ def test_time_budget_stops_starting_batches(served_tiny_run):
   """`attribution.time_budget_s`: once spent, no further batch starts (the first always runs)."""
   import glob
   from tfx.utils import path_utils
-  from tfx_gnn.components import graph_io
   root = served_tiny_run.config.pipeline.root
   test_split = sorted(glob.glob(os.path.join(root, "**", "Split-test"), recursive=True))[0]
-  examples_uri = os.path.dirname(test_split)
-  schema = graph_io.read_schema_file(graph_io.subgraph_schema_path(examples_uri))
-  label = graph_io.Label("paper", "label", 4)
   model_dir = path_utils.serving_model_path(served_tiny_run.summary["model_uri"])
   files = sorted(glob.glob(os.path.join(test_split, "*")))
   kwargs = dict(steps=served_tiny_run.config.trainer.integrated_gradients.steps,
                 num_subgraphs=60, batch_size=16)
-  assert len(attribution.attribute(model_dir, files, schema, label, time_budget_s=1e-9,
+  assert len(attribution.attribute(model_dir, files, "paper", time_budget_s=1e-9,
                                    **kwargs)) == 16
-  assert len(attribution.attribute(model_dir, files, schema, label, **kwargs)) == 60
+  assert len(attribution.attribute(model_dir, files, "paper", **kwargs)) == 60
+
+
+def test_attributions_are_of_the_preprocessed_features_the_model_reads(served_tiny_run, tmp_path):
+  """The default model normalizes each node's features in preprocessing, so its input, and with
+  it every attribution, is the same when a subgraph's features are all scaled by 10: the
+  attributions multiply the gradients by the normalized features, not the raw ones. The root
+  labels come from the export, equal to the serialized subgraphs' own."""
+  import glob
+  import tensorflow as tf
+  import tensorflow_gnn as tfgnn
+  from tfx.utils import path_utils
+  from tfx_gnn.components import graph_io
+  root = served_tiny_run.config.pipeline.root
+  test_split = sorted(glob.glob(os.path.join(root, "**", "Split-test"), recursive=True))[0]
+  assert served_tiny_run.config.model.feature_normalization == "sum"
+  gtspec = tfgnn.create_graph_spec_from_schema_pb(graph_io.read_schema_file(
+      graph_io.subgraph_schema_path(os.path.dirname(test_split))))
+  examples = list(tf.data.TFRecordDataset(sorted(glob.glob(os.path.join(test_split, "*"))))
+                  .take(16).as_numpy_iterator())
+  scaled_file = str(tmp_path / "scaled.tfrecord")
+  labels = []
+  with tf.io.TFRecordWriter(scaled_file) as writer:
+    for example in examples:
+      graph = tfgnn.parse_single_example(gtspec, example)
+      labels.append(int(graph.node_sets["paper"]["label"][0]))
+      scaled = graph.replace_features(node_sets={
+          name: {f: v * 10 if v.dtype.is_floating else v for f, v in s.features.items()}
+          for name, s in graph.node_sets.items()})
+      writer.write(tfgnn.write_example(scaled).SerializeToString())
+  plain_file = str(tmp_path / "plain.tfrecord")
+  with tf.io.TFRecordWriter(plain_file) as writer:
+    for example in examples:
+      writer.write(example)
+
+  model_dir = path_utils.serving_model_path(served_tiny_run.summary["model_uri"])
+  kwargs = dict(steps=served_tiny_run.config.trainer.integrated_gradients.steps,
+                num_subgraphs=16, batch_size=8)
+  plain = attribution.attribute(model_dir, [plain_file], "paper", **kwargs)
+  scaled = attribution.attribute(model_dir, [scaled_file], "paper", **kwargs)
+  assert [sub.label for sub in plain] == labels == [sub.label for sub in scaled]
+  total = 0.0
+  for a, b in zip(plain, scaled):
+    for name, features in a.values.items():
+      for feature, values in features.items():
+        np.testing.assert_allclose(b.values[name][feature], values, rtol=1e-4, atol=1e-7)
+        total += np.abs(values).sum()
+  assert total > 0

@@ -91,47 +91,33 @@ def hop_distances(sizes: dict[str, int], edges: dict[str, tuple[str, str, np.nda
   return hops
 
 
-def _numeric_features(gtspec: tfgnn.GraphTensorSpec) -> dict[str, list[str]]:
-  """Per node set, the float/int input features that attributions exist for."""
-  out = {}
-  for name, spec in gtspec.node_sets_spec.items():
-    feats = [f for f, s in spec.features_spec.items()
-             if not f.startswith("#") and (s.dtype.is_floating or s.dtype.is_integer)]
-    if feats:
-      out[name] = sorted(feats)
-  return out
-
-
-def _split_components(graph: tfgnn.GraphTensor, gradients: tfgnn.GraphTensor, steps: int,
-                      label: graph_io.Label, undirected: bool) -> list[SubgraphAttribution]:
-  """Cuts a batch (merged into components) back into per-subgraph attributions."""
-  node_sizes = {n: graph.node_sets[n].sizes.numpy() for n in graph.node_sets}
-  edge_sizes = {e: graph.edge_sets[e].sizes.numpy() for e in graph.edge_sets}
+def _split_components(inputs: tfgnn.GraphTensor, gradients: tfgnn.GraphTensor,
+                      labels: Optional[np.ndarray], steps: int, root_set: str,
+                      undirected: bool) -> list[SubgraphAttribution]:
+  """Cuts a batch (the preprocessed inputs, merged into components, their summed gradients
+  and their root labels) back into per-subgraph attributions. Auxiliary sets (the Runner's
+  `_readout`) are not the graph's and are left out."""
+  node_sets = [n for n in inputs.node_sets if not tfgnn.get_aux_type_prefix(n)]
+  edge_sets = [e for e in inputs.edge_sets if not tfgnn.get_aux_type_prefix(e)]
+  node_sizes = {n: inputs.node_sets[n].sizes.numpy() for n in node_sets}
+  edge_sizes = {e: inputs.edge_sets[e].sizes.numpy() for e in edge_sets}
   num = len(next(iter(node_sizes.values())))
   node_off = {n: np.concatenate([[0], np.cumsum(s)]) for n, s in node_sizes.items()}
   edge_off = {e: np.concatenate([[0], np.cumsum(s)]) for e, s in edge_sizes.items()}
-  adjacency = {e: (graph.edge_sets[e].adjacency.source_name,
-                   graph.edge_sets[e].adjacency.target_name,
-                   graph.edge_sets[e].adjacency.source.numpy(),
-                   graph.edge_sets[e].adjacency.target.numpy()) for e in graph.edge_sets}
+  adjacency = {e: (inputs.edge_sets[e].adjacency.source_name,
+                   inputs.edge_sets[e].adjacency.target_name,
+                   inputs.edge_sets[e].adjacency.source.numpy(),
+                   inputs.edge_sets[e].adjacency.target.numpy()) for e in edge_sets}
   values_all = {}
-  for name in gradients.node_sets:
+  for name in node_sets:
     feats = {}
     for fname, grad in gradients.node_sets[name].features.items():
-      if fname.startswith("#") or fname not in graph.node_sets[name].features:
-        continue
-      x = graph.node_sets[name][fname]
-      if not (x.dtype.is_floating or x.dtype.is_integer):
-        continue
-      x = tf.cast(x, tf.float32).numpy()
-      g = tf.cast(grad, tf.float32).numpy()
-      a = x * g / steps
+      # The input the gradient was taken at, after preprocessing: integrated gradients of
+      # what the model reads (e.g. normalized features), not of the raw values.
+      a = inputs.node_sets[name][fname].numpy() * grad.numpy() / steps
       feats[fname] = a.reshape(a.shape[0], -1)
     if feats:
       values_all[name] = feats
-  labels = None
-  if label.feature in graph.node_sets[label.node_set].features:
-    labels = tfgnn.gather_first_node(graph, label.node_set, feature_name=label.feature).numpy()
   out = []
   for c in range(num):
     sizes = {n: int(node_sizes[n][c]) for n in node_sizes}
@@ -142,31 +128,24 @@ def _split_components(graph: tfgnn.GraphTensor, gradients: tfgnn.GraphTensor, st
     values = {n: {f: v[node_off[n][c]:node_off[n][c + 1]] for f, v in feats.items()}
               for n, feats in values_all.items()}
     out.append(SubgraphAttribution(
-        hop_distances(sizes, edges, label.node_set, undirected), values, edges,
-        int(np.asarray(labels).reshape(-1)[c]) if labels is not None else None))
+        hop_distances(sizes, edges, root_set, undirected), values, edges,
+        None if labels is None else labels.reshape(num, -1)[c, 0].item()))
   return out
 
 
-def attribute(serving_model_dir: str, files: Sequence[str], subgraph_schema: tfgnn.GraphSchema,
-              label: graph_io.Label, *, steps: int, num_subgraphs: int, batch_size: int = 32,
-              hop_edges: str = "undirected",
+def attribute(serving_model_dir: str, files: Sequence[str], root_set: str, *, steps: int,
+              num_subgraphs: int, batch_size: int = 32, hop_edges: str = "undirected",
               time_budget_s: Optional[float] = None) -> list[SubgraphAttribution]:
   """Runs the model's integrated-gradients signature over the first `num_subgraphs`
-  subgraphs of `files` (serialized, labelled GraphTensors); with `time_budget_s`, no batch
-  starts after that many seconds (the first always runs)."""
+  subgraphs of `files` (serialized, labelled GraphTensors whose root is the first node of
+  `root_set`); with `time_budget_s`, no batch starts after that many seconds (the first
+  always runs)."""
   start = time.monotonic()
   _, signature = load_ig_signature(serving_model_dir)
-  gtspec = tfgnn.create_graph_spec_from_schema_pb(subgraph_schema)
-  if label.node_set not in gtspec.node_sets_spec:
-    raise ValueError(f"label node set {label.node_set!r} is not in the subgraph schema "
-                     f"(node sets {sorted(gtspec.node_sets_spec)})")
   (input_name,) = signature.structured_input_signature[1]  # the serialized examples
-
-  # Traced once (without autograph: TF-GNN's parsing has no tensor-dependent branches), not
-  # run op by op: 0.6 against 0.9 CPU s for the default 256 subgraphs of the demo graph.
-  @tf.function(input_signature=[tf.TensorSpec([None], tf.string)], autograph=False)
-  def parse(batch):
-    return tfgnn.parse_example(gtspec, batch).merge_batch_to_components()
+  if graph_io.IG_INPUTS_OUTPUT not in signature.structured_outputs:
+    raise ValueError(f"the integrated-gradients export of {serving_model_dir} does not return "
+                     "its inputs; retrain the model with this version of GnnTrainer")
 
   out: list[SubgraphAttribution] = []
   dataset = tf.data.TFRecordDataset(list(files)).take(num_subgraphs).batch(batch_size)
@@ -179,9 +158,14 @@ def attribute(serving_model_dir: str, files: Sequence[str], subgraph_schema: tfg
     # failure formats the whole batch of serialized examples into an error message
     # (about 0.25 s a batch on ACM's 1,902-d features) before the flat call.
     result = signature(**{input_name: batch})
-    gradients = next(iter(result.values()))
-    graph = parse(batch)
-    out.extend(_split_components(graph, gradients, steps, label, hop_edges == "undirected"))
+    inputs = result[graph_io.IG_INPUTS_OUTPUT]
+    if root_set not in inputs.node_sets:
+      raise ValueError(f"label node set {root_set!r} is not in the model's input graph "
+                       f"(node sets {sorted(inputs.node_sets)})")
+    labels = result.get(graph_io.IG_LABELS_OUTPUT)
+    out.extend(_split_components(
+        inputs, result[graph_io.IG_OUTPUT_NAME], None if labels is None else labels.numpy(),
+        steps, root_set, hop_edges == "undirected"))
   if not out:
     raise ValueError(f"no subgraphs to attribute in {list(files)}")
   return out

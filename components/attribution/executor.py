@@ -15,7 +15,7 @@ SPLIT = "test"
 MLFLOW_DIR = "attribution"
 
 
-def run_attribution(model_dir: str, examples_uri: str, split_file_list, graph_uri: str,
+def run_attribution(model_dir: str, split_file_list, graph_uri: str,
                     config: AttributionConfig, ig: IntegratedGradientsConfig,
                     out_dir: str) -> dict:
   """The whole component without TFX: attribute, summarize, write; returns summary.json."""
@@ -24,9 +24,8 @@ def run_attribution(model_dir: str, examples_uri: str, split_file_list, graph_ur
   if label is None:
     raise ValueError(f"graph {graph_uri} has no label: nothing to attribute predictions to")
   subgraphs = attribution.attribute(
-      model_dir, split_file_list,
-      graph_io.read_schema_file(graph_io.subgraph_schema_path(examples_uri)), label,
-      steps=ig.steps, num_subgraphs=config.num_subgraphs, batch_size=config.batch_size,
+      model_dir, split_file_list, label.node_set, steps=ig.steps,
+      num_subgraphs=config.num_subgraphs, batch_size=config.batch_size,
       hop_edges=config.hop_edges, time_budget_s=config.time_budget_s)
   summary = attribution.summarize(subgraphs)
   settings = {"split": SPLIT, "steps": ig.steps,
@@ -49,7 +48,7 @@ class Executor(base_executor.BaseExecutor):
     files = graph_io.split_files(examples, SPLIT)
     if not files:
       raise ValueError(f"examples {examples.uri} have no {SPLIT!r} split to attribute on")
-    summary = run_attribution(path_utils.serving_model_path(model.uri), examples.uri, files,
+    summary = run_attribution(path_utils.serving_model_path(model.uri), files,
                               graph.uri, config, ig, out.uri)
     out.set_int_custom_property("num_subgraphs", summary["num_subgraphs"])
     if summary["top_features"]:

@@ -77,7 +77,7 @@ def drawn_features(rows: pd.DataFrame) -> tuple[pd.DataFrame, str]:
           f" (the {MAX_BARS} largest of {len(rows)})")
 
 
-def _bars_per_node_set(summary: Summary, plt) -> list[tuple[str, bytes]]:
+def _bars_per_node_set(summary: Summary) -> list[tuple[str, bytes]]:
   out = []
   for ns, rows in summary.features.groupby("node_set"):
     entries = rows.feature.value_counts()
@@ -86,7 +86,7 @@ def _bars_per_node_set(summary: Summary, plt) -> list[tuple[str, bytes]]:
     title = f"feature importance: {ns}{which}"
     labels = [f"{r.feature}[{r.index}]" if r.feature in vector else r.feature
               for r in rows.itertuples()]
-    fig, ax = plt.subplots(figsize=(max(5, 0.28 * len(rows) + 2), 3.2))
+    fig, ax = html_report.subplots(figsize=(max(5, 0.28 * len(rows) + 2), 3.2))
     ax.bar(range(len(rows)), rows["importance"], color=COLORS[0])
     ax.set_xticks(range(len(rows)))
     ax.set_xticklabels(labels, rotation=90, fontsize=7)
@@ -96,8 +96,8 @@ def _bars_per_node_set(summary: Summary, plt) -> list[tuple[str, bytes]]:
   return out
 
 
-def _hop_plot(summary: Summary, plt) -> bytes:
-  fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 3.4))
+def _hop_plot(summary: Summary) -> bytes:
+  fig, (ax1, ax2) = html_report.subplots(1, 2, figsize=(10, 3.4))
   hops = summary.hops
   labels = sorted(hops.hop.unique())
   names = sorted(hops.node_set.unique())
@@ -161,15 +161,14 @@ def draw_subgraph(example: dict, ax, title: str | None = None) -> None:
   ax.set_axis_off()
 
 
-def _draw_subgraph(example: dict, plt) -> bytes:
-  fig, ax = plt.subplots(figsize=(4.2, 4.2))
+def _draw_subgraph(example: dict) -> bytes:
+  fig, ax = html_report.subplots(figsize=(4.2, 4.2))
   draw_subgraph(example, ax)
   return html_report.figure_png(fig)
 
 
 def render_html(summary: Summary, settings: dict, examples: Sequence[dict],
                 title: str = "Attribution report") -> str:
-  plt = html_report.plt
   sections = [html_report.section("settings", "Settings", html_report.table(
       [{"setting": k, "value": v} for k, v in
        {**settings, "subgraphs attributed": summary.num_subgraphs}.items()],
@@ -179,16 +178,16 @@ def render_html(summary: Summary, settings: dict, examples: Sequence[dict],
   sections.append(html_report.section("node-sets", "Importance per node set", html_report.table(
       summary.node_sets.to_dict("records"), left=("node_set",))))
   bars = "".join(html_report.img(png, f"feature importance {ns}")
-                 for ns, png in _bars_per_node_set(summary, plt))
+                 for ns, png in _bars_per_node_set(summary))
   top = summary.features.sort_values("importance", ascending=False).head(15)
   sections.append(html_report.section(
       "features", "Feature importance per node set",
       bars + html_report.table(top.to_dict("records"), left=("node_set", "feature"))))
   sections.append(html_report.section(
       "hops", "Importance by hop from the root",
-      html_report.img(_hop_plot(summary, plt), "importance by hop")
+      html_report.img(_hop_plot(summary), "importance by hop")
       + html_report.table(summary.hops.to_dict("records"), left=("node_set",))))
-  drawn = "".join(html_report.img(_draw_subgraph(ex, plt), f"example subgraph {i}")
+  drawn = "".join(html_report.img(_draw_subgraph(ex), f"example subgraph {i}")
                   for i, ex in enumerate(examples))
   sections.append(html_report.section("examples", "Example subgraphs",
                                       drawn or '<p class="muted">(none drawn)</p>'))

@@ -19,6 +19,8 @@ import tensorflow_gnn as tfgnn
 from tensorflow_gnn.runner import interfaces
 from tensorflow_gnn.runner.utils import attribution as tfgnn_attribution
 
+from tfx_gnn.components import graph_io
+
 SIGNATURE = "integrated_gradients"
 
 
@@ -92,7 +94,15 @@ def integrated_gradients(preprocess_model: tf.keras.Model, model: tf.keras.Model
     for i in tf.range(steps):
       summed = tfgnn_attribution.sum_graph_features(
           (summed, gradient_at(tf.gather(alphas, i))))
-    return {output_name: summed} if output_name is not None else summed
+    if output_name is None:
+      return summed
+    # The inputs the gradients were taken at: the features after preprocessing (e.g.
+    # `feature_normalization`), which an attribution multiplies, and the root labels, so
+    # that a reader needs no second parse of the serialized batch.
+    outputs = {output_name: summed, graph_io.IG_INPUTS_OUTPUT: numeric}
+    if isinstance(labels, tf.Tensor):  # not a multi-task dict
+      outputs[graph_io.IG_LABELS_OUTPUT] = labels
+    return outputs
 
   return fn
 

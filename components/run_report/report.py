@@ -97,9 +97,9 @@ def mlflow_history(tracking_uri: str, run_id: str) -> dict:
 
 
 # ------------------------------------------------------------------------------ plots
-def _degree_plot(hists: dict, plt):
+def _degree_plot(hists: dict):
   names = sorted(hists)
-  fig, axes = plt.subplots(1, len(names), figsize=(2.6 * len(names), 2.6), squeeze=False)
+  fig, axes = html_report.subplots(1, len(names), figsize=(2.6 * len(names), 2.6), squeeze=False)
   for ax, name in zip(axes[0], names):
     for side, color in (("out", "#1f77b4"), ("in", "#ff7f0e")):
       degree = np.asarray(hists[name][side]["degree"])
@@ -117,10 +117,10 @@ def _degree_plot(hists: dict, plt):
   return html_report.figure_png(fig)
 
 
-def _training_plot(history: dict, plt):
+def _training_plot(history: dict):
   epoch_metrics = {k: v for k, v in history.items() if len(v) > 1 or k in ("loss", "val_loss")}
   bases = sorted({k[4:] if k.startswith("val_") else k for k in epoch_metrics})
-  fig, axes = plt.subplots(1, max(len(bases), 1), figsize=(3.4 * max(len(bases), 1), 2.8),
+  fig, axes = html_report.subplots(1, max(len(bases), 1), figsize=(3.4 * max(len(bases), 1), 2.8),
                            squeeze=False)
   for ax, base in zip(axes[0], bases):
     for key, style in ((base, "-o"), ("val_" + base, "--s")):
@@ -133,9 +133,9 @@ def _training_plot(history: dict, plt):
   return html_report.figure_png(fig)
 
 
-def _confusion_plot(matrix: list, plt, split: str = "test"):
+def _confusion_plot(matrix: list, split: str = "test"):
   m = np.asarray(matrix)
-  fig, ax = plt.subplots(figsize=(0.5 * len(m) + 2, 0.5 * len(m) + 1.6))
+  fig, ax = html_report.subplots(figsize=(0.5 * len(m) + 2, 0.5 * len(m) + 1.6))
   ax.imshow(m, cmap="Blues")
   for i in range(len(m)):
     for j in range(len(m)):
@@ -149,9 +149,9 @@ def _confusion_plot(matrix: list, plt, split: str = "test"):
   return html_report.figure_png(fig)
 
 
-def _attribution_plot(summary: dict, plt):
+def _attribution_plot(summary: dict):
   rows = sorted(summary["features"], key=lambda r: -r["importance"])[:20]
-  fig, ax = plt.subplots(figsize=(6, 0.22 * len(rows) + 1))
+  fig, ax = html_report.subplots(figsize=(6, 0.22 * len(rows) + 1))
   ax.barh([f"{r['node_set']}.{r['feature']}[{r['index']}]" for r in rows][::-1],
           [r["importance"] for r in rows][::-1], color="#2ca02c")
   ax.tick_params(labelsize=7)
@@ -161,18 +161,17 @@ def _attribution_plot(summary: dict, plt):
 
 def plots(data: RunData) -> dict[str, bytes]:
   """Every figure of the report, by file name."""
-  plt = html_report.plt
   out = {}
   if data.degree_histograms:
-    out["degrees.png"] = _degree_plot(data.degree_histograms, plt)
+    out["degrees.png"] = _degree_plot(data.degree_histograms)
   if data.history:
-    out["training.png"] = _training_plot(data.history, plt)
+    out["training.png"] = _training_plot(data.history)
   # Classification tasks only (regression and DGI's probe-less runs have no confusion matrix).
   if data.evaluation and "confusion_matrix" in data.evaluation["candidate"]:
-    out["confusion.png"] = _confusion_plot(data.evaluation["candidate"]["confusion_matrix"], plt,
+    out["confusion.png"] = _confusion_plot(data.evaluation["candidate"]["confusion_matrix"],
                                            data.evaluation.get("split", "test"))
   if data.attribution and data.attribution.get("features"):
-    out["attribution.png"] = _attribution_plot(data.attribution, plt)
+    out["attribution.png"] = _attribution_plot(data.attribution)
   return out
 
 
