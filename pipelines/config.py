@@ -121,6 +121,13 @@ class Config(Strict):
       raw = {**raw, "task": first}
     return raw
 
+  @pydantic.model_validator(mode="wrap")
+  @classmethod
+  def _task_level_model_defaults(cls, raw, handler):
+    config = handler(raw)
+    model = config.model.for_task_level(config.task.level)
+    return config if model is config.model else config.model_copy(update={"model": model})
+
   @property
   def multi_task(self) -> bool:
     """Several named tasks share one model (a one-task mapping is the single `task`)."""

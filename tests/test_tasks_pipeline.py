@@ -206,6 +206,25 @@ def test_graph_regression_through_the_pipeline(graphs_root):
   assert logits.shape == (3, 1)
 
 
+def test_graph_level_tasks_sum_messages_unless_told_otherwise():
+  """GraphSAGE's reduce_type, unset, is sum for a graph-level task (a graph's class may hang on
+  its nodes' neighbour counts, which a mean hides: benchmarks/graph_task_study.py) and mean
+  for the others; a value the config gives is kept, and the resolved config says which."""
+  graphs = {"data": {"synthetic_graphs": {}}, "task": {"type": "graph_multiclass"}}
+  config = config_lib.parse_config(graphs)
+  assert config.model.reduce_type == "sum"
+  assert config_lib.to_dict(config)["model"]["reduce_type"] == "sum"
+  assert config_lib.parse_config(config_lib.to_dict(config)).model.reduce_type == "sum"
+  told = config_lib.parse_config({**graphs, "model": {"reduce_type": "mean"}})
+  assert told.model.reduce_type == "mean"
+  nodes = {"data": {"synthetic": {}}, "sampling": {"fanouts": {"cites": 2}}}
+  assert config_lib.parse_config(nodes).model.reduce_type == "mean"
+  links = {**nodes, "task": {"type": "link_prediction", "edge_set": "cites"}}
+  assert config_lib.parse_config(links).model.reduce_type == "mean"
+  albis = config_lib.parse_config({**graphs, "model": {"template": "mt_albis"}})
+  assert albis.model.simple_conv_reduce_type == "mean"
+
+
 def test_task_configs_are_checked():
   base = {"data": {"synthetic": {}}, "sampling": {"fanouts": {"cites": 2}}}
   with pytest.raises(config_lib.ConfigError, match="task.edge_set: Field required"):

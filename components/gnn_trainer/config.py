@@ -104,6 +104,12 @@ class ModelOptions(Strict):
       "out/in_out/in_in degree normalization, trainer.jit_compile); true: on, an error where "
       "it cannot be; false: off."))
 
+  def for_task_level(self, level: str) -> "ModelOptions":
+    """These options with the defaults a task level ("node", "link", "graph") takes where
+    the config left them unset (as they are, for most templates)."""
+    return self
+
+
 
 class MtAlbisOptions(ModelOptions):
   """TF-GNN's MtAlbisGraphUpdate (`tensorflow_gnn.models.mt_albis`): every option of it."""
@@ -133,11 +139,19 @@ class GraphSageOptions(ModelOptions):
   feature_normalization: FeatureNormalization = "sum"
   last_round_node_sets: LastRoundNodeSets = None
   message_dim: MessageDim = 64
-  reduce_type: ReduceType = "mean"
+  reduce_type: str = pydantic.Field("mean", description=(
+      "How messages are pooled per receiver (a tfgnn reduce type, e.g. mean, sum, max). "
+      "Unset, a graph-level task takes sum: a graph's class may depend on how many neighbours "
+      "its nodes have, which a mean cannot see (benchmarks/graph_task_study.py)."))
   use_pooling: bool = pydantic.Field(False, description=(
       "Pooling aggregator (a hidden layer of `message_dim` before the reduction)."))
   l2_normalize: bool = True
   combine_type: Literal["sum", "concat"] = "sum"
+
+  def for_task_level(self, level: str) -> "GraphSageOptions":
+    if level == "graph" and "reduce_type" not in self.model_fields_set:
+      return self.model_copy(update={"reduce_type": "sum"})
+    return self
 
 
 class GATv2Options(ModelOptions):
