@@ -59,8 +59,8 @@ CANDIDATES = {
                              "model.feature_normalization=none"],
         "mt_albis": ["model.template=mt_albis"],
     },
-    "link": {
-        "defaults": [],
+    "link": {  # hadamard has been the default scorer since this study
+        "dot_product": ["task.scorer=dot_product"],
         "hadamard": ["task.scorer=hadamard"],
     },
 }
