@@ -97,6 +97,9 @@ class Subgraphs:
     example = self.example(seed)
     if ax is None:
       _, ax = plt.subplots(figsize=(4.2, 4.2))
+      # Out of pyplot's registry: a notebook shows the returned Figure, and would otherwise
+      # show it a second time when the inline backend flushes pyplot's open figures.
+      plt.close(ax.figure)
     k = self._position(seed)
     summary = self.summary().iloc[k]
     report.draw_subgraph(example, ax, title=(
