@@ -110,7 +110,6 @@ class ModelOptions(Strict):
     return self
 
 
-
 class MtAlbisOptions(ModelOptions):
   """TF-GNN's MtAlbisGraphUpdate (`tensorflow_gnn.models.mt_albis`): every option of it."""
   template: Literal["mt_albis"] = "mt_albis"
