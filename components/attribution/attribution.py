@@ -143,9 +143,14 @@ def attribute(serving_model_dir: str, files: Sequence[str], root_set: str, *, st
   start = time.monotonic()
   _, signature = load_ig_signature(serving_model_dir)
   (input_name,) = signature.structured_input_signature[1]  # the serialized examples
-  if graph_io.IG_INPUTS_OUTPUT not in signature.structured_outputs:
+  outputs = signature.structured_outputs
+  if graph_io.IG_INPUTS_OUTPUT not in outputs:
     raise ValueError(f"the integrated-gradients export of {serving_model_dir} does not return "
                      "its inputs; retrain the model with this version of GnnTrainer")
+  node_sets = outputs[graph_io.IG_INPUTS_OUTPUT].node_sets_spec
+  if root_set not in node_sets:
+    raise ValueError(f"label node set {root_set!r} is not in the model's input graph "
+                     f"(node sets {sorted(node_sets)})")
 
   out: list[SubgraphAttribution] = []
   dataset = tf.data.TFRecordDataset(list(files)).take(num_subgraphs).batch(batch_size)
@@ -158,13 +163,10 @@ def attribute(serving_model_dir: str, files: Sequence[str], root_set: str, *, st
     # failure formats the whole batch of serialized examples into an error message
     # (about 0.25 s a batch on ACM's 1,902-d features) before the flat call.
     result = signature(**{input_name: batch})
-    inputs = result[graph_io.IG_INPUTS_OUTPUT]
-    if root_set not in inputs.node_sets:
-      raise ValueError(f"label node set {root_set!r} is not in the model's input graph "
-                       f"(node sets {sorted(inputs.node_sets)})")
     labels = result.get(graph_io.IG_LABELS_OUTPUT)
     out.extend(_split_components(
-        inputs, result[graph_io.IG_OUTPUT_NAME], None if labels is None else labels.numpy(),
+        result[graph_io.IG_INPUTS_OUTPUT], result[graph_io.IG_OUTPUT_NAME],
+        None if labels is None else labels.numpy(),
         steps, root_set, hop_edges == "undirected"))
   if not out:
     raise ValueError(f"no subgraphs to attribute in {list(files)}")

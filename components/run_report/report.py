@@ -120,8 +120,8 @@ def _degree_plot(hists: dict):
 def _training_plot(history: dict):
   epoch_metrics = {k: v for k, v in history.items() if len(v) > 1 or k in ("loss", "val_loss")}
   bases = sorted({k[4:] if k.startswith("val_") else k for k in epoch_metrics})
-  fig, axes = html_report.subplots(1, max(len(bases), 1), figsize=(3.4 * max(len(bases), 1), 2.8),
-                           squeeze=False)
+  width = max(len(bases), 1)
+  fig, axes = html_report.subplots(1, width, figsize=(3.4 * width, 2.8), squeeze=False)
   for ax, base in zip(axes[0], bases):
     for key, style in ((base, "-o"), ("val_" + base, "--s")):
       if key in history:
