@@ -39,7 +39,7 @@ NEVER_STEPS = 1 << 62  # a checkpoint step count that training never reaches
 @dataclasses.dataclass
 class TrainResult:
   history: dict[str, list[float]]  # per-epoch metrics, Keras names
-  export_dir: str
+  export_dir: Optional[str]  # None: nothing exported (see `train`)
   # Where each example's target is: (location, feature), see tasks.Tasks.target.
   target: tuple = ("root", "label")
   heads: Optional[dict] = None  # multi-task: tasks.Tasks.heads
@@ -413,7 +413,7 @@ def load_user_model_fn(module_file: Optional[str] = None,
 def train(*, train_files: Sequence[str], eval_files: Sequence[str],
           subgraph_schema: tfgnn.GraphSchema, label: Optional[graph_io.Label],
           model_cfg: ModelConfig,
-          trainer_cfg: TrainerConfig, model_dir: str, export_dir: str,
+          trainer_cfg: TrainerConfig, model_dir: str, export_dir: Optional[str],
           backup_dir: Optional[str] = None,
           task_cfg: Optional[TaskConfig] = None,
           task_cfgs: Optional[dict] = None,
@@ -424,6 +424,8 @@ def train(*, train_files: Sequence[str], eval_files: Sequence[str],
   """Trains and exports the model; `model_dir` holds checkpoints; training backs up to
   `backup_dir` (default `<model_dir>/backup`), see `trainer.backup_interval_s`, and resumes
   from it.
+  `export_dir` None: no export at all (a tuner trial reads only the history; the serving
+  export traces the model once more).
   `train_subgraphs` (dynamic mode: a `dynamic.EpochSubgraphs`, fresh subgraphs every epoch)
   replaces `train_files`. `module_file` / `module_path`: the user module of template
   `custom` (see `load_user_model_fn`). `deadline`: see `StopAtDeadline`."""
@@ -506,9 +508,9 @@ def train(*, train_files: Sequence[str], eval_files: Sequence[str],
   eval_ds = (multi_worker.ShardedTFRecordProvider(
       eval_files, cache=not cache_valid and fits_in_cache(eval_files, trainer_cfg))
       if eval_files else None)
-  exporters = tasks.exporters(task_set, subgraph_schema)
-  if (task_cfg.has_integrated_gradients and trainer_cfg.integrated_gradients is not None
-      and not task_set.heads):
+  exporters = tasks.exporters(task_set, subgraph_schema) if export_dir else []
+  if (export_dir and task_cfg.has_integrated_gradients
+      and trainer_cfg.integrated_gradients is not None and not task_set.heads):
     exporters.append(ig_exporter.IntegratedGradientsExporter(
         IG_OUTPUT_NAME, subdirectory=IG_SUBDIR, **trainer_cfg.integrated_gradients.model_dump()))
   runner.run(
@@ -535,7 +537,7 @@ def train(*, train_files: Sequence[str], eval_files: Sequence[str],
       global_batch_size=trainer_cfg.batch_size,
       epochs=trainer_cfg.epochs,
       model_exporters=[TimedExporter(e) for e in exporters],
-      export_dirs=[export_dir])
+      export_dirs=[export_dir] if export_dir else None)
   return TrainResult(history.history, export_dir, task_set.target, task_set.heads,
                      stopped_at_deadline=bool(stop_at_deadline and stop_at_deadline.stopped))
 

@@ -343,7 +343,7 @@ def run_trial(data: TrialData, configs: TrialConfigs, task: TaskConfig, trial_di
   return training.train(
       train_files=[], eval_files=[eval_file], subgraph_schema=sampler.subgraph_schema(),
       label=data.label, model_cfg=configs.model, trainer_cfg=configs.trainer, task_cfg=task,
-      model_dir=os.path.join(trial_dir, "model"), export_dir=os.path.join(trial_dir, "export"),
+      model_dir=os.path.join(trial_dir, "model"), export_dir=None,  # the history is the result
       backup_dir=os.path.join(trial_dir, "backup"), on_epoch=on_epoch,
       train_subgraphs=train_ds, deadline=deadline)
 
