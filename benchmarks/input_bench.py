@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import statistics
 import tempfile
@@ -114,10 +115,26 @@ def measure(args) -> dict:
         n += int(tf.shape(labels)[0])
     current["input"] = {"examples": n, "seconds": time.time() - start,
                         "cpu_seconds": time.process_time() - cpu}
+    epoch_seconds = []
+
+    class EpochSeconds(tf.keras.callbacks.Callback):
+      def on_epoch_begin(self, epoch, logs=None):
+        self.start = time.time()
+
+      def on_epoch_end(self, epoch, logs=None):
+        epoch_seconds.append(time.time() - self.start)
+
+    self._callbacks = [*(self._callbacks or []), EpochSeconds()]
     start, cpu = time.time(), time.process_time()
     model = original_train(self, model_fn, train_ds_provider, epochs=epochs, **kwargs)
     current["train"] = {"examples": num_train * epochs, "seconds": time.time() - start,
                         "cpu_seconds": time.process_time() - cpu}
+    # The epochs after the first (its tracing and, in ours, the batch cache's first pass
+    # done), each with its validation: the steady state.
+    if len(epoch_seconds) > 1:
+      current["later_epochs"] = {"examples": num_train * (len(epoch_seconds) - 1),
+                                 "seconds": sum(epoch_seconds[1:]), "cpu_seconds": math.nan}
+    current["epoch_seconds"] = epoch_seconds
     return model
   runner.KerasTrainer.train = instrumented_train
 
@@ -223,6 +240,16 @@ def summarize(report: dict) -> None:
                  common.fmt_ratio(ratios[f"train_per_s_ours_over_{v}"]),
                  common.fmt_ratio(ratios[f"train_per_cpu_s_ours_over_{v}"]), ""))
   print(common.table(rows))
+  if all("later_epochs" in r for r in runs):  # runs before 2026-12-05 did not time epochs
+    later = {v: statistics.median(r["later_epochs"]["examples"] / r["later_epochs"]["seconds"]
+                                  for r in runs if r["variant"] == v) for v in present}
+    report["later_epochs_per_s_median"] = later
+    for v in present[1:]:
+      ratios[f"later_epochs_per_s_ours_over_{v}"] = later["ours"] / later[v]
+    print("\ntraining after the first epoch (median examples/s, validation included): " + ", ".join(
+        f"{v} {f(later[v])}" + ("" if v == "ours" else
+                                f" (ours {common.fmt_ratio(later['ours'] / later[v])})")
+        for v in present))
   if "memory" in report:  # runs before 2026-12-04 measured both variants in one process
     memory = report["memory"]
     report["targets"]["peak_rss_at_most_standalone"] = memory["ours"] <= memory["standalone"]
