@@ -333,6 +333,7 @@ def test_dynamic_mode_samples_with_the_sampling_spec(tmp_path):
   raw["pipeline"] = {"name": "tfx-gnn-rows-dynamic", "root": str(tmp_path / "root")}
   raw["sampling"] = {"spec_file": str(spec_file), "mode": "dynamic"}
   raw["trainer"] = {"epochs": 2, "batch_size": 32}
+  raw["model"]["num_rounds"] = 1  # the spec samples one hop (and each round is traced)
   raw["attribution"] = {"enabled": False}
   raw["report"] = {"enabled": False}
   config = config_lib.parse_config(raw, "rows", HERE)
