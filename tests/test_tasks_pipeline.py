@@ -1,15 +1,16 @@
-"""Link prediction (dot product, Hadamard) and graph-level classification and regression
-trained through the real pipeline (LocalDagRunner) on tiny data, exported, evaluated, blessed
-on their metric and served.
+"""Link prediction (dot product, Hadamard) trained through the real pipeline (LocalDagRunner)
+on tiny data, exported, evaluated, blessed on its metric and served; and the configs of the
+graph-level tasks (which tests/test_tfgnn_rows.py trains through the pipeline, served and
+counted as these runs are).
 
-Two module-scoped pipeline roots: the tiny MAG-shaped graph for link prediction (the second
-scorer reuses the cached link subgraphs: the sampler's seeds do not depend on the scorer),
-and a tiny graph collection for the graph-level tasks (regression reuses classification's
-ingest, validation and whole-graph examples).
+One module-scoped pipeline root: a small MAG-shaped graph without node labels (papers that
+cite papers, authors that write them) for link prediction, whose second scorer reuses the
+cached link subgraphs (the sampler's seeds do not depend on the scorer).
 """
 import glob
 import os
 
+import numpy as np
 import pytest
 
 import mlflow_template
@@ -60,17 +61,63 @@ def _ran(summary):
   assert "Attribution" not in summary["components"]  # root-node tasks only
 
 
+def _write_unlabelled_tables(directory):
+  """A citation graph in four communities, without labels: 120 papers with a noisy 4-d
+  community feature, each citing 3 papers of its own community; 30 authors (a 2-d noise
+  feature) who write 4 papers each (a MAG-shaped graph, heterogeneous)."""
+  import numpy as np
+  rng = np.random.default_rng(0)
+  community = np.arange(120) % 4
+  features = np.eye(4)[community] + rng.normal(0, 0.5, (120, 4))
+  with open(directory / "papers.csv", "w") as f:
+    f.write("id,f0,f1,f2,f3\n")
+    f.writelines(f"p{i}," + ",".join(f"{v:.3f}" for v in row) + "\n"
+                 for i, row in enumerate(features))
+  with open(directory / "cites.csv", "w") as f:
+    f.write("src,dst\n")
+    for i in range(120):
+      peers = np.flatnonzero((community == community[i]) & (np.arange(120) != i))
+      f.writelines(f"p{i},p{j}\n" for j in rng.choice(peers, 3, replace=False))
+  with open(directory / "authors.csv", "w") as f:
+    f.write("id,g0,g1\n")
+    f.writelines(f"a{k},{rng.normal():.3f},{rng.normal():.3f}\n" for k in range(30))
+  with open(directory / "writes.csv", "w") as f:
+    f.write("author,paper\n")
+    f.writelines(f"a{k % 30},p{i}\n" for k, i in enumerate(rng.permutation(120)))
+
+
+def _unlabelled_tables(directory):
+  return {"tables": {"directory": str(directory),
+                     "node_sets": {"paper": {"file": "papers.csv", "id_column": "id"},
+                                   "author": {"file": "authors.csv", "id_column": "id"}},
+                     "edge_sets": {"cites": {"file": "cites.csv", "source": "paper",
+                                             "target": "paper", "source_column": "src",
+                                             "target_column": "dst", "reverse": "cited_by"},
+                                   "writes": {"file": "writes.csv", "source": "author",
+                                              "target": "paper", "source_column": "author",
+                                              "target_column": "paper",
+                                              "reverse": "written"}}}}
+
+
+LINK_SAMPLING = {"hops": 2, "fanouts": {"cites": 3, "cited_by": 3, "written": 2, "writes": 2}}
+
+
 @pytest.fixture(scope="module")
 def link_root(tmp_path_factory):
-  return tmp_path_factory.mktemp("links")
+  root = tmp_path_factory.mktemp("links")
+  (root / "data").mkdir()
+  _write_unlabelled_tables(root / "data")
+  return root
 
 
 def _link_config(root, scorer):
-  return _config(root, task={"type": "link_prediction", "edge_set": "cites", "scorer": scorer},
+  return _config(root, data=_unlabelled_tables(root / "data"), sampling=LINK_SAMPLING,
+                 task={"type": "link_prediction", "edge_set": "cites", "scorer": scorer},
                  evaluation={"metric": "auc", "lower_bound": 0.0, "max_regression": 1.0})
 
 
 def test_link_prediction_dot_product_through_the_pipeline(link_root):
+  """Link prediction needs no node labels: a graph without them, sampled around its links."""
   import pandas as pd
   summary = local_runner.run(_link_config(link_root, "dot_product"))
   _ran(summary)
@@ -79,6 +126,8 @@ def test_link_prediction_dot_product_through_the_pipeline(link_root):
                                  "link_seeds", "test.csv"))
   test_pairs = pd.read_csv(seeds[0])
   assert summary["test_metrics"]["num_examples"] == len(test_pairs) > 0
+  # The graph has no node labels or node splits: the links are split instead.
+  assert len(test_pairs) == 2 * 36  # 10% of 360 citations, one negative each
   assert 2 * test_pairs.label.sum() == len(test_pairs)  # one negative per positive
   assert 0.0 <= summary["test_metrics"]["auc"] <= 1.0
   # The gate judges the link metric on the eval split against the trivial predictor's AUC
@@ -93,6 +142,10 @@ def test_link_prediction_dot_product_through_the_pipeline(link_root):
   # The shared projection of the endpoints' states is part of the served model.
   variables = model.signatures["serving_default"].variables
   assert any("linkpred_projection" in v.name for v in variables), [v.name for v in variables]
+  # A node task on the same tables is refused before anything runs, naming what is missing.
+  with pytest.raises(config_lib.ConfigError, match="needs a labelled node set"):
+    _config(link_root / "root2", data=_unlabelled_tables(link_root / "data"),
+            sampling={"hops": 1, "fanouts": {"cites": 3}})
 
 
 def test_projected_dot_product_is_the_librarys_dot_product_of_projected_states():
@@ -135,75 +188,37 @@ def test_link_prediction_hadamard_reuses_the_link_subgraphs(link_root):
   assert any("linkpred" in v.name for v in variables), [v.name for v in variables]
 
 
-def _unlabelled_tables(directory):
-  """A citation graph in four communities, without labels: 120 papers with a noisy 4-d
-  community feature, each citing 3 papers of its own community."""
-  import numpy as np
-  rng = np.random.default_rng(0)
-  community = np.arange(120) % 4
-  features = np.eye(4)[community] + rng.normal(0, 0.5, (120, 4))
-  with open(directory / "papers.csv", "w") as f:
-    f.write("id,f0,f1,f2,f3\n")
-    f.writelines(f"p{i}," + ",".join(f"{v:.3f}" for v in row) + "\n"
-                 for i, row in enumerate(features))
-  with open(directory / "cites.csv", "w") as f:
-    f.write("src,dst\n")
-    for i in range(120):
-      peers = np.flatnonzero((community == community[i]) & (np.arange(120) != i))
-      f.writelines(f"p{i},p{j}\n" for j in rng.choice(peers, 3, replace=False))
-  return {"tables": {"directory": str(directory),
-                     "node_sets": {"paper": {"file": "papers.csv", "id_column": "id"}},
-                     "edge_sets": {"cites": {"file": "cites.csv", "source": "paper",
-                                             "target": "paper", "source_column": "src",
-                                             "target_column": "dst", "reverse": "cited_by"}}}}
-
-
-def test_link_prediction_on_a_graph_without_labels(tmp_path):
-  """Link prediction needs no node labels or node splits: the links are split instead."""
-  data = _unlabelled_tables(tmp_path)
-  config = _config(tmp_path / "root", data=data, sampling={
-      "hops": 2, "fanouts": {"cites": 3, "cited_by": 3}},
-      task={"type": "link_prediction", "edge_set": "cites"},
-      evaluation={"metric": "auc", "lower_bound": 0.0, "max_regression": 1.0})
-  summary = local_runner.run(config)
-  _ran(summary)
-  assert summary["test_metrics"]["num_examples"] == 2 * 36  # 10% of 360 links, 1 negative each
-  # A node task on the same tables is refused before anything runs, naming what is missing.
-  with pytest.raises(config_lib.ConfigError, match="needs a labelled node set"):
-    _config(tmp_path / "root2", data=data, sampling={"hops": 1, "fanouts": {"cites": 3}})
-
-
-@pytest.fixture(scope="module")
-def graphs_root(tmp_path_factory):
-  return tmp_path_factory.mktemp("graphs")
-
-
-def _graphs_config(root, task, evaluation):
-  return _config(root, data={"synthetic_graphs": {"num_graphs": 60, "num_classes": 3,
-                                                  "feature_dim": 4, "max_nodes": 10}},
-                 sampling={}, task=task, evaluation=evaluation)
-
-
-def test_graph_classification_through_the_pipeline(graphs_root):
-  summary = local_runner.run(_graphs_config(
-      graphs_root, {"type": "graph_multiclass", "pooling": "sum"},
-      {"metric": "accuracy", "lower_bound": 0.0, "max_regression": 1.0}))
-  _ran(summary)
-  assert summary["test_metrics"]["num_examples"] == 12  # the collection's test graphs
-  assert 0.0 <= summary["test_metrics"]["accuracy"] <= 1.0
-  _, logits = _serve(summary, _test_examples(graphs_root))
-  assert logits.shape == (3, 3)
-
-
-def test_graph_regression_through_the_pipeline(graphs_root):
-  summary = local_runner.run(_graphs_config(
-      graphs_root, {"type": "graph_regression", "target_feature": "target",
-                    "regression_loss": "mae"},
-      {"metric": "mae", "upper_bound": 100.0, "max_regression": 100.0}))
-  _ran(summary)
-  assert summary["test_metrics"]["num_examples"] == 12 and summary["test_metrics"]["mae"] >= 0
-  _, logits = _serve(summary, _test_examples(graphs_root))
-  assert logits.shape == (3, 1)
+def test_graph_regression_reads_its_target_feature_from_the_graph_context():
+  """graph_regression's target_feature names a graph feature other than the label (the
+  synthetic collection's float `target`, its label the class): the loss reads it, and the
+  evaluator finds it in the context; an unknown one is named. (Graph-level runs through the
+  pipeline: tests/test_tfgnn_rows.py.)"""
+  import tensorflow as tf
+  import tensorflow_gnn as tfgnn
+  from tfx_gnn.components import graph_io
+  from tfx_gnn.components.gnn_trainer import tasks
+  graph = tfgnn.GraphTensor.from_pieces(
+      context=tfgnn.Context.from_fields(features={"label": tf.constant([2]),
+                                                  "target": tf.constant([0.75])}),
+      node_sets={"node": tfgnn.NodeSet.from_fields(sizes=[2], features={
+          tfgnn.HIDDEN_STATE: tf.constant([[1.0], [3.0]])})})
+  label = graph_io.Label("graph", "label", 3)
+  graphs = {"data": {"synthetic_graphs": {}}}
+  task = config_lib.parse_config({**graphs, "task": {
+      "type": "graph_regression", "target_feature": "target", "regression_loss": "mae"}}).task
+  made = tasks.make_tasks(task, label, gtspec=graph.spec)
+  assert made.target == ("context", "target")
+  _, labels = made.task.preprocess(graph)
+  np.testing.assert_allclose(np.reshape(labels.numpy(), [-1]), [0.75])
+  # Without target_feature the label itself is the target.
+  plain = tasks.make_tasks(task.model_copy(update={"target_feature": None}), label,
+                           gtspec=graph.spec)
+  assert plain.target == ("context", "label")
+  _, labels = plain.task.preprocess(graph)
+  np.testing.assert_allclose(np.reshape(labels.numpy(), [-1]), [2.0])
+  with pytest.raises(tasks.TaskError, match="reads graph feature 'score'"):
+    tasks.make_tasks(task.model_copy(update={"target_feature": "score"}), label,
+                     gtspec=graph.spec)
 
 
 def test_graph_level_tasks_sum_messages_unless_told_otherwise():

@@ -41,6 +41,27 @@ def _run(config) -> dict:
   return local_runner.run(config)
 
 
+def _ran_graph_task(summary):
+  """A graph-level run: trained, evaluated and pushed; no Attribution even where enabled (it
+  explains root-node tasks only)."""
+  for component in ("GnnTrainer", "GnnEvaluator", "Pusher"):
+    assert summary["components"][component] == "COMPLETE", summary["components"]
+  assert "Attribution" not in summary["components"]
+
+
+def _serve(summary, root, count=3):
+  """The pushed SavedModel's serving signature on the first `count` test examples."""
+  import glob
+  import tensorflow as tf
+  import tensorflow_gnn  # noqa: F401  (registers GraphTensor ops)
+  from tfx.utils import path_utils
+  files = glob.glob(os.path.join(root, "pipeline", "SubgraphSampler", "examples", "*",
+                                 "Split-test", "*"))
+  examples = [r.numpy() for r in tf.data.TFRecordDataset(files).take(count)]
+  model = tf.saved_model.load(path_utils.serving_model_path(summary["model_uri"]))
+  return model.signatures["serving_default"](examples=tf.constant(examples))["logits"]
+
+
 def _regression_tables(directory, n=300, seed=0):
   """n nodes with 4 noise features; each cites 3 others; its label is the mean of its cited
   nodes' f0 (times 2): a function of neighbour features only."""
@@ -122,20 +143,27 @@ def test_ingest_keeps_real_valued_labels_unless_num_classes_says_classes(tmp_pat
 
 @pytest.mark.slow
 def test_graph_regression_on_a_float_label_beats_the_mean_predictor(tmp_path):
+  """Also the graph-level regression task through the pipeline (tests/test_tasks_pipeline.py
+  ran it on its own before): the MAE loss, the test graphs all scored, the served output one
+  number per graph."""
   tables = _float_label_collection(tmp_path / "graphs", 150)
   del tables["num_classes"]
   summary = _run(_config(
       tmp_path / "root", data={"tables": tables}, sampling={},
       model={"template": "mt_albis", "num_rounds": 2, "units": 16, "message_dim": 16},
       trainer={"epochs": 20, "batch_size": 16, "learning_rate": 0.01},
-      task={"type": "graph_regression", "pooling": {"node": "mean"}},
-      evaluation={"metric": "r2", "max_regression": 100.0}))
+      task={"type": "graph_regression", "pooling": {"node": "mean"},
+            "regression_loss": "mae"},
+      evaluation={"metric": "r2", "max_regression": 100.0}, attribution={}))
+  _ran_graph_task(summary)
   mean = summary["evaluation"]["trivial"]["eval"]
   metrics, test = summary["eval_metrics"], summary["test_metrics"]
   print(f"\ngraph regression eval: mse {metrics['mse']:.4f} mae {metrics['mae']:.4f} "
         f"r2 {metrics['r2']:.4f}; mean predictor mse {mean['mse']:.4f}; test mse "
         f"{test['mse']:.4f} r2 {test['r2']:.4f}")
   assert metrics["mse"] < mean["mse"] and metrics["r2"] > 0.1 and summary["blessed"] is True
+  assert test["num_examples"] == 30 and test["mae"] >= 0  # the collection's test graphs
+  assert _serve(summary, tmp_path / "root").shape == (3, 1)
 
 
 # ---------------------------------------------------------------------- 2. edge features
@@ -231,6 +259,9 @@ def test_edge_features_apply_only_to_templates_that_read_them():
 # ------------------------------------------------------------------- 3. graph pooling
 @pytest.mark.slow
 def test_graph_classification_pools_the_configured_node_set(tmp_path):
+  """Also the graph-level classification task through the pipeline
+  (tests/test_tasks_pipeline.py ran it on its own before): the test graphs all scored, the
+  served logits one row per graph and one column per class."""
   config = _config(tmp_path / "root",
                    data={"synthetic_graphs": {"num_graphs": 300, "num_classes": 3,
                                               "feature_dim": 4, "max_nodes": 10}},
@@ -238,14 +269,17 @@ def test_graph_classification_pools_the_configured_node_set(tmp_path):
                                        "message_dim": 16},
                    trainer={"epochs": 15, "batch_size": 16, "learning_rate": 0.01},
                    task={"type": "graph_multiclass", "pooling": {"node": "sum"}},
-                   evaluation={"metric": "accuracy", "max_regression": 1.0})
+                   evaluation={"metric": "accuracy", "max_regression": 1.0}, attribution={})
   assert config.task.pooling == {"node": "sum"}
   summary = _run(config)
+  _ran_graph_task(summary)
   majority = summary["evaluation"]["trivial"]["eval"]["accuracy"]
   print(f"\npooling {{node: sum}}: eval accuracy {summary['eval_metrics']['accuracy']:.3f}, "
         f"test {summary['test_metrics']['accuracy']:.3f}; majority {majority:.3f}")
   assert summary["eval_metrics"]["accuracy"] > majority + 0.1
   assert summary["blessed"] is True
+  assert summary["test_metrics"]["num_examples"] == 60  # the collection's test graphs
+  assert _serve(summary, tmp_path / "root").shape == (3, 3)
 
 
 def test_several_node_sets_are_pooled_each_by_its_own_reduction():
@@ -299,6 +333,7 @@ def test_dynamic_mode_samples_with_the_sampling_spec(tmp_path):
   raw["pipeline"] = {"name": "tfx-gnn-rows-dynamic", "root": str(tmp_path / "root")}
   raw["sampling"] = {"spec_file": str(spec_file), "mode": "dynamic"}
   raw["trainer"] = {"epochs": 2, "batch_size": 32}
+  raw["model"]["num_rounds"] = 1  # the spec samples one hop (and each round is traced)
   raw["attribution"] = {"enabled": False}
   raw["report"] = {"enabled": False}
   config = config_lib.parse_config(raw, "rows", HERE)

@@ -91,46 +91,60 @@ def _ran(summary):
   assert summary["test_metrics"]["num_examples"] == 60
 
 
-# The classification mixed with Deep Graph Infomax's loss rides along one template's run.
-TASKS = {"hgt": {"type": "root_node_multiclass", "dgi_loss_weight": 0.5}}
+# Each template's run trains one task family, so that every family is trained, evaluated and
+# served through the pipeline without runs of its own: the classification mixed with Deep
+# Graph Infomax's loss, DGI alone, binary classification and regression (a run costs its
+# model's tracing: ~10 CPU s). Plain multiclass classification is the default template's in
+# test_two_local_workers_... and the user module's below. The binary and regression runs keep
+# bulk scoring (their own prediction columns: see zoo_config).
+TASKS = {
+    "mt_albis": ({"type": "dgi"}, None),
+    "hgt": ({"type": "root_node_multiclass", "dgi_loss_weight": 0.5}, None),
+    "gcn": ({"type": "root_node_binary"}, {"metric": "auc"}),
+    "graph_sage": ({"type": "root_node_regression", "regression_loss": "mae"},
+                   {"metric": "mae", "upper_bound": 10.0}),
+}
 
 
-@pytest.mark.parametrize("template", list(TEMPLATES))
-def test_template_trains_exports_and_serves_through_the_pipeline(root, template):
-  summary = local_runner.run(zoo_config(root, {"template": template, **TEMPLATES[template]},
-                                        TASKS.get(template),
-                                        trainer=TRAINER_OPTIONS.get(template)))
-  _ran(summary)
+def _multiclass(root, summary):
   assert 0 <= summary["test_metrics"]["accuracy"] <= 1
   assert _serve(root, summary)["logits"].shape == (3, 2)
 
 
-def test_binary_classification(root):
-  summary = local_runner.run(zoo_config(root, {}, {"type": "root_node_binary"},
-                                        {"metric": "auc"}))
-  _ran(summary)
+def _binary_classification(root, summary):
   assert 0 <= summary["test_metrics"]["auc"] <= 1
   assert _serve(root, summary)["logits"].shape == (3, 1)
 
 
-def test_regression(root):
-  summary = local_runner.run(zoo_config(
-      root, {}, {"type": "root_node_regression", "regression_loss": "mae"},
-      {"metric": "mae", "upper_bound": 10.0}))
-  _ran(summary)
+def _regression(root, summary):
   assert summary["test_metrics"]["mae"] >= 0 and "mse" in summary["test_metrics"]
   assert _serve(root, summary)["logits"].shape == (3, 1)
 
 
-def test_deep_graph_infomax_alone_writes_embeddings_per_subgraph(root):
+def _deep_graph_infomax_alone_writes_embeddings_per_subgraph(root, summary):
   import pyarrow.parquet as pq
-  summary = local_runner.run(zoo_config(root, {}, {"type": "dgi"}))
-  _ran(summary)  # the evaluator's metrics are a linear probe's on the embeddings
+  # _ran: the evaluator's metrics are a linear probe's on the embeddings.
   assert _serve(root, summary)["embeddings"].shape == (3, 8)
   table = pq.read_table(os.path.join(summary["model_uri"], "embeddings.parquet")).to_pandas()
   assert sorted(table.split.unique()) == ["eval", "test", "train"]
   assert len(table) == 300 and len(table.embedding.iloc[0]) == 8
   assert set(table.label) <= {0, 1}
+
+
+CHECKS = {"root_node_multiclass": _multiclass, "root_node_binary": _binary_classification,
+          "root_node_regression": _regression,
+          "dgi": _deep_graph_infomax_alone_writes_embeddings_per_subgraph}
+
+
+@pytest.mark.parametrize("template", list(TEMPLATES),
+                         ids=[f"{t}-{TASKS[t][0]['type']}" for t in TEMPLATES])
+def test_template_trains_exports_and_serves_through_the_pipeline(root, template):
+  task, evaluation = TASKS[template]
+  summary = local_runner.run(zoo_config(root, {"template": template, **TEMPLATES[template]},
+                                        task, evaluation,
+                                        trainer=TRAINER_OPTIONS.get(template)))
+  _ran(summary)
+  CHECKS[task["type"]](root, summary)
 
 
 def test_task_options_are_checked():
@@ -142,7 +156,9 @@ def test_two_local_workers_train_export_and_log_every_epoch(root):
   """trainer.num_workers 2: two worker processes (TF_CONFIG on localhost), the chief's export
   served, both workers' logs kept, and the chief's per-epoch metrics in MLflow."""
   import mlflow
-  config = zoo_config(root, {}, trainer={
+  # One round: each worker process traces the model (what the test reads does not depend on
+  # the model's depth).
+  config = zoo_config(root, {"num_rounds": 1}, trainer={
       "strategy": "multi_worker_mirrored", "num_workers": 2, "epochs": 2})
   summary = local_runner.run(config)
   _ran(summary)
