@@ -90,9 +90,11 @@ def crash_runs(mlflow_server):
       str(root / "config.yaml"), pipeline={"name": NAME, "root": str(root)},
       trainer={"epochs": EPOCHS, "batch_size": 8},
       mlflow={"tracking_uri": f"http://alice:{PASSWORD}@127.0.0.1:{port}"},
-      # Nothing here reads attributions or bulk predictions (their own tests do): off, they
-      # save the integrated-gradients export and two steps in each of the four runs to the end.
-      attribution={"enabled": False}, bulk_inference={"enabled": False})
+      # Nothing here reads attributions, bulk predictions or the run report (their own tests
+      # do): off, they save the integrated-gradients export and three steps in the run to the
+      # end.
+      attribution={"enabled": False}, bulk_inference={"enabled": False},
+      report={"enabled": False})
   metadata = str(root / "metadata.sqlite")
   pipeline_dir = root / "pipeline"
   env = {"MLFLOW_TRACKING_TOKEN": TOKEN}

@@ -62,7 +62,9 @@ def day_two_config(tmp_path) -> config_lib.Config:
       "model": {"template": "mt_albis", "num_rounds": 2, "units": 16, "message_dim": 16},
       "trainer": {"epochs": 6, "batch_size": 16},
       "evaluation": {"metric": "accuracy", "lower_bound": 0.0, "max_regression": 1.0},
+      # Nothing here reads attributions or bulk predictions (their own tests do).
       "attribution": {"enabled": False},
+      "bulk_inference": {"enabled": False},
   })
 
 

@@ -71,7 +71,9 @@ def raw_config(root, data_dir) -> dict:
       "sampling": {"hops": 2, "fanouts": {"cites": 3, "cited_by": 3}},
       "model": {"template": "mt_albis", "num_rounds": 2, "units": 16, "message_dim": 16},
       "trainer": {"epochs": 6, "batch_size": 32, "learning_rate": 0.005},
+      # Nothing here reads attributions or bulk predictions (their own tests do).
       "attribution": {"enabled": False},
+      "bulk_inference": {"enabled": False},
       # No `evaluation` section: the default gate.
   }
 

@@ -1,14 +1,15 @@
 """Dynamic sampling (`sampling.mode: dynamic`): the trainer samples fresh train subgraphs every
 epoch from the Graph artifact, through the real pipeline (LocalDagRunner) on the tiny graph.
 
-One module-scoped pipeline root: the classification run, then a DGI run that reuses the cached
-ingest, validator and sampler.
+One module-scoped pipeline root: the classification run, then a DGI run and a two-worker run that
+reuse the cached ingest, validator and sampler.
 """
 import os
 
 import pytest
 import yaml
 
+import mlflow_template
 from tfx_gnn.pipelines import config as config_lib
 from tfx_gnn.components import lineage
 from tfx_gnn.pipelines import local_runner
@@ -19,7 +20,7 @@ HERE = os.path.dirname(__file__)
 TINY = os.path.join(HERE, "configs", "tiny.yaml")
 
 
-def dynamic_config(root, task=None, trainer=None) -> config_lib.Config:
+def dynamic_config(root, task=None, trainer=None, **sections) -> config_lib.Config:
   with open(TINY) as f:
     raw = yaml.safe_load(f)
   raw["pipeline"]["root"] = str(root)
@@ -30,6 +31,7 @@ def dynamic_config(root, task=None, trainer=None) -> config_lib.Config:
   # Attribution and the run report have their own tests; here they would only add minutes.
   raw["attribution"] = {"enabled": False}
   raw["report"] = {"enabled": False}
+  raw.update(sections)
   return config_lib.parse_config(raw, "dynamic", HERE)
 
 
@@ -37,6 +39,7 @@ def dynamic_config(root, task=None, trainer=None) -> config_lib.Config:
 def run(tmp_path_factory):
   root = tmp_path_factory.mktemp("dynamic")
   config = dynamic_config(root)
+  mlflow_template.copy_into(config)  # not a test of MLflow's first start
   summary = local_runner.run(config)
   store = lineage.open_store(config.metadata_path)
   outputs = {ref.type: ref for r in lineage.executions(store, summary["run_id"])
@@ -176,16 +179,20 @@ def test_with_two_workers_each_samples_its_own_shard_of_the_seeds(run):
   assert sorted(map(str, [*rebuilt.seeds(0, 0, 2), *rebuilt.seeds(0, 1, 2)])) == sorted(
       map(str, seeds))
   assert sum(map(len, shards)) == len(seeds)
-  # Through the pipeline: two local workers, dynamic sampling in each.
-  two = dynamic_config(root / "two_workers", trainer={
-      "strategy": "multi_worker_mirrored", "num_workers": 2})
+  # Through the pipeline: two local workers, dynamic sampling in each. On the module's root,
+  # so ingest, validation and sampling are the first run's (cached); no bulk inference (the
+  # first run's).
+  two = dynamic_config(root, trainer={"strategy": "multi_worker_mirrored", "num_workers": 2},
+                       bulk_inference={"enabled": False})
   result = local_runner.run(two)
   assert result["components"]["GnnTrainer"] == "COMPLETE", result["components"]
+  assert result["components"]["SubgraphSampler"] == "CACHED", result["components"]
   ev = result["evaluation"]
   print(f"\ndynamic, two workers: test accuracy {result['test_metrics']['accuracy']:.4f} "
         f"(majority {ev['trivial']['test']['accuracy']:.4f}); one worker "
         f"{summary['test_metrics']['accuracy']:.4f}")
   assert result["test_metrics"]["accuracy"] > ev["trivial"]["test"]["accuracy"] + 0.1
-  logs = [os.path.join(d, f) for d, _, files in os.walk(root / "two_workers") for f in files
+  # The module's other runs train in-process: these are the two workers' logs.
+  logs = [os.path.join(d, f) for d, _, files in os.walk(root) for f in files
           if f.startswith("worker-") and f.endswith(".log")]
   assert len(logs) == 2, logs

@@ -231,9 +231,11 @@ def test_two_concurrent_runs_on_postgres_both_push(postgres, tmp_path, monkeypat
       str(tmp_path / "conc.yaml"), pipeline={"name": "pg-conc", "root": str(tmp_path),
                                              "metadata": postgres.url("conc_mlmd")},
       mlflow={"tracking_uri": postgres.url("conc_mlflow")},
-      # The demo run above runs every step on PostgreSQL; here attribution and bulk inference
-      # would only add their steps (and the integrated-gradients export) to both runs.
-      attribution={"enabled": False}, bulk_inference={"enabled": False})
+      # The demo run above runs every step on PostgreSQL; here attribution, bulk inference and
+      # the run report would only add their steps (and the integrated-gradients export) to both
+      # runs.
+      attribution={"enabled": False}, bulk_inference={"enabled": False},
+      report={"enabled": False})
   start = time.time()
   runs = [support.Run(config, str(tmp_path / f"run{i}.log"),
                       env={"PGPASSWORD": postgres.password}) for i in (1, 2)]

@@ -234,12 +234,12 @@ def test_two_runs_from_scratch_at_once_on_the_sqlite_defaults_both_succeed(tmp_p
   import reliability_support as support
   from mlflow.tracking import MlflowClient
   from tfx_gnn.components import lineage
-  # Attribution and bulk inference off: they have their own tests, and here would only add
-  # their steps (and the integrated-gradients export) to both runs on 2 cores.
+  # Attribution, bulk inference and the run report off: they have their own tests, and here
+  # would only add their steps (and the integrated-gradients export) to both runs on 2 cores.
   config = support.write_config(str(tmp_path / "conc.yaml"),
                                 pipeline={"name": "sqlite-conc", "root": str(tmp_path)},
                                 attribution={"enabled": False},
-                                bulk_inference={"enabled": False})
+                                bulk_inference={"enabled": False}, report={"enabled": False})
   start = time.time()
   runs = [support.Run(config, str(tmp_path / f"run{i}.log")) for i in (1, 2)]
   codes = [run.wait() for run in runs]
