@@ -228,7 +228,10 @@ def tiny_run(tmp_path_factory):
   for flag in ("", "--quiet", "--verbose"):
     after_pusher_off = ["--set", "bulk_inference.enabled=false",
                         "--set", "report.enabled=false"] if flag else []
-    args = ["run", TINY, "--set", f"pipeline.root={root}",
+    # One round of message passing: a cheaper model to trace, export and load (an in-process
+    # tiny run 8.0 against 11.4 CPU s; eval 0.57-0.63 against the gate's 0.355, two rounds
+    # 0.73).
+    args = ["run", TINY, "--set", f"pipeline.root={root}", "--set", "model.num_rounds=1",
             "--set", "attribution.enabled=false"] + after_pusher_off + ([flag] if flag else [])
     runs[flag] = tfx_gnn(*args, timeout=900)
     assert runs[flag].returncode == 0, runs[flag].stderr[-3000:]

@@ -69,7 +69,8 @@ def raw_config(root, data_dir) -> dict:
           # A large eval split: chance must not clear the gate's margin by luck.
           "splits": {"ratios": {"train": 0.4, "eval": 0.4, "test": 0.2}, "seed": 0}}},
       "sampling": {"hops": 2, "fanouts": {"cites": 3, "cited_by": 3}},
-      "model": {"template": "mt_albis", "num_rounds": 2, "units": 16, "message_dim": 16},
+      # One round of message passing: a cheaper model to trace, export and load in each run.
+      "model": {"template": "mt_albis", "num_rounds": 1, "units": 16, "message_dim": 16},
       "trainer": {"epochs": 6, "batch_size": 32, "learning_rate": 0.005},
       # Nothing here reads attributions or bulk predictions (their own tests do).
       "attribution": {"enabled": False},
