@@ -10,7 +10,6 @@ import argparse
 import os
 import statistics
 import tempfile
-import time
 
 from benchmarks import input_bench
 
@@ -30,26 +29,11 @@ def main(argv=None) -> None:
   parser.add_argument("--no-eval", action="store_true", help="train without validation")
   parser.add_argument("--workdir", default="/tmp/inbench")
   args = parser.parse_args(argv)
-  prep = input_bench.prepare(argparse.Namespace(
-      papers=4000, config="pipelines/configs/demo.yaml", epochs=1, shards=4,
-      workdir=args.workdir))
-  import tensorflow as tf
-  from tfx_gnn.components import graph_io
+  prep, config, schema, label = input_bench.demo_training_inputs(args.workdir)
   from tfx_gnn.components.gnn_trainer import training
-  config = input_bench._config(argparse.Namespace(
-      papers=4000, config="pipelines/configs/demo.yaml", epochs=1))
-  schema = graph_io.read_schema_file(graph_io.subgraph_schema_path(prep["examples"]))
-  label = graph_io.read_label(prep["graph_dir"])
   times: list[float] = []
-
-  class EpochTimes(tf.keras.callbacks.Callback):
-    def on_epoch_begin(self, epoch, logs=None):
-      self.start = time.time()
-
-    def on_epoch_end(self, epoch, logs=None):
-      times.append(time.time() - self.start)
-
-  training.EpochProgress = EpochTimes  # the trainer's own per-epoch callback, replaced
+  # The trainer's own per-epoch callback, replaced.
+  training.EpochProgress = input_bench.epoch_timer(times)
   chosen = args.variants.split(",")
   rates: dict[str, list[float]] = {v: [] for v in chosen}
   n = prep["train_examples"]

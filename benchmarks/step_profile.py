@@ -15,7 +15,6 @@ import glob
 import json
 import os
 import tempfile
-import time
 
 from benchmarks import common, input_bench
 
@@ -42,32 +41,22 @@ def main(argv=None) -> None:
   parser.add_argument("--workdir", default="/tmp/inbench")
   parser.add_argument("--out", default=None, help="JSON of the shares")
   args = parser.parse_args(argv)
-  prep = input_bench.prepare(argparse.Namespace(
-      papers=4000, config="pipelines/configs/demo.yaml", epochs=1, shards=4,
-      workdir=args.workdir))
+  prep, config, schema, label = input_bench.demo_training_inputs(args.workdir)
   import tensorflow as tf
-  from tfx_gnn.components import graph_io
   from tfx_gnn.components.gnn_trainer import training
-  config = input_bench._config(argparse.Namespace(
-      papers=4000, config="pipelines/configs/demo.yaml", epochs=1))
-  schema = graph_io.read_schema_file(graph_io.subgraph_schema_path(prep["examples"]))
-  label = graph_io.read_label(prep["graph_dir"])
   logdir = tempfile.mkdtemp(dir=args.workdir, prefix="profile-")
   epoch_s: list[float] = []
 
-  class ProfileOneEpoch(tf.keras.callbacks.Callback):
-    def __init__(self, *_, **__):
-      super().__init__()
-
+  class ProfileOneEpoch(input_bench.epoch_timer(epoch_s)):
     def on_epoch_begin(self, epoch, logs=None):
-      self.start = time.time()
+      super().on_epoch_begin(epoch, logs)
       if epoch + 1 == args.epoch:
         tf.profiler.experimental.start(logdir)
 
     def on_epoch_end(self, epoch, logs=None):
       if epoch + 1 == args.epoch:
         tf.profiler.experimental.stop()
-      epoch_s.append(time.time() - self.start)
+      super().on_epoch_end(epoch, logs)
 
   training.EpochProgress = ProfileOneEpoch  # the trainer's own per-epoch callback, replaced
   trainer = config.trainer.model_copy(update={"epochs": args.epoch,
